@@ -1,0 +1,10 @@
+//! ONNX protobuf messages (prost), committed pre-generated so that building needs no `protoc`.
+//!
+//! Regenerate with `cargo run --manifest-path tools/gen-proto/Cargo.toml` after updating
+//! `proto/onnx-ml.proto` (copied from the `onnx` Python package).
+
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+mod onnx;
+
+pub use onnx::*;
+pub use prost::Message;

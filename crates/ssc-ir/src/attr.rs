@@ -1,0 +1,158 @@
+//! Op attributes: the scalar, list and tensor kinds the passes read, and opaque kinds kept verbatim.
+
+use bytes::Bytes;
+
+use crate::Tensor;
+
+/// Which ONNX attribute kind an opaque attribute holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpaqueAttrKind {
+    Graph,
+    Graphs,
+    SparseTensor,
+    SparseTensors,
+    TypeProto,
+    TypeProtos,
+    /// A reference to a function attribute (`ref_attr_name`) or an attribute of unknown type.
+    Other,
+}
+
+/// An attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Float(f32),
+    Int(i64),
+    String(Bytes),
+    Tensor(Tensor),
+    Floats(Vec<f32>),
+    Ints(Vec<i64>),
+    Strings(Vec<Bytes>),
+    Tensors(Vec<Tensor>),
+    /// Subgraphs, sparse tensors and type protos: the I/O layer's encoded attribute, written back
+    /// byte for byte. Outer-scope values a subgraph reads are recorded as the op's captures.
+    Opaque { kind: OpaqueAttrKind, encoded: Bytes },
+}
+
+/// A named attribute of an op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribute {
+    pub name: String,
+    pub value: AttrValue,
+    pub doc_string: Option<String>,
+}
+
+impl Attribute {
+    pub fn new(name: impl Into<String>, value: AttrValue) -> Attribute {
+        Attribute {
+            name: name.into(),
+            value,
+            doc_string: None,
+        }
+    }
+
+    pub fn int(name: impl Into<String>, v: i64) -> Attribute {
+        Attribute::new(name, AttrValue::Int(v))
+    }
+
+    pub fn ints(name: impl Into<String>, v: Vec<i64>) -> Attribute {
+        Attribute::new(name, AttrValue::Ints(v))
+    }
+
+    pub fn float(name: impl Into<String>, v: f32) -> Attribute {
+        Attribute::new(name, AttrValue::Float(v))
+    }
+
+    pub fn string(name: impl Into<String>, v: &str) -> Attribute {
+        Attribute::new(name, AttrValue::String(Bytes::copy_from_slice(v.as_bytes())))
+    }
+
+    /// A short name of the value's kind, for error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.value {
+            AttrValue::Float(_) => "float",
+            AttrValue::Int(_) => "int",
+            AttrValue::String(_) => "string",
+            AttrValue::Tensor(_) => "tensor",
+            AttrValue::Floats(_) => "floats",
+            AttrValue::Ints(_) => "ints",
+            AttrValue::Strings(_) => "strings",
+            AttrValue::Tensors(_) => "tensors",
+            AttrValue::Opaque { kind, .. } => match kind {
+                OpaqueAttrKind::Graph => "graph",
+                OpaqueAttrKind::Graphs => "graphs",
+                OpaqueAttrKind::SparseTensor => "sparse_tensor",
+                OpaqueAttrKind::SparseTensors => "sparse_tensors",
+                OpaqueAttrKind::TypeProto => "type_proto",
+                OpaqueAttrKind::TypeProtos => "type_protos",
+                OpaqueAttrKind::Other => "opaque",
+            },
+        }
+    }
+}
+
+/// Typed attribute look-ups with errors that name the node and attribute.
+impl crate::OpDesc {
+    fn typed<'a, T>(
+        &'a self,
+        name: &str,
+        expected: &'static str,
+        pick: impl Fn(&'a AttrValue) -> Option<T>,
+    ) -> Result<Option<T>, crate::IrError> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) => pick(&a.value).map(Some).ok_or_else(|| crate::IrError::AttrKind {
+                node: if self.name.is_empty() {
+                    self.op_type.clone()
+                } else {
+                    self.name.clone()
+                },
+                attr: name.to_string(),
+                expected,
+                found: a.kind_name(),
+            }),
+        }
+    }
+
+    pub fn get_int(&self, name: &str) -> Result<Option<i64>, crate::IrError> {
+        self.typed(name, "int", |v| match v {
+            AttrValue::Int(i) => Some(*i),
+            _ => None,
+        })
+    }
+
+    pub fn get_float(&self, name: &str) -> Result<Option<f32>, crate::IrError> {
+        self.typed(name, "float", |v| match v {
+            AttrValue::Float(f) => Some(*f),
+            _ => None,
+        })
+    }
+
+    pub fn get_ints(&self, name: &str) -> Result<Option<&[i64]>, crate::IrError> {
+        self.typed(name, "ints", |v| match v {
+            AttrValue::Ints(i) => Some(i.as_slice()),
+            _ => None,
+        })
+    }
+
+    pub fn get_floats(&self, name: &str) -> Result<Option<&[f32]>, crate::IrError> {
+        self.typed(name, "floats", |v| match v {
+            AttrValue::Floats(f) => Some(f.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// A string attribute, decoded as UTF-8 (lossily: ONNX strings are meant to be UTF-8).
+    pub fn get_string(&self, name: &str) -> Result<Option<String>, crate::IrError> {
+        self.typed(name, "string", |v| match v {
+            AttrValue::String(s) => Some(String::from_utf8_lossy(s).into_owned()),
+            _ => None,
+        })
+    }
+
+    pub fn get_tensor(&self, name: &str) -> Result<Option<&Tensor>, crate::IrError> {
+        self.typed(name, "tensor", |v| match v {
+            AttrValue::Tensor(t) => Some(t),
+            _ => None,
+        })
+    }
+}
