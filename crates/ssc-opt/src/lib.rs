@@ -1,0 +1,43 @@
+//! The ssc-opt library facade: load, optimise, inspect and save ONNX models.
+//!
+//! The CLI is a thin layer over this crate; other compilers use it the same way.
+//!
+//! ```no_run
+//! let loaded = ssc_opt::load(std::path::Path::new("model.onnx"))?;
+//! let mut model = loaded.model;
+//! let report = ssc_opt::optimize(&mut model, &ssc_opt::Options::default())?;
+//! ssc_opt::save(&model, std::path::Path::new("model.opt.onnx"), &Default::default())?;
+//! eprintln!("{}", report.summary());
+//! # Ok::<(), ssc_opt::Error>(())
+//! ```
+
+mod inspect;
+mod optimize;
+
+pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
+pub use optimize::{optimize, Options, Report};
+pub use ssc_ir as ir;
+pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
+
+use std::path::Path;
+
+/// Everything the facade can fail with; each variant wraps the layer below.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Onnx(#[from] ssc_onnx::OnnxError),
+    #[error("{0}")]
+    Ir(#[from] ssc_ir::IrError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Reads an ONNX model, resolving external data next to it.
+pub fn load(path: &Path) -> Result<Loaded, Error> {
+    Ok(ssc_onnx::load(path)?)
+}
+
+/// Writes a model atomically (never a partial file).
+pub fn save(model: &ir::Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Error> {
+    Ok(ssc_onnx::save(model, path, opts)?)
+}
