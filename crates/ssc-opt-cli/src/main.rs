@@ -35,6 +35,31 @@ struct Cli {
 enum Command {
     /// Print opsets, inputs and outputs, op counts, parameters and per-layer MACs.
     Inspect(InspectArgs),
+    /// Run a model on .npy or seeded random inputs and write one OUTPUT.npy per output.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The ONNX model to run.
+    #[arg(value_name = "MODEL.onnx")]
+    model: PathBuf,
+    /// An input: `NAME=FILE.npy`, or `NAME=random` for seeded random data (repeatable). With no
+    /// --input at all, every input is random.
+    #[arg(long = "input", value_name = "NAME=FILE.npy|random")]
+    inputs: Vec<String>,
+    /// Where to write the outputs (one `NAME.npy` each); nothing is written without it.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Seed for random inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fix a symbolic input shape for random data, e.g. `input:1,3,224,224` (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME:DIMS")]
+    input_shapes: Vec<String>,
+    /// Print only the output lines, no summary.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +135,7 @@ fn main() -> ExitCode {
     let quiet = cli.optimize.quiet;
     let result = match cli.command {
         Some(Command::Inspect(a)) => cmd_inspect(&a),
+        Some(Command::Run(a)) => cmd_run(&a),
         None => cmd_optimize(&cli.optimize),
     };
     match result {
@@ -148,6 +174,18 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
         bail!(
             "{}: output is the input file; pass --overwrite to replace it",
             output.display()
+        );
+    }
+    // Checked before reading, so a typo in -o fails at once rather than after the work.
+    let out_dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !out_dir.is_dir() {
+        bail!(
+            "{}: refusing to write: directory `{}` does not exist",
+            output.display(),
+            out_dir.display()
         );
     }
     let start = Instant::now();
@@ -238,5 +276,94 @@ fn cmd_inspect(a: &InspectArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", info.to_text());
     }
+    Ok(())
+}
+
+/// A file name for an output: ONNX names may hold `/` or `:`, which a path cannot.
+fn output_file_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    format!("{safe}.npy")
+}
+
+fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
+    let loaded = ssc_opt::load(&a.model)?;
+    for w in &loaded.warnings {
+        eprintln!("ssc-opt: warning: {w}");
+    }
+    let model = loaded.model;
+    let shapes = parse_input_shapes(&a.input_shapes)?;
+    if let Some(dir) = &a.output_dir {
+        if !dir.is_dir() {
+            bail!("--output-dir {}: not a directory", dir.display());
+        }
+    }
+    let inputs = if a.inputs.is_empty() {
+        ssc_opt::random_inputs(&model, &shapes, a.seed)?
+    } else {
+        let feeds = a
+            .inputs
+            .iter()
+            .map(|spec| {
+                let (name, src) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--input `{spec}`: expected NAME=FILE.npy or NAME=random"))?;
+                let feed = if src == "random" {
+                    ssc_opt::Feed::Random
+                } else {
+                    ssc_opt::Feed::File(PathBuf::from(src))
+                };
+                Ok((name.to_string(), feed))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        ssc_opt::prepare_inputs(&model, &feeds, &shapes, a.seed)?
+    };
+    let start = Instant::now();
+    let outputs = ssc_opt::run_reference(&model, &inputs)?;
+    let elapsed = start.elapsed();
+    for (name, t) in &outputs {
+        let stats = t
+            .to_f64_vec()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                format!(" min {min:.6} max {max:.6} mean {mean:.6}")
+            })
+            .unwrap_or_default();
+        println!("{name}: {}{:?}{stats}", t.dtype, t.dims);
+        if let Some(dir) = &a.output_dir {
+            let path = dir.join(output_file_name(name));
+            let bytes = ssc_opt::encode_npy(t, &path.display().to_string())?;
+            write_file_atomic(&path, &bytes)?;
+        }
+    }
+    if !a.quiet {
+        eprintln!(
+            "ssc-opt: ran {} ({} inputs, {} outputs) with the reference executor in {:.3} s",
+            a.model.display(),
+            inputs.len(),
+            outputs.len(),
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary sibling and a rename, so no partial file is ever left.
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ssc-opt-")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}", path.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("{}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!("{}: {}", path.display(), e.error))?;
     Ok(())
 }

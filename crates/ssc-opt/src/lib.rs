@@ -12,10 +12,14 @@
 //! ```
 
 mod inspect;
+mod npy;
 mod optimize;
+mod run;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
+pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
+pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
 pub use ssc_ir as ir;
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 
@@ -28,6 +32,10 @@ pub enum Error {
     Onnx(#[from] ssc_onnx::OnnxError),
     #[error("{0}")]
     Ir(#[from] ssc_ir::IrError),
+    #[error(transparent)]
+    Exec(#[from] ssc_exec::ExecError),
+    #[error(transparent)]
+    Npy(#[from] npy::NpyError),
     #[error("{0}")]
     Usage(String),
 }

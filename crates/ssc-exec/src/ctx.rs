@@ -1,0 +1,147 @@
+//! The view an op kernel gets of its node: attributes with defaults, inputs by slot, the opset,
+//! and an error constructor that names the node.
+
+use ssc_ir::{AttrValue, OpDesc};
+
+use crate::value::{Array, Val};
+use crate::ExecError;
+
+pub(crate) type Result<T> = std::result::Result<T, ExecError>;
+
+/// One node being evaluated.
+pub(crate) struct Ctx<'a> {
+    pub desc: &'a OpDesc,
+    pub label: &'a str,
+    pub opset: i64,
+    pub inputs: &'a [Option<&'a Val>],
+    /// How many output slots the node has (optional outputs may be requested or not).
+    pub n_out: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn err(&self, msg: impl Into<String>) -> ExecError {
+        ExecError::Node {
+            node: self.label.to_string(),
+            op_type: self.desc.op_type.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    fn ir<T>(&self, r: std::result::Result<T, ssc_ir::IrError>) -> Result<T> {
+        r.map_err(|e| self.err(e.to_string()))
+    }
+
+    // ----- inputs -----
+
+    /// Whether input `i` is present (not beyond the list and not an empty slot).
+    pub fn has(&self, i: usize) -> bool {
+        matches!(self.inputs.get(i), Some(Some(_)))
+    }
+
+    /// Required tensor input `i`.
+    pub fn input(&self, i: usize) -> Result<&'a Array> {
+        self.opt_input(i)?
+            .ok_or_else(|| self.err(format!("missing required input {i}")))
+    }
+
+    /// Optional tensor input `i`.
+    pub fn opt_input(&self, i: usize) -> Result<Option<&'a Array>> {
+        match self.inputs.get(i) {
+            None | Some(None) => Ok(None),
+            Some(Some(Val::Tensor(a))) => Ok(Some(a)),
+            Some(Some(Val::Seq(..))) => {
+                Err(self.err(format!("input {i} is a sequence, not a tensor")))
+            }
+        }
+    }
+
+    /// Required sequence input `i`.
+    pub fn seq_input(&self, i: usize) -> Result<(ssc_ir::DataType, &'a [Array])> {
+        match self.inputs.get(i) {
+            Some(Some(Val::Seq(dt, items))) => Ok((*dt, items)),
+            Some(Some(Val::Tensor(_))) => {
+                Err(self.err(format!("input {i} is a tensor, not a sequence")))
+            }
+            _ => Err(self.err(format!("missing required input {i}"))),
+        }
+    }
+
+    /// Optional integer-list input `i` (axes, pads, shape...), as i64.
+    pub fn opt_ints_input(&self, i: usize) -> Result<Option<Vec<i64>>> {
+        match self.opt_input(i)? {
+            None => Ok(None),
+            Some(a) => a.to_i64_vec().map(Some).ok_or_else(|| {
+                self.err(format!(
+                    "input {i} must be an integer tensor, not {}",
+                    a.dtype()
+                ))
+            }),
+        }
+    }
+
+    /// Optional scalar (or one-element) input `i`, widened to f64.
+    pub fn opt_scalar_input(&self, i: usize) -> Result<Option<f64>> {
+        match self.opt_input(i)? {
+            None => Ok(None),
+            Some(a) if a.len() == 1 => Ok(Some(a.to_f64_vec()[0])),
+            Some(a) => Err(self.err(format!(
+                "input {i} must hold one element, not shape {:?}",
+                a.shape
+            ))),
+        }
+    }
+
+    // ----- attributes -----
+
+    pub fn has_attr(&self, name: &str) -> bool {
+        self.desc.attr(name).is_some()
+    }
+
+    pub fn int(&self, name: &str, default: i64) -> Result<i64> {
+        Ok(self.ir(self.desc.get_int(name))?.unwrap_or(default))
+    }
+
+    pub fn float(&self, name: &str, default: f32) -> Result<f32> {
+        Ok(self.ir(self.desc.get_float(name))?.unwrap_or(default))
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> Result<String> {
+        Ok(self
+            .ir(self.desc.get_string(name))?
+            .unwrap_or_else(|| default.to_string()))
+    }
+
+    pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(self.ir(self.desc.get_ints(name))?.map(<[i64]>::to_vec))
+    }
+
+    pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        Ok(self.ir(self.desc.get_floats(name))?.map(<[f32]>::to_vec))
+    }
+
+    /// A tensor attribute, decoded.
+    pub fn tensor_attr(&self, name: &str) -> Result<Option<Array>> {
+        match self.ir(self.desc.get_tensor(name))? {
+            None => Ok(None),
+            Some(t) => Array::from_tensor(t)
+                .map(Some)
+                .map_err(|e| self.err(format!("attribute `{name}`: {e}"))),
+        }
+    }
+
+    /// The name of every attribute present, for ops that take one of several (Constant).
+    pub fn attr_names(&self) -> Vec<&'a str> {
+        self.desc
+            .attrs
+            .iter()
+            .filter(|a| !matches!(a.value, AttrValue::Opaque { .. }))
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+
+    /// Normalises an axis against `rank`, with an error naming the attribute or input.
+    pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
+        crate::layout::norm_axis(axis, rank)
+            .ok_or_else(|| self.err(format!("axis {axis} is out of range for rank {rank}")))
+    }
+}

@@ -1,0 +1,163 @@
+//! The op table: every supported op type, the kernel that runs it and the first opset the
+//! executor runs it at. [`crate::check_supported`] and evaluation both read this one table.
+
+mod conv;
+pub(crate) mod elementwise;
+mod matmul;
+mod misc;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod sequence;
+mod shape;
+mod window;
+
+use crate::ctx::{Ctx, Result};
+use crate::value::Val;
+
+/// A kernel: evaluates one node, returning its outputs in slot order (optional outputs that
+/// were not requested may be left off the end).
+pub(crate) type Kernel = fn(&Ctx) -> Result<Vec<Val>>;
+
+/// `(op type, kernel, first supported opset)`, sorted by op type.
+pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
+    ("Abs", elementwise::unary, 1),
+    ("Add", elementwise::arith, 1),
+    ("And", elementwise::compare, 1),
+    ("ArgMax", reduce::arg_extreme, 1),
+    ("ArgMin", reduce::arg_extreme, 1),
+    ("AveragePool", pool::avg_lp_pool, 1),
+    ("BatchNormalization", norm::batch_norm, 1),
+    ("Cast", misc::cast, 6),
+    ("CastLike", misc::cast, 15),
+    ("Ceil", elementwise::unary, 1),
+    ("Celu", elementwise::unary, 12),
+    ("Clip", elementwise::clip, 6),
+    ("Concat", shape::concat, 1),
+    ("ConcatFromSequence", sequence::sequence, 11),
+    ("Constant", misc::constant, 1),
+    ("ConstantOfShape", misc::constant_of_shape, 9),
+    ("Conv", conv::conv, 1),
+    ("ConvTranspose", conv::conv_transpose, 1),
+    ("Cos", elementwise::unary, 7),
+    ("Div", elementwise::arith, 1),
+    ("Dropout", misc::dropout, 1),
+    ("Elu", elementwise::unary, 1),
+    ("Equal", elementwise::compare, 1),
+    ("Erf", elementwise::unary, 9),
+    ("Exp", elementwise::unary, 1),
+    ("Expand", shape::expand, 8),
+    ("Flatten", shape::flatten, 1),
+    ("Floor", elementwise::unary, 1),
+    ("Gather", shape::gather, 1),
+    ("GatherElements", shape::gather_elements, 11),
+    ("Gelu", elementwise::unary, 20),
+    ("Gemm", matmul::gemm, 1),
+    ("GlobalAveragePool", pool::global_pool, 1),
+    ("GlobalLpPool", pool::global_pool, 2),
+    ("GlobalMaxPool", pool::global_pool, 1),
+    ("Greater", elementwise::compare, 1),
+    ("GreaterOrEqual", elementwise::compare, 12),
+    ("HardSigmoid", elementwise::unary, 1),
+    ("HardSwish", elementwise::unary, 14),
+    ("Hardmax", reduce::softmax, 1),
+    ("Identity", misc::identity, 1),
+    ("InstanceNormalization", norm::instance_norm, 1),
+    ("IsInf", elementwise::is_nan_inf, 10),
+    ("IsNaN", elementwise::is_nan_inf, 9),
+    ("LRN", norm::lrn, 1),
+    ("LayerNormalization", norm::layer_norm, 17),
+    ("LeakyRelu", elementwise::unary, 1),
+    ("Less", elementwise::compare, 1),
+    ("LessOrEqual", elementwise::compare, 12),
+    ("Log", elementwise::unary, 1),
+    ("LogSoftmax", reduce::softmax, 1),
+    ("LpPool", pool::avg_lp_pool, 2),
+    ("MatMul", matmul::mat_mul, 1),
+    ("Max", elementwise::variadic, 1),
+    ("MaxPool", pool::max_pool, 1),
+    ("Mean", elementwise::variadic, 1),
+    ("Min", elementwise::variadic, 1),
+    ("Mish", elementwise::unary, 18),
+    ("Mod", elementwise::arith, 10),
+    ("Mul", elementwise::arith, 1),
+    ("Neg", elementwise::unary, 1),
+    ("Not", elementwise::not, 1),
+    ("Or", elementwise::compare, 1),
+    ("PRelu", elementwise::prelu, 1),
+    ("Pad", shape::pad, 2),
+    ("Pow", elementwise::arith, 1),
+    ("Range", misc::range, 11),
+    ("Reciprocal", elementwise::unary, 1),
+    ("ReduceL1", reduce::reduce, 1),
+    ("ReduceL2", reduce::reduce, 1),
+    ("ReduceLogSum", reduce::reduce, 1),
+    ("ReduceLogSumExp", reduce::reduce, 1),
+    ("ReduceMax", reduce::reduce, 1),
+    ("ReduceMean", reduce::reduce, 1),
+    ("ReduceMin", reduce::reduce, 1),
+    ("ReduceProd", reduce::reduce, 1),
+    ("ReduceSum", reduce::reduce, 1),
+    ("ReduceSumSquare", reduce::reduce, 1),
+    ("Relu", elementwise::unary, 1),
+    ("Reshape", shape::reshape, 1),
+    ("Resize", resize::resize, 10),
+    ("Round", elementwise::unary, 11),
+    ("Selu", elementwise::unary, 1),
+    ("SequenceAt", sequence::sequence, 11),
+    ("SequenceConstruct", sequence::sequence, 11),
+    ("SequenceEmpty", sequence::sequence, 11),
+    ("SequenceErase", sequence::sequence, 11),
+    ("SequenceInsert", sequence::sequence, 11),
+    ("SequenceLength", sequence::sequence, 11),
+    ("Shape", shape::shape, 1),
+    ("Shrink", elementwise::unary, 9),
+    ("Sigmoid", elementwise::unary, 1),
+    ("Sign", elementwise::unary, 9),
+    ("Sin", elementwise::unary, 7),
+    ("Size", shape::size, 1),
+    ("Slice", shape::slice, 1),
+    ("Softmax", reduce::softmax, 1),
+    ("Softplus", elementwise::unary, 1),
+    ("Softsign", elementwise::unary, 1),
+    ("Split", shape::split, 2),
+    ("SplitToSequence", sequence::sequence, 11),
+    ("Sqrt", elementwise::unary, 1),
+    ("Squeeze", shape::squeeze, 1),
+    ("Sub", elementwise::arith, 1),
+    ("Sum", elementwise::variadic, 1),
+    ("Tanh", elementwise::unary, 1),
+    ("ThresholdedRelu", elementwise::unary, 10),
+    ("Tile", shape::tile, 6),
+    ("Transpose", shape::transpose, 1),
+    ("Unsqueeze", shape::unsqueeze, 1),
+    ("Upsample", resize::resize, 7),
+    ("Where", elementwise::where_op, 9),
+    ("Xor", elementwise::compare, 1),
+];
+
+/// The table entry of `op_type`.
+pub(crate) fn lookup(op_type: &str) -> Option<(Kernel, i64)> {
+    OPS.binary_search_by(|(name, ..)| (*name).cmp(op_type))
+        .ok()
+        .map(|i| (OPS[i].1, OPS[i].2))
+}
+
+/// Runs the node's kernel.
+pub(crate) fn eval(ctx: &Ctx) -> Result<Vec<Val>> {
+    match lookup(&ctx.desc.op_type) {
+        Some((kernel, _)) => kernel(ctx),
+        None => Err(ctx.err("unsupported op type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for w in super::OPS.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Runs the ONNX package's model test data (pytorch-converted, pytorch-operator, light, simple)
+//! through the executor and compares with the stored outputs: the executor's conformance
+//! check against real exporter output.
+//!
+//! The data ships inside the `onnx` Python package; the Python is `$SSC_OPT_PYTHON`, else the
+//! workspace `.venv`, else `/tmp/venvtest/v`. Without it the test prints a loud SKIP and passes.
+//!
+//! Tolerance: an output passes when `max|got - want| <= 1e-4 * max(max|want|, 1e-6)`. This is
+//! norm-wise rather than per element on purpose: the stored outputs come from other float32
+//! implementations whose summation order differs from ours, so an element near zero inside a
+//! large output can differ by a few ulps of the output's scale without anything being wrong,
+//! while a real bug (a wrong pad, a swapped axis) moves values by a sizable fraction of that
+//! scale. Where the test data documents its own tolerance (the `data.json` of the light
+//! models: numpy `allclose` with rtol/atol), an output that meets it also passes. Types and
+//! shapes must match exactly.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ssc_exec::{check_supported, Executor};
+use ssc_ir::{DataType, Model, Tensor};
+
+const NORM_RTOL: f64 = 1e-4;
+
+fn onnx_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("SSC_OPT_PYTHON") {
+        candidates.push(p.into());
+    }
+    candidates.push(root.join(".venv/bin/python3"));
+    candidates.push("/tmp/venvtest/v/bin/python".into());
+    for py in candidates {
+        let out = Command::new(&py)
+            .args([
+                "-c",
+                "import onnx, os; print(os.path.dirname(onnx.__file__))",
+            ])
+            .output();
+        if let Ok(out) = out {
+            if out.status.success() {
+                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                if dir.join("backend/test/data").is_dir() {
+                    return Some(dir);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// One case's outcome.
+enum Outcome {
+    Passed,
+    Unsupported(BTreeSet<String>),
+    Failed(String),
+}
+
+/// Per-folder tallies.
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    supported: usize,
+    passed: usize,
+    unsupported: Vec<(String, BTreeSet<String>)>,
+    failures: Vec<(String, String)>,
+}
+
+/// numpy `allclose` tolerances documented by a case, if any.
+#[derive(Clone, Copy)]
+struct Documented {
+    rtol: f64,
+    atol: f64,
+}
+
+fn read_documented(path: &Path) -> Option<Documented> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // A tiny flat-JSON reader: the files are one object of numbers and strings.
+    let num = |key: &str| -> Option<f64> {
+        let at = text.find(&format!("\"{key}\""))?;
+        let rest = &text[at + key.len() + 2..];
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().ok()
+    };
+    Some(Documented {
+        rtol: num("rtol")?,
+        atol: num("atol")?,
+    })
+}
+
+fn compare(got: &Tensor, want: &Tensor, doc: Option<Documented>) -> Result<(), String> {
+    if got.dtype != want.dtype || got.dims != want.dims {
+        return Err(format!(
+            "got {} {:?}, want {} {:?}",
+            got.dtype, got.dims, want.dtype, want.dims
+        ));
+    }
+    let (g, w) = match (got.to_f64_vec(), want.to_f64_vec()) {
+        (Some(g), Some(w)) => (g, w),
+        _ => {
+            return if got == want {
+                Ok(())
+            } else {
+                Err("non-numeric outputs differ".into())
+            }
+        }
+    };
+    let scale = w.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-6);
+    let mut max_err = 0f64;
+    let mut allclose = true;
+    for (&a, &b) in g.iter().zip(&w) {
+        if a.is_nan() || b.is_nan() {
+            if a.is_nan() != b.is_nan() {
+                return Err(format!("NaN mismatch: got {a}, want {b}"));
+            }
+            continue;
+        }
+        let e = (a - b).abs();
+        max_err = max_err.max(e);
+        if let Some(d) = doc {
+            allclose &= e <= d.atol + d.rtol * b.abs();
+        }
+    }
+    if max_err <= NORM_RTOL * scale || (doc.is_some() && allclose) {
+        Ok(())
+    } else {
+        Err(format!(
+            "max |err| {max_err:.3e} > {NORM_RTOL:e} * {scale:.3e}{}",
+            if doc.is_some() {
+                " (and documented allclose fails)"
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
+fn missing_ops(model: &Model) -> Option<BTreeSet<String>> {
+    let e = check_supported(model).err()?;
+    let list = e.unsupported()?;
+    Some(
+        list.iter()
+            .map(|u| {
+                let mut s = if u.domain.is_empty() {
+                    u.op_type.clone()
+                } else {
+                    format!("{}::{}", u.domain, u.op_type)
+                };
+                if !u.reason.is_empty() {
+                    s.push_str(&format!(" ({})", u.reason));
+                }
+                s
+            })
+            .collect(),
+    )
+}
+
+/// Runs `model` on `feeds` and compares graph output k with `expected[k]`.
+fn run_and_compare(
+    model: &Model,
+    feeds: Vec<(String, Tensor)>,
+    expected: &[Tensor],
+    doc: Option<Documented>,
+) -> Result<(), String> {
+    let ex = Executor::new(model).map_err(|e| e.to_string())?;
+    let out = ex.run(&feeds).map_err(|e| e.to_string())?;
+    if out.len() < expected.len() {
+        return Err(format!(
+            "{} outputs, {} expected",
+            out.len(),
+            expected.len()
+        ));
+    }
+    for (k, ((name, got), want)) in out.iter().zip(expected).enumerate() {
+        compare(got, want, doc).map_err(|e| format!("output {k} `{name}`: {e}"))?;
+    }
+    Ok(())
+}
+
+fn sorted_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let k = name
+                .strip_prefix(prefix)?
+                .strip_suffix(".pb")?
+                .parse()
+                .ok()?;
+            Some((k, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// A case directory with `model.onnx` and `test_data_set_*`.
+fn run_case_dir(dir: &Path) -> Outcome {
+    let model = match ssc_onnx::load_model(&dir.join("model.onnx")) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(format!("load: {e}")),
+    };
+    if let Some(ops) = missing_ops(&model) {
+        return Outcome::Unsupported(ops);
+    }
+    let doc = read_documented(&dir.join("data.json"));
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set"))
+        })
+        .collect();
+    sets.sort();
+    let g = &model.graph;
+    for set in sets {
+        let mut feeds = Vec::new();
+        for (k, p) in sorted_files(&set, "input_").iter().enumerate() {
+            let (name, t) = match ssc_onnx::load_tensor_pb(p) {
+                Ok(x) => x,
+                Err(e) => return Outcome::Failed(format!("load {}: {e}", p.display())),
+            };
+            // The runner feeds input_k to graph input k; the stored name, when it names a
+            // graph input, says the same.
+            let by_name = g.inputs().iter().any(|&v| g.value(v).name == name);
+            let name = if by_name {
+                name
+            } else {
+                match g.inputs().get(k) {
+                    Some(&v) => g.value(v).name.clone(),
+                    None => return Outcome::Failed(format!("input_{k} has no graph input")),
+                }
+            };
+            feeds.push((name, t));
+        }
+        let mut expected = Vec::new();
+        for p in sorted_files(&set, "output_") {
+            match ssc_onnx::load_tensor_pb(&p) {
+                Ok((_, t)) => expected.push(t),
+                Err(e) => return Outcome::Failed(format!("load {}: {e}", p.display())),
+            }
+        }
+        let set_name = set.file_name().unwrap().to_string_lossy().into_owned();
+        if let Err(e) = run_and_compare(&model, feeds, &expected, doc) {
+            return Outcome::Failed(format!("{set_name}: {e}"));
+        }
+    }
+    Outcome::Passed
+}
+
+/// A light model: inputs follow the onnx backend runner's `generate_dummy_data(random=False)`:
+/// every graph input that is not an initializer gets `arange(n).reshape(shape) / n` as float32,
+/// unknown dims taken as 1.
+fn run_light(model_path: &Path, real_dir: &Path) -> Outcome {
+    let model = match ssc_onnx::load_model(model_path) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(format!("load: {e}")),
+    };
+    if let Some(ops) = missing_ops(&model) {
+        return Outcome::Unsupported(ops);
+    }
+    let stem = model_path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let g = &model.graph;
+    let mut feeds = Vec::new();
+    for &v in g.inputs() {
+        if g.initializer(v).is_some() {
+            continue;
+        }
+        let val = g.value(v);
+        let Some(ty) = val.ty.as_ref().and_then(|t| t.tensor()) else {
+            return Outcome::Failed(format!("input `{}` has no tensor type", val.name));
+        };
+        if ty.elem != DataType::Float {
+            return Outcome::Failed(format!("input `{}` is not float", val.name));
+        }
+        let dims: Vec<usize> = ty
+            .shape
+            .as_ref()
+            .map(|s| s.iter().map(|d| d.known().unwrap_or(1)).collect())
+            .unwrap_or_default();
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n).map(|k| (k as f64 / n as f64) as f32).collect();
+        feeds.push((val.name.clone(), Tensor::from_f32(dims, &data)));
+    }
+    let mut expected = Vec::new();
+    for k in 0..g.outputs().len() {
+        let p = model_path.with_file_name(format!("{stem}_output_{k}.pb"));
+        match ssc_onnx::load_tensor_pb(&p) {
+            Ok((_, t)) => expected.push(t),
+            Err(e) => return Outcome::Failed(format!("load {}: {e}", p.display())),
+        }
+    }
+    let name = stem.trim_start_matches("light_");
+    let doc = read_documented(&real_dir.join(format!("test_{name}/data.json")));
+    match run_and_compare(&model, feeds, &expected, doc) {
+        Ok(()) => Outcome::Passed,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+#[test]
+fn onnx_backend_test_data() {
+    let Some(onnx) = onnx_dir() else {
+        eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+        eprintln!("SKIP onnx_backend_test_data: no Python with the `onnx` package found");
+        eprintln!("(set SSC_OPT_PYTHON, or create /work/main/.venv)");
+        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+        return;
+    };
+    let data = onnx.join("backend/test/data");
+    let only = std::env::var("SSC_EXEC_TESTDATA_ONLY").ok();
+    let mut report = String::new();
+    let mut total = Tally::default();
+    for folder in ["pytorch-converted", "pytorch-operator", "light", "simple"] {
+        let dir = data.join(folder);
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        let mut tally = Tally::default();
+        for path in entries {
+            let case = path.file_name().unwrap().to_string_lossy().into_owned();
+            if only.as_deref().is_some_and(|o| !case.contains(o)) {
+                continue;
+            }
+            let outcome = if folder == "light" {
+                if path.extension().is_none_or(|e| e != "onnx") {
+                    continue;
+                }
+                run_light(&path, &data.join("real"))
+            } else if path.join("model.onnx").is_file() {
+                run_case_dir(&path)
+            } else {
+                continue;
+            };
+            tally.cases += 1;
+            match outcome {
+                Outcome::Passed => {
+                    tally.supported += 1;
+                    tally.passed += 1;
+                }
+                Outcome::Unsupported(ops) => tally.unsupported.push((case, ops)),
+                Outcome::Failed(msg) => {
+                    tally.supported += 1;
+                    tally.failures.push((case, msg));
+                }
+            }
+        }
+        report.push_str(&format!(
+            "{folder:<18} cases {:>3}  supported {:>3}  passed {:>3}\n",
+            tally.cases, tally.supported, tally.passed
+        ));
+        for (case, ops) in &tally.unsupported {
+            let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+            report.push_str(&format!("    unsupported {case}: {}\n", ops.join(", ")));
+        }
+        for (case, msg) in &tally.failures {
+            report.push_str(&format!("    FAILED {case}: {msg}\n"));
+        }
+        total.cases += tally.cases;
+        total.supported += tally.supported;
+        total.passed += tally.passed;
+        total.failures.extend(tally.failures);
+    }
+    report.push_str(&format!(
+        "{:<18} cases {:>3}  supported {:>3}  passed {:>3}\n",
+        "total", total.cases, total.supported, total.passed
+    ));
+    println!("\nonnx backend test data ({})\n{report}", data.display());
+    assert!(
+        total.failures.is_empty(),
+        "{} supported case(s) failed:\n{report}",
+        total.failures.len()
+    );
+}
