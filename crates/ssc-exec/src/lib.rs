@@ -10,13 +10,19 @@
 //! * [`check_supported`] lists every op the executor cannot run, without running anything.
 //! * [`eval_node`] evaluates one node on constant inputs, for constant folding.
 //!
-//! Precision policy: tensors keep their element type (f16/bf16 are widened to f32 for Conv and
-//! MatMul and rounded back). Elementwise float math is done in f64 and rounded once, which for
-//! `+ - * /` gives exactly the native f32 result. Reductions, Softmax sums, Mean, pooling
-//! averages and normalisation statistics accumulate in f64. Conv, ConvTranspose, Gemm and
-//! MatMul accumulate dot products fully in f64 (see `linalg`), so their f32 results are
-//! almost always correctly rounded. Integer arithmetic goes through i128 and wraps to the
-//! element type like C; integer division truncates toward zero.
+//! Precision policy: every output keeps its input's element type; f16 and bf16 compute
+//! through f32/f64 and round back once. Elementwise float math is done in f64 and rounded once,
+//! which for `+ - * /` gives exactly the native f32 result (and is closer than native f32 for
+//! exp, tanh, erf...). Reductions, Softmax sums, Sum/Mean, pooling averages and normalisation
+//! statistics accumulate in f64. Conv, ConvTranspose, Gemm and MatMul accumulate dot products
+//! fully in f64 (see `linalg`: f32 products are exact in f64), so their f32 results are almost
+//! always correctly rounded. Integer arithmetic goes through i128 and wraps to the element type
+//! like C; integer division truncates toward zero. (Integer Gemm/MatMul results pass through
+//! f64 and are exact only below 2^53.)
+//!
+//! Where the ONNX spec text, onnxruntime and the ONNX reference implementation disagree
+//! (ConvTranspose `output_shape` padding, Resize's real-valued resized length), the executor
+//! follows the reference implementation, which produced the conformance test data.
 //!
 //! Architecture invariant: depends only on `ssc-ir` (plus `half` and `thiserror`); it knows
 //! nothing of protobuf, passes or the JIT. One op family per file under `ops/`, all registered

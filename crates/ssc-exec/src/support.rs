@@ -1,7 +1,7 @@
 //! Static support checks: which ops of a model the executor cannot run, all found in one pass
 //! so the error lists every one of them.
 
-use ssc_ir::{AttrValue, Model, OpDesc};
+use ssc_ir::{AttrValue, DataType, Model, OpDesc};
 
 use crate::error::{ExecError, Unsupported};
 use crate::ops::lookup;
@@ -126,8 +126,20 @@ pub fn check_supported(model: &Model) -> Result<(), ExecError> {
     let opset = model.onnx_opset();
     let mut bad = Vec::new();
     for op in g.op_ids() {
-        let desc = &g.op(op).desc;
-        if let Some(reason) = unsupported_reason(desc, opset) {
+        let o = g.op(op);
+        let desc = &o.desc;
+        // Element types the executor cannot hold (strings, float8, sub-byte...), when the
+        // graph declares them on the op's values.
+        let bad_dtype = || {
+            o.inputs()
+                .iter()
+                .chain(o.outputs())
+                .flatten()
+                .filter_map(|&v| g.value(v).ty.as_ref()?.tensor().map(|t| t.elem))
+                .find(|&dt| !is_supported_dtype(dt) && dt != DataType::Unknown(0))
+                .map(|dt| format!("{dt} tensors"))
+        };
+        if let Some(reason) = unsupported_reason(desc, opset).or_else(bad_dtype) {
             bad.push(Unsupported {
                 node: g.op_label(op),
                 op_type: desc.op_type.clone(),

@@ -77,6 +77,9 @@ fn conv_dims(ctx: &Ctx, x: &Array, w: &Array, transpose: bool) -> Result<ConvDim
     let group = group as usize;
     let c = x.shape[1];
     let kernel = w.shape[2..].to_vec();
+    if kernel.contains(&0) {
+        return Err(ctx.err(format!("weight {:?} has an empty kernel", w.shape)));
+    }
     if let Some(ks) = ctx.ints("kernel_shape")? {
         if ks.iter().map(|&k| k as usize).ne(kernel.iter().copied()) {
             return Err(ctx.err(format!(
@@ -194,33 +197,44 @@ fn conv_impl<T: Real + Elem>(
     (shape, y)
 }
 
-/// ConvTranspose geometry: explicit or `auto_pad` pads, `output_padding`, `output_shape`.
+/// ConvTranspose geometry, as the ONNX reference implementation (which produced the
+/// conformance data) resolves it:
 ///
-/// Without `output_shape`, `out = s * (in - 1) + output_padding + (k - 1) * d + 1 - pb - pe`
-/// (and `in * s` under `SAME_*`). With it, the total padding is derived from the requested size
-/// and split as the spec says: the odd unit goes to the beginning except for `SAME_UPPER`.
+/// * explicit `pads` (or none, under `NOTSET`/`VALID`) are used as given, and the output is
+///   `output_shape` if set, else `s * (in - 1) + output_padding + (k - 1) * d + 1 - pb - pe`;
+///   an `output_shape` off that size crops or zero-extends the end;
+/// * `SAME_UPPER`/`SAME_LOWER` without `pads`: the output is `output_shape` or `in * s`, and
+///   the total padding `full - out` (negative when the output is larger) is split with floor
+///   division, the larger half at the end for `SAME_UPPER` and at the beginning otherwise.
 fn transpose_geometry(ctx: &Ctx, input: &[usize], kernel: &[usize]) -> Result<Geometry> {
     let n = input.len();
     let strides = spatial_attr(ctx, "strides", n)?;
     let dilations = spatial_attr(ctx, "dilations", n)?;
     let out_pad = match ctx.ints("output_padding")? {
         None => vec![0; n],
-        Some(v) if v.len() == n && v.iter().all(|&p| p >= 0) => {
-            v.iter().map(|&p| p as usize).collect()
-        }
+        Some(v) if v.len() == n && v.iter().all(|&p| p >= 0) => v,
         Some(v) => return Err(ctx.err(format!("bad output_padding {v:?}"))),
     };
     let auto_pad = ctx.string("auto_pad", "NOTSET")?;
+    if !matches!(
+        auto_pad.as_str(),
+        "NOTSET" | "VALID" | "SAME_UPPER" | "SAME_LOWER"
+    ) {
+        return Err(ctx.err(format!("unknown auto_pad `{auto_pad}`")));
+    }
     let out_shape = match ctx.ints("output_shape")? {
         None => None,
         // Either the spatial sizes or the full shape (N, C, spatial...).
-        Some(v) if v.len() == n || v.len() == n + 2 => Some(
-            v[v.len() - n..]
-                .iter()
-                .map(|&x| x.max(0) as usize)
-                .collect::<Vec<_>>(),
-        ),
+        Some(v) if (v.len() == n || v.len() == n + 2) && v.iter().all(|&x| x >= 0) => {
+            Some(v[v.len() - n..].to_vec())
+        }
         Some(v) => return Err(ctx.err(format!("bad output_shape {v:?}"))),
+    };
+    let pads = match ctx.ints("pads")? {
+        Some(p) if p.len() != 2 * n => return Err(ctx.err(format!("bad pads {p:?}"))),
+        Some(p) => Some(p),
+        None if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => None,
+        None => Some(vec![0; 2 * n]),
     };
     let mut g = Geometry {
         kernel: kernel.to_vec(),
@@ -230,42 +244,36 @@ fn transpose_geometry(ctx: &Ctx, input: &[usize], kernel: &[usize]) -> Result<Ge
         pad_end: vec![0; n],
         out: vec![0; n],
     };
-    let explicit = ctx.ints("pads")?;
-    if let Some(p) = &explicit {
-        if p.len() != 2 * n || p.iter().any(|&x| x < 0) {
-            return Err(ctx.err(format!("bad pads {p:?}")));
-        }
-    }
     for d in 0..n {
         let span = (kernel[d] - 1) * g.dilations[d] + 1;
-        let full = g.strides[d] * (input[d].max(1) - 1) + out_pad[d] + span;
-        let split = |total: usize, upper: bool| {
-            let small = total / 2;
-            if upper {
-                (small, total - small)
-            } else {
-                (total - small, small)
+        let full = (g.strides[d] * input[d].saturating_sub(1) + span) as i64 + out_pad[d];
+        let out = match &pads {
+            Some(p) => {
+                g.pad_begin[d] = p[d];
+                g.pad_end[d] = p[n + d];
+                match &out_shape {
+                    Some(os) => os[d],
+                    None => full - p[d] - p[n + d],
+                }
+            }
+            None => {
+                let out = out_shape
+                    .as_ref()
+                    .map_or((input[d] * g.strides[d]) as i64, |os| os[d]);
+                let total = full - out;
+                let half = total.div_euclid(2);
+                (g.pad_begin[d], g.pad_end[d]) = if auto_pad == "SAME_UPPER" {
+                    (half, total - half)
+                } else {
+                    (total - half, half)
+                };
+                out
             }
         };
-        if let Some(os) = &out_shape {
-            let total = full
-                .checked_sub(os[d])
-                .ok_or_else(|| ctx.err(format!("output_shape {os:?} is too large")))?;
-            (g.pad_begin[d], g.pad_end[d]) = split(total, auto_pad == "SAME_UPPER");
-            g.out[d] = os[d];
-        } else if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" {
-            g.out[d] = input[d] * g.strides[d];
-            let total = full.saturating_sub(g.out[d]);
-            (g.pad_begin[d], g.pad_end[d]) = split(total, auto_pad == "SAME_UPPER");
-        } else {
-            if let (Some(p), "NOTSET") = (&explicit, auto_pad.as_str()) {
-                g.pad_begin[d] = p[d] as usize;
-                g.pad_end[d] = p[n + d] as usize;
-            }
-            g.out[d] = full
-                .checked_sub(g.pad_begin[d] + g.pad_end[d])
-                .ok_or_else(|| ctx.err("pads exceed the output size"))?;
+        if out < 0 {
+            return Err(ctx.err(format!("pads {:?} exceed the output size", pads)));
         }
+        g.out[d] = out as usize;
     }
     Ok(g)
 }

@@ -66,6 +66,10 @@ fn unary_fn(ctx: &Ctx) -> Result<Unary> {
         "Softsign" => float_only(|x| x / (1.0 + x.abs())),
         "Softplus" => float_only(softplus),
         "Mish" => float_only(|x| x * softplus(x).tanh()),
+        "Swish" => {
+            let a = alpha(1.0)?;
+            float_only(move |x| x * sigmoid(a * x))
+        }
         "Elu" => {
             let a = alpha(1.0)?;
             float_only(move |x| if x < 0.0 { a * (x.exp() - 1.0) } else { x })
@@ -278,15 +282,21 @@ pub(crate) fn arith(ctx: &Ctx) -> Result<Vec<crate::value::Val>> {
         return Err(ctx.err(format!("operand types differ: {dt} and {}", b.dtype())));
     }
     let fmod = ctx.int("fmod", 0)? != 0;
-    if op == "Mod" && dt.is_float() && !fmod {
-        return Err(ctx.err("floating-point Mod requires fmod=1"));
-    }
     let ff: fn(f64, f64) -> f64 = match op {
         "Add" => |p, q| p + q,
         "Sub" => |p, q| p - q,
         "Mul" => |p, q| p * q,
         "Div" => |p, q| p / q,
-        "Mod" => |p, q| p % q,
+        "Mod" if fmod => |p, q| p % q,
+        // numpy's `mod`: the result takes the divisor's sign.
+        "Mod" => |p, q| {
+            let r = p % q;
+            if r != 0.0 && (r < 0.0) != (q < 0.0) {
+                r + q
+            } else {
+                r
+            }
+        },
         _ => return Err(ctx.err("not an arithmetic op")),
     };
     let fi: fn(i128, i128) -> Option<i128> = match op {

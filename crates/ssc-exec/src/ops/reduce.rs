@@ -73,7 +73,11 @@ pub(crate) fn reduce(ctx: &Ctx) -> Result<Vec<Val>> {
     };
     let op = ctx.desc.op_type.as_str();
     let dt = x.dtype();
-    let out = dispatch!(num dt, T => {
+    let is_bool = dt == ssc_ir::DataType::Bool;
+    if is_bool && !matches!(op, "ReduceMax" | "ReduceMin") {
+        return Err(ctx.err("bool tensors reduce only with ReduceMax and ReduceMin"));
+    }
+    let out = dispatch!(all dt, T => {
         let xv = x.slice::<T>().expect("dtype matches");
         let v: Vec<T> = match op {
             "ReduceMax" | "ReduceMin" => {
@@ -85,7 +89,12 @@ pub(crate) fn reduce(ctx: &Ctx) -> Result<Vec<Val>> {
                         Some(a) => super::elementwise::pick(a, xv[k], max),
                     });
                 });
-                let empty = T::from_f64(if max { f64::NEG_INFINITY } else { f64::INFINITY });
+                // The identity of max / min: -inf / +inf, clamped for integers; false / true.
+                let empty = if is_bool {
+                    T::from_i128(!max as i128)
+                } else {
+                    T::from_f64(if max { f64::NEG_INFINITY } else { f64::INFINITY })
+                };
                 acc.into_iter().map(|a| a.unwrap_or(empty)).collect()
             }
             _ if !T::IS_FLOAT && matches!(op, "ReduceSum" | "ReduceMean" | "ReduceProd" | "ReduceSumSquare" | "ReduceL1") => {

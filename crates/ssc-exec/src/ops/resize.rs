@@ -197,7 +197,10 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
     Ok(vec![outa.into()])
 }
 
-/// Maps output index `o` back to an input coordinate.
+/// Maps output index `o` back to an input coordinate. As in the ONNX reference, the
+/// "resized length" of `align_corners`, `pytorch_half_pixel` and `tf_crop_and_resize` is the
+/// real `scale * len_in`, not the integer output size (they differ when the scale does not
+/// divide evenly).
 fn source_coord(
     spec: &Spec,
     o: usize,
@@ -207,36 +210,37 @@ fn source_coord(
     roi: (f64, f64),
 ) -> Option<f64> {
     let x = o as f64;
-    let (li, lo) = (len_in as f64, len_out as f64);
+    let li = len_in as f64;
+    let lo = scale * li;
     Some(match spec.coord.as_str() {
         "half_pixel" => (x + 0.5) / scale - 0.5,
         "half_pixel_symmetric" => {
-            let adj = lo / (scale * li);
+            let adj = len_out as f64 / lo;
             let offset = li / 2.0 * (1.0 - adj);
             offset + (x + 0.5) / scale - 0.5
         }
         "pytorch_half_pixel" => {
-            if len_out > 1 {
-                (x + 0.5) / scale - 0.5
+            if lo == 1.0 {
+                -0.5
             } else {
-                0.0
+                (x + 0.5) / scale - 0.5
             }
         }
         "align_corners" => {
-            if len_out > 1 {
-                x * (li - 1.0) / (lo - 1.0)
-            } else {
+            if lo == 1.0 {
                 0.0
+            } else {
+                x * (li - 1.0) / (lo - 1.0)
             }
         }
         "asymmetric" => x / scale,
         "tf_half_pixel_for_nn" => (x + 0.5) / scale,
         "tf_crop_and_resize" => {
             let (s, e) = roi;
-            if len_out > 1 {
-                s * (li - 1.0) + x * (e - s) * (li - 1.0) / (lo - 1.0)
-            } else {
+            if lo == 1.0 {
                 0.5 * (s + e) * (li - 1.0)
+            } else {
+                s * (li - 1.0) + x * (e - s) * (li - 1.0) / (lo - 1.0)
             }
         }
         _ => return None,

@@ -99,7 +99,8 @@ fn axes_arg(ctx: &Ctx) -> Result<Option<Vec<i64>>> {
 pub(crate) fn squeeze(ctx: &Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let mut drop = vec![false; x.rank()];
-    match axes_arg(ctx)? {
+    // An empty axes list means "not given": squeeze every unit dim.
+    match axes_arg(ctx)?.filter(|a| !a.is_empty()) {
         None => {
             for (d, &n) in drop.iter_mut().zip(&x.shape) {
                 *d = n == 1;
@@ -172,6 +173,69 @@ pub(crate) fn transpose(ctx: &Ctx) -> Result<Vec<Val>> {
     one(x.take(out, &idx, None))
 }
 
+/// Reads `x` as an array of `view` (same element count), permutes its axes by `perm` and
+/// returns the result with shape `out` (the permuted view's element count).
+fn permute_view(x: &Array, view: &[usize], perm: &[usize], out: Vec<usize>) -> Array {
+    let vs = strides(view);
+    let pshape: Vec<usize> = perm.iter().map(|&p| view[p]).collect();
+    let ps: Vec<usize> = perm.iter().map(|&p| vs[p]).collect();
+    let mut idx = Vec::with_capacity(x.len());
+    walk(&pshape, [&ps], |_, [o]| idx.push(o));
+    x.take(out, &idx, None)
+}
+
+/// DepthToSpace (modes DCR and CRD) and SpaceToDepth on N x C x H x W.
+pub(crate) fn depth_space(ctx: &Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let b = ctx.int("blocksize", 0)?;
+    if x.rank() != 4 || b < 1 {
+        return Err(ctx.err(format!(
+            "needs a 4-D input and a positive blocksize, not {:?} and {b}",
+            x.shape
+        )));
+    }
+    let b = b as usize;
+    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    if ctx.desc.op_type == "SpaceToDepth" {
+        if h % b != 0 || w % b != 0 {
+            return Err(ctx.err(format!("{:?} is not divisible by blocksize {b}", x.shape)));
+        }
+        let view = [n, c, h / b, b, w / b, b];
+        // Mode (opset 25) as for DepthToSpace: DCR puts the block offset outermost.
+        let perm = match ctx.string("mode", "DCR")?.as_str() {
+            "DCR" => [0, 3, 5, 1, 2, 4],
+            "CRD" => [0, 1, 3, 5, 2, 4],
+            other => return Err(ctx.err(format!("unknown mode `{other}`"))),
+        };
+        return one(permute_view(
+            x,
+            &view,
+            &perm,
+            vec![n, c * b * b, h / b, w / b],
+        ));
+    }
+    if c % (b * b) != 0 {
+        return Err(ctx.err(format!("{c} channels do not divide by blocksize^2")));
+    }
+    let co = c / (b * b);
+    let out = vec![n, co, h * b, w * b];
+    match ctx.string("mode", "DCR")?.as_str() {
+        "DCR" => one(permute_view(
+            x,
+            &[n, b, b, co, h, w],
+            &[0, 3, 4, 1, 5, 2],
+            out,
+        )),
+        "CRD" => one(permute_view(
+            x,
+            &[n, co, b, b, h, w],
+            &[0, 1, 4, 2, 5, 3],
+            out,
+        )),
+        other => Err(ctx.err(format!("unknown mode `{other}`"))),
+    }
+}
+
 /// Materialises `x` broadcast to `out`, which must be a broadcast of its shape.
 fn broadcast_array(x: &Array, out: Vec<usize>) -> Array {
     let s = crate::layout::broadcast_strides(&x.shape, &out);
@@ -234,10 +298,10 @@ pub(crate) fn concat(ctx: &Ctx) -> Result<Vec<Val>> {
     let first = *ins
         .first()
         .ok_or_else(|| ctx.err("needs at least one input"))?;
-    let axis = ctx.axis(
-        ctx.int("axis", if ctx.opset < 4 { 1 } else { i64::MIN })?,
-        first.rank(),
-    )?;
+    if ctx.opset >= 4 && !ctx.has_attr("axis") {
+        return Err(ctx.err("missing axis"));
+    }
+    let axis = ctx.axis(ctx.int("axis", 1)?, first.rank())?;
     concat_arrays(ctx, &ins, axis).map(|a| vec![a.into()])
 }
 

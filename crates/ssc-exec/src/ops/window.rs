@@ -11,8 +11,10 @@ pub(crate) struct Geometry {
     pub kernel: Vec<usize>,
     pub strides: Vec<usize>,
     pub dilations: Vec<usize>,
-    pub pad_begin: Vec<usize>,
-    pub pad_end: Vec<usize>,
+    /// Padding before and after each dim; only ConvTranspose makes them negative (an output
+    /// larger than the full result, extended with zeros).
+    pub pad_begin: Vec<i64>,
+    pub pad_end: Vec<i64>,
     /// Output spatial sizes.
     pub out: Vec<usize>,
 }
@@ -114,8 +116,8 @@ pub(crate) fn geometry(
         kernel: kernel.to_vec(),
         strides,
         dilations,
-        pad_begin,
-        pad_end,
+        pad_begin: pad_begin.iter().map(|&p| p as i64).collect(),
+        pad_end: pad_end.iter().map(|&p| p as i64).collect(),
         out,
     })
 }
@@ -142,11 +144,9 @@ pub(crate) fn index_table(iter: &[usize], bound: &[usize], g: &Geometry) -> Vec<
             let mut off = 0;
             let mut state = 0; // 0 inside, 1 in padding, 2 beyond
             for d in 0..n {
-                let c = (oidx[d] * g.strides[d] + kidx[d] * g.dilations[d]) as i64
-                    - g.pad_begin[d] as i64;
+                let c = (oidx[d] * g.strides[d] + kidx[d] * g.dilations[d]) as i64 - g.pad_begin[d];
                 if c < 0 || c >= bound[d] as i64 {
-                    let beyond =
-                        c < -(g.pad_begin[d] as i64) || c >= (bound[d] + g.pad_end[d]) as i64;
+                    let beyond = c < -g.pad_begin[d] || c >= bound[d] as i64 + g.pad_end[d];
                     state = state.max(if beyond { 2 } else { 1 });
                 } else {
                     off += c as usize * bstr[d];

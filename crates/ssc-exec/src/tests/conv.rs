@@ -137,32 +137,43 @@ fn conv_transpose_basic_stride_and_pads() {
 }
 
 #[test]
-fn conv_transpose_output_shape_splits_padding() {
-    // Full output [1, 1, 3, 2, 5, 3, 3] (length 7); output_shape 6 needs one unit of padding,
-    // at the beginning by default and at the end under SAME_UPPER.
+fn conv_transpose_output_shape_crops_or_extends() {
+    // The full output is [1, 1, 3, 2, 5, 3, 3] (length 7). Without pads, output_shape crops or
+    // zero-extends the end (the ONNX reference's rule); SAME_LOWER puts the odd unit of
+    // padding first, SAME_UPPER last.
     let x = f(&[1, 1, 3], &[1., 2., 3.]);
     let w = f(&[1, 1, 3], &[1., 1., 1.]);
-    let attrs = |extra: Vec<A>| {
-        let mut v = vec![
+    let run = |len: i64, extra: Vec<A>, want: &[f32]| {
+        let mut attrs = vec![
             A::ints("strides", vec![2]),
-            A::ints("output_shape", vec![6]),
+            A::ints("output_shape", vec![len]),
         ];
-        v.extend(extra);
-        v
+        attrs.extend(extra);
+        check(
+            "ConvTranspose",
+            11,
+            attrs,
+            &[Some(&x), Some(&w)],
+            &[f(&[1, 1, want.len()], want)],
+        );
     };
-    check(
-        "ConvTranspose",
-        11,
-        attrs(vec![]),
-        &[Some(&x), Some(&w)],
-        &[f(&[1, 1, 6], &[1., 3., 2., 5., 3., 3.])],
+    run(6, vec![], &[1., 1., 3., 2., 5., 3.]);
+    run(8, vec![], &[1., 1., 3., 2., 5., 3., 3., 0.]);
+    run(
+        6,
+        vec![A::string("auto_pad", "SAME_UPPER")],
+        &[1., 1., 3., 2., 5., 3.],
     );
-    check(
-        "ConvTranspose",
-        11,
-        attrs(vec![A::string("auto_pad", "SAME_UPPER")]),
-        &[Some(&x), Some(&w)],
-        &[f(&[1, 1, 6], &[1., 1., 3., 2., 5., 3.])],
+    run(
+        6,
+        vec![A::string("auto_pad", "SAME_LOWER")],
+        &[1., 3., 2., 5., 3., 3.],
+    );
+    // SAME without output_shape: in * stride = 6.
+    run(
+        6,
+        vec![A::string("auto_pad", "SAME_LOWER")],
+        &[1., 3., 2., 5., 3., 3.],
     );
 }
 

@@ -73,6 +73,23 @@ fn integer_division_truncates_and_wraps() {
         &[Some(&a), Some(&b)],
         &[i(&[4], &[1, -1, 1, -1])],
     );
+    // Float Mod: numpy's `mod` by default, C's `fmod` with fmod=1.
+    let p = f(&[2], &[-4.5, 7.5]);
+    let q = f(&[2], &[2., -3.]);
+    check(
+        "Mod",
+        13,
+        vec![],
+        &[Some(&p), Some(&q)],
+        &[f(&[2], &[1.5, -1.5])],
+    );
+    check(
+        "Mod",
+        13,
+        vec![A::int("fmod", 1)],
+        &[Some(&p), Some(&q)],
+        &[f(&[2], &[-0.5, 1.5])],
+    );
 }
 
 #[test]

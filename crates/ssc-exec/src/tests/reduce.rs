@@ -71,6 +71,15 @@ fn reduce_mean_max_min_prod() {
         &[Some(&x)],
         &[f(&[2, 1], &[17f32.sqrt(), 68f32.sqrt()])],
     );
+    let b = super::t(ssc_ir::DataType::Bool, &[2, 2], &[1., 0., 1., 1.]);
+    let want = super::t(ssc_ir::DataType::Bool, &[2], &[0., 1.]);
+    check(
+        "ReduceMin",
+        20,
+        vec![A::int("keepdims", 0)],
+        &[Some(&b), Some(&i(&[1], &[1]))],
+        &[want],
+    );
     let xi = i(&[3], &[1, 2, 4]);
     check("ReduceMean", 13, vec![], &[Some(&xi)], &[i(&[1], &[2])]);
 }

@@ -306,6 +306,46 @@ fn pad_modes() {
 }
 
 #[test]
+fn depth_to_space_and_back() {
+    // 4 channels of 1x1 -> one 2x2 channel; DCR reads the blocks channel-major, CRD the same
+    // here since there is one output channel.
+    let x = iota(&[1, 4, 1, 1]);
+    let want = f(&[1, 1, 2, 2], &[0., 1., 2., 3.]);
+    check(
+        "DepthToSpace",
+        13,
+        vec![A::int("blocksize", 2)],
+        &[Some(&x)],
+        std::slice::from_ref(&want),
+    );
+    check(
+        "SpaceToDepth",
+        13,
+        vec![A::int("blocksize", 2)],
+        &[Some(&want)],
+        &[x],
+    );
+    // Two output channels: DCR interleaves channels inside each block, CRD keeps them apart.
+    let x = iota(&[1, 8, 1, 1]);
+    let dcr = f(&[1, 2, 2, 2], &[0., 2., 4., 6., 1., 3., 5., 7.]);
+    let crd = f(&[1, 2, 2, 2], &[0., 1., 2., 3., 4., 5., 6., 7.]);
+    check(
+        "DepthToSpace",
+        13,
+        vec![A::int("blocksize", 2)],
+        &[Some(&x)],
+        &[dcr],
+    );
+    check(
+        "DepthToSpace",
+        13,
+        vec![A::int("blocksize", 2), A::string("mode", "CRD")],
+        &[Some(&x)],
+        &[crd],
+    );
+}
+
+#[test]
 fn shape_with_start_end() {
     let x = iota(&[2, 3, 4]);
     check("Shape", 13, vec![], &[Some(&x)], &[i(&[3], &[2, 3, 4])]);

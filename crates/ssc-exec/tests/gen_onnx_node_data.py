@@ -1,0 +1,59 @@
+"""Writes the onnx package's per-operator (node) test cases to DIR/node, for a wider
+conformance run of the reference executor than the data the onnx wheel ships.
+
+The wheel ships model-level test data only; the node cases exist as Python generators
+(onnx.backend.test.case.node). This writes each one as model.onnx + test_data_set_0/*.pb,
+skipping cases whose inputs or outputs are not plain tensors. Then:
+
+    python gen_onnx_node_data.py /tmp/onnx_nodedata
+    SSC_EXEC_TESTDATA_DIR=/tmp/onnx_nodedata SSC_EXEC_TESTDATA_FOLDERS=node \
+        cargo test -p ssc-exec --test onnx_testdata -- --nocapture
+"""
+
+import os
+import shutil
+import sys
+
+from onnx import TensorProto, numpy_helper
+import onnx.backend.test.case.node as node_test
+
+
+def main(out: str) -> None:
+    written = 0
+    for case in node_test.collect_testcases():
+        d = os.path.join(out, "node", case.name)
+        if os.path.exists(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        with open(os.path.join(d, "model.onnx"), "wb") as f:
+            f.write(case.model.SerializeToString())
+        ok = True
+        for i, (inputs, outputs) in enumerate(case.data_sets):
+            ds = os.path.join(d, f"test_data_set_{i}")
+            os.makedirs(ds)
+            for kind, values, infos in (
+                ("input", inputs, case.model.graph.input),
+                ("output", outputs, case.model.graph.output),
+            ):
+                for j, v in enumerate(values):
+                    info = infos[j]
+                    if not info.type.HasField("tensor_type"):
+                        ok = False
+                        continue
+                    with open(os.path.join(ds, f"{kind}_{j}.pb"), "wb") as f:
+                        if isinstance(v, TensorProto):
+                            f.write(v.SerializeToString())
+                        else:
+                            try:
+                                f.write(numpy_helper.from_array(v, info.name).SerializeToString())
+                            except Exception:  # noqa: BLE001 - types numpy_helper cannot encode
+                                ok = False
+        if ok:
+            written += 1
+        else:
+            shutil.rmtree(d)
+    print(f"wrote {written} node cases to {os.path.join(out, 'node')}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/onnx_nodedata")
