@@ -316,18 +316,27 @@ def compare_models(a: onnx.ModelProto, b: onnx.ModelProto) -> list[str]:
 
 
 def interface_changes(a: onnx.ModelProto, b: onnx.ModelProto) -> list[str]:
-    """What an optimiser must not change: graph inputs (except ones that are
-    also initializers, which old exporters list as inputs) and outputs, by
-    name, order and element type."""
-    errs = []
-    inits_a = {t.name for t in a.graph.initializer}
+    """What an optimiser must not change: graph inputs and outputs, by name,
+    order and element type.
 
-    def sig(vis, skip=frozenset()):
+    Before IR version 4 every initializer must also be listed as a graph input
+    and is nonetheless a constant, so an optimiser that folds a Constant into a
+    new initializer must add it to the inputs, and one that drops an unused
+    initializer drops its input too: such inputs are not part of the interface.
+    From IR 4 on, an initializer listed as an input is an overridable default,
+    which is interface and must survive.
+    """
+    errs = []
+    legacy = a.ir_version < 4
+    constants = ({t.name for t in a.graph.initializer} | {t.name for t in b.graph.initializer}
+                 if legacy else set())
+
+    def sig(vis):
         return [(v.name, v.type.WhichOneof("value"),
                  v.type.tensor_type.elem_type if v.type.HasField("tensor_type") else None)
-                for v in vis if v.name not in skip]
+                for v in vis if v.name not in constants]
 
-    ia, ib = sig(a.graph.input, inits_a), sig(b.graph.input, inits_a)
+    ia, ib = sig(a.graph.input), sig(b.graph.input)
     if ia != ib:
         errs.append(f"graph inputs changed: {_short(ia, 200)} -> {_short(ib, 200)}")
     oa, ob = sig(a.graph.output), sig(b.graph.output)

@@ -112,8 +112,7 @@ impl Progress {
         }
         let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .expect("static template"),
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         Progress { bar: Some(bar) }
@@ -168,8 +167,14 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
-    let input = a.input.as_deref().ok_or_else(|| anyhow!("no input model given"))?;
-    let output = a.output.as_deref().ok_or_else(|| anyhow!("no output path given (-o)"))?;
+    let input = a
+        .input
+        .as_deref()
+        .ok_or_else(|| anyhow!("no input model given"))?;
+    let output = a
+        .output
+        .as_deref()
+        .ok_or_else(|| anyhow!("no output path given (-o)"))?;
     if same_file(input, output) && !a.overwrite {
         bail!(
             "{}: output is the input file; pass --overwrite to replace it",
@@ -203,8 +208,9 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     progress.phase("optimising");
     let opts = Options {
         cleanups: !a.no_optimize,
+        input_shapes: shapes,
+        ..Options::default()
     };
-    let _ = &shapes;
     let report = ssc_opt::optimize(&mut model, &opts)?;
     progress.phase("writing");
     let save = SaveOptions {
@@ -269,8 +275,11 @@ fn cmd_inspect(a: &InspectArgs) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         eprintln!("ssc-opt: warning: {w}");
     }
-    let _ = parse_input_shapes(&a.input_shapes)?;
-    let info = ssc_opt::inspect(&loaded.model);
+    let shapes = parse_input_shapes(&a.input_shapes)?;
+    let mut model = loaded.model;
+    // Inference fills in intermediate shapes so every layer's MACs can be counted.
+    ssc_opt::infer_shapes(&mut model, &shapes)?;
+    let info = ssc_opt::inspect(&model);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
@@ -283,7 +292,13 @@ fn cmd_inspect(a: &InspectArgs) -> anyhow::Result<()> {
 fn output_file_name(name: &str) -> String {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}.npy")
 }
@@ -307,9 +322,9 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
             .inputs
             .iter()
             .map(|spec| {
-                let (name, src) = spec
-                    .split_once('=')
-                    .with_context(|| format!("--input `{spec}`: expected NAME=FILE.npy or NAME=random"))?;
+                let (name, src) = spec.split_once('=').with_context(|| {
+                    format!("--input `{spec}`: expected NAME=FILE.npy or NAME=random")
+                })?;
                 let feed = if src == "random" {
                     ssc_opt::Feed::Random
                 } else {
@@ -356,7 +371,10 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
 /// Writes a file through a temporary sibling and a rename, so no partial file is ever left.
 fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".ssc-opt-")
         .tempfile_in(dir)

@@ -21,6 +21,7 @@ pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
 pub use ssc_ir as ir;
+pub use ssc_passes::{infer_shapes, PHASES};
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 
 use std::path::Path;
@@ -34,6 +35,8 @@ pub enum Error {
     Ir(#[from] ssc_ir::IrError),
     #[error(transparent)]
     Exec(#[from] ssc_exec::ExecError),
+    #[error(transparent)]
+    Pass(#[from] ssc_passes::PassError),
     #[error(transparent)]
     Npy(#[from] npy::NpyError),
     #[error("{0}")]

@@ -1,21 +1,35 @@
 //! The optimisation pipeline the main `ssc-opt IN -o OUT` job runs, with its options and report.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ssc_ir::Model;
+use ssc_ir::{Dim, Model};
+use ssc_passes::{InferOptions, PassOptions};
 
 use crate::Error;
 
 /// What to do to a model.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Run the exact clean-up passes. `false` makes `optimize` a pass-through.
+    /// Run the exact clean-up passes. `false` makes `optimize` a pass-through (apart from
+    /// `input_shapes`, which are still applied to the declared input types).
     pub cleanups: bool,
+    /// Symbolic input dimensions to fix, by input name (`--input-shape`).
+    pub input_shapes: Vec<(String, Vec<Dim>)>,
+    /// Largest constant, in bytes, that folding may create (see [`ssc_passes::PassOptions`]).
+    pub fold_size_limit: usize,
+    /// Run only these clean-up phases (names from [`ssc_passes::PHASES`]); `None` runs all.
+    pub phases: Option<Vec<String>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cleanups: true }
+        Options {
+            cleanups: true,
+            input_shapes: Vec::new(),
+            fold_size_limit: ssc_passes::DEFAULT_FOLD_SIZE_LIMIT,
+            phases: None,
+        }
     }
 }
 
@@ -26,6 +40,15 @@ pub struct Report {
     pub nodes_after: usize,
     pub initializers_before: usize,
     pub initializers_after: usize,
+    /// MACs of Conv/ConvTranspose/Gemm/MatMul with static shapes, before and after.
+    pub macs_before: u64,
+    pub macs_after: u64,
+    /// How often each clean-up rewrite fired, by name.
+    pub rewrites: BTreeMap<String, usize>,
+    /// Symbolic dimensions fixed by `input_shapes`.
+    pub bindings: BTreeMap<String, usize>,
+    /// Ops shape inference has no rule for (left untouched), with counts.
+    pub unhandled_ops: BTreeMap<String, usize>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -37,18 +60,32 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Report {
     /// One line for humans.
     pub fn summary(&self) -> String {
-        format!(
-            "{} -> {} nodes, {} -> {} initializers in {:.2} s",
+        let mut s = format!(
+            "{} -> {} nodes, {:.3} -> {:.3} GMACs",
             self.nodes_before,
             self.nodes_after,
-            self.initializers_before,
-            self.initializers_after,
-            self.elapsed.as_secs_f64()
-        )
+            self.macs_before as f64 / 1e9,
+            self.macs_after as f64 / 1e9,
+        );
+        let fired: Vec<String> = self
+            .rewrites
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if !fired.is_empty() {
+            s.push_str(&format!(" ({})", fired.join(", ")));
+        }
+        s
     }
 }
 
-/// Optimises `model` in place.
+fn total_macs(model: &Model) -> u64 {
+    crate::inspect(model).total_macs
+}
+
+/// Optimises `model` in place: shape inference (with `input_shapes` applied), then the exact
+/// clean-up pipeline to a fixed point, then inference again so the report sees final shapes.
 pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     let start = Instant::now();
     let mut report = Report {
@@ -56,7 +93,33 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
         initializers_before: model.graph.initializer_ids().len(),
         ..Report::default()
     };
-    let _ = opts.cleanups;
+    if opts.cleanups || !opts.input_shapes.is_empty() {
+        let inferred = ssc_passes::infer_shapes_with(
+            model,
+            &opts.input_shapes,
+            &InferOptions::default(),
+        )?;
+        report.bindings = inferred.bindings;
+        report.unhandled_ops = inferred.unhandled_ops;
+    }
+    report.macs_before = total_macs(model);
+    if opts.cleanups {
+        let passes = ssc_passes::run_cleanups(
+            model,
+            &PassOptions {
+                fold_size_limit: opts.fold_size_limit,
+                phases: opts.phases.clone(),
+                ..PassOptions::default()
+            },
+        )?;
+        report.rewrites = passes
+            .counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+    }
+    report.macs_after = total_macs(model);
     report.nodes_after = model.graph.op_count();
     report.initializers_after = model.graph.initializer_ids().len();
     report.elapsed = start.elapsed();
