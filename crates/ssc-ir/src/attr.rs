@@ -30,7 +30,10 @@ pub enum AttrValue {
     Tensors(Vec<Tensor>),
     /// Subgraphs, sparse tensors and type protos: the I/O layer's encoded attribute, written back
     /// byte for byte. Outer-scope values a subgraph reads are recorded as the op's captures.
-    Opaque { kind: OpaqueAttrKind, encoded: Bytes },
+    Opaque {
+        kind: OpaqueAttrKind,
+        encoded: Bytes,
+    },
 }
 
 /// A named attribute of an op.
@@ -63,7 +66,10 @@ impl Attribute {
     }
 
     pub fn string(name: impl Into<String>, v: &str) -> Attribute {
-        Attribute::new(name, AttrValue::String(Bytes::copy_from_slice(v.as_bytes())))
+        Attribute::new(
+            name,
+            AttrValue::String(Bytes::copy_from_slice(v.as_bytes())),
+        )
     }
 
     /// A short name of the value's kind, for error messages.
@@ -100,16 +106,18 @@ impl crate::OpDesc {
     ) -> Result<Option<T>, crate::IrError> {
         match self.attr(name) {
             None => Ok(None),
-            Some(a) => pick(&a.value).map(Some).ok_or_else(|| crate::IrError::AttrKind {
-                node: if self.name.is_empty() {
-                    self.op_type.clone()
-                } else {
-                    self.name.clone()
-                },
-                attr: name.to_string(),
-                expected,
-                found: a.kind_name(),
-            }),
+            Some(a) => pick(&a.value)
+                .map(Some)
+                .ok_or_else(|| crate::IrError::AttrKind {
+                    node: if self.name.is_empty() {
+                        self.op_type.clone()
+                    } else {
+                        self.name.clone()
+                    },
+                    attr: name.to_string(),
+                    expected,
+                    found: a.kind_name(),
+                }),
         }
     }
 

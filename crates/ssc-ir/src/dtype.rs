@@ -195,9 +195,7 @@ impl DataType {
         if let Some(code) = name.strip_prefix("dtype") {
             return code.parse().ok().map(DataType::Unknown);
         }
-        (1..=28)
-            .map(DataType::from_code)
-            .find(|d| d.name() == name)
+        (1..=28).map(DataType::from_code).find(|d| d.name() == name)
     }
 }
 

@@ -285,8 +285,16 @@ impl Graph {
 
     /// Removes a value that no op reads or writes and that is not a graph input or output.
     pub fn remove_value(&mut self, id: ValueId) {
-        debug_assert!(self.g.edges_directed(id.0, Direction::Incoming).next().is_none());
-        debug_assert!(self.g.edges_directed(id.0, Direction::Outgoing).next().is_none());
+        debug_assert!(self
+            .g
+            .edges_directed(id.0, Direction::Incoming)
+            .next()
+            .is_none());
+        debug_assert!(self
+            .g
+            .edges_directed(id.0, Direction::Outgoing)
+            .next()
+            .is_none());
         self.inputs.retain(|&v| v != id);
         self.outputs.retain(|&v| v != id);
         self.initializers.remove(&id);
@@ -396,7 +404,11 @@ impl Graph {
             .filter(|&o| o < a)
             .max()
             .unwrap_or(0);
-        let slot = if a - prev >= 2 { prev + (a - prev) / 2 } else { a };
+        let slot = if a - prev >= 2 {
+            prev + (a - prev) / 2
+        } else {
+            a
+        };
         self.op_mut(op).order = slot;
     }
 
@@ -476,7 +488,12 @@ impl Graph {
 
     /// Whether anything reads `v`: an op, a subgraph or the graph's outputs.
     pub fn is_used(&self, v: ValueId) -> bool {
-        self.outputs.contains(&v) || self.g.edges_directed(v.0, Direction::Outgoing).next().is_some()
+        self.outputs.contains(&v)
+            || self
+                .g
+                .edges_directed(v.0, Direction::Outgoing)
+                .next()
+                .is_some()
     }
 
     /// Points input `slot` of `op` at `v` (or empties it), growing the input list if needed.
@@ -646,10 +663,18 @@ mod tests {
         let y = g.add_value("y", None).unwrap();
         let z = g.add_value("z", None).unwrap();
         let b = g
-            .add_op(OpDesc::new("Relu").with_name("b"), vec![Some(y)], vec![Some(z)])
+            .add_op(
+                OpDesc::new("Relu").with_name("b"),
+                vec![Some(y)],
+                vec![Some(z)],
+            )
             .unwrap();
         let a = g
-            .add_op(OpDesc::new("Relu").with_name("a"), vec![Some(x)], vec![Some(y)])
+            .add_op(
+                OpDesc::new("Relu").with_name("a"),
+                vec![Some(x)],
+                vec![Some(y)],
+            )
             .unwrap();
         g.set_inputs(vec![x]);
         g.set_outputs(vec![z]);
@@ -694,10 +719,18 @@ mod tests {
         let mut g = Graph::new("c");
         let a = g.add_value("a", None).unwrap();
         let b = g.add_value("b", None).unwrap();
-        g.add_op(OpDesc::new("Relu").with_name("p"), vec![Some(a)], vec![Some(b)])
-            .unwrap();
-        g.add_op(OpDesc::new("Relu").with_name("q"), vec![Some(b)], vec![Some(a)])
-            .unwrap();
+        g.add_op(
+            OpDesc::new("Relu").with_name("p"),
+            vec![Some(a)],
+            vec![Some(b)],
+        )
+        .unwrap();
+        g.add_op(
+            OpDesc::new("Relu").with_name("q"),
+            vec![Some(b)],
+            vec![Some(a)],
+        )
+        .unwrap();
         assert!(matches!(g.topo_order(), Err(IrError::Cycle(_))));
     }
 

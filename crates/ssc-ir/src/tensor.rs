@@ -36,7 +36,11 @@ impl Tensor {
     /// Builds a raw tensor, checking that `data` holds exactly the bytes `dims` call for.
     pub fn from_raw(dtype: DataType, dims: Vec<usize>, data: Bytes) -> Result<Tensor, IrError> {
         let numel = checked_numel(&dims).ok_or_else(|| IrError::ShapeOverflow(dims.clone()))?;
-        if let Some(want) = dtype.storage_bytes(numel) {
+        if dtype.bit_width().is_some() {
+            // A fixed-width type whose byte size overflows cannot have matching data.
+            let want = dtype
+                .storage_bytes(numel)
+                .ok_or_else(|| IrError::ShapeOverflow(dims.clone()))?;
             if want != data.len() {
                 return Err(IrError::DataLength {
                     dtype,
@@ -58,7 +62,11 @@ impl Tensor {
     /// An f32 tensor. Panics only if `values.len()` differs from the product of `dims`, which is
     /// a programming error in the caller.
     pub fn from_f32(dims: Vec<usize>, values: &[f32]) -> Tensor {
-        assert_eq!(checked_numel(&dims), Some(values.len()), "dims/values mismatch");
+        assert_eq!(
+            checked_numel(&dims),
+            Some(values.len()),
+            "dims/values mismatch"
+        );
         let mut raw = Vec::with_capacity(values.len() * 4);
         for v in values {
             raw.extend_from_slice(&v.to_le_bytes());
@@ -68,7 +76,11 @@ impl Tensor {
 
     /// An f64 tensor; see [`Tensor::from_f32`].
     pub fn from_f64(dims: Vec<usize>, values: &[f64]) -> Tensor {
-        assert_eq!(checked_numel(&dims), Some(values.len()), "dims/values mismatch");
+        assert_eq!(
+            checked_numel(&dims),
+            Some(values.len()),
+            "dims/values mismatch"
+        );
         let mut raw = Vec::with_capacity(values.len() * 8);
         for v in values {
             raw.extend_from_slice(&v.to_le_bytes());
@@ -78,7 +90,11 @@ impl Tensor {
 
     /// An int64 tensor; see [`Tensor::from_f32`].
     pub fn from_i64(dims: Vec<usize>, values: &[i64]) -> Tensor {
-        assert_eq!(checked_numel(&dims), Some(values.len()), "dims/values mismatch");
+        assert_eq!(
+            checked_numel(&dims),
+            Some(values.len()),
+            "dims/values mismatch"
+        );
         let mut raw = Vec::with_capacity(values.len() * 8);
         for v in values {
             raw.extend_from_slice(&v.to_le_bytes());
@@ -90,7 +106,11 @@ impl Tensor {
     /// integers, nearest-even for floats). Returns `None` for types that are not f16/bf16/f32/f64,
     /// bool or an 8-64 bit integer.
     pub fn from_f64_as(dtype: DataType, dims: Vec<usize>, values: &[f64]) -> Option<Tensor> {
-        assert_eq!(checked_numel(&dims), Some(values.len()), "dims/values mismatch");
+        assert_eq!(
+            checked_numel(&dims),
+            Some(values.len()),
+            "dims/values mismatch"
+        );
         let mut raw = Vec::with_capacity(dtype.storage_bytes(values.len())?);
         for &v in values {
             match dtype {
@@ -257,10 +277,20 @@ mod tests {
     #[test]
     fn raw_length_is_checked() {
         let err = Tensor::from_raw(DataType::Float, vec![2, 2], Bytes::from(vec![0u8; 15]));
-        assert!(matches!(err, Err(IrError::DataLength { expected: 16, actual: 15, .. })));
+        assert!(matches!(
+            err,
+            Err(IrError::DataLength {
+                expected: 16,
+                actual: 15,
+                ..
+            })
+        ));
         assert!(Tensor::from_raw(DataType::Int4, vec![3], Bytes::from(vec![0u8; 2])).is_ok());
         let huge = Tensor::from_raw(DataType::Float, vec![usize::MAX, 2], Bytes::new());
         assert!(matches!(huge, Err(IrError::ShapeOverflow(_))));
+        // The element count fits but the byte count does not.
+        let bytes = Tensor::from_raw(DataType::Float, vec![1 << 62], Bytes::new());
+        assert!(matches!(bytes, Err(IrError::ShapeOverflow(_))));
     }
 
     #[test]

@@ -117,9 +117,7 @@ fn graph_proto(g: &Graph) -> Result<GraphProto, OnnxError> {
     let value_info = g
         .value_ids()
         .into_iter()
-        .filter(|&v| {
-            g.value(v).in_value_info && !g.is_graph_input(v) && !g.is_graph_output(v)
-        })
+        .filter(|&v| g.value(v).in_value_info && !g.is_graph_input(v) && !g.is_graph_output(v))
         .map(|v| value_info(g, v))
         .collect();
     Ok(GraphProto {
@@ -237,7 +235,10 @@ pub fn encode_model(model: &Model) -> Result<Vec<u8>, OnnxError> {
 /// the blob. Offsets are aligned; the order is the initializer order, so output is deterministic.
 fn externalise(proto: &mut ModelProto, location: &str, threshold: usize) -> Vec<u8> {
     let mut blob = Vec::new();
-    let graph = proto.graph.as_mut().expect("to_proto always sets the graph");
+    let graph = proto
+        .graph
+        .as_mut()
+        .expect("to_proto always sets the graph");
     for t in &mut graph.initializer {
         let big = t.raw_data.as_ref().is_some_and(|r| r.len() >= threshold);
         if !big {
@@ -282,7 +283,9 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
         return Err(out_err("the output path is a directory".into()));
     }
     if path.exists() && !opts.overwrite {
-        return Err(out_err("the file exists (pass --overwrite to replace it)".into()));
+        return Err(out_err(
+            "the file exists (pass --overwrite to replace it)".into(),
+        ));
     }
     let mut proto = to_proto(model)?;
     let inline_size = proto.encoded_len();
@@ -291,6 +294,7 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
         ExternalData::Auto if inline_size > PROTOBUF_LIMIT => Some(DEFAULT_EXTERNAL_THRESHOLD),
         ExternalData::Auto => None,
     };
+    // Everything is encoded and checked before anything touches the disk.
     let mut external = None;
     if let Some(threshold) = threshold {
         let file_name = path
@@ -298,12 +302,7 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
             .ok_or_else(|| out_err("the output path has no file name".into()))?;
         let location = format!("{}.data", file_name.to_string_lossy());
         let blob = externalise(&mut proto, &location, threshold);
-        let data_path = dir.join(&location);
-        write_atomic(&data_path, &blob).map_err(|e| OnnxError::Io {
-            path: data_path.clone(),
-            source: e,
-        })?;
-        external = Some((data_path, blob.len()));
+        external = Some((dir.join(&location), blob));
     }
     let bytes = proto.encode_to_vec();
     if bytes.len() > PROTOBUF_LIMIT {
@@ -311,17 +310,40 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
             "the model's graph alone exceeds the 2 GiB protobuf limit".into(),
         ));
     }
-    write_atomic(path, &bytes).map_err(|source| OnnxError::Io {
+    // Both files are complete in temporaries before either is renamed into place, so a failed
+    // write leaves neither a partial model nor a stray data file (the temporaries are removed
+    // when dropped).
+    let data_tmp = match &external {
+        Some((data_path, blob)) => {
+            Some(write_temp(data_path, blob).map_err(|source| OnnxError::Io {
+                path: data_path.clone(),
+                source,
+            })?)
+        }
+        None => None,
+    };
+    let model_tmp = write_temp(path, &bytes).map_err(|source| OnnxError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    if let (Some(tmp), Some((data_path, _))) = (data_tmp, &external) {
+        tmp.persist(data_path).map_err(|e| OnnxError::Io {
+            path: data_path.clone(),
+            source: e.error,
+        })?;
+    }
+    model_tmp.persist(path).map_err(|e| OnnxError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(Saved {
         model_bytes: bytes.len(),
-        external,
+        external: external.map(|(p, blob)| (p, blob.len())),
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to a synced temporary file next to `path`, ready to be renamed over it.
+fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -332,8 +354,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Serialises a tensor as a standalone TensorProto (the format of ONNX test-data `.pb` files).

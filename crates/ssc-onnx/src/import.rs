@@ -49,10 +49,7 @@ pub fn decode(buf: Bytes, path: &Path, base_dir: Option<&Path>) -> Result<Loaded
             path: path.to_path_buf(),
         });
     }
-    let proto = ModelProto::decode(buf).map_err(|source| OnnxError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let proto = ModelProto::decode(buf).map_err(|e| OnnxError::decode(path, &e))?;
     let mut imp = Importer {
         path: path.to_path_buf(),
         base_dir: base_dir.map(Path::to_path_buf),
@@ -84,9 +81,9 @@ impl Importer {
     }
 
     fn model(&mut self, p: ModelProto) -> Result<Model, OnnxError> {
-        let ir_version = p
-            .ir_version
-            .ok_or_else(|| self.invalid("ModelProto.ir_version is missing (is this an ONNX model?)"))?;
+        let ir_version = p.ir_version.ok_or_else(|| {
+            self.invalid("ModelProto.ir_version is missing (is this an ONNX model?)")
+        })?;
         if ir_version < 1 {
             return Err(self.invalid(format!("ModelProto.ir_version {ir_version} is invalid")));
         }
@@ -231,7 +228,9 @@ impl Importer {
             })?;
             let id = match g.value_by_name(&name) {
                 Some(id) => id,
-                None => g.add_value(name.clone(), None).expect("name checked unique"),
+                None => g
+                    .add_value(name.clone(), None)
+                    .expect("name checked unique"),
             };
             g.set_initializer(id, t);
         }
@@ -294,8 +293,7 @@ impl Importer {
             outputs.push(self.declare(&mut g, vi, "graph output")?);
         }
         g.set_outputs(outputs);
-        g.topo_order()
-            .map_err(|e| self.invalid(e.to_string()))?;
+        g.topo_order().map_err(|e| self.invalid(e.to_string()))?;
         Ok(g)
     }
 
@@ -491,12 +489,8 @@ pub fn load_tensor_pb(path: &Path) -> Result<(String, ssc_ir::Tensor), OnnxError
         path: path.to_path_buf(),
         source,
     })?;
-    let tp = onnx_proto::TensorProto::decode(Bytes::from(buf)).map_err(|source| {
-        OnnxError::Decode {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
+    let tp = onnx_proto::TensorProto::decode(Bytes::from(buf))
+        .map_err(|e| OnnxError::decode(path, &e))?;
     let name = tp.name.clone().unwrap_or_default();
     let t = tensor_from_proto(&tp, path.parent()).map_err(|e| {
         let what = match e {

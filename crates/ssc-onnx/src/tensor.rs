@@ -126,61 +126,63 @@ pub(crate) fn tensor_from_proto(
 
 /// Packs the typed repeated fields into `raw_data` layout. `Ok(None)` means the combination is
 /// legal but not one this build repacks (6-bit floats), so the tensor is kept opaque.
+///
+/// The value count is checked against `numel` before anything is allocated, and the output is
+/// sized from the values actually present: a tensor that declares 10^12 elements but carries no
+/// data is an error, never a 4 TB allocation.
 fn typed_to_raw(
     tp: &TensorProto,
     dtype: DataType,
     numel: usize,
 ) -> Result<Option<Vec<u8>>, TensorIssue> {
     use DataType::*;
-    let count = |have: usize, per: usize| -> Result<(), TensorIssue> {
-        if have == numel.div_ceil(per) {
+    // `per` elements share one typed value (packed sub-byte types); `per_elem` values make one
+    // element (complex types). `numel` is at most usize::MAX, so the products are checked.
+    let check = |have: usize, per: usize, per_elem: usize, what: &str| {
+        if numel.div_ceil(per).checked_mul(per_elem) == Some(have) {
             Ok(())
         } else {
             Err(TensorIssue::Invalid(format!(
-                "{dtype} tensor with {numel} elements has {have} typed values"
+                "{dtype} tensor with {numel} elements has {have} {what}"
             )))
         }
     };
-    let mut out = Vec::with_capacity(dtype.storage_bytes(numel).unwrap_or(0));
+    let count = |have: usize, per: usize| check(have, per, 1, "typed values");
+    let mut out = Vec::new();
     match dtype {
         Float => {
             count(tp.float_data.len(), 1)?;
+            out.reserve_exact(4 * tp.float_data.len());
             tp.float_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         Complex64 => {
             // float_data holds 2 floats per complex element.
-            if tp.float_data.len() != 2 * numel {
-                return Err(TensorIssue::Invalid(format!(
-                    "complex64 tensor with {numel} elements has {} floats",
-                    tp.float_data.len()
-                )));
-            }
+            check(tp.float_data.len(), 1, 2, "floats")?;
+            out.reserve_exact(4 * tp.float_data.len());
             tp.float_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         Double | Complex128 => {
-            let want = if dtype == Double { numel } else { 2 * numel };
-            if tp.double_data.len() != want {
-                return Err(TensorIssue::Invalid(format!(
-                    "{dtype} tensor with {numel} elements has {} doubles",
-                    tp.double_data.len()
-                )));
-            }
+            let per_elem = if dtype == Double { 1 } else { 2 };
+            check(tp.double_data.len(), 1, per_elem, "doubles")?;
+            out.reserve_exact(8 * tp.double_data.len());
             tp.double_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         Int64 => {
             count(tp.int64_data.len(), 1)?;
+            out.reserve_exact(8 * tp.int64_data.len());
             tp.int64_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         Uint32 | Uint64 => {
             count(tp.uint64_data.len(), 1)?;
+            out.reserve_exact(8 * tp.uint64_data.len());
             for v in &tp.uint64_data {
                 if dtype == Uint32 {
                     out.extend_from_slice(&(*v as u32).to_le_bytes());
@@ -191,12 +193,14 @@ fn typed_to_raw(
         }
         Int32 => {
             count(tp.int32_data.len(), 1)?;
+            out.reserve_exact(4 * tp.int32_data.len());
             tp.int32_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         Int16 | Uint16 | Float16 | Bfloat16 => {
             count(tp.int32_data.len(), 1)?;
+            out.reserve_exact(2 * tp.int32_data.len());
             tp.int32_data
                 .iter()
                 .for_each(|v| out.extend_from_slice(&(*v as u16).to_le_bytes()));
@@ -204,16 +208,16 @@ fn typed_to_raw(
         Int8 | Uint8 | Bool | Float8E4M3FN | Float8E4M3FNUZ | Float8E5M2 | Float8E5M2FNUZ
         | Float8E8M0 => {
             count(tp.int32_data.len(), 1)?;
-            tp.int32_data.iter().for_each(|v| out.push(*v as u8));
+            out.extend(tp.int32_data.iter().map(|v| *v as u8));
         }
         Int4 | Uint4 | Float4E2M1 => {
             // Each int32 holds two packed nibbles, i.e. one raw byte.
             count(tp.int32_data.len(), 2)?;
-            tp.int32_data.iter().for_each(|v| out.push(*v as u8));
+            out.extend(tp.int32_data.iter().map(|v| *v as u8));
         }
         Int2 | Uint2 => {
             count(tp.int32_data.len(), 4)?;
-            tp.int32_data.iter().for_each(|v| out.push(*v as u8));
+            out.extend(tp.int32_data.iter().map(|v| *v as u8));
         }
         Float6E2M3 | Float6E3M2 | String | Unknown(_) => return Ok(None),
     }

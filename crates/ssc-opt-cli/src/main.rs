@@ -11,6 +11,8 @@ use ssc_opt::{ExternalData, Options, SaveOptions};
 
 /// Exit code for bad input or usage (clap uses 2 for usage errors too).
 const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code when verification finds the optimised model wrong.
+const EXIT_VERIFY_FAILED: u8 = 1;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -73,7 +75,7 @@ struct OptimizeArgs {
     /// Copy the model through the IR without changing anything (a round-trip check).
     #[arg(long)]
     no_optimize: bool,
-    /// Allow OUT to replace an existing file, even IN itself.
+    /// Allow OUT to be IN itself (other existing files are replaced as `cp` would).
     #[arg(long)]
     overwrite: bool,
     /// Store weights in OUT.onnx.data (by default only when the model exceeds 2 GiB).
@@ -82,6 +84,16 @@ struct OptimizeArgs {
     /// Fix a symbolic input shape, e.g. `input:1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME:DIMS")]
     input_shapes: Vec<String>,
+    /// Check the result on N seeded random inputs with the reference executor; if the outputs
+    /// drift past --verify-tol, nothing is written and the exit code is 1.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    verify: usize,
+    /// Skip verification.
+    #[arg(long, conflicts_with = "verify")]
+    no_verify: bool,
+    /// Largest accepted norm-wise relative error in verification.
+    #[arg(long, value_name = "TOL", default_value_t = 1e-4)]
+    verify_tol: f64,
     /// No progress or summary on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -142,7 +154,15 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = quiet;
             eprintln!("ssc-opt: error: {}", one_line(&e));
-            ExitCode::from(EXIT_BAD_INPUT)
+            let verify_failed = matches!(
+                e.downcast_ref::<ssc_opt::Error>(),
+                Some(ssc_opt::Error::VerificationFailed(_))
+            );
+            ExitCode::from(if verify_failed {
+                EXIT_VERIFY_FAILED
+            } else {
+                EXIT_BAD_INPUT
+            })
         }
     }
 }
@@ -205,13 +225,38 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     }
     let mut model = loaded.model;
     let shapes = parse_input_shapes(&a.input_shapes)?;
+    let samples = if a.no_verify || a.no_optimize {
+        0
+    } else {
+        a.verify
+    };
+    let original = (samples > 0).then(|| model.clone());
     progress.phase("optimising");
     let opts = Options {
         cleanups: !a.no_optimize,
-        input_shapes: shapes,
+        input_shapes: shapes.clone(),
         ..Options::default()
     };
     let report = ssc_opt::optimize(&mut model, &opts)?;
+    let mut verified = None;
+    if let Some(original) = &original {
+        progress.phase("verifying");
+        let v = ssc_opt::verify(
+            original,
+            &model,
+            &shapes,
+            &ssc_opt::VerifyOptions {
+                samples,
+                tolerance: a.verify_tol,
+                ..Default::default()
+            },
+        )?;
+        if !v.passed() {
+            progress.finish();
+            return Err(ssc_opt::Error::VerificationFailed(v).into());
+        }
+        verified = Some(v);
+    }
     progress.phase("writing");
     let save = SaveOptions {
         external_data: if a.external_data {
@@ -231,8 +276,11 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|(p, n)| format!(" + {} ({})", p.display(), ssc_opt::human_bytes(*n as u64)))
             .unwrap_or_default();
+        let check = verified
+            .map(|v| format!("; {}", v.summary()))
+            .unwrap_or_default();
         eprintln!(
-            "ssc-opt: {} -> {}{ext}: {}; total {:.2} s",
+            "ssc-opt: {} -> {}{ext}: {}{check}; total {:.2} s",
             input.display(),
             output.display(),
             report.summary(),

@@ -143,7 +143,11 @@ pub fn inspect(model: &Model) -> ModelInfo {
             .opset_imports
             .iter()
             .map(|o| {
-                let d = if o.domain.is_empty() { "ai.onnx" } else { &o.domain };
+                let d = if o.domain.is_empty() {
+                    "ai.onnx"
+                } else {
+                    &o.domain
+                };
                 (d.to_string(), o.version)
             })
             .collect(),
@@ -188,7 +192,11 @@ impl ModelInfo {
             None => format!("{}[?]", v.dtype),
         };
         let _ = writeln!(s, "ir_version: {}", self.ir_version);
-        let opsets: Vec<String> = self.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
+        let opsets: Vec<String> = self
+            .opsets
+            .iter()
+            .map(|(d, v)| format!("{d} {v}"))
+            .collect();
         let _ = writeln!(s, "opsets: {}", opsets.join(", "));
         if !self.producer.is_empty() {
             let _ = writeln!(s, "producer: {}", self.producer);
@@ -220,7 +228,10 @@ impl ModelInfo {
             }
         }
         let unknown = if self.unknown_macs > 0 {
-            format!(" ({} layers with unknown shapes not counted)", self.unknown_macs)
+            format!(
+                " ({} layers with unknown shapes not counted)",
+                self.unknown_macs
+            )
         } else {
             String::new()
         };

@@ -15,14 +15,16 @@ mod inspect;
 mod npy;
 mod optimize;
 mod run;
+mod verify;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
 pub use ssc_ir as ir;
-pub use ssc_passes::{infer_shapes, PHASES};
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
+pub use ssc_passes::{infer_shapes, PHASES};
+pub use verify::{rel_err, verify, Verification, VerifyOptions};
 
 use std::path::Path;
 
@@ -41,6 +43,9 @@ pub enum Error {
     Npy(#[from] npy::NpyError),
     #[error("{0}")]
     Usage(String),
+    /// The optimised model's outputs drifted past the tolerance; nothing was written.
+    #[error("verification failed: {}", .0.summary())]
+    VerificationFailed(Verification),
 }
 
 /// Reads an ONNX model, resolving external data next to it.

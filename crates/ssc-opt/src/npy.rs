@@ -23,7 +23,9 @@ pub enum NpyError {
 
 fn dtype_of(descr: &str) -> Option<DataType> {
     // Byte order: '<' little, '|' not applicable; big-endian files are rejected.
-    let body = descr.strip_prefix('<').or_else(|| descr.strip_prefix('|'))?;
+    let body = descr
+        .strip_prefix('<')
+        .or_else(|| descr.strip_prefix('|'))?;
     Some(match body {
         "f4" => DataType::Float,
         "f8" => DataType::Double,
@@ -212,6 +214,9 @@ mod tests {
         let mut big_endian = b.clone();
         let pos = big_endian.windows(3).position(|w| w == b"<f4").unwrap();
         big_endian[pos] = b'>';
-        assert!(matches!(decode_npy(&big_endian, "x"), Err(NpyError::Dtype { .. })));
+        assert!(matches!(
+            decode_npy(&big_endian, "x"),
+            Err(NpyError::Dtype { .. })
+        ));
     }
 }

@@ -94,11 +94,8 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
         ..Report::default()
     };
     if opts.cleanups || !opts.input_shapes.is_empty() {
-        let inferred = ssc_passes::infer_shapes_with(
-            model,
-            &opts.input_shapes,
-            &InferOptions::default(),
-        )?;
+        let inferred =
+            ssc_passes::infer_shapes_with(model, &opts.input_shapes, &InferOptions::default())?;
         report.bindings = inferred.bindings;
         report.unhandled_ops = inferred.unhandled_ops;
     }

@@ -40,7 +40,11 @@ impl SplitMix64 {
 
 /// The static shape an input will be fed with: declared dims, with `overrides` applied by name
 /// and any remaining symbolic dimension set to 1.
-fn feed_shape(model: &Model, name: &str, overrides: &[(String, Vec<Dim>)]) -> Result<(DataType, Vec<usize>), Error> {
+fn feed_shape(
+    model: &Model,
+    name: &str,
+    overrides: &[(String, Vec<Dim>)],
+) -> Result<(DataType, Vec<usize>), Error> {
     let g = &model.graph;
     let v = g
         .value_by_name(name)
@@ -55,7 +59,9 @@ fn feed_shape(model: &Model, name: &str, overrides: &[(String, Vec<Dim>)]) -> Re
         }
     };
     let declared = tt.shape.clone().ok_or_else(|| {
-        Error::Usage(format!("input `{name}` has unknown rank; feed it from a .npy file or give --input-shape"))
+        Error::Usage(format!(
+            "input `{name}` has unknown rank; feed it from a .npy file or give --input-shape"
+        ))
     })?;
     let dims = match overrides.iter().find(|(n, _)| n == name) {
         Some((_, d)) => d.clone(),
@@ -97,12 +103,20 @@ pub fn prepare_inputs(
     for (idx, (name, feed)) in feeds.iter().enumerate() {
         let (dtype, dims) = feed_shape(model, name, overrides)?;
         let t = match feed {
-            Feed::Random => random_tensor(dtype, dims, seed.wrapping_add(idx as u64))
-                .ok_or_else(|| Error::Usage(format!("cannot make random {dtype} data for `{name}`")))?,
+            Feed::Random => {
+                random_tensor(dtype, dims, seed.wrapping_add(idx as u64)).ok_or_else(|| {
+                    Error::Usage(format!("cannot make random {dtype} data for `{name}`"))
+                })?
+            }
             Feed::File(path) => {
                 let t = npy::read_npy(path)?;
                 let v = g.value_by_name(name).expect("checked by feed_shape");
-                let tt = g.value(v).ty.as_ref().and_then(ValueType::tensor).expect("checked");
+                let tt = g
+                    .value(v)
+                    .ty
+                    .as_ref()
+                    .and_then(ValueType::tensor)
+                    .expect("checked");
                 let p = path.display();
                 if t.dtype != tt.elem {
                     return Err(Error::Usage(format!(
@@ -159,7 +173,10 @@ pub fn random_inputs(
 }
 
 /// Runs `model` with the reference executor.
-pub fn run_reference(model: &Model, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, Error> {
+pub fn run_reference(
+    model: &Model,
+    inputs: &[(String, Tensor)],
+) -> Result<Vec<(String, Tensor)>, Error> {
     let exec = ssc_exec::Executor::new(model)?;
     Ok(exec.run(inputs)?)
 }
