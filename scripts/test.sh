@@ -64,6 +64,11 @@ if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
 
     step "cargo test --workspace"
     cargo test --workspace
+
+    # The executor's ONNX test-data conformance runs inside `cargo test` above, where passing
+    # tests' output is captured; run it again uncaptured so its per-folder table is in the log.
+    step "conformance: reference executor on ONNX test data (table)"
+    cargo test -q -p ssc-exec --test onnx_testdata -- --nocapture
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
