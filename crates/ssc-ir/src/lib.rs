@@ -13,6 +13,7 @@ mod error;
 mod graph;
 mod model;
 mod tensor;
+pub mod text;
 mod types;
 
 pub use attr::{AttrValue, Attribute, OpaqueAttrKind};
@@ -21,4 +22,5 @@ pub use error::IrError;
 pub use graph::{Edge, Graph, GraphExtras, Node, Op, OpDesc, OpId, Use, Value, ValueId};
 pub use model::{Model, OpsetImport};
 pub use tensor::{checked_numel, Tensor, TensorData};
+pub use text::{parse_graph, parse_model, print_graph, print_model, ParseError};
 pub use types::{Dim, TensorType, ValueType};

@@ -75,6 +75,12 @@ struct OptimizeArgs {
     /// Copy the model through the IR without changing anything (a round-trip check).
     #[arg(long)]
     no_optimize: bool,
+    /// Run only the exact clean-ups, not the structure-aware rewriting of convolutions.
+    #[arg(long)]
+    no_rewrite: bool,
+    /// Print a per-layer report to stdout: `text` or `json`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    report: Option<String>,
     /// Allow OUT to be IN itself (other existing files are replaced as `cp` would).
     #[arg(long)]
     overwrite: bool,
@@ -234,6 +240,7 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     progress.phase("optimising");
     let opts = Options {
         cleanups: !a.no_optimize,
+        rewrite: !a.no_rewrite,
         input_shapes: shapes.clone(),
         ..Options::default()
     };
@@ -270,6 +277,14 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     };
     let saved = ssc_opt::save(&model, output, &save)?;
     progress.finish();
+    match a.report.as_deref() {
+        Some("json") => {
+            let doc = serde_json::json!({ "optimize": &report, "verification": &verified });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Some(_) => print!("{}", report.to_text()),
+        None => {}
+    }
     if !a.quiet {
         let ext = saved
             .external
@@ -277,6 +292,7 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
             .map(|(p, n)| format!(" + {} ({})", p.display(), ssc_opt::human_bytes(*n as u64)))
             .unwrap_or_default();
         let check = verified
+            .as_ref()
             .map(|v| format!("; {}", v.summary()))
             .unwrap_or_default();
         eprintln!(

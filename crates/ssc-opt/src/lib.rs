@@ -24,6 +24,7 @@ pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed,
 pub use ssc_ir as ir;
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 pub use ssc_passes::{infer_shapes, PHASES};
+pub use ssc_rewrite;
 pub use verify::{rel_err, verify, Verification, VerifyOptions};
 
 use std::path::Path;
@@ -39,6 +40,8 @@ pub enum Error {
     Exec(#[from] ssc_exec::ExecError),
     #[error(transparent)]
     Pass(#[from] ssc_passes::PassError),
+    #[error(transparent)]
+    Rewrite(#[from] ssc_rewrite::RewriteError),
     #[error(transparent)]
     Npy(#[from] npy::NpyError),
     #[error("{0}")]

@@ -20,6 +20,10 @@ pub struct Options {
     pub fold_size_limit: usize,
     /// Run only these clean-up phases (names from [`ssc_passes::PHASES`]); `None` runs all.
     pub phases: Option<Vec<String>>,
+    /// Run the structure-aware rewriter (egg) after the clean-ups. Its own options, including
+    /// the cost model and any extra rules, are in `rewrite_options`.
+    pub rewrite: bool,
+    pub rewrite_options: ssc_rewrite::RewriteOptions,
 }
 
 impl Default for Options {
@@ -29,6 +33,8 @@ impl Default for Options {
             input_shapes: Vec::new(),
             fold_size_limit: ssc_passes::DEFAULT_FOLD_SIZE_LIMIT,
             phases: None,
+            rewrite: true,
+            rewrite_options: ssc_rewrite::RewriteOptions::default(),
         }
     }
 }
@@ -49,6 +55,8 @@ pub struct Report {
     pub bindings: BTreeMap<String, usize>,
     /// Ops shape inference has no rule for (left untouched), with counts.
     pub unhandled_ops: BTreeMap<String, usize>,
+    /// What the structure-aware rewriter did, layer by layer (absent when it did not run).
+    pub rewrite: Option<ssc_rewrite::RewriteReport>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -67,12 +75,15 @@ impl Report {
             self.macs_before as f64 / 1e9,
             self.macs_after as f64 / 1e9,
         );
-        let fired: Vec<String> = self
+        let mut fired: Vec<String> = self
             .rewrites
             .iter()
             .filter(|(_, &n)| n > 0)
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
+        if let Some(r) = self.rewrite.as_ref().filter(|r| r.rewritten > 0) {
+            fired.push(format!("structured convs {}", r.rewritten));
+        }
         if !fired.is_empty() {
             s.push_str(&format!(" ({})", fired.join(", ")));
         }
@@ -84,8 +95,9 @@ fn total_macs(model: &Model) -> u64 {
     crate::inspect(model).total_macs
 }
 
-/// Optimises `model` in place: shape inference (with `input_shapes` applied), then the exact
-/// clean-up pipeline to a fixed point, then inference again so the report sees final shapes.
+/// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
+/// clean-up pipeline to a fixed point, then the structure-aware rewriter, re-inferring shapes
+/// after each so the next stage and the report see final shapes.
 pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     let start = Instant::now();
     let mut report = Report {
@@ -116,9 +128,52 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
             .collect();
         ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
     }
+    if opts.cleanups && opts.rewrite {
+        // The rewriter reads shapes from value types, which the inference above just refreshed.
+        report.rewrite = Some(ssc_rewrite::rewrite_model(model, &opts.rewrite_options)?);
+        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+    }
     report.macs_after = total_macs(model);
     report.nodes_after = model.graph.op_count();
     report.initializers_after = model.graph.initializer_ids().len();
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+impl Report {
+    /// A multi-line, per-layer report for humans (`--report text`).
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.summary());
+        if let Some(r) = &self.rewrite {
+            let _ = writeln!(
+                s,
+                "structure rewriting: {} of {} analysed convs rewritten; e-graph {} nodes / {} classes, {} iterations ({}), saturation {:.1} ms, total {:.1} ms",
+                r.rewritten,
+                r.layers.len(),
+                r.egraph_nodes,
+                r.egraph_classes,
+                r.iterations,
+                r.stop_reason,
+                r.saturation_time.as_secs_f64() * 1e3,
+                r.total_time.as_secs_f64() * 1e3,
+            );
+            for l in r.layers.iter().filter(|l| l.rewritten) {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} {} -> {}  MACs {} -> {}  params {} -> {}  [{}]",
+                    l.node,
+                    l.form_before,
+                    l.form_after,
+                    l.macs_before,
+                    l.macs_after,
+                    l.params_before,
+                    l.params_after,
+                    l.rules_fired.join(", ")
+                );
+            }
+        }
+        s
+    }
 }

@@ -1,0 +1,185 @@
+//! The e-class analysis: static shapes for every class, and the weight-structure facts of every
+//! weight leaf, computed once and cached, so appliers can ask "is this conv block-diagonal?"
+//! without rescanning a tensor.
+
+use std::sync::Arc;
+
+use egg::{Analysis, DidMerge, EGraph, Id};
+use ssc_ir::{Tensor, ValueId};
+use ssc_structure::{analyze_conv_weight, AnalysisOptions, ConvStructure};
+
+use crate::lang::{ConvAttrs, SscNode, WeightOp};
+
+/// A value the e-graph refers to by index: its IR id and static shape.
+#[derive(Clone, Debug)]
+pub struct ValueEntry {
+    /// The IR value.
+    pub id: ValueId,
+    /// Its shape when fully static.
+    pub shape: Option<Vec<usize>>,
+}
+
+/// A constant weight or bias the e-graph refers to by index.
+#[derive(Clone, Debug)]
+pub struct WeightEntry {
+    /// The IR value holding the initializer.
+    pub id: ValueId,
+    /// The tensor (payload shared with the graph's store, not copied).
+    pub tensor: Tensor,
+    /// Facts for the `group` they were computed with; `None` inside when analysis failed.
+    facts: Option<(usize, Option<Arc<ConvStructure>>)>,
+}
+
+impl WeightEntry {
+    /// A table entry with no facts computed yet.
+    pub fn new(id: ValueId, tensor: Tensor) -> WeightEntry {
+        WeightEntry {
+            id,
+            tensor,
+            facts: None,
+        }
+    }
+}
+
+/// Per-class data: the static shape (when known) and, for weight leaves, the table index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClassData {
+    /// The static shape of the tensor this class computes.
+    pub shape: Option<Vec<usize>>,
+    /// The weight-table index when the class holds an original weight.
+    pub weight: Option<u32>,
+}
+
+/// The analysis: tables the leaves index into, plus the facts cache.
+#[derive(Clone, Debug, Default)]
+pub struct SscAnalysis {
+    /// Values read by [`SscNode::Input`] and [`SscNode::Opaque`].
+    pub values: Vec<ValueEntry>,
+    /// Weights read by [`SscNode::Weight`].
+    pub weights: Vec<WeightEntry>,
+    /// How strict zero and equality are for the facts.
+    pub options: AnalysisOptions,
+    /// Which rules produced an alternative for which class (class id at the time, rule name),
+    /// for the report.
+    pub fired: Vec<(Id, &'static str)>,
+}
+
+impl SscAnalysis {
+    /// The structure facts of weight `w` as the weight of a conv with `group` groups, computed
+    /// on first use and cached (a weight is analysed once however often the rules ask).
+    pub fn facts(&mut self, w: u32, group: usize) -> Option<Arc<ConvStructure>> {
+        let opts = self.options;
+        let e = self.weights.get_mut(w as usize)?;
+        match &e.facts {
+            Some((g, f)) if *g == group => f.clone(),
+            Some(_) => analyze_conv_weight(&e.tensor, group, &opts)
+                .ok()
+                .map(Arc::new),
+            None => {
+                let f = analyze_conv_weight(&e.tensor, group, &opts)
+                    .ok()
+                    .map(Arc::new);
+                e.facts = Some((group, f.clone()));
+                f
+            }
+        }
+    }
+}
+
+/// The attrs of a [`SscNode::ConvAttrs`] class.
+pub fn attrs_of(egraph: &EGraph<SscNode, SscAnalysis>, id: Id) -> Option<&ConvAttrs> {
+    egraph[id].nodes.iter().find_map(|n| match n {
+        SscNode::ConvAttrs(a) => Some(&**a),
+        _ => None,
+    })
+}
+
+/// The shape a weight op produces from its argument's shape.
+pub fn weight_op_shape(op: &WeightOp, arg: &[usize]) -> Option<Vec<usize>> {
+    match op {
+        WeightOp::Blocks { groups, .. } => {
+            let mut s = arg.to_vec();
+            if s.len() < 2 || *groups == 0 || !s[1].is_multiple_of(*groups) {
+                return None;
+            }
+            s[1] /= groups;
+            Some(s)
+        }
+        WeightOp::MaskBlocks { .. } => Some(arg.to_vec()),
+        WeightOp::Crop { begin, end } => {
+            if arg.len() != begin.len() + 2 {
+                return None;
+            }
+            let mut s = arg[..2].to_vec();
+            s.extend(begin.iter().zip(end).map(|(b, e)| e - b));
+            Some(s)
+        }
+        WeightOp::Gather0 { idx } => {
+            let mut s = arg.to_vec();
+            *s.first_mut()? = idx.len();
+            Some(s)
+        }
+    }
+}
+
+impl Analysis<SscNode> for SscAnalysis {
+    type Data = ClassData;
+
+    fn make(egraph: &mut EGraph<SscNode, Self>, enode: &SscNode, _id: Id) -> ClassData {
+        let shape_of = |id: Id| egraph[id].data.shape.clone();
+        let a = &egraph.analysis;
+        match enode {
+            SscNode::Input(v) | SscNode::Opaque { value: v, .. } => ClassData {
+                shape: a.values.get(*v as usize).and_then(|e| e.shape.clone()),
+                weight: None,
+            },
+            SscNode::Weight(w) => ClassData {
+                shape: a.weights.get(*w as usize).map(|e| e.tensor.dims.clone()),
+                weight: Some(*w),
+            },
+            SscNode::NoBias | SscNode::ConvAttrs(_) => ClassData::default(),
+            SscNode::Conv([at, x, w, _]) => {
+                let shape = (|| {
+                    let attrs = attrs_of(egraph, *at)?;
+                    let (xs, ws) = (shape_of(*x)?, shape_of(*w)?);
+                    let mut out = vec![*xs.first()?, *ws.first()?];
+                    out.extend(attrs.output_spatial(xs.get(2..)?)?);
+                    Some(out)
+                })();
+                ClassData {
+                    shape,
+                    weight: None,
+                }
+            }
+            SscNode::Add([l, r]) => ClassData {
+                shape: shape_of(*l).or_else(|| shape_of(*r)),
+                weight: None,
+            },
+            SscNode::Gather { idx, arg } => ClassData {
+                shape: shape_of(arg[0]).and_then(|mut s| {
+                    *s.get_mut(1)? = idx.len();
+                    Some(s)
+                }),
+                weight: None,
+            },
+            SscNode::WeightOp { op, arg } => ClassData {
+                shape: shape_of(arg[0]).and_then(|s| weight_op_shape(op, &s)),
+                weight: None,
+            },
+        }
+    }
+
+    fn merge(&mut self, to: &mut ClassData, from: ClassData) -> DidMerge {
+        // Rules only union equal computations, so known shapes agree; take what is missing.
+        let mut changed = false;
+        if to.shape.is_none() && from.shape.is_some() {
+            to.shape = from.shape.clone();
+            changed = true;
+        }
+        if to.weight.is_none() && from.weight.is_some() {
+            to.weight = from.weight;
+            changed = true;
+        }
+        DidMerge(changed, to.shape != from.shape || to.weight != from.weight)
+    }
+}

@@ -1,0 +1,420 @@
+//! Extraction result to IR: evaluates the chosen symbolic weights into new initializers, emits
+//! the chosen ops in place of each rewritten conv, and removes what became dead.
+//!
+//! Every original value keeps its e-class's value id, so consumers of a rewritten conv need no
+//! rewiring: the last op of the replacement writes the conv's own output value. New ops are
+//! placed just before the conv they replace (in creation order), new names come from
+//! [`ssc_ir::Graph::fresh_name`], and every new value is typed, so the result is deterministic
+//! and passes shape inference.
+
+use std::collections::HashMap;
+
+use egg::{EGraph, Id, Language};
+use ssc_ir::{
+    Attribute, DataType, Dim, Graph, Model, OpDesc, OpId, Tensor, TensorType, ValueId, ValueType,
+};
+
+use crate::analysis::{attrs_of, SscAnalysis};
+use crate::build::Built;
+use crate::extract::{cost_input, Extraction};
+use crate::lang::{SscNode, WeightOp};
+use crate::{LayerReport, RewriteError};
+
+/// A dense f32 tensor being evaluated.
+struct Dense {
+    dims: Vec<usize>,
+    data: Vec<f32>,
+}
+
+struct Ctx<'a> {
+    egraph: &'a EGraph<SscNode, SscAnalysis>,
+    choice: &'a HashMap<Id, SscNode>,
+    /// Classes that already have a value in the graph.
+    class_value: HashMap<Id, ValueId>,
+    /// Evaluated symbolic weights.
+    dense: HashMap<Id, Dense>,
+    /// The op being replaced (placement anchor) and its name (naming base).
+    anchor: OpId,
+    base: String,
+    counter: usize,
+}
+
+impl Ctx<'_> {
+    fn node(&self, c: Id) -> Result<&SscNode, RewriteError> {
+        self.choice
+            .get(&self.egraph.find(c))
+            .ok_or_else(|| RewriteError::Materialize(format!("class {c} has no extracted node")))
+    }
+
+    fn typed(&self, c: Id) -> Option<ValueType> {
+        let shape = self.egraph[c].data.shape.as_ref()?;
+        Some(ValueType::Tensor(TensorType {
+            elem: DataType::Float,
+            shape: Some(shape.iter().map(|&d| Dim::Known(d)).collect()),
+        }))
+    }
+
+    fn add_op(
+        &mut self,
+        g: &mut Graph,
+        desc: OpDesc,
+        inputs: Vec<Option<ValueId>>,
+        out: ValueId,
+    ) -> Result<(), RewriteError> {
+        self.counter += 1;
+        let desc = desc.with_name(format!("{}/ssc{}", self.base, self.counter));
+        let op = g.add_op(desc, inputs, vec![Some(out)])?;
+        g.place_before(op, self.anchor);
+        Ok(())
+    }
+
+    fn constant(&mut self, g: &mut Graph, base: &str, t: Tensor) -> ValueId {
+        let ty = ValueType::Tensor(TensorType {
+            elem: t.dtype,
+            shape: Some(t.dims.iter().map(|&d| Dim::Known(d)).collect()),
+        });
+        let name = g.fresh_name(&format!("{}_{base}", self.base));
+        let v = g.add_value(name, Some(ty)).expect("fresh names are unique");
+        g.set_initializer(v, t);
+        v
+    }
+
+    /// The value of class `c`, emitting its chosen expression when it has none yet. With
+    /// `target`, the root op writes that value.
+    fn value(
+        &mut self,
+        g: &mut Graph,
+        c: Id,
+        target: Option<ValueId>,
+    ) -> Result<ValueId, RewriteError> {
+        let c = self.egraph.find(c);
+        if target.is_none() {
+            if let Some(&v) = self.class_value.get(&c) {
+                return Ok(v);
+            }
+        }
+        let node = self.node(c)?.clone();
+        if let SscNode::WeightOp { .. } = node {
+            let d = self.eval(c)?;
+            let t = Tensor::from_f32(d.dims.clone(), &d.data);
+            let v = self.constant(g, "w", t);
+            self.class_value.insert(c, v);
+            return Ok(v);
+        }
+        let (desc, inputs) = match &node {
+            SscNode::Conv([a, x, w, b]) => {
+                let attrs = attrs_of(self.egraph, *a)
+                    .ok_or_else(|| RewriteError::Materialize("conv without attrs".into()))?
+                    .clone();
+                let xv = self.value(g, *x, None)?;
+                let wv = self.value(g, *w, None)?;
+                let bv = match self.node(*b)? {
+                    SscNode::NoBias => None,
+                    _ => Some(self.value(g, *b, None)?),
+                };
+                let i64s = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+                let mut pads = i64s(&attrs.pads_begin);
+                pads.extend(i64s(&attrs.pads_end));
+                let desc = OpDesc::new("Conv")
+                    .with_attr(Attribute::ints("dilations", i64s(&attrs.dilations)))
+                    .with_attr(Attribute::int("group", attrs.group as i64))
+                    .with_attr(Attribute::ints("kernel_shape", i64s(&attrs.kernel)))
+                    .with_attr(Attribute::ints("pads", pads))
+                    .with_attr(Attribute::ints("strides", i64s(&attrs.strides)));
+                (desc, vec![Some(xv), Some(wv), bv])
+            }
+            SscNode::Add([l, r]) => {
+                let lv = self.value(g, *l, None)?;
+                let rv = self.value(g, *r, None)?;
+                (OpDesc::new("Add"), vec![Some(lv), Some(rv)])
+            }
+            SscNode::Gather { idx, arg } => {
+                let xv = self.value(g, arg[0], None)?;
+                let ix: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                let iv = self.constant(g, "perm", Tensor::from_i64(vec![ix.len()], &ix));
+                (
+                    OpDesc::new("Gather").with_attr(Attribute::int("axis", 1)),
+                    vec![Some(xv), Some(iv)],
+                )
+            }
+            other => {
+                return Err(RewriteError::Materialize(format!(
+                    "cannot emit {other} as an op"
+                )))
+            }
+        };
+        let out = match target {
+            Some(t) => t,
+            None => {
+                let name = g.fresh_name(&format!("{}_t", self.base));
+                g.add_value(name, self.typed(c))
+                    .expect("fresh names are unique")
+            }
+        };
+        self.add_op(g, desc, inputs, out)?;
+        self.class_value.insert(c, out);
+        Ok(out)
+    }
+
+    /// Evaluates a weight class to a dense f32 tensor.
+    fn eval(&mut self, c: Id) -> Result<&Dense, RewriteError> {
+        let c = self.egraph.find(c);
+        if !self.dense.contains_key(&c) {
+            let d = match self.node(c)?.clone() {
+                SscNode::Weight(w) => {
+                    let t = &self.egraph.analysis.weights[w as usize].tensor;
+                    Dense {
+                        dims: t.dims.clone(),
+                        data: t.to_f32_vec().ok_or_else(|| {
+                            RewriteError::Materialize("weight is not numeric".into())
+                        })?,
+                    }
+                }
+                SscNode::WeightOp { op, arg } => {
+                    let src = self.eval(arg[0])?;
+                    apply_weight_op(&op, src)
+                }
+                other => {
+                    return Err(RewriteError::Materialize(format!(
+                        "{other} is not a weight"
+                    )))
+                }
+            };
+            self.dense.insert(c, d);
+        }
+        Ok(&self.dense[&c])
+    }
+}
+
+fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
+    let dims = &src.dims;
+    let inner: usize = dims.iter().skip(2).product();
+    match op {
+        WeightOp::Blocks {
+            groups,
+            out_perm,
+            in_perm,
+        } => {
+            let (co, ci) = (dims[0], dims[1]);
+            let (bo, bi) = (co / groups, ci / groups);
+            let mut data = Vec::with_capacity(co * bi * inner);
+            for j in 0..co {
+                let o = out_perm[j] as usize;
+                for l in 0..bi {
+                    let i = in_perm[(j / bo) * bi + l] as usize;
+                    let at = (o * ci + i) * inner;
+                    data.extend_from_slice(&src.data[at..at + inner]);
+                }
+            }
+            let mut nd = dims.clone();
+            nd[1] = bi;
+            Dense { dims: nd, data }
+        }
+        WeightOp::MaskBlocks {
+            groups,
+            out_perm,
+            in_perm,
+        } => {
+            let (co, ci) = (dims[0], dims[1]);
+            let (bo, bi) = (co / groups, ci / groups);
+            let mut data = src.data.clone();
+            for j in 0..co {
+                let o = out_perm[j] as usize;
+                for l in 0..bi {
+                    let i = in_perm[(j / bo) * bi + l] as usize;
+                    let at = (o * ci + i) * inner;
+                    data[at..at + inner].fill(0.0);
+                }
+            }
+            Dense {
+                dims: dims.clone(),
+                data,
+            }
+        }
+        WeightOp::Crop { begin, end } => {
+            let ks = &dims[2..];
+            let nk: Vec<usize> = begin.iter().zip(end).map(|(b, e)| e - b).collect();
+            let ninner: usize = nk.iter().product();
+            let kernels = dims[0] * dims[1];
+            let mut data = Vec::with_capacity(kernels * ninner);
+            for k in 0..kernels {
+                for t in 0..ninner {
+                    // Tap t of the cropped kernel, row-major, shifted by `begin` per axis.
+                    let (mut rest, mut src_t, mut stride) = (t, 0usize, 1usize);
+                    for d in (0..nk.len()).rev() {
+                        let idx = rest % nk[d] + begin[d];
+                        rest /= nk[d];
+                        src_t += idx * stride;
+                        stride *= ks[d];
+                    }
+                    data.push(src.data[k * inner + src_t]);
+                }
+            }
+            let mut nd = dims[..2].to_vec();
+            nd.extend(nk);
+            Dense { dims: nd, data }
+        }
+        WeightOp::Gather0 { idx } => {
+            let row: usize = dims.iter().skip(1).product();
+            let mut data = Vec::with_capacity(idx.len() * row);
+            for &i in idx.iter() {
+                data.extend_from_slice(&src.data[i as usize * row..(i as usize + 1) * row]);
+            }
+            let mut nd = dims.clone();
+            nd[0] = idx.len();
+            Dense { dims: nd, data }
+        }
+    }
+}
+
+/// MACs, parameters and a short description of the expression chosen for `c`, stopping at
+/// classes in `boundary` (values that exist independently of this conv).
+fn describe(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    node: &SscNode,
+) -> (u64, u64, String) {
+    let sub = |c: Id| -> Option<(u64, u64, String)> {
+        let c = egraph.find(c);
+        if boundary(c) {
+            return None;
+        }
+        Some(describe(egraph, choice, boundary, choice.get(&c)?))
+    };
+    match node {
+        SscNode::Conv([a, x, w, b]) => {
+            let macs = cost_input(egraph, node).map_or(0, |c| c.macs);
+            let numel = |c: Id| {
+                egraph[c]
+                    .data
+                    .shape
+                    .as_ref()
+                    .map_or(0, |s| s.iter().product::<usize>() as u64)
+            };
+            let params = numel(*w) + numel(*b);
+            let attrs = attrs_of(egraph, *a);
+            let cin = egraph[*x]
+                .data
+                .shape
+                .as_ref()
+                .and_then(|s| s.get(1).copied());
+            let form = match attrs {
+                Some(at) if at.group == 1 => format!("Conv {} dense", at.kernel_str()),
+                Some(at) if Some(at.group) == cin => format!("Conv {} depthwise", at.kernel_str()),
+                Some(at) => format!("Conv {} G={}", at.kernel_str(), at.group),
+                None => "Conv".to_string(),
+            };
+            let (im, ip, inner) = sub(*x).unwrap_or((0, 0, String::new()));
+            // Only an input gather belongs to this conv's replacement: `Conv·perm`.
+            let form = if inner.is_empty() {
+                form
+            } else {
+                format!("{form}·{inner}")
+            };
+            (macs + im, params + ip, form)
+        }
+        SscNode::Add([l, r]) => {
+            let own = cost_input(egraph, node).map_or(0, |c| c.macs);
+            let (lm, lp, ls) = sub(*l).unwrap_or_default();
+            let (rm, rp, rs) = sub(*r).unwrap_or_default();
+            (own + lm + rm, lp + rp, format!("{ls} + {rs}"))
+        }
+        SscNode::Gather { arg, .. } => match sub(arg[0]) {
+            Some((m, p, s)) => (m, p, format!("perm·{s}")),
+            None => (0, 0, "perm".to_string()),
+        },
+        other => (0, 0, other.to_string()),
+    }
+}
+
+/// Applies the extraction to `model`; returns one report per conv some rule fired on.
+pub(crate) fn materialize(
+    model: &mut Model,
+    built: &Built,
+    ex: &Extraction,
+) -> Result<Vec<LayerReport>, RewriteError> {
+    let egraph = &built.egraph;
+    let g = &mut model.graph;
+    // Seed every original value; on a class shared by several values (identical convs merged by
+    // hash-consing), the oldest value owns it.
+    let mut owners: Vec<(ValueId, Id)> = built
+        .value_class
+        .iter()
+        .map(|(&v, &c)| (v, egraph.find(c)))
+        .collect();
+    owners.sort_by_key(|&(v, _)| (g.value(v).order, v));
+    let mut class_value = HashMap::new();
+    for (v, c) in owners {
+        class_value.entry(c).or_insert(v);
+    }
+    let originals: std::collections::HashSet<Id> = class_value.keys().copied().collect();
+    let mut fired: HashMap<Id, Vec<String>> = HashMap::new();
+    for (c, rule) in &egraph.analysis.fired {
+        let list = fired.entry(egraph.find(*c)).or_default();
+        if !list.iter().any(|r| r == rule) {
+            list.push(rule.to_string());
+        }
+    }
+    let mut ctx = Ctx {
+        egraph,
+        choice: &ex.choice,
+        class_value,
+        dense: HashMap::new(),
+        anchor: OpId(Default::default()),
+        base: String::new(),
+        counter: 0,
+    };
+    let mut layers = Vec::new();
+    let mut removed_inputs = Vec::new();
+    for site in &built.sites {
+        let c = egraph.find(built.value_class[&site.out]);
+        let Some(rules) = fired.get(&c) else {
+            continue;
+        };
+        if ctx.class_value.get(&c) != Some(&site.out) {
+            continue; // a duplicate of an earlier conv; left as it is
+        }
+        let orig = site.node.clone().map_children(|x| egraph.find(x));
+        let chosen = ex
+            .choice
+            .get(&c)
+            .ok_or_else(|| RewriteError::Materialize("conv class not extracted".into()))?
+            .clone();
+        let boundary = |x: Id| x != c && originals.contains(&x);
+        let (mb, pb, fb) = describe(egraph, &ex.choice, &boundary, &orig);
+        let (ma, pa, fa) = describe(egraph, &ex.choice, &boundary, &chosen);
+        let name = g.op_label(site.op);
+        layers.push(LayerReport {
+            node: name.clone(),
+            form_before: fb,
+            form_after: fa,
+            macs_before: mb,
+            macs_after: ma,
+            params_before: pb,
+            params_after: pa,
+            rules_fired: rules.clone(),
+            rewritten: chosen != orig,
+        });
+        if chosen == orig {
+            continue;
+        }
+        ctx.anchor = site.op;
+        ctx.base = name;
+        ctx.counter = 0;
+        g.set_output(site.op, 0, None)?;
+        ctx.value(g, c, Some(site.out))?;
+        removed_inputs.extend(g.op(site.op).inputs().iter().flatten().copied());
+        g.remove_op(site.op);
+    }
+    // Drop initializers only the replaced convs read.
+    removed_inputs.sort();
+    removed_inputs.dedup();
+    for v in removed_inputs {
+        if !g.is_used(v) && !g.is_graph_input(v) && g.initializer(v).is_some() {
+            g.remove_initializer(v);
+            g.remove_value(v);
+        }
+    }
+    Ok(layers)
+}

@@ -1,0 +1,66 @@
+//! Rule family c: kernel shape. Taps no kernel uses are cut away: centre-only kernels (all P)
+//! become a 1x1 conv, a zero ring a smaller kernel.
+//!
+//! **Matches** `Conv(x, W, b)` (any group) over an original weight.
+//! **Fires when** the union of used taps has a bounding box `begin..end` smaller than the
+//! kernel on some axis, and every pad stays non-negative after removing `begin * dilation`
+//! from the start and `(k - end) * dilation` from the end of its axis. Output position `y`
+//! of the original reads input `y * s - pad_begin + t * d` for tap `t`; with tap `t = t' +
+//! begin` and `pad_begin' = pad_begin - begin * d` the cropped conv reads the same positions,
+//! and the output length `(L + pb + pe - d (k - 1) - 1) / s + 1` is unchanged. When a pad
+//! would go negative the rule does not fire.
+//! **Adds** `Conv(cropped attrs, x, crop(W), b)`.
+//!
+//! ```text
+//! Conv 3x3 pads 1 with zero ring   =>   Conv 1x1 pads 0 (same stride)
+//! Conv 5x5 pads 2, taps in 3x3     =>   Conv 3x3 pads 1
+//! ```
+
+use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+
+use super::{commit, weight_op, ConvMatch, ConvSearcher};
+use crate::analysis::SscAnalysis;
+use crate::lang::{SscNode, WeightOp};
+
+/// The rule's name in reports.
+pub const NAME: &str = "kernel-crop";
+
+/// The rewrite.
+pub fn rule() -> Rewrite<SscNode, SscAnalysis> {
+    Rewrite::new(NAME, ConvSearcher, KernelCropApplier).expect("variables are bound")
+}
+
+/// The conditional applier of [`rule`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelCropApplier;
+
+impl Applier<SscNode, SscAnalysis> for KernelCropApplier {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<SscNode, SscAnalysis>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<SscNode>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let Some(m) = ConvMatch::new(egraph, subst) else {
+            return Vec::new();
+        };
+        let taps = &m.facts.taps;
+        if !taps.shrinkable {
+            return Vec::new();
+        }
+        let Some(extent) = &taps.extent else {
+            return Vec::new();
+        };
+        let begin: Vec<usize> = extent.iter().map(|e| e.begin).collect();
+        let end: Vec<usize> = extent.iter().map(|e| e.end).collect();
+        let Some(attrs) = m.attrs.cropped(&begin, &end) else {
+            return Vec::new();
+        };
+        let w = weight_op(egraph, WeightOp::Crop { begin, end }, m.w);
+        let a = egraph.add(SscNode::ConvAttrs(Box::new(attrs)));
+        let new = egraph.add(SscNode::Conv([a, m.x, w, m.b]));
+        commit(egraph, eclass, new, NAME)
+    }
+}

@@ -1,0 +1,202 @@
+//! The rule families and what they share: a searcher that finds every Conv e-node over an
+//! original weight, and the guard data ([`ConvMatch`]) every applier starts from.
+//!
+//! Invariants every rule keeps (as in Cranelift's `opts/README.md`):
+//! - **exact**: an alternative computes the same function in real arithmetic (facts are exact
+//!   unless the user gave an epsilon, which the report marks);
+//! - **one alternative per matched conv**: rules match only convs whose weight is an original
+//!   initializer, and the alternatives they add have symbolic weights, so no rule ever matches
+//!   another rule's output and saturation takes two iterations;
+//! - **never densify**: no rule produces a conv with fewer groups than it matched.
+
+use std::sync::Arc;
+
+use egg::{EGraph, Id, Rewrite, SearchMatches, Searcher, Subst, Var};
+use ssc_ir::DataType;
+use ssc_structure::ConvStructure;
+
+use crate::analysis::{attrs_of, SscAnalysis};
+use crate::lang::{ConvAttrs, Indices, SscNode, WeightOp};
+
+pub mod blockdiag;
+pub mod kernel;
+pub mod ssc;
+
+/// The rule set [`crate::rewrite_model`] runs by default, in priority order.
+pub fn default_rules() -> Vec<Rewrite<SscNode, SscAnalysis>> {
+    vec![blockdiag::rule(), ssc::rule(), kernel::rule()]
+}
+
+/// The variables a [`ConvSearcher`] binds: attrs, input, weight, bias.
+pub fn conv_vars() -> [Var; 4] {
+    ["?attrs", "?x", "?w", "?b"].map(|v| v.parse().expect("valid variable"))
+}
+
+/// Finds every `Conv(attrs, x, w, b)` whose weight class holds an original (table) weight;
+/// binds [`conv_vars`]. Public so other crates can write facts-driven conv rules.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvSearcher;
+
+impl Searcher<SscNode, SscAnalysis> for ConvSearcher {
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &EGraph<SscNode, SscAnalysis>,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<SearchMatches<'_, SscNode>> {
+        let vars = conv_vars();
+        let substs: Vec<Subst> = egraph[eclass]
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                SscNode::Conv(c) if egraph[c[2]].data.weight.is_some() => {
+                    let mut s = Subst::with_capacity(4);
+                    for (v, id) in vars.iter().zip(c) {
+                        s.insert(*v, *id);
+                    }
+                    Some(s)
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect();
+        (!substs.is_empty()).then_some(SearchMatches {
+            eclass,
+            substs,
+            ast: None,
+        })
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        conv_vars().to_vec()
+    }
+}
+
+/// A matched conv with everything a guard needs.
+#[derive(Debug)]
+pub struct ConvMatch {
+    /// The conv's attributes.
+    pub attrs: ConvAttrs,
+    /// Input class.
+    pub x: Id,
+    /// Weight class (an original weight).
+    pub w: Id,
+    /// Bias class ([`SscNode::NoBias`] when absent).
+    pub b: Id,
+    /// Whether there is a bias.
+    pub has_bias: bool,
+    /// The input's static shape.
+    pub x_shape: Vec<usize>,
+    /// The weight's structure facts.
+    pub facts: Arc<ConvStructure>,
+}
+
+impl ConvMatch {
+    /// Collects the match, or `None` when a shared guard fails: the input shape must be static
+    /// (costs need it), the weight (and bias) must be f32 constants, the kernel rank must match
+    /// the input, and the facts must be computable.
+    pub fn new(egraph: &mut EGraph<SscNode, SscAnalysis>, subst: &Subst) -> Option<ConvMatch> {
+        let [va, vx, vw, vb] = conv_vars();
+        let (a, x, w, b) = (subst[va], subst[vx], subst[vw], subst[vb]);
+        let attrs = attrs_of(egraph, a)?.clone();
+        let x_shape = egraph[x].data.shape.clone()?;
+        let widx = egraph[w].data.weight?;
+        if egraph.analysis.weights[widx as usize].tensor.dtype != DataType::Float
+            || x_shape.len() != attrs.kernel.len() + 2
+        {
+            return None;
+        }
+        let has_bias = !egraph[b].nodes.iter().any(|n| matches!(n, SscNode::NoBias));
+        if has_bias {
+            let bidx = egraph[b].data.weight?;
+            if egraph.analysis.weights[bidx as usize].tensor.dtype != DataType::Float {
+                return None;
+            }
+        }
+        let facts = egraph.analysis.facts(widx, attrs.group)?;
+        Some(ConvMatch {
+            attrs,
+            x,
+            w,
+            b,
+            has_bias,
+            x_shape,
+            facts,
+        })
+    }
+}
+
+/// True when `p` is `0, 1, 2, ...`.
+pub(crate) fn is_identity(p: &[u32]) -> bool {
+    p.iter().enumerate().all(|(j, &x)| x as usize == j)
+}
+
+/// `Gather(x, idx, axis = 1)` unless `idx` is the identity.
+pub(crate) fn gather_channels(egraph: &mut EGraph<SscNode, SscAnalysis>, x: Id, idx: &[u32]) -> Id {
+    if is_identity(idx) {
+        return x;
+    }
+    egraph.add(SscNode::Gather {
+        idx: Indices::from(idx),
+        arg: [x],
+    })
+}
+
+/// A symbolic weight op over `w`.
+pub(crate) fn weight_op(egraph: &mut EGraph<SscNode, SscAnalysis>, op: WeightOp, w: Id) -> Id {
+    egraph.add(SscNode::WeightOp { op, arg: [w] })
+}
+
+/// The permuted grouped conv of a block-diagonal weight, with the input gather, the bias
+/// permuted like the outputs (or dropped when `with_bias` is false), and the output gather
+/// back to the original channel order.
+pub(crate) fn grouped_branch(
+    egraph: &mut EGraph<SscNode, SscAnalysis>,
+    m: &ConvMatch,
+    blocks: &ssc_structure::BlockDiagonal,
+    with_bias: bool,
+) -> Id {
+    let out_perm: Indices = Indices::from(&blocks.output_perm[..]);
+    let in_perm: Indices = Indices::from(&blocks.input_perm[..]);
+    let xin = gather_channels(egraph, m.x, &in_perm);
+    let w = weight_op(
+        egraph,
+        WeightOp::Blocks {
+            groups: blocks.groups,
+            out_perm: out_perm.clone(),
+            in_perm,
+        },
+        m.w,
+    );
+    let b = if with_bias && m.has_bias {
+        if is_identity(&out_perm) {
+            m.b
+        } else {
+            weight_op(egraph, WeightOp::Gather0 { idx: out_perm }, m.b)
+        }
+    } else {
+        egraph.add(SscNode::NoBias)
+    };
+    let attrs = ConvAttrs {
+        group: blocks.groups,
+        ..m.attrs.clone()
+    };
+    let a = egraph.add(SscNode::ConvAttrs(Box::new(attrs)));
+    let y = egraph.add(SscNode::Conv([a, xin, w, b]));
+    gather_channels(egraph, y, &blocks.output_unperm())
+}
+
+/// Unions `new` into `eclass` and records the rule for the report.
+pub(crate) fn commit(
+    egraph: &mut EGraph<SscNode, SscAnalysis>,
+    eclass: Id,
+    new: Id,
+    rule: &'static str,
+) -> Vec<Id> {
+    if egraph.union(eclass, new) {
+        egraph.analysis.fired.push((eclass, rule));
+        vec![eclass]
+    } else {
+        Vec::new()
+    }
+}

@@ -1,0 +1,321 @@
+//! One fixture per rule case (positive and near-miss negative): rewrite a one-conv model, check
+//! the form chosen, and check numerically that the rewritten model computes the same function.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ssc_ir::{Model, Tensor};
+use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
+
+fn opts() -> RewriteOptions {
+    RewriteOptions {
+        cost: Arc::new(MacCost),
+        ..RewriteOptions::default()
+    }
+}
+
+/// Rewrites a copy of `model`, checks it still infers and computes the same function, and
+/// returns the rewritten model and report. `expect` is the form after, or `None` when no
+/// rewrite may happen.
+fn check(model: &Model, expect: Option<&str>) -> (Model, RewriteReport) {
+    let mut after = model.clone();
+    let report = rewrite_model(&mut after, &opts()).unwrap();
+    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+    assert_same_function(model, &after, 7);
+    match expect {
+        Some(form) => {
+            assert_eq!(report.rewritten, 1, "{report:#?}");
+            assert_eq!(report.layers[0].form_after, form, "{report:#?}");
+            assert!(report.layers[0].macs_after < report.layers[0].macs_before);
+        }
+        None => {
+            assert_eq!(report.rewritten, 0, "{report:#?}");
+            assert_eq!(op_types(&after), op_types(model));
+        }
+    }
+    (after, report)
+}
+
+fn conv(w: Tensor, attrs: &Attrs) -> Model {
+    conv_model(w, true, attrs, [1, w_ci(attrs), 9, 9])
+}
+
+fn w_ci(a: &Attrs) -> usize {
+    // Fixtures below use 8 input channels per group count 1, 16 when grouped tests say so.
+    8 * a.group
+}
+
+// ----- a. block-diagonal -> grouped -----
+
+#[test]
+fn blockdiag_identity_blocks_become_grouped_without_gathers() {
+    let w = weight(8, 8, 3, 1, |o, i, _| o / 4 == i / 4);
+    let (m, r) = check(&conv(w, &Attrs::default()), Some("Conv 3x3 G=2"));
+    assert_eq!(op_types(&m), ["Conv"]);
+    assert_eq!(r.layers[0].params_after, 8 * 4 * 9 + 8);
+}
+
+#[test]
+fn blockdiag_permuted_blocks_get_gathers() {
+    let w = weight(8, 8, 3, 2, |o, i, _| o % 2 == i % 2);
+    let a = Attrs {
+        strides: vec![2, 2],
+        ..Attrs::default()
+    };
+    let (m, _) = check(&conv(w, &a), Some("perm·Conv 3x3 G=2·perm"));
+    assert_eq!(op_types(&m), ["Gather", "Conv", "Gather"]);
+}
+
+#[test]
+fn blockdiag_1x1_depthwise_permuted() {
+    // A permutation matrix times scales: a depthwise 1x1 conv between gathers.
+    let w = weight(8, 8, 1, 3, |o, i, _| i == (o * 3) % 8);
+    let a = Attrs {
+        pads: vec![0; 4],
+        ..Attrs::default()
+    };
+    check(&conv(w, &a), Some("Conv 1x1 depthwise·perm"));
+}
+
+#[test]
+fn blockdiag_near_miss_one_coupling_weight() {
+    let w = weight(8, 8, 3, 4, |o, i, t| {
+        o / 4 == i / 4 || (o == 0 && i == 7 && t == 0)
+    });
+    check(&conv(w, &Attrs::default()), None);
+}
+
+#[test]
+fn blockdiag_near_miss_zero_filter_pads_the_blocks() {
+    let w = weight(8, 8, 3, 5, |o, i, _| o / 4 == i / 4 && o != 3);
+    check(&conv(w, &Attrs::default()), None);
+}
+
+// ----- b. SSC split -----
+
+fn ssc_block(o: usize, i: usize, t: usize) -> bool {
+    o / 4 == i / 4 || t == 4
+}
+
+#[test]
+fn ssc_group_blocks_split_into_grouped_plus_pointwise() {
+    let w = weight(16, 16, 3, 6, ssc_block);
+    let m = conv_model(w, true, &Attrs::default(), [2, 16, 9, 9]);
+    let (after, r) = check(&m, Some("Conv 3x3 G=4 + Conv 1x1 dense"));
+    assert_eq!(op_types(&after), ["Conv", "Conv", "Add"]);
+    // 16*16*9 -> 16*4*9 + 16*16 per pixel, plus the Add.
+    let l = &r.layers[0];
+    assert_eq!(l.macs_before, 2 * 16 * 16 * 9 * 81);
+    assert_eq!(l.macs_after, 2 * (16 * 4 * 9 + 16 * 16 + 16) * 81);
+}
+
+#[test]
+fn ssc_with_stride_and_dilation_stays_exact() {
+    let w = weight(16, 16, 3, 7, ssc_block);
+    let a = Attrs {
+        strides: vec![2, 2],
+        dilations: vec![2, 2],
+        pads: vec![2, 2, 2, 2],
+        ..Attrs::default()
+    };
+    check(
+        &conv_model(w, false, &a, [1, 16, 11, 11]),
+        Some("Conv 3x3 G=4 + Conv 1x1 dense"),
+    );
+}
+
+#[test]
+fn ssc_hetconv_shift_uses_permutations() {
+    let w = weight(16, 16, 3, 8, |o, i, t| (i + 16 - o) % 4 == 0 || t == 4);
+    check(
+        &conv_model(w, true, &Attrs::default(), [1, 16, 9, 9]),
+        Some("perm·Conv 3x3 G=4·perm + Conv 1x1 dense"),
+    );
+}
+
+#[test]
+fn ssc_depthwise_plus_pointwise_with_multiplier() {
+    // Co = 2 Ci: F where i == o mod Ci; each input feeds two outputs.
+    let w = weight(16, 8, 3, 9, |o, i, t| i == o % 8 || t == 4);
+    check(
+        &conv_model(w, true, &Attrs::default(), [1, 8, 9, 9]),
+        Some("perm·Conv 3x3 depthwise + Conv 1x1 dense"),
+    );
+}
+
+#[test]
+fn ssc_near_miss_without_padding_for_the_centre() {
+    // No pads: the centre tap of output y sits at input y + 1, which a 1x1 conv cannot reach.
+    let w = weight(16, 16, 3, 10, ssc_block);
+    let a = Attrs {
+        pads: vec![0; 4],
+        ..Attrs::default()
+    };
+    check(&conv_model(w, true, &a, [1, 16, 9, 9]), None);
+}
+
+#[test]
+fn ssc_near_miss_asymmetric_pads() {
+    let w = weight(16, 16, 3, 11, ssc_block);
+    let a = Attrs {
+        pads: vec![1, 1, 0, 1],
+        ..Attrs::default()
+    };
+    check(&conv_model(w, true, &a, [1, 16, 9, 9]), None);
+}
+
+#[test]
+fn ssc_near_miss_same_upper_is_not_modelled() {
+    let w = weight(16, 16, 3, 12, ssc_block);
+    let a = Attrs {
+        auto_pad: Some("SAME_UPPER"),
+        ..Attrs::default()
+    };
+    check(&conv_model(w, true, &a, [1, 16, 9, 9]), None);
+}
+
+// ----- c. kernel shape -----
+
+#[test]
+fn centre_only_kernels_become_1x1_with_stride() {
+    let w = weight(8, 8, 3, 13, |_, _, t| t == 4);
+    let a = Attrs {
+        strides: vec![2, 2],
+        ..Attrs::default()
+    };
+    let (m, _) = check(&conv(w, &a), Some("Conv 1x1 dense"));
+    let g = &m.graph;
+    let op = g.op(g.op_ids()[0]);
+    assert_eq!(op.desc.get_ints("pads").unwrap().unwrap(), &[0, 0, 0, 0]);
+    assert_eq!(op.desc.get_ints("strides").unwrap().unwrap(), &[2, 2]);
+}
+
+#[test]
+fn zero_ring_shrinks_5x5_to_3x3() {
+    let w = weight(8, 8, 5, 14, |_, _, t| {
+        (1..4).contains(&(t / 5)) && (1..4).contains(&(t % 5))
+    });
+    let a = Attrs {
+        pads: vec![2, 2, 2, 2],
+        ..Attrs::default()
+    };
+    check(&conv(w, &a), Some("Conv 3x3 dense"));
+}
+
+#[test]
+fn one_sided_crop_moves_only_one_pad() {
+    // Taps only in the top-left 2x2: begin 0, end 2; the end pads drop by one.
+    let w = weight(8, 8, 3, 15, |_, _, t| t / 3 < 2 && t % 3 < 2);
+    let (m, _) = check(&conv(w, &Attrs::default()), Some("Conv 2x2 dense"));
+    let g = &m.graph;
+    let op = g.op(g.op_ids()[0]);
+    assert_eq!(op.desc.get_ints("pads").unwrap().unwrap(), &[1, 1, 0, 0]);
+}
+
+#[test]
+fn crop_keeps_groups() {
+    let w = weight(8, 8, 3, 16, |_, _, t| t == 4);
+    let a = Attrs {
+        group: 2,
+        ..Attrs::default()
+    };
+    check(
+        &conv_model(w, true, &a, [1, 16, 9, 9]),
+        Some("Conv 1x1 G=2"),
+    );
+}
+
+#[test]
+fn crop_near_miss_pads_would_go_negative() {
+    let w = weight(8, 8, 3, 17, |_, _, t| t == 4);
+    let a = Attrs {
+        pads: vec![0; 4],
+        ..Attrs::default()
+    };
+    check(&conv(w, &a), None);
+}
+
+#[test]
+fn dense_weights_are_left_alone() {
+    check(
+        &conv(weight(8, 8, 3, 18, |_, _, _| true), &Attrs::default()),
+        None,
+    );
+}
+
+// ----- whole-pipeline properties -----
+
+#[test]
+fn output_is_deterministic() {
+    let m = conv_model(
+        weight(16, 16, 3, 19, |o, i, t| (i + 16 - o) % 4 == 0 || t == 4),
+        true,
+        &Attrs::default(),
+        [1, 16, 9, 9],
+    );
+    let enc = |m: &Model| {
+        let mut m = m.clone();
+        rewrite_model(&mut m, &opts()).unwrap();
+        ssc_onnx::encode_model(&m).unwrap()
+    };
+    assert_eq!(enc(&m), enc(&m));
+}
+
+#[test]
+fn saturation_is_small_and_reported() {
+    let m = conv_model(
+        weight(16, 16, 3, 20, ssc_block),
+        true,
+        &Attrs::default(),
+        [1, 16, 9, 9],
+    );
+    let mut after = m.clone();
+    let r = rewrite_model(&mut after, &opts()).unwrap();
+    assert_eq!(r.stop_reason, "Saturated");
+    assert!(r.iterations <= 3, "{r:#?}");
+    assert!(r.egraph_nodes < 30, "{r:#?}");
+    assert_eq!(r.layers[0].rules_fired, ["ssc-split"]);
+}
+
+#[test]
+fn residual_dag_shares_inputs_and_rewrites_both_convs() {
+    // y1 = Conv_ssc(x); y2 = Conv_blockdiag(y1); out = Relu(y1) + y2: y1 is read three times.
+    use ssc_ir::{Attribute, OpDesc};
+    let mut m = conv_model(
+        weight(16, 16, 3, 21, ssc_block),
+        true,
+        &Attrs::default(),
+        [1, 16, 9, 9],
+    );
+    let g = &mut m.graph;
+    let y1 = g.outputs()[0];
+    let w2 = g.add_value("W2", None).unwrap();
+    g.set_initializer(w2, weight(16, 16, 3, 22, |o, i, _| o % 4 == i % 4));
+    let y2 = g.add_value("y2", None).unwrap();
+    let r = g.add_value("r", None).unwrap();
+    let out = g.add_value("out", None).unwrap();
+    g.add_op(
+        OpDesc::new("Conv")
+            .with_name("conv2")
+            .with_attr(Attribute::ints("pads", vec![1; 4])),
+        vec![Some(y1), Some(w2)],
+        vec![Some(y2)],
+    )
+    .unwrap();
+    g.add_op(OpDesc::new("Relu"), vec![Some(y1)], vec![Some(r)])
+        .unwrap();
+    g.add_op(OpDesc::new("Add"), vec![Some(r), Some(y2)], vec![Some(out)])
+        .unwrap();
+    g.set_outputs(vec![out]);
+    ssc_passes::infer_shapes(&mut m, &[]).unwrap();
+    let mut after = m.clone();
+    let rep = rewrite_model(&mut after, &opts()).unwrap();
+    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+    assert_same_function(&m, &after, 5);
+    assert_eq!(rep.rewritten, 2, "{rep:#?}");
+    // The old weights are gone; only the new ones and the untouched bias remain.
+    assert!(after.graph.value_by_name("W").is_none());
+    assert!(after.graph.value_by_name("W2").is_none());
+}
