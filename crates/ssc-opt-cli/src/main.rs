@@ -78,6 +78,11 @@ struct OptimizeArgs {
     /// Run only the exact clean-ups, not the structure-aware rewriting of convolutions.
     #[arg(long)]
     no_rewrite: bool,
+    /// How the rewriter prices alternatives: `calibrated` (ONNX Runtime timings measured on the
+    /// reference machine, the default), `macs` (fewest multiply-accumulates), or a calibration
+    /// JSON written by scripts/calibrate_cost.py for your own machine.
+    #[arg(long, value_name = "MODEL", default_value = "calibrated")]
+    cost_model: String,
     /// Print a per-layer report to stdout: `text` or `json`.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     report: Option<String>,
@@ -238,9 +243,14 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     };
     let original = (samples > 0).then(|| model.clone());
     progress.phase("optimising");
+    let cost = cost_model(&a.cost_model)?;
     let opts = Options {
         cleanups: !a.no_optimize,
         rewrite: !a.no_rewrite,
+        rewrite_options: ssc_opt::ssc_rewrite::RewriteOptions {
+            cost,
+            ..Default::default()
+        },
         input_shapes: shapes.clone(),
         ..Options::default()
     };
@@ -304,6 +314,22 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cost model named by `--cost-model`.
+fn cost_model(spec: &str) -> anyhow::Result<std::sync::Arc<dyn ssc_opt::ssc_rewrite::CostModel>> {
+    use ssc_opt::ssc_rewrite::{CalibratedCost, MacCost};
+    Ok(match spec {
+        "calibrated" => std::sync::Arc::new(CalibratedCost::default()),
+        "macs" => std::sync::Arc::new(MacCost),
+        path => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("--cost-model {path}"))?;
+            std::sync::Arc::new(
+                CalibratedCost::from_json(&text).with_context(|| format!("--cost-model {path}"))?,
+            )
+        }
+    })
 }
 
 /// Parses `NAME:1,3,224,224` (a dim may be a symbolic name or `?`).

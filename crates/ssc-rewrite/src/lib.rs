@@ -119,7 +119,7 @@ impl std::fmt::Debug for RewriteOptions {
 impl Default for RewriteOptions {
     fn default() -> Self {
         RewriteOptions {
-            cost: Arc::new(CalibratedCost),
+            cost: Arc::new(CalibratedCost::default()),
             extra_rules: Vec::new(),
             // One alternative per conv needs a handful of nodes each; these limits only stop
             // runaway extra rules.
