@@ -90,6 +90,7 @@ mkdir -p "$target_dir"
 # ---------------------------------------------------------------------------
 extra_suites=(
     tests/conformance/executor.py
+    tests/conformance/structured.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then
