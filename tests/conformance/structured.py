@@ -47,7 +47,7 @@ Tolerances:
     clean-ups that ORT executes in a different order may reassociate, hence 1e-6.
 
 Statuses: pass; accuracy-fail and error are FAILURES; mac-fail (a REQUIRED family above 110%
-of ideal) and unexpected-rewrite (MACs changed on dense/sparse90) are FAILURES;
+of ideal) and unexpected-rewrite (MACs changed on dense, grown on sparse90) are FAILURES;
 mac-target-unmet (a family whose rules are still pending, above 110% of ideal) is a reported
 shortfall printed under "NOT YET MET", not a failure, so the suite can run in CI while those
 rules are being written. Keep REQUIRED_FAMILIES in step with the rewriter.
@@ -83,12 +83,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # reported in docs/benchmarks.md.
 SSC_ARGS = ["--cost-model", "macs"]
 
-REQUIRED_FAMILIES = {"ssc_block", "ssc_shift", "ssc_dw", "blockdiag"}
-# Families whose rules are pending (plus, zero_filters, const_kernels, in_blocks4 at the time of
-# writing): missing the target is reported under NOT YET MET, not failed. Any family in the
-# manifest that is in none of these sets is treated the same way.
-PENDING_FAMILIES = {"plus", "zero_filters", "const_kernels", "in_blocks4"}
-# Families where no rewrite is expected: MACs must be unchanged.
+REQUIRED_FAMILIES = {"ssc_block", "ssc_shift", "ssc_dw", "blockdiag", "const_kernels", "in_blocks4",
+                     "zero_filters"}
+# Families whose rules are pending ('+'-shaped taps as shifted 1x1 convs at the time of writing):
+# missing the target is reported under NOT YET MET, not failed. Any family in the manifest that
+# is in none of these sets is treated the same way.
+PENDING_FAMILIES = {"plus"}
+# Families where no structural rewrite is expected. Dense: MACs must be unchanged. 90% unstructured
+# zeros: ONNX operators cannot exploit scattered zeros (that is the JIT's job), so MACs must not
+# grow; at these fixtures' tiny widths magnitude pruning does zero whole filters and input
+# columns (e.g. 0.9^8 = 43% of 1x1 filters over 8 inputs), which the pruned-channel rules remove
+# exactly, so a decrease is legitimate.
 NO_CHANGE_FAMILIES = {"dense", "sparse90"}
 
 RTOL = 1e-4          # the issue's accuracy bar (norm-wise relative)
@@ -293,15 +298,19 @@ def check_family(name: str, entry: dict, models_dir: str, ssc: str, tmp: str) ->
     if err > RTOL:
         r["status"], r["why"] = "accuracy-fail", f"rel err {err:.3e} > {RTOL:g}"
     elif family in NO_CHANGE_FAMILIES:
-        if r["macs_optimised"] != r["macs_original"]:
+        grew = r["macs_optimised"] > r["macs_original"]
+        changed = r["macs_optimised"] != r["macs_original"]
+        if grew or (family == "dense" and changed):
             r["status"] = "unexpected-rewrite"
             r["why"] = f"MACs changed {r['macs_original']} -> {r['macs_optimised']}, no rewrite expected"
         elif family == "dense" and err > DENSE_RTOL:
             r["status"], r["why"] = "accuracy-fail", f"dense: rel err {err:.3e} > {DENSE_RTOL:g}"
         else:
             r["status"] = "pass"
-            r["notes"].append("no rewrite expected: MACs unchanged" + (", bit-identical" if r["identical"]
-                                                   else f", within {DENSE_RTOL if family == 'dense' else RTOL:g}"))
+            what = ("no rewrite expected: MACs unchanged" if not changed
+                    else f"only whole zero filters/columns removed: MACs {r['macs_original']:,} -> {r['macs_optimised']:,}")
+            r["notes"].append(what + (", bit-identical" if r["identical"]
+                                      else f", within {DENSE_RTOL if family == 'dense' else RTOL:g}"))
     elif r["ratio"] <= 1.0 + MAC_TOL:
         r["status"] = "pass"
         if family not in REQUIRED_FAMILIES:

@@ -119,6 +119,27 @@ pub fn weight_op_shape(op: &WeightOp, arg: &[usize]) -> Option<Vec<usize>> {
             *s.first_mut()? = idx.len();
             Some(s)
         }
+        WeightOp::Gather1 { idx } => {
+            let mut s = arg.to_vec();
+            *s.get_mut(1)? = idx.len();
+            Some(s)
+        }
+        WeightOp::KernelMean { .. } => {
+            if arg.len() < 3 {
+                return None;
+            }
+            let mut s = arg[..2].to_vec();
+            s.resize(arg.len(), 1);
+            Some(s)
+        }
+        WeightOp::Channel { batch, spatial } => {
+            let [c] = arg else {
+                return None;
+            };
+            let mut s = vec![*batch, *c];
+            s.extend(spatial);
+            Some(s)
+        }
     }
 }
 
@@ -164,6 +185,32 @@ impl Analysis<SscNode> for SscAnalysis {
             },
             SscNode::WeightOp { op, arg } => ClassData {
                 shape: shape_of(arg[0]).and_then(|s| weight_op_shape(op, &s)),
+                weight: None,
+            },
+            SscNode::Literal(l) => ClassData {
+                shape: Some(l.dims.clone()),
+                weight: None,
+            },
+            SscNode::AvgPool([at, x]) => ClassData {
+                shape: (|| {
+                    let attrs = attrs_of(egraph, *at)?;
+                    let xs = shape_of(*x)?;
+                    let mut out = xs.get(..2)?.to_vec();
+                    out.extend(attrs.output_spatial(xs.get(2..)?)?);
+                    Some(out)
+                })(),
+                weight: None,
+            },
+            SscNode::Mul([l, _]) => ClassData {
+                shape: shape_of(*l),
+                weight: None,
+            },
+            SscNode::Concat([l, r]) => ClassData {
+                shape: (|| {
+                    let (mut a, b) = (shape_of(*l)?, shape_of(*r)?);
+                    *a.get_mut(1)? += *b.get(1)?;
+                    Some(a)
+                })(),
                 weight: None,
             },
         }

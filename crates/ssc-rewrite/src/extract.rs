@@ -74,6 +74,42 @@ pub fn cost_input(egraph: &EGraph<SscNode, SscAnalysis>, node: &SscNode) -> Opti
                 weight_bytes: 0,
             })
         }
+        SscNode::Mul([l, _]) => {
+            let e = numel(shape(*l)?);
+            Some(NodeCostInput {
+                kind: OpKind::Elementwise,
+                macs: e,
+                bytes_in: 2 * e * ELEM_BYTES,
+                bytes_out: e * ELEM_BYTES,
+                weight_bytes: 0,
+            })
+        }
+        SscNode::AvgPool([a, x]) => {
+            // A sum-pool: `k^2` additions per output element (the division is folded into the
+            // consumer's weights); priced as MACs like the manifest's ideal does.
+            let attrs = attrs_of(egraph, *a)?;
+            let xs = shape(*x)?;
+            let out_sp = attrs.output_spatial(xs.get(2..)?)?;
+            let (n, c) = (xs[0] as u64, xs[1] as u64);
+            let out = n * c * numel(&out_sp);
+            Some(NodeCostInput {
+                kind: OpKind::Pool,
+                macs: out * numel(&attrs.kernel),
+                bytes_in: numel(xs) * ELEM_BYTES,
+                bytes_out: out * ELEM_BYTES,
+                weight_bytes: 0,
+            })
+        }
+        SscNode::Concat([l, r]) => {
+            let e = numel(shape(*l)?) + numel(shape(*r)?);
+            Some(NodeCostInput {
+                kind: OpKind::Gather,
+                macs: 0,
+                bytes_in: e * ELEM_BYTES,
+                bytes_out: e * ELEM_BYTES,
+                weight_bytes: 0,
+            })
+        }
         SscNode::Gather { arg, idx } => {
             let s = shape(arg[0])?;
             let e = numel(s) / (s.get(1).copied().unwrap_or(1).max(1) as u64) * idx.len() as u64;

@@ -112,6 +112,51 @@ pub enum WeightOp {
         /// The gather indices.
         idx: Indices,
     },
+    /// Gathers along axis 1 (input channels of a weight).
+    Gather1 {
+        /// The gather indices.
+        idx: Indices,
+    },
+    /// Each kernel `W[o, i, :]` to its mean times `scale`, keeping a single tap: `[Co, Ci, 1..]`.
+    /// On a constant kernel the mean is its value, so this is `a[o, i] * scale`.
+    KernelMean {
+        /// The factor folded in (the pool's `k^2`, undoing its division).
+        scale: u32,
+    },
+    /// A vector `v[C]` broadcast to `[batch, C, spatial..]` (a bias as `[1, C, 1, 1]`, or a
+    /// constant plane of channels).
+    Channel {
+        /// The leading dimension.
+        batch: usize,
+        /// The trailing dimensions.
+        spatial: Vec<usize>,
+    },
+}
+
+/// A small constant a rule generates (signs, 0/1 channel selectors, zeros), stored by value.
+/// Only for tensors whose size is about a channel count, never an activation-sized one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Literal {
+    /// The shape.
+    pub dims: Vec<usize>,
+    /// The f32 values' bit patterns (so the node can hash), row-major.
+    pub bits: Arc<[u32]>,
+}
+
+impl Literal {
+    /// A literal of shape `dims` holding `values`.
+    pub fn new(dims: Vec<usize>, values: &[f32]) -> Literal {
+        debug_assert_eq!(dims.iter().product::<usize>(), values.len());
+        Literal {
+            dims,
+            bits: values.iter().map(|v| v.to_bits()).collect(),
+        }
+    }
+
+    /// The values.
+    pub fn values(&self) -> Vec<f32> {
+        self.bits.iter().map(|&b| f32::from_bits(b)).collect()
+    }
 }
 
 /// One e-node.
@@ -153,6 +198,15 @@ pub enum SscNode {
         /// `[w]`.
         arg: [Id; 1],
     },
+    /// A small generated constant.
+    Literal(Box<Literal>),
+    /// `AveragePool(attrs, x)` with `count_include_pad = 1`, `ceil_mode = 0`: the attrs' kernel,
+    /// strides and pads (dilations are always 1, group is ignored).
+    AvgPool([Id; 2]),
+    /// `Mul(x, c)`, `c` broadcast over `x` (`x` first).
+    Mul([Id; 2]),
+    /// `Concat(a, b, axis = 1)`.
+    Concat([Id; 2]),
 }
 
 /// What a node is, ignoring children: the [`Language::Discriminant`].
@@ -176,6 +230,14 @@ pub enum NodeKind {
     Gather(Indices),
     /// [`SscNode::WeightOp`] with its operation.
     WeightOp(WeightOp),
+    /// [`SscNode::Literal`] with its value.
+    Literal(Box<Literal>),
+    /// [`SscNode::AvgPool`].
+    AvgPool,
+    /// [`SscNode::Mul`].
+    Mul,
+    /// [`SscNode::Concat`].
+    Concat,
 }
 
 impl Language for SscNode {
@@ -192,6 +254,10 @@ impl Language for SscNode {
             SscNode::Add(_) => NodeKind::Add,
             SscNode::Gather { idx, .. } => NodeKind::Gather(idx.clone()),
             SscNode::WeightOp { op, .. } => NodeKind::WeightOp(op.clone()),
+            SscNode::Literal(l) => NodeKind::Literal(l.clone()),
+            SscNode::AvgPool(_) => NodeKind::AvgPool,
+            SscNode::Mul(_) => NodeKind::Mul,
+            SscNode::Concat(_) => NodeKind::Concat,
         }
     }
 
@@ -201,22 +267,28 @@ impl Language for SscNode {
 
     fn children(&self) -> &[Id] {
         match self {
-            SscNode::Input(_) | SscNode::Weight(_) | SscNode::NoBias | SscNode::ConvAttrs(_) => &[],
+            SscNode::Input(_)
+            | SscNode::Weight(_)
+            | SscNode::NoBias
+            | SscNode::ConvAttrs(_)
+            | SscNode::Literal(_) => &[],
             SscNode::Opaque { args, .. } => args,
             SscNode::Conv(c) => c,
-            SscNode::Add(c) => c,
+            SscNode::Add(c) | SscNode::AvgPool(c) | SscNode::Mul(c) | SscNode::Concat(c) => c,
             SscNode::Gather { arg, .. } | SscNode::WeightOp { arg, .. } => arg,
         }
     }
 
     fn children_mut(&mut self) -> &mut [Id] {
         match self {
-            SscNode::Input(_) | SscNode::Weight(_) | SscNode::NoBias | SscNode::ConvAttrs(_) => {
-                &mut []
-            }
+            SscNode::Input(_)
+            | SscNode::Weight(_)
+            | SscNode::NoBias
+            | SscNode::ConvAttrs(_)
+            | SscNode::Literal(_) => &mut [],
             SscNode::Opaque { args, .. } => args,
             SscNode::Conv(c) => c,
-            SscNode::Add(c) => c,
+            SscNode::Add(c) | SscNode::AvgPool(c) | SscNode::Mul(c) | SscNode::Concat(c) => c,
             SscNode::Gather { arg, .. } | SscNode::WeightOp { arg, .. } => arg,
         }
     }
@@ -238,7 +310,16 @@ impl fmt::Display for SscNode {
                 WeightOp::MaskBlocks { groups, .. } => write!(f, "offblocks(G={groups})"),
                 WeightOp::Crop { begin, end } => write!(f, "crop({begin:?}..{end:?})"),
                 WeightOp::Gather0 { idx } => write!(f, "gather0[{}]", idx.len()),
+                WeightOp::Gather1 { idx } => write!(f, "gather1[{}]", idx.len()),
+                WeightOp::KernelMean { scale } => write!(f, "kernelmean(x{scale})"),
+                WeightOp::Channel { batch, spatial } => {
+                    write!(f, "channel({batch}, {spatial:?})")
+                }
             },
+            SscNode::Literal(l) => write!(f, "literal{:?}", l.dims),
+            SscNode::AvgPool(_) => write!(f, "AveragePool"),
+            SscNode::Mul(_) => write!(f, "Mul"),
+            SscNode::Concat(_) => write!(f, "Concat"),
         }
     }
 }

@@ -101,7 +101,7 @@ impl Ctx<'_> {
             }
         }
         let node = self.node(c)?.clone();
-        if let SscNode::WeightOp { .. } = node {
+        if let SscNode::WeightOp { .. } | SscNode::Literal(_) = node {
             let d = self.eval(c)?;
             let t = Tensor::from_f32(d.dims.clone(), &d.data);
             let v = self.constant(g, "w", t);
@@ -130,10 +130,31 @@ impl Ctx<'_> {
                     .with_attr(Attribute::ints("strides", i64s(&attrs.strides)));
                 (desc, vec![Some(xv), Some(wv), bv])
             }
-            SscNode::Add([l, r]) => {
+            SscNode::Add([l, r]) | SscNode::Mul([l, r]) | SscNode::Concat([l, r]) => {
                 let lv = self.value(g, *l, None)?;
                 let rv = self.value(g, *r, None)?;
-                (OpDesc::new("Add"), vec![Some(lv), Some(rv)])
+                let desc = match &node {
+                    SscNode::Add(_) => OpDesc::new("Add"),
+                    SscNode::Mul(_) => OpDesc::new("Mul"),
+                    _ => OpDesc::new("Concat").with_attr(Attribute::int("axis", 1)),
+                };
+                (desc, vec![Some(lv), Some(rv)])
+            }
+            SscNode::AvgPool([a, x]) => {
+                let attrs = attrs_of(self.egraph, *a)
+                    .ok_or_else(|| RewriteError::Materialize("pool without attrs".into()))?
+                    .clone();
+                let xv = self.value(g, *x, None)?;
+                let i64s = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+                let mut pads = i64s(&attrs.pads_begin);
+                pads.extend(i64s(&attrs.pads_end));
+                let desc = OpDesc::new("AveragePool")
+                    .with_attr(Attribute::int("ceil_mode", 0))
+                    .with_attr(Attribute::int("count_include_pad", 1))
+                    .with_attr(Attribute::ints("kernel_shape", i64s(&attrs.kernel)))
+                    .with_attr(Attribute::ints("pads", pads))
+                    .with_attr(Attribute::ints("strides", i64s(&attrs.strides)));
+                (desc, vec![Some(xv)])
             }
             SscNode::Gather { idx, arg } => {
                 let xv = self.value(g, arg[0], None)?;
@@ -181,6 +202,10 @@ impl Ctx<'_> {
                     let src = self.eval(arg[0])?;
                     apply_weight_op(&op, src)
                 }
+                SscNode::Literal(l) => Dense {
+                    dims: l.dims.clone(),
+                    data: l.values(),
+                },
                 other => {
                     return Err(RewriteError::Materialize(format!(
                         "{other} is not a weight"
@@ -271,7 +296,66 @@ fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             nd[0] = idx.len();
             Dense { dims: nd, data }
         }
+        WeightOp::Gather1 { idx } => {
+            let (co, ci) = (dims[0], dims[1]);
+            let mut data = Vec::with_capacity(co * idx.len() * inner);
+            for o in 0..co {
+                for &i in idx.iter() {
+                    let at = (o * ci + i as usize) * inner;
+                    data.extend_from_slice(&src.data[at..at + inner]);
+                }
+            }
+            let mut nd = dims.clone();
+            nd[1] = idx.len();
+            Dense { dims: nd, data }
+        }
+        WeightOp::KernelMean { scale } => {
+            // f64 sums of equal f32 values are exact, so an exact constant kernel gives back its
+            // value; the scale is a small integer (the pool size).
+            let data = src
+                .data
+                .chunks(inner.max(1))
+                .map(|k| {
+                    let mean = k.iter().map(|&v| v as f64).sum::<f64>() / k.len() as f64;
+                    (mean as f32) * *scale as f32
+                })
+                .collect();
+            let mut nd = dims[..2].to_vec();
+            nd.resize(dims.len(), 1);
+            Dense { dims: nd, data }
+        }
+        WeightOp::Channel { batch, spatial } => {
+            let plane: usize = spatial.iter().product();
+            let mut one = Vec::with_capacity(src.data.len() * plane);
+            for &v in &src.data {
+                one.extend(std::iter::repeat_n(v, plane));
+            }
+            let data = one.repeat(*batch);
+            let mut nd = vec![*batch, src.data.len()];
+            nd.extend(spatial);
+            Dense { dims: nd, data }
+        }
     }
+}
+
+/// Whether class `c` is a constant (a weight, a symbolic weight or a literal).
+fn is_const(egraph: &EGraph<SscNode, SscAnalysis>, choice: &HashMap<Id, SscNode>, c: Id) -> bool {
+    matches!(
+        choice.get(&egraph.find(c)),
+        Some(SscNode::Weight(_) | SscNode::WeightOp { .. } | SscNode::Literal(_))
+    )
+}
+
+/// Elements of constant class `c` (0 when it is not a constant or has no static shape).
+fn const_numel(egraph: &EGraph<SscNode, SscAnalysis>, choice: &HashMap<Id, SscNode>, c: Id) -> u64 {
+    if !is_const(egraph, choice, c) {
+        return 0;
+    }
+    egraph[egraph.find(c)]
+        .data
+        .shape
+        .as_ref()
+        .map_or(0, |s| s.iter().product::<usize>() as u64)
 }
 
 /// MACs, parameters and a short description of the expression chosen for `c`, stopping at
@@ -324,13 +408,55 @@ fn describe(
         SscNode::Add([l, r]) => {
             let own = cost_input(egraph, node).map_or(0, |c| c.macs);
             let (lm, lp, ls) = sub(*l).unwrap_or_default();
+            if is_const(egraph, choice, *r) {
+                let p = const_numel(egraph, choice, *r);
+                return (own + lm, lp + p, format!("{ls} + bias"));
+            }
             let (rm, rp, rs) = sub(*r).unwrap_or_default();
             (own + lm + rm, lp + rp, format!("{ls} + {rs}"))
         }
-        SscNode::Gather { arg, .. } => match sub(arg[0]) {
-            Some((m, p, s)) => (m, p, format!("perm·{s}")),
-            None => (0, 0, "perm".to_string()),
-        },
+        SscNode::Gather { arg, idx } => {
+            // A permutation keeps every channel once; anything else selects or repeats.
+            let n_in = egraph[*arg.first().expect("gather has an input")]
+                .data
+                .shape
+                .as_ref()
+                .and_then(|s| s.get(1).copied());
+            let mut seen = idx.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            let word = if Some(idx.len()) == n_in && seen.len() == idx.len() {
+                "perm"
+            } else {
+                "gather"
+            };
+            match sub(arg[0]) {
+                Some((m, p, s)) => (m, p, format!("{word}·{s}")),
+                None => (0, 0, word.to_string()),
+            }
+        }
+        SscNode::AvgPool([a, x]) => {
+            let macs = cost_input(egraph, node).map_or(0, |c| c.macs);
+            let k = attrs_of(egraph, *a).map_or(String::new(), |a| a.kernel_str());
+            let (im, ip, inner) = sub(*x).unwrap_or_default();
+            let form = if inner.is_empty() {
+                format!("sumpool {k}")
+            } else {
+                format!("sumpool {k}·{inner}")
+            };
+            (macs + im, ip, form)
+        }
+        SscNode::Mul([l, r]) | SscNode::Concat([l, r]) => {
+            // The right operand is a constant (signs, a constant plane).
+            let own = cost_input(egraph, node).map_or(0, |c| c.macs);
+            let (lm, lp, ls) = sub(*l).unwrap_or_default();
+            let params = const_numel(egraph, choice, *r);
+            let form = match node {
+                SscNode::Mul(_) => format!("sign·{ls}"),
+                _ => format!("concat({ls}, const)"),
+            };
+            (own + lm, lp + params, form)
+        }
         other => (0, 0, other.to_string()),
     }
 }

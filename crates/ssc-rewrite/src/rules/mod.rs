@@ -21,10 +21,21 @@ use crate::lang::{ConvAttrs, Indices, SscNode, WeightOp};
 pub mod blockdiag;
 pub mod kernel;
 pub mod ssc;
+pub mod unified;
+pub mod zero;
 
 /// The rule set [`crate::rewrite_model`] runs by default, in priority order.
 pub fn default_rules() -> Vec<Rewrite<SscNode, SscAnalysis>> {
-    vec![blockdiag::rule(), ssc::rule(), kernel::rule()]
+    vec![
+        blockdiag::rule(),
+        ssc::rule(),
+        kernel::rule(),
+        unified::const_kernel_rule(),
+        unified::input_classes_rule(),
+        unified::output_classes_rule(),
+        zero::zero_outputs_rule(),
+        zero::zero_inputs_rule(),
+    ]
 }
 
 /// The variables a [`ConvSearcher`] binds: attrs, input, weight, bias.

@@ -1,0 +1,368 @@
+//! Snapshot tests of the rewrite rules: each case is a small model in the IR text format, and its
+//! snapshot (in `snapshots/rewrite/` at the repository root) holds the IR before, the report's
+//! per-layer line and the IR after, so a review reads exactly what a rule did.
+//!
+//! Every case also runs both models through the reference executor, so a snapshot can never
+//! bless a rewrite that changes the function. Costs are [`MacCost`], so the choices are
+//! structural and do not depend on a calibration table.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use common::{assert_same_function, Lcg};
+use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions};
+
+/// Parses `text`, infers shapes, rewrites with MAC costs, checks the function is unchanged and
+/// snapshots before / report / after under `name`.
+fn check(name: &str, text: &str) {
+    let mut before = ssc_ir::parse_model(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    ssc_passes::infer_shapes(&mut before, &[]).unwrap();
+    let mut after = before.clone();
+    let opts = RewriteOptions {
+        cost: Arc::new(MacCost),
+        ..RewriteOptions::default()
+    };
+    let report = rewrite_model(&mut after, &opts).unwrap();
+    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+    assert_same_function(&before, &after, 7);
+
+    let (before_text, after_text) = (ssc_ir::print_model(&before), ssc_ir::print_model(&after));
+    if report.rewritten == 0 {
+        assert_eq!(
+            before_text, after_text,
+            "{name}: nothing rewritten, yet the IR changed"
+        );
+    }
+    let mut layers = String::new();
+    for l in &report.layers {
+        writeln!(
+            layers,
+            "{}: {} -> {} | macs {} -> {} | params {} -> {} | fired [{}] | {}",
+            l.node,
+            l.form_before,
+            l.form_after,
+            l.macs_before,
+            l.macs_after,
+            l.params_before,
+            l.params_after,
+            l.rules_fired.join(", "),
+            if l.rewritten { "rewritten" } else { "kept" },
+        )
+        .unwrap();
+    }
+    if layers.is_empty() {
+        layers.push_str("(no rule fired)\n");
+    }
+    let snap = format!("# before\n{before_text}\n# report\n{layers}\n# after\n{after_text}");
+    insta::with_settings!({
+        snapshot_path => "../../../snapshots/rewrite",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, snap);
+    });
+}
+
+/// Fills the `$W` placeholder of `text` with an explicit weight list of shape
+/// `[co, ci, k, k]`: seeded non-zero values where `keep(o, i, tap)`, zeros elsewhere (taps are
+/// row-major, so `4` is the centre of a 3x3 kernel).
+fn with_w(
+    text: &str,
+    [co, ci, k]: [usize; 3],
+    keep: impl Fn(usize, usize, usize) -> bool,
+) -> String {
+    let mut r = Lcg(1);
+    let mut v = Vec::with_capacity(co * ci * k * k);
+    for o in 0..co {
+        for i in 0..ci {
+            for t in 0..k * k {
+                let x = r.next_f32();
+                v.push(if keep(o, i, t) {
+                    x.to_string()
+                } else {
+                    "0".into()
+                });
+            }
+        }
+    }
+    text.replace("$W", &format!("[{}]", v.join(", ")))
+}
+
+// ----- a. block-diagonal-to-grouped -----
+
+#[test]
+fn a_identity_blocks_become_grouped() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    check(
+        "a_identity_blocks_become_grouped",
+        &with_w(text, [8, 8, 3], |o, i, _| o / 4 == i / 4),
+    );
+}
+
+#[test]
+fn a_permuted_blocks_get_gathers() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]} name="conv"
+}
+"#;
+    check(
+        "a_permuted_blocks_get_gathers",
+        &with_w(text, [8, 8, 3], |o, i, _| o % 2 == i % 2),
+    );
+}
+
+#[test]
+fn a_scaled_permutation_1x1_becomes_depthwise() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,1,1] = $W
+  %y = Conv(%x, %w) {kernel_shape=[1, 1]} name="conv"
+}
+"#;
+    check(
+        "a_scaled_permutation_1x1_becomes_depthwise",
+        &with_w(text, [8, 8, 1], |o, i, _| i == (o * 3) % 8),
+    );
+}
+
+#[test]
+fn a_near_miss_one_coupling_weight() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // One weight outside the blocks (output 0, input 7, top-left tap) couples them.
+    check(
+        "a_near_miss_one_coupling_weight",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            o / 4 == i / 4 || (o == 0 && i == 7 && t == 0)
+        }),
+    );
+}
+
+#[test]
+fn a_near_miss_unequal_blocks() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Blocks of 2 and 6 channels: a grouped conv needs equal groups.
+    check(
+        "a_near_miss_unequal_blocks",
+        &with_w(text, [8, 8, 3], |o, i, _| (o < 2) == (i < 2)),
+    );
+}
+
+#[test]
+fn a_near_miss_already_grouped() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,4,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2} name="conv"
+}
+"#;
+    // Each group is itself two 2x2 blocks (really G=4), but the rule matches group = 1 only: a
+    // grouped conv's blocks would have to be found inside every group.
+    check(
+        "a_near_miss_already_grouped",
+        &with_w(text, [8, 4, 3], |o, i, _| (o % 4) / 2 == i / 2),
+    );
+}
+
+// ----- b. ssc-split -----
+
+#[test]
+fn b_group_blocks_split_into_grouped_plus_pointwise() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    check(
+        "b_group_blocks_split_into_grouped_plus_pointwise",
+        &with_w(text, [8, 8, 3], |o, i, t| o / 4 == i / 4 || t == 4),
+    );
+}
+
+#[test]
+fn b_hetconv_shift_uses_permutations() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Spatial kernels on the shifted diagonals i - o = 0 mod 4, centre taps elsewhere.
+    check(
+        "b_hetconv_shift_uses_permutations",
+        &with_w(text, [8, 8, 3], |o, i, t| (i + 8 - o) % 4 == 0 || t == 4),
+    );
+}
+
+#[test]
+fn b_depthwise_plus_pointwise_strided_dilated() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[2, 2, 2, 2], strides=[2, 2], dilations=[2, 2]} name="conv"
+}
+"#;
+    check(
+        "b_depthwise_plus_pointwise_strided_dilated",
+        &with_w(text, [8, 8, 3], |o, i, t| o == i || t == 4),
+    );
+}
+
+#[test]
+fn b_near_miss_without_padding_for_the_centre() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3]} name="conv"
+}
+"#;
+    // No pads: the centre tap of output y reads input y + 1, which a 1x1 conv cannot reach.
+    check(
+        "b_near_miss_without_padding_for_the_centre",
+        &with_w(text, [8, 8, 3], |o, i, t| o / 4 == i / 4 || t == 4),
+    );
+}
+
+#[test]
+fn b_near_miss_asymmetric_pads() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 0, 1]} name="conv"
+}
+"#;
+    check(
+        "b_near_miss_asymmetric_pads",
+        &with_w(text, [8, 8, 3], |o, i, t| o / 4 == i / 4 || t == 4),
+    );
+}
+
+#[test]
+fn b_near_miss_off_block_kernel_uses_a_corner() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // One off-block kernel (output 0, input 5) is centre plus a corner: not a point kernel, so
+    // the spatial kernels no longer form blocks.
+    check(
+        "b_near_miss_off_block_kernel_uses_a_corner",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            o / 4 == i / 4 || t == 4 || (o == 0 && i == 5 && t == 0)
+        }),
+    );
+}
+
+// ----- c. kernel-crop -----
+
+#[test]
+fn c_centre_only_becomes_1x1_with_stride() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]} name="conv"
+}
+"#;
+    check(
+        "c_centre_only_becomes_1x1_with_stride",
+        &with_w(text, [8, 8, 3], |_, _, t| t == 4),
+    );
+}
+
+#[test]
+fn c_zero_ring_shrinks_5x5_to_3x3() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,5,5] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[5, 5], pads=[2, 2, 2, 2]} name="conv"
+}
+"#;
+    check(
+        "c_zero_ring_shrinks_5x5_to_3x3",
+        &with_w(text, [8, 8, 5], |_, _, t| {
+            (1..4).contains(&(t / 5)) && (1..4).contains(&(t % 5))
+        }),
+    );
+}
+
+#[test]
+fn c_one_sided_crop_keeps_groups() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,4,3,3] = $W
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2} name="conv"
+}
+"#;
+    // Taps only in the top-left 2x2: the end pads drop by one, the groups stay.
+    check(
+        "c_one_sided_crop_keeps_groups",
+        &with_w(text, [8, 4, 3], |_, _, t| t / 3 < 2 && t % 3 < 2),
+    );
+}
+
+#[test]
+fn c_near_miss_pads_would_go_negative() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3]} name="conv"
+}
+"#;
+    // Centre-only, but without pads a 1x1 conv would need pad -1 at both ends.
+    check(
+        "c_near_miss_pads_would_go_negative",
+        &with_w(text, [8, 8, 3], |_, _, t| t == 4),
+    );
+}
+
+#[test]
+fn c_near_miss_corner_taps_span_the_kernel() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Centre-only kernels, except two with opposite corner taps: together they span the box.
+    check(
+        "c_near_miss_corner_taps_span_the_kernel",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            t == 4 || (o == 2 && i == 6 && t == 8) || (o == 5 && i == 1 && t == 0)
+        }),
+    );
+}
