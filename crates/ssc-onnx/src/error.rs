@@ -13,7 +13,7 @@ pub enum OnnxError {
     },
     #[error("{path}: file is empty")]
     Empty { path: PathBuf },
-    /// `reason` is prost's message with a deep field path elided (see [`OnnxError::decode`]),
+    /// `reason` is prost's message with a deep field path elided (see `OnnxError::decode`),
     /// so that a maliciously nested file still gets a one-line, bounded message.
     #[error("{path}: not an ONNX model (protobuf decoding failed: {reason})")]
     Decode { path: PathBuf, reason: String },
