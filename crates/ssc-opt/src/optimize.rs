@@ -149,7 +149,7 @@ impl Report {
         if let Some(r) = &self.rewrite {
             let _ = writeln!(
                 s,
-                "structure rewriting: {} of {} analysed convs rewritten; e-graph {} nodes / {} classes, {} iterations ({}), saturation {:.1} ms, total {:.1} ms",
+                "structure rewriting: {} convs rewritten ({} matched by some rule); e-graph {} nodes / {} classes, {} iterations ({}), saturation {:.1} ms, total {:.1} ms",
                 r.rewritten,
                 r.layers.len(),
                 r.egraph_nodes,
