@@ -90,6 +90,29 @@ fn with_w(
     text.replace("$W", &format!("[{}]", v.join(", ")))
 }
 
+/// Fills the `$W` placeholder of `text` with the weights `value(o, i, tap)` of shape
+/// `[co, ci, k, k]`, for fixtures whose structure is shared values rather than zeros.
+fn with_w_values(
+    text: &str,
+    [co, ci, k]: [usize; 3],
+    value: impl Fn(usize, usize, usize) -> f32,
+) -> String {
+    let mut v = Vec::with_capacity(co * ci * k * k);
+    for o in 0..co {
+        for i in 0..ci {
+            for t in 0..k * k {
+                v.push(value(o, i, t).to_string());
+            }
+        }
+    }
+    text.replace("$W", &format!("[{}]", v.join(", ")))
+}
+
+/// `n` seeded non-zero values in `[-1, 1)`.
+fn table(n: usize, seed: u64) -> Vec<f32> {
+    Lcg(seed).vec(n)
+}
+
 // ----- a. block-diagonal-to-grouped -----
 
 #[test]
@@ -364,5 +387,277 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
         &with_w(text, [8, 8, 3], |o, i, t| {
             t == 4 || (o == 2 && i == 6 && t == 8) || (o == 5 && i == 1 && t == 0)
         }),
+    );
+}
+
+// ----- d. const-kernel-to-sumpool -----
+
+/// `a[o, i]` for constant kernels, with every fifth kernel zero.
+fn const_kernel(a: &[f32], o: usize, i: usize) -> f32 {
+    if (o * 8 + i).is_multiple_of(5) {
+        0.0
+    } else {
+        a[o * 8 + i]
+    }
+}
+
+#[test]
+fn d_const_kernels_become_sumpool_then_pointwise() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    let a = table(64, 3);
+    check(
+        "d_const_kernels_become_sumpool_then_pointwise",
+        &with_w_values(text, [8, 8, 3], |o, i, _| const_kernel(&a, o, i)),
+    );
+}
+
+#[test]
+fn d_const_kernels_strided_asymmetric_pads() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[0, 1, 2, 2], strides=[2, 2]} name="conv"
+}
+"#;
+    let a = table(64, 4);
+    check(
+        "d_const_kernels_strided_asymmetric_pads",
+        &with_w_values(text, [8, 8, 3], |o, i, _| const_kernel(&a, o, i)),
+    );
+}
+
+#[test]
+fn d_const_near_miss_one_tap_differs() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Kernel (3, 2) has one tap (bottom centre) 0.5 above the others: no longer constant.
+    let a = table(64, 5);
+    check(
+        "d_const_near_miss_one_tap_differs",
+        &with_w_values(text, [8, 8, 3], |o, i, t| {
+            const_kernel(&a, o, i) + if (o, i, t) == (3, 2, 7) { 0.5 } else { 0.0 }
+        }),
+    );
+}
+
+#[test]
+fn d_const_near_miss_dilated() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2]} name="conv"
+}
+"#;
+    // Constant kernels, but dilated: AveragePool's dilations need opset 19.
+    let a = table(64, 6);
+    check(
+        "d_const_near_miss_dilated",
+        &with_w_values(text, [8, 8, 3], |o, i, _| const_kernel(&a, o, i)),
+    );
+}
+
+// ----- d. equal-inputs-summed -----
+
+#[test]
+fn d_equal_input_blocks_summed_by_grouped_ones() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Input channel i reads column i / 4: two classes of four contiguous channels.
+    let t = table(8 * 8 * 9, 7);
+    check(
+        "d_equal_input_blocks_summed_by_grouped_ones",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| t[(o * 8 + i / 4) * 9 + tap]),
+    );
+}
+
+#[test]
+fn d_equal_inputs_interleaved_get_a_gather() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Even and odd input channels: the members are gathered class by class first.
+    let t = table(8 * 8 * 9, 8);
+    check(
+        "d_equal_inputs_interleaved_get_a_gather",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| t[(o * 8 + i % 2) * 9 + tap]),
+    );
+}
+
+#[test]
+fn d_equal_inputs_near_miss_one_output_differs() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Columns equal in blocks of four, except that output 5 shifts each column's centre tap
+    // differently: no two columns are equal any more.
+    let t = table(8 * 8 * 9, 9);
+    check(
+        "d_equal_inputs_near_miss_one_output_differs",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| {
+            let v = t[(o * 8 + i / 4) * 9 + tap];
+            if o == 5 && tap == 4 {
+                v + 0.125 * i as f32
+            } else {
+                v
+            }
+        }),
+    );
+}
+
+// ----- d. duplicate-filters-gathered -----
+
+#[test]
+fn d_duplicate_filters_without_bias_are_gathered() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Filter o equals filter o % 4.
+    let t = table(8 * 8 * 9, 10);
+    check(
+        "d_duplicate_filters_without_bias_are_gathered",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| t[((o % 4) * 8 + i) * 9 + tap]),
+    );
+}
+
+#[test]
+fn d_negated_filters_get_signs_and_the_bias_after() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Filter o + 4 is minus filter o.
+    let t = table(8 * 8 * 9, 11);
+    check(
+        "d_negated_filters_get_signs_and_the_bias_after",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| {
+            let v = t[((o % 4) * 8 + i) * 9 + tap];
+            if o >= 4 {
+                -v
+            } else {
+                v
+            }
+        }),
+    );
+}
+
+#[test]
+fn d_duplicate_near_miss_scaled_by_two() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Filter o + 4 is twice filter o: equal up to a scale, not up to sign.
+    let t = table(8 * 8 * 9, 12);
+    check(
+        "d_duplicate_near_miss_scaled_by_two",
+        &with_w_values(text, [8, 8, 3], |o, i, tap| {
+            let v = t[((o % 4) * 8 + i) * 9 + tap];
+            if o >= 4 {
+                2.0 * v
+            } else {
+                v
+            }
+        }),
+    );
+}
+
+// ----- d. zero-filters-to-constant -----
+
+#[test]
+fn d_zero_filters_with_bias_become_constant_channels() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Filters 1 and 5 are entirely zero: those outputs are their bias everywhere.
+    check(
+        "d_zero_filters_with_bias_become_constant_channels",
+        &with_w(text, [8, 8, 3], |o, _, _| o != 1 && o != 5),
+    );
+}
+
+#[test]
+fn d_zero_filters_near_miss_one_nonzero_tap() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Filter 2 is zero except one tap (input 5, top-right).
+    check(
+        "d_zero_filters_near_miss_one_nonzero_tap",
+        &with_w(text, [8, 8, 3], |o, i, t| o != 2 || (i == 5 && t == 2)),
+    );
+}
+
+// ----- d. zero-inputs-sliced -----
+
+#[test]
+fn d_zero_input_columns_are_sliced_away() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Input column 2 is entirely zero.
+    check(
+        "d_zero_input_columns_are_sliced_away",
+        &with_w(text, [8, 8, 3], |_, i, _| i != 2),
+    );
+}
+
+#[test]
+fn d_zero_inputs_near_miss_one_nonzero_weight() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // Input column 2 is zero except the centre tap of output 3.
+    check(
+        "d_zero_inputs_near_miss_one_nonzero_weight",
+        &with_w(text, [8, 8, 3], |o, i, t| i != 2 || (o == 3 && t == 4)),
     );
 }
