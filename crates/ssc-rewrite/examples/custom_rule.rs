@@ -6,21 +6,22 @@
 //! (they match original convs only, so one conv gets one alternative per rule): a conv that is
 //! block-diagonal after permutation *and* uses only some taps becomes a grouped conv on the
 //! cropped kernel between two channel gathers. It is built like the default rules: the public
-//! [`ConvSearcher`] finds convs over original weights, [`ConvMatch`] collects the guard data
-//! (the weight's structure facts), and the applier adds one alternative to the conv's e-class
-//! with symbolic weight operations. The cost model, [`NodePenaltyCost`], prices MACs plus a fixed
-//! penalty per run-time node, so an alternative that saves fewer MACs than its extra nodes cost
-//! loses.
+//! [`ConvSearcher`](ssc_rewrite::ConvSearcher) finds convs over original weights, [`ConvMatch`]
+//! collects the guard data (the weight's structure facts), and the rule's
+//! [`ConvRewrite::alternative`] adds one alternative to the conv's e-class with symbolic weight
+//! operations ([`conv_rule`] pairs the two and records the rule for the report). The cost model,
+//! [`NodePenaltyCost`], prices MACs plus a fixed penalty per run-time node, so an alternative
+//! that saves fewer MACs than its extra nodes cost loses.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 use ssc_ir::{Model, Tensor};
 use ssc_rewrite::lang::{ConvAttrs, Indices, WeightOp};
 use ssc_rewrite::{
-    rewrite_model, ConvMatch, ConvSearcher, CostModel, MacCost, NodeCostInput, RewriteOptions,
-    RewriteReport, SscAnalysis, SscNode,
+    conv_rule, rewrite_model, ConvMatch, ConvRewrite, CostModel, MacCost, NodeCostInput,
+    RewriteOptions, RewriteReport, SscAnalysis, SscNode,
 };
 
 /// The custom rule's name in reports.
@@ -31,10 +32,10 @@ pub const GROUP_AND_CROP: &str = "group-and-crop";
 /// smaller kernel whose pads stay non-negative (family c's guard). Exact for the same reasons
 /// as each: the dropped weights are all zero, and the cropped conv reads the same positions.
 pub fn group_and_crop() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(GROUP_AND_CROP, ConvSearcher, GroupAndCrop).expect("variables are bound")
+    conv_rule(GroupAndCrop)
 }
 
-/// The applier of [`group_and_crop`].
+/// The conditional rewrite of [`group_and_crop`].
 #[derive(Clone, Copy, Debug)]
 pub struct GroupAndCrop;
 
@@ -49,40 +50,27 @@ fn gather(egraph: &mut EGraph<SscNode, SscAnalysis>, x: Id, idx: &[u32]) -> Id {
     })
 }
 
-impl Applier<SscNode, SscAnalysis> for GroupAndCrop {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for GroupAndCrop {
+    fn name(&self) -> &'static str {
+        GROUP_AND_CROP
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         // Family a's guard: equal blocks covering every channel.
-        let Some(blocks) = m.facts.connectivity.blocks.clone() else {
-            return Vec::new();
-        };
+        let blocks = m.facts.connectivity.blocks.clone()?;
         if m.attrs.group != 1 || blocks.groups < 2 || blocks.padded {
-            return Vec::new();
+            return None;
         }
         // Family c's guard: a smaller tap box, and pads that stay non-negative.
-        let Some(extent) = m
+        let extent = m
             .facts
             .taps
             .extent
             .as_ref()
-            .filter(|_| m.facts.taps.shrinkable)
-        else {
-            return Vec::new();
-        };
+            .filter(|_| m.facts.taps.shrinkable)?;
         let begin: Vec<usize> = extent.iter().map(|e| e.begin).collect();
         let end: Vec<usize> = extent.iter().map(|e| e.end).collect();
-        let Some(cropped) = m.attrs.cropped(&begin, &end) else {
-            return Vec::new();
-        };
+        let cropped = m.attrs.cropped(&begin, &end)?;
         let attrs = ConvAttrs {
             group: blocks.groups,
             ..cropped
@@ -114,14 +102,7 @@ impl Applier<SscNode, SscAnalysis> for GroupAndCrop {
         };
         let a = egraph.add(SscNode::ConvAttrs(Box::new(attrs)));
         let y = egraph.add(SscNode::Conv([a, xin, w, b]));
-        let new = gather(egraph, y, &blocks.output_unperm());
-        if egraph.union(eclass, new) {
-            // Recorded like the default rules do, so the report lists the rule for this conv.
-            egraph.analysis.fired.push((eclass, GROUP_AND_CROP));
-            vec![eclass]
-        } else {
-            Vec::new()
-        }
+        Some(gather(egraph, y, &blocks.output_unperm()))
     }
 }
 

@@ -69,7 +69,7 @@ use ssc_structure::AnalysisOptions;
 pub use analysis::SscAnalysis;
 pub use cost::{CalibratedCost, CostModel, MacCost, NodeCostInput, OpKind};
 pub use lang::{ConvAttrs, SscLang, SscNode, WeightOp};
-pub use rules::{default_rules, ConvMatch, ConvSearcher};
+pub use rules::{conv_rule, default_rules, ConvApplier, ConvMatch, ConvRewrite, ConvSearcher};
 
 /// Everything that can go wrong while rewriting.
 #[derive(Debug, thiserror::Error)]

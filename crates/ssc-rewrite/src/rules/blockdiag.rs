@@ -12,9 +12,9 @@
 //! Conv 8->8 3x3, W[o,i] != 0 iff o%2 == i%2   =>   Gather[0,4,1,5,..] ∘ Conv g=2 ∘ Gather[0,2,4,6,1,..]
 //! ```
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 
-use super::{commit, grouped_branch, ConvMatch, ConvSearcher};
+use super::{conv_rule, grouped_branch, ConvMatch, ConvRewrite};
 use crate::analysis::SscAnalysis;
 use crate::lang::SscNode;
 
@@ -23,35 +23,26 @@ pub const NAME: &str = "block-diagonal-to-grouped";
 
 /// The rewrite.
 pub fn rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(NAME, ConvSearcher, BlockDiagApplier).expect("variables are bound")
+    conv_rule(BlockDiag)
 }
 
-/// The conditional applier of [`rule`].
+/// The conditional rewrite of [`rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BlockDiagApplier;
+pub struct BlockDiag;
 
-impl Applier<SscNode, SscAnalysis> for BlockDiagApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for BlockDiag {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         if m.attrs.group != 1 {
-            return Vec::new();
+            return None;
         }
-        let Some(blocks) = m.facts.connectivity.blocks.clone() else {
-            return Vec::new();
-        };
+        let blocks = m.facts.connectivity.blocks.clone()?;
         if blocks.groups < 2 || blocks.padded {
-            return Vec::new();
+            return None;
         }
-        let new = grouped_branch(egraph, &m, &blocks, true);
-        commit(egraph, eclass, new, NAME)
+        Some(grouped_branch(egraph, m, &blocks, true))
     }
 }

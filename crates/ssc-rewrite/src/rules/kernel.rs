@@ -16,9 +16,9 @@
 //! Conv 5x5 pads 2, taps in 3x3     =>   Conv 3x3 pads 1
 //! ```
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 
-use super::{commit, weight_op, ConvMatch, ConvSearcher};
+use super::{conv_rule, weight_op, ConvMatch, ConvRewrite};
 use crate::analysis::SscAnalysis;
 use crate::lang::{SscNode, WeightOp};
 
@@ -27,40 +27,29 @@ pub const NAME: &str = "kernel-crop";
 
 /// The rewrite.
 pub fn rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(NAME, ConvSearcher, KernelCropApplier).expect("variables are bound")
+    conv_rule(KernelCrop)
 }
 
-/// The conditional applier of [`rule`].
+/// The conditional rewrite of [`rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KernelCropApplier;
+pub struct KernelCrop;
 
-impl Applier<SscNode, SscAnalysis> for KernelCropApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for KernelCrop {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let taps = &m.facts.taps;
         if !taps.shrinkable {
-            return Vec::new();
+            return None;
         }
-        let Some(extent) = &taps.extent else {
-            return Vec::new();
-        };
+        let extent = taps.extent.as_ref()?;
         let begin: Vec<usize> = extent.iter().map(|e| e.begin).collect();
         let end: Vec<usize> = extent.iter().map(|e| e.end).collect();
-        let Some(attrs) = m.attrs.cropped(&begin, &end) else {
-            return Vec::new();
-        };
+        let attrs = m.attrs.cropped(&begin, &end)?;
         let w = weight_op(egraph, WeightOp::Crop { begin, end }, m.w);
         let a = egraph.add(SscNode::ConvAttrs(Box::new(attrs)));
-        let new = egraph.add(SscNode::Conv([a, m.x, w, m.b]));
-        commit(egraph, eclass, new, NAME)
+        Some(egraph.add(SscNode::Conv([a, m.x, w, m.b])))
     }
 }

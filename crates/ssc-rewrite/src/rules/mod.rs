@@ -1,5 +1,6 @@
 //! The rule families and what they share: a searcher that finds every Conv e-node over an
-//! original weight, and the guard data ([`ConvMatch`]) every applier starts from.
+//! original weight, the guard data ([`ConvMatch`]) every rule starts from, and the
+//! [`ConvRewrite`] trait whose [`ConvApplier`] adapter holds the match-and-commit logic once.
 //!
 //! Invariants every rule keeps (as in Cranelift's `opts/README.md`):
 //! - **exact**: an alternative computes the same function in real arithmetic (facts are exact
@@ -11,7 +12,7 @@
 
 use std::sync::Arc;
 
-use egg::{EGraph, Id, Rewrite, SearchMatches, Searcher, Subst, Var};
+use egg::{Applier, EGraph, Id, PatternAst, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
 use ssc_ir::DataType;
 use ssc_structure::ConvStructure;
 
@@ -197,17 +198,48 @@ pub(crate) fn grouped_branch(
     gather_channels(egraph, y, &blocks.output_unperm())
 }
 
-/// Unions `new` into `eclass` and records the rule for the report.
-pub(crate) fn commit(
-    egraph: &mut EGraph<SscNode, SscAnalysis>,
-    eclass: Id,
-    new: Id,
-    rule: &'static str,
-) -> Vec<Id> {
-    if egraph.union(eclass, new) {
-        egraph.analysis.fired.push((eclass, rule));
-        vec![eclass]
-    } else {
-        Vec::new()
+/// A facts-driven conv rewrite: given a matched original conv, add at most one alternative.
+/// Public so other crates can write conv rules; [`conv_rule`] turns one into an egg rewrite.
+pub trait ConvRewrite: Send + Sync + 'static {
+    /// The rule's name, in egg and in reports.
+    fn name(&self) -> &'static str;
+
+    /// Adds the alternative for the matched conv and returns its e-class, or `None` when the
+    /// rule's guard does not hold (then it must not have added anything).
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id>;
+}
+
+/// Adapts a [`ConvRewrite`] to egg's [`Applier`]: collects the [`ConvMatch`], asks the rule for
+/// its alternative, unions it into the matched e-class and records the rule for the report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvApplier<R>(pub R);
+
+impl<R: ConvRewrite> Applier<SscNode, SscAnalysis> for ConvApplier<R> {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<SscNode, SscAnalysis>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<SscNode>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let Some(m) = ConvMatch::new(egraph, subst) else {
+            return Vec::new();
+        };
+        let Some(new) = self.0.alternative(egraph, &m) else {
+            return Vec::new();
+        };
+        if egraph.union(eclass, new) {
+            egraph.analysis.fired.push((eclass, self.0.name()));
+            vec![eclass]
+        } else {
+            Vec::new()
+        }
     }
+}
+
+/// The egg rewrite of a conv rule: [`ConvSearcher`] plus [`ConvApplier`], named
+/// [`ConvRewrite::name`].
+pub fn conv_rule<R: ConvRewrite>(r: R) -> Rewrite<SscNode, SscAnalysis> {
+    Rewrite::new(r.name(), ConvSearcher, ConvApplier(r)).expect("variables are bound")
 }

@@ -18,9 +18,9 @@
 //! Conv 16->16 3x3, F in 4 diagonal blocks, P elsewhere   =>   Add(Conv 3x3 g=4, Conv 1x1)
 //! ```
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 
-use super::{commit, grouped_branch, weight_op, ConvMatch, ConvSearcher};
+use super::{conv_rule, grouped_branch, weight_op, ConvMatch, ConvRewrite};
 use crate::analysis::SscAnalysis;
 use crate::lang::{Indices, SscNode, WeightOp};
 
@@ -29,46 +29,34 @@ pub const NAME: &str = "ssc-split";
 
 /// The rewrite.
 pub fn rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(NAME, ConvSearcher, SscApplier).expect("variables are bound")
+    conv_rule(SscSplit)
 }
 
-/// The conditional applier of [`rule`].
+/// The conditional rewrite of [`rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SscApplier;
+pub struct SscSplit;
 
-impl Applier<SscNode, SscAnalysis> for SscApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for SscSplit {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         if m.attrs.group != 1 {
-            return Vec::new();
+            return None;
         }
-        let Some(split) = &m.facts.ssc else {
-            return Vec::new();
-        };
-        let Some(blocks) = split.spatial.blocks.clone() else {
-            return Vec::new();
-        };
+        let split = m.facts.ssc.as_ref()?;
+        let blocks = split.spatial.blocks.clone()?;
         if blocks.groups < 2 || blocks.padded {
-            return Vec::new();
+            return None;
         }
         if m.attrs.kernel.iter().any(|k| k % 2 == 0) {
-            return Vec::new();
+            return None;
         }
         let begin: Vec<usize> = m.attrs.kernel.iter().map(|k| k / 2).collect();
         let end: Vec<usize> = begin.iter().map(|c| c + 1).collect();
-        let Some(point_attrs) = m.attrs.cropped(&begin, &end) else {
-            return Vec::new();
-        };
-        let grouped = grouped_branch(egraph, &m, &blocks, true);
+        let point_attrs = m.attrs.cropped(&begin, &end)?;
+        let grouped = grouped_branch(egraph, m, &blocks, true);
         let off = weight_op(
             egraph,
             WeightOp::MaskBlocks {
@@ -82,7 +70,6 @@ impl Applier<SscNode, SscAnalysis> for SscApplier {
         let a = egraph.add(SscNode::ConvAttrs(Box::new(point_attrs)));
         let nb = egraph.add(SscNode::NoBias);
         let point = egraph.add(SscNode::Conv([a, m.x, centre, nb]));
-        let new = egraph.add(SscNode::Add([grouped, point]));
-        commit(egraph, eclass, new, NAME)
+        Some(egraph.add(SscNode::Add([grouped, point])))
     }
 }

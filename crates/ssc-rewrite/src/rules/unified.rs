@@ -49,9 +49,9 @@
 //! Conv 8->8 3x3, W[4..8] = -W[0..4]   =>   Add(Mul(Gather[0,1,2,3,0,1,2,3] ∘ Conv 4 outputs, ±1), b)
 //! ```
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 
-use super::{commit, gather_channels, weight_op, ConvMatch, ConvSearcher};
+use super::{conv_rule, gather_channels, weight_op, ConvMatch, ConvRewrite};
 use crate::analysis::SscAnalysis;
 use crate::lang::{ConvAttrs, Indices, Literal, SscNode, WeightOp};
 
@@ -64,17 +64,17 @@ pub const OUTPUT_CLASSES: &str = "duplicate-filters-gathered";
 
 /// Constant kernels to sum-pool + 1x1 conv.
 pub fn const_kernel_rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(CONST_KERNEL, ConvSearcher, ConstKernelApplier).expect("variables are bound")
+    conv_rule(ConstKernel)
 }
 
 /// Equal input channels summed before the conv.
 pub fn input_classes_rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(INPUT_CLASSES, ConvSearcher, InputClassesApplier).expect("variables are bound")
+    conv_rule(InputClasses)
 }
 
 /// Duplicate / negated filters computed once.
 pub fn output_classes_rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(OUTPUT_CLASSES, ConvSearcher, OutputClassesApplier).expect("variables are bound")
+    conv_rule(OutputClasses)
 }
 
 /// A 1x1 conv's attributes for spatial rank `rank`: stride 1, no pads.
@@ -89,25 +89,19 @@ pub(crate) fn pointwise_attrs(rank: usize, group: usize) -> ConvAttrs {
     }
 }
 
-/// The conditional applier of [`const_kernel_rule`].
+/// The conditional rewrite of [`const_kernel_rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ConstKernelApplier;
+pub struct ConstKernel;
 
-impl Applier<SscNode, SscAnalysis> for ConstKernelApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for ConstKernel {
+    fn name(&self) -> &'static str {
+        CONST_KERNEL
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         if !u.all_kernels_constant || u.kernel_values.is_none() {
-            return Vec::new();
+            return None;
         }
         let at = &m.attrs;
         let rank = at.kernel.len();
@@ -117,11 +111,9 @@ impl Applier<SscNode, SscAnalysis> for ConstKernelApplier {
             || (0..rank).any(|d| at.pads_begin[d] >= at.kernel[d] || at.pads_end[d] >= at.kernel[d])
             || at.output_spatial(&m.x_shape[2..]).is_none()
         {
-            return Vec::new();
+            return None;
         }
-        let Ok(scale) = u32::try_from(taps) else {
-            return Vec::new();
-        };
+        let scale = u32::try_from(taps).ok()?;
         let pool_attrs = ConvAttrs {
             group: 1,
             ..at.clone()
@@ -133,30 +125,24 @@ impl Applier<SscNode, SscAnalysis> for ConstKernelApplier {
             rank, at.group,
         ))));
         let new = egraph.add(SscNode::Conv([ca, pooled, w, m.b]));
-        commit(egraph, eclass, new, CONST_KERNEL)
+        Some(new)
     }
 }
 
-/// The conditional applier of [`input_classes_rule`].
+/// The conditional rewrite of [`input_classes_rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct InputClassesApplier;
+pub struct InputClasses;
 
-impl Applier<SscNode, SscAnalysis> for InputClassesApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for InputClasses {
+    fn name(&self) -> &'static str {
+        INPUT_CLASSES
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         let ci = m.facts.weight_shape[1];
         if m.attrs.group != 1 || u.input_classes.is_empty() || m.x_shape[1] != ci {
-            return Vec::new();
+            return None;
         }
         // Every non-zero input in exactly one class: the listed ones plus singletons.
         let mut class_of = vec![None; ci];
@@ -164,14 +150,14 @@ impl Applier<SscNode, SscAnalysis> for InputClassesApplier {
             for &i in members {
                 match class_of.get_mut(i as usize) {
                     Some(slot @ None) => *slot = Some(c),
-                    _ => return Vec::new(), // malformed facts
+                    _ => return None, // malformed facts
                 }
             }
         }
         for &i in &u.zero_inputs {
             match class_of.get(i as usize) {
                 Some(None) => {}
-                _ => return Vec::new(),
+                _ => return None,
             }
         }
         let mut classes: Vec<Vec<u32>> = u.input_classes.clone();
@@ -183,7 +169,7 @@ impl Applier<SscNode, SscAnalysis> for InputClassesApplier {
         classes.sort_by_key(|c| c[0]);
         let n = classes.len();
         if n == 0 || n >= ci {
-            return Vec::new();
+            return None;
         }
         let rank = m.attrs.kernel.len();
         let size = classes[0].len();
@@ -216,30 +202,24 @@ impl Applier<SscNode, SscAnalysis> for InputClassesApplier {
         let w = weight_op(egraph, WeightOp::Gather1 { idx: reps }, m.w);
         let a = egraph.add(SscNode::ConvAttrs(Box::new(m.attrs.clone())));
         let new = egraph.add(SscNode::Conv([a, summed, w, m.b]));
-        commit(egraph, eclass, new, INPUT_CLASSES)
+        Some(new)
     }
 }
 
-/// The conditional applier of [`output_classes_rule`].
+/// The conditional rewrite of [`output_classes_rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct OutputClassesApplier;
+pub struct OutputClasses;
 
-impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for OutputClasses {
+    fn name(&self) -> &'static str {
+        OUTPUT_CLASSES
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         let co = m.facts.weight_shape[0];
         if m.attrs.group != 1 || u.output_classes.is_empty() {
-            return Vec::new();
+            return None;
         }
         // (representative, negated) per output.
         let mut rep: Vec<Option<(u32, bool)>> = vec![None; co];
@@ -247,7 +227,7 @@ impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
             for member in &class.members {
                 match rep.get_mut(member.channel as usize) {
                     Some(slot @ None) => *slot = Some((class.representative, member.negated)),
-                    _ => return Vec::new(),
+                    _ => return None,
                 }
             }
         }
@@ -255,7 +235,7 @@ impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
         for &o in &u.zero_outputs {
             match rep.get_mut(o as usize) {
                 Some(slot @ None) => *slot = Some((zero_rep.unwrap_or(o), false)),
-                _ => return Vec::new(),
+                _ => return None,
             }
         }
         let mut unique: Vec<u32> = Vec::new();
@@ -266,7 +246,7 @@ impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
             let (r, neg) = r.unwrap_or((o as u32, false));
             if pos[r as usize] == usize::MAX {
                 if r as usize > o {
-                    return Vec::new(); // representatives are the smallest members
+                    return None; // representatives are the smallest members
                 }
                 pos[r as usize] = unique.len();
                 unique.push(r);
@@ -275,16 +255,14 @@ impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
             signs.push(if neg { -1.0f32 } else { 1.0 });
         }
         if unique.len() >= co {
-            return Vec::new();
+            return None;
         }
         let any_neg = signs.iter().any(|&s| s < 0.0);
         let bias = if m.has_bias {
-            let Some(bidx) = egraph[m.b].data.weight else {
-                return Vec::new();
-            };
+            let bidx = egraph[m.b].data.weight?;
             match egraph.analysis.weights[bidx as usize].tensor.to_f32_vec() {
                 Some(v) if v.len() == co => Some(v),
-                _ => return Vec::new(),
+                _ => return None,
             }
         } else {
             None
@@ -327,6 +305,6 @@ impl Applier<SscNode, SscAnalysis> for OutputClassesApplier {
             }
             out
         };
-        commit(egraph, eclass, new, OUTPUT_CLASSES)
+        Some(new)
     }
 }

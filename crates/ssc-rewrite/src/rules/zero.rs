@@ -26,9 +26,9 @@
 //! Conv 8->8 3x3, W[:, 2] = 0   =>   Conv 7->8 3x3 ∘ Gather[0,1,3,4,5,6,7]
 //! ```
 
-use egg::{Applier, EGraph, Id, PatternAst, Rewrite, Subst, Symbol};
+use egg::{EGraph, Id, Rewrite};
 
-use super::{commit, gather_channels, weight_op, ConvMatch, ConvSearcher};
+use super::{conv_rule, gather_channels, weight_op, ConvMatch, ConvRewrite};
 use crate::analysis::SscAnalysis;
 use crate::lang::{Indices, Literal, SscNode, WeightOp};
 
@@ -42,49 +42,41 @@ pub const MAX_PLANE_BYTES: usize = 1 << 20;
 
 /// Zero filters replaced by their constant bias plane.
 pub fn zero_outputs_rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(ZERO_OUTPUTS, ConvSearcher, ZeroOutputsApplier).expect("variables are bound")
+    conv_rule(ZeroOutputs)
 }
 
 /// Zero input columns sliced away.
 pub fn zero_inputs_rule() -> Rewrite<SscNode, SscAnalysis> {
-    Rewrite::new(ZERO_INPUTS, ConvSearcher, ZeroInputsApplier).expect("variables are bound")
+    conv_rule(ZeroInputs)
 }
 
-/// The conditional applier of [`zero_outputs_rule`].
+/// The conditional rewrite of [`zero_outputs_rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ZeroOutputsApplier;
+pub struct ZeroOutputs;
 
-impl Applier<SscNode, SscAnalysis> for ZeroOutputsApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for ZeroOutputs {
+    fn name(&self) -> &'static str {
+        ZERO_OUTPUTS
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         let co = m.facts.weight_shape[0];
         if m.attrs.group != 1 || u.zero_outputs.is_empty() || u.zero_outputs.len() >= co {
-            return Vec::new();
+            return None;
         }
         let mut is_zero = vec![false; co];
         for &o in &u.zero_outputs {
             match is_zero.get_mut(o as usize) {
                 Some(z @ false) => *z = true,
-                _ => return Vec::new(),
+                _ => return None,
             }
         }
-        let Some(out_sp) = m.attrs.output_spatial(&m.x_shape[2..]) else {
-            return Vec::new();
-        };
+        let out_sp = m.attrs.output_spatial(&m.x_shape[2..])?;
         let batch = m.x_shape[0];
         let plane = batch * u.zero_outputs.len() * out_sp.iter().product::<usize>();
         if plane.saturating_mul(4) > MAX_PLANE_BYTES {
-            return Vec::new();
+            return None;
         }
         let nz: Vec<u32> = (0..co as u32).filter(|&o| !is_zero[o as usize]).collect();
         let zeros: Vec<u32> = (0..co as u32).filter(|&o| is_zero[o as usize]).collect();
@@ -124,26 +116,20 @@ impl Applier<SscNode, SscAnalysis> for ZeroOutputsApplier {
         );
         let cat = egraph.add(SscNode::Concat([y, c]));
         let new = gather_channels(egraph, cat, &idx);
-        commit(egraph, eclass, new, ZERO_OUTPUTS)
+        Some(new)
     }
 }
 
-/// The conditional applier of [`zero_inputs_rule`].
+/// The conditional rewrite of [`zero_inputs_rule`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ZeroInputsApplier;
+pub struct ZeroInputs;
 
-impl Applier<SscNode, SscAnalysis> for ZeroInputsApplier {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<SscNode, SscAnalysis>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<SscNode>>,
-        _rule: Symbol,
-    ) -> Vec<Id> {
-        let Some(m) = ConvMatch::new(egraph, subst) else {
-            return Vec::new();
-        };
+impl ConvRewrite for ZeroInputs {
+    fn name(&self) -> &'static str {
+        ZERO_INPUTS
+    }
+
+    fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         let ci = m.facts.weight_shape[1];
         if m.attrs.group != 1
@@ -151,13 +137,13 @@ impl Applier<SscNode, SscAnalysis> for ZeroInputsApplier {
             || u.zero_inputs.is_empty()
             || u.zero_inputs.len() >= ci
         {
-            return Vec::new();
+            return None;
         }
         let mut is_zero = vec![false; ci];
         for &i in &u.zero_inputs {
             match is_zero.get_mut(i as usize) {
                 Some(z @ false) => *z = true,
-                _ => return Vec::new(),
+                _ => return None,
             }
         }
         let keep: Vec<u32> = (0..ci as u32).filter(|&i| !is_zero[i as usize]).collect();
@@ -171,6 +157,6 @@ impl Applier<SscNode, SscAnalysis> for ZeroInputsApplier {
         );
         let a = egraph.add(SscNode::ConvAttrs(Box::new(m.attrs.clone())));
         let new = egraph.add(SscNode::Conv([a, xin, w, m.b]));
-        commit(egraph, eclass, new, ZERO_INPUTS)
+        Some(new)
     }
 }
