@@ -62,6 +62,9 @@ pub struct SscAnalysis {
     /// Which rules produced an alternative for which class (class id at the time, rule name),
     /// for the report.
     pub fired: Vec<(Id, &'static str)>,
+    /// The model's default-domain opset: rules that emit other ops check it, since an op's
+    /// attributes (and whether the op exists) depend on it.
+    pub opset: i64,
 }
 
 impl SscAnalysis {

@@ -83,9 +83,14 @@ pub(crate) fn conv_attrs(g: &Graph, op: OpId, kernel: &[usize]) -> Option<ConvAt
 }
 
 /// Builds the e-graph of `g`.
-pub(crate) fn build(g: &Graph, options: AnalysisOptions) -> Result<Built, RewriteError> {
+pub(crate) fn build(
+    g: &Graph,
+    options: AnalysisOptions,
+    opset: i64,
+) -> Result<Built, RewriteError> {
     let mut egraph = EGraph::new(SscAnalysis {
         options,
+        opset,
         ..SscAnalysis::default()
     });
     let mut value_class: HashMap<ValueId, Id> = HashMap::new();

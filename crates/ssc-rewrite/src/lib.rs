@@ -206,6 +206,7 @@ pub fn rewrite_model(
         AnalysisOptions {
             epsilon: opts.epsilon,
         },
+        model.onnx_opset(),
     )?;
     let build::Built {
         egraph,

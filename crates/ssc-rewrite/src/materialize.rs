@@ -83,6 +83,12 @@ impl Ctx<'_> {
         let name = g.fresh_name(&format!("{}_{base}", self.base));
         let v = g.add_value(name, Some(ty)).expect("fresh names are unique");
         g.set_initializer(v, t);
+        // Before IR version 4 every initializer must also be a graph input.
+        if g.legacy_initializer_inputs {
+            let mut inputs = g.inputs().to_vec();
+            inputs.push(v);
+            g.set_inputs(inputs);
+        }
         v
     }
 
@@ -149,7 +155,6 @@ impl Ctx<'_> {
                 let mut pads = i64s(&attrs.pads_begin);
                 pads.extend(i64s(&attrs.pads_end));
                 let desc = OpDesc::new("AveragePool")
-                    .with_attr(Attribute::int("ceil_mode", 0))
                     .with_attr(Attribute::int("count_include_pad", 1))
                     .with_attr(Attribute::ints("kernel_shape", i64s(&attrs.kernel)))
                     .with_attr(Attribute::ints("pads", pads))

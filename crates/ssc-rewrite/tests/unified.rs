@@ -98,6 +98,38 @@ fn const_kernels_become_sumpool_then_pointwise() {
     assert_eq!(l.macs_after, 2 * (8 * 9 + 8 * 8) * 81);
 }
 
+/// Old models: the rewriter must emit only what their opset and IR version allow (found by the
+/// round-trip suite on ONNX's `light/` models: opset 9, IR 3, constant kernels).
+#[test]
+fn const_kernels_respect_old_opsets_and_ir_versions() {
+    let with = |opset: i64, ir: i64| {
+        let mut m = model(const_weight(8, 8, 1), true, &Attrs::default());
+        m.opset_imports[0].version = opset;
+        m.ir_version = ir;
+        m.graph.legacy_initializer_inputs = ir < 4;
+        m
+    };
+    // Opset 9 (AveragePool has count_include_pad but no ceil_mode) and IR 3 (initializers
+    // must be graph inputs): it fires, and every new initializer is listed as an input.
+    let (m, _) = check(&with(9, 3), Some("Conv 1x1 dense·sumpool 3x3"));
+    let g = &m.graph;
+    for v in g.initializer_ids() {
+        let name = &g.value(v).name;
+        assert!(
+            g.is_graph_input(v) || name == "W" || name == "B",
+            "{name} is not an input"
+        );
+    }
+    let pool = g
+        .op_ids()
+        .into_iter()
+        .find(|&o| g.op(o).desc.op_type == "AveragePool")
+        .unwrap();
+    assert!(g.op(pool).desc.attr("ceil_mode").is_none());
+    // Opset 6 has no count_include_pad: nothing fires.
+    check(&with(6, 3), None);
+}
+
 #[test]
 fn const_kernels_with_stride_and_asymmetric_pads() {
     let a = Attrs {

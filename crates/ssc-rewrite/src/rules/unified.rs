@@ -5,10 +5,11 @@
 //!
 //! **Matches** `Conv(x, W, b)` (any group) over an original weight.
 //! **Fires when** every kernel is constant, `W[o, i, :] = a[o, i]` (`all_kernels_constant`,
-//! zero kernels included, more than one tap), every dilation is 1, and every pad is smaller
-//! than its kernel axis (what ONNX runtimes accept for pooling). Then
-//! `y[o] = b[o] + Σ_i a[o, i] · Σ_window x[i]`, and `AveragePool(count_include_pad = 1,
-//! ceil_mode = 0)` with the conv's kernel, strides and pads computes `Σ_window x[i] / k²` over
+//! zero kernels included, more than one tap), every dilation is 1, every pad is smaller
+//! than its kernel axis (what ONNX runtimes accept for pooling), and the model's opset is at
+//! least 7 (`count_include_pad`). Then `y[o] = b[o] + Σ_i a[o, i] · Σ_window x[i]`, and
+//! `AveragePool(count_include_pad = 1)` (`ceil_mode` left at its default 0: the attribute only
+//! exists from opset 10) with the conv's kernel, strides and pads computes `Σ_window x[i] / k²` over
 //! exactly the conv's windows (padding contributes 0 to both and the divisor is always `k²`;
 //! the output size formula is the conv's).
 //! **Adds** `Conv_1x1(group, AveragePool(x), a · k², b)` (stride 1, no pads): the `k²` is folded
@@ -100,7 +101,8 @@ impl ConvRewrite for ConstKernel {
 
     fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
-        if !u.all_kernels_constant || u.kernel_values.is_none() {
+        // AveragePool's `count_include_pad`, which makes it a scaled sum, exists from opset 7.
+        if egraph.analysis.opset < 7 || !u.all_kernels_constant || u.kernel_values.is_none() {
             return None;
         }
         let at = &m.attrs;
@@ -218,7 +220,9 @@ impl ConvRewrite for OutputClasses {
     fn alternative(&self, egraph: &mut EGraph<SscNode, SscAnalysis>, m: &ConvMatch) -> Option<Id> {
         let u = &m.facts.unified;
         let co = m.facts.weight_shape[0];
-        if m.attrs.group != 1 || u.output_classes.is_empty() {
+        // The sign Mul and bias Add broadcast a [1, Co, 1, 1] tensor, which before opset 7
+        // needs the legacy `broadcast` attribute; such old models are left alone.
+        if egraph.analysis.opset < 7 || m.attrs.group != 1 || u.output_classes.is_empty() {
             return None;
         }
         // (representative, negated) per output.
