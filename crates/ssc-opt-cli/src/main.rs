@@ -145,6 +145,13 @@ impl Progress {
             b.set_message(msg.to_string());
         }
     }
+    /// A warning line on stderr, printed around the spinner so neither garbles the other
+    /// (silent with `--quiet`, like the rest of the progress output).
+    fn warn(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.suspend(|| eprintln!("ssc-opt: warning: {msg}"));
+        }
+    }
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -154,7 +161,6 @@ impl Progress {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = cli.optimize.quiet;
     let result = match cli.command {
         Some(Command::Inspect(a)) => cmd_inspect(&a),
         Some(Command::Run(a)) => cmd_run(&a),
@@ -163,7 +169,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = quiet;
             eprintln!("ssc-opt: error: {}", one_line(&e));
             let verify_failed = matches!(
                 e.downcast_ref::<ssc_opt::Error>(),
@@ -229,10 +234,7 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     progress.phase("reading");
     let loaded = ssc_opt::load(input)?;
     for w in &loaded.warnings {
-        progress.finish();
-        if !a.quiet {
-            eprintln!("ssc-opt: warning: {w}");
-        }
+        progress.warn(w);
     }
     let mut model = loaded.model;
     let shapes = parse_input_shapes(&a.input_shapes)?;
