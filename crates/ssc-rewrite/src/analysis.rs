@@ -109,6 +109,11 @@ pub fn weight_op_shape(op: &WeightOp, arg: &[usize]) -> Option<Vec<usize>> {
             Some(s)
         }
         WeightOp::MaskBlocks { .. } => Some(arg.to_vec()),
+        WeightOp::ZeroTap { tap } => {
+            let inside =
+                arg.len() == tap.len() + 2 && tap.iter().zip(&arg[2..]).all(|(t, k)| t < k);
+            inside.then(|| arg.to_vec())
+        }
         WeightOp::Crop { begin, end } => {
             if arg.len() != begin.len() + 2 {
                 return None;

@@ -107,6 +107,12 @@ pub enum WeightOp {
         /// One past the last kept tap per axis.
         end: Vec<usize>,
     },
+    /// Zeroes one spatial tap (given per spatial axis) of every kernel, keeping the shape: the
+    /// row branch of `plus-taps-split` drops the centre tap the column branch already sums.
+    ZeroTap {
+        /// The tap's index on each spatial axis.
+        tap: Vec<usize>,
+    },
     /// Gathers along axis 0 (output channels of a weight, entries of a bias).
     Gather0 {
         /// The gather indices.
@@ -309,6 +315,7 @@ impl fmt::Display for SscNode {
                 WeightOp::Blocks { groups, .. } => write!(f, "blocks(G={groups})"),
                 WeightOp::MaskBlocks { groups, .. } => write!(f, "offblocks(G={groups})"),
                 WeightOp::Crop { begin, end } => write!(f, "crop({begin:?}..{end:?})"),
+                WeightOp::ZeroTap { tap } => write!(f, "zerotap({tap:?})"),
                 WeightOp::Gather0 { idx } => write!(f, "gather0[{}]", idx.len()),
                 WeightOp::Gather1 { idx } => write!(f, "gather1[{}]", idx.len()),
                 WeightOp::KernelMean { scale } => write!(f, "kernelmean(x{scale})"),

@@ -291,6 +291,21 @@ fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             nd.extend(nk);
             Dense { dims: nd, data }
         }
+        WeightOp::ZeroTap { tap } => {
+            // Row-major offset of the tap inside one kernel.
+            let at = tap
+                .iter()
+                .zip(&dims[2..])
+                .fold(0usize, |acc, (&t, &k)| acc * k + t);
+            let mut data = src.data.clone();
+            for k in data.chunks_mut(inner.max(1)) {
+                k[at] = 0.0;
+            }
+            Dense {
+                dims: dims.clone(),
+                data,
+            }
+        }
         WeightOp::Gather0 { idx } => {
             let row: usize = dims.iter().skip(1).product();
             let mut data = Vec::with_capacity(idx.len() * row);

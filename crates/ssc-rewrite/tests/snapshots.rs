@@ -357,6 +357,40 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 }
 
 #[test]
+fn c_plus_taps_split_into_column_and_row() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // '+' taps (centre row and column): a 3x1 conv with the bias plus a 1x3 conv, centre zeroed.
+    check(
+        "c_plus_taps_split_into_column_and_row",
+        &with_w(text, [8, 8, 3], |_, _, t| t / 3 == 1 || t % 3 == 1),
+    );
+}
+
+#[test]
+fn c_plus_near_miss_one_corner_tap() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // '+' taps, but one kernel (output 2, input 6) also uses a corner: nothing fires.
+    check(
+        "c_plus_near_miss_one_corner_tap",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            t / 3 == 1 || t % 3 == 1 || (o, i, t) == (2, 6, 8)
+        }),
+    );
+}
+
+#[test]
 fn c_near_miss_pads_would_go_negative() {
     let text = r#"
 graph main(%x: float[1,8,6,6]) -> (%y) {

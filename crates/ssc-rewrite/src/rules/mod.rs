@@ -22,6 +22,7 @@ use crate::lang::{ConvAttrs, Indices, SscNode, WeightOp};
 pub mod blockdiag;
 pub mod kernel;
 pub mod ssc;
+pub mod taps;
 pub mod unified;
 pub mod zero;
 
@@ -31,6 +32,7 @@ pub fn default_rules() -> Vec<Rewrite<SscNode, SscAnalysis>> {
         blockdiag::rule(),
         ssc::rule(),
         kernel::rule(),
+        taps::rule(),
         unified::const_kernel_rule(),
         unified::input_classes_rule(),
         unified::output_classes_rule(),
