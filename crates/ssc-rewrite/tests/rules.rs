@@ -3,40 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use ssc_ir::{Model, Tensor};
-use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
-
-fn opts() -> RewriteOptions {
-    RewriteOptions {
-        cost: Arc::new(MacCost),
-        ..RewriteOptions::default()
-    }
-}
-
-/// Rewrites a copy of `model`, checks it still infers and computes the same function, and
-/// returns the rewritten model and report. `expect` is the form after, or `None` when no
-/// rewrite may happen.
-fn check(model: &Model, expect: Option<&str>) -> (Model, RewriteReport) {
-    let mut after = model.clone();
-    let report = rewrite_model(&mut after, &opts()).unwrap();
-    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
-    assert_same_function(model, &after, 7);
-    match expect {
-        Some(form) => {
-            assert_eq!(report.rewritten, 1, "{report:#?}");
-            assert_eq!(report.layers[0].form_after, form, "{report:#?}");
-            assert!(report.layers[0].macs_after < report.layers[0].macs_before);
-        }
-        None => {
-            assert_eq!(report.rewritten, 0, "{report:#?}");
-            assert_eq!(op_types(&after), op_types(model));
-        }
-    }
-    (after, report)
-}
+use ssc_rewrite::rewrite_model;
 
 fn conv(w: Tensor, attrs: &Attrs) -> Model {
     conv_model(w, true, attrs, [1, w_ci(attrs), 9, 9])
@@ -264,7 +233,7 @@ fn output_is_deterministic() {
     );
     let enc = |m: &Model| {
         let mut m = m.clone();
-        rewrite_model(&mut m, &opts()).unwrap();
+        rewrite_model(&mut m, &mac_opts()).unwrap();
         ssc_onnx::encode_model(&m).unwrap()
     };
     assert_eq!(enc(&m), enc(&m));
@@ -279,7 +248,7 @@ fn saturation_is_small_and_reported() {
         [1, 16, 9, 9],
     );
     let mut after = m.clone();
-    let r = rewrite_model(&mut after, &opts()).unwrap();
+    let r = rewrite_model(&mut after, &mac_opts()).unwrap();
     assert_eq!(r.stop_reason, "Saturated");
     assert!(r.iterations <= 3, "{r:#?}");
     assert!(r.egraph_nodes < 30, "{r:#?}");
@@ -318,7 +287,7 @@ fn residual_dag_shares_inputs_and_rewrites_both_convs() {
     g.set_outputs(vec![out]);
     ssc_passes::infer_shapes(&mut m, &[]).unwrap();
     let mut after = m.clone();
-    let rep = rewrite_model(&mut after, &opts()).unwrap();
+    let rep = rewrite_model(&mut after, &mac_opts()).unwrap();
     ssc_passes::infer_shapes(&mut after, &[]).unwrap();
     assert_same_function(&m, &after, 5);
     assert_eq!(rep.rewritten, 2, "{rep:#?}");

@@ -3,16 +3,15 @@
 //! per-layer line and the IR after, so a review reads exactly what a rule did.
 //!
 //! Every case also runs both models through the reference executor, so a snapshot can never
-//! bless a rewrite that changes the function. Costs are [`MacCost`], so the choices are
+//! bless a rewrite that changes the function. Costs are `MacCost`, so the choices are
 //! structural and do not depend on a calibration table.
 
 mod common;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use common::{assert_same_function, Lcg};
-use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions};
+use common::{assert_same_function, mac_opts, Lcg};
+use ssc_rewrite::rewrite_model;
 
 /// Parses `text`, infers shapes, rewrites with MAC costs, checks the function is unchanged and
 /// snapshots before / report / after under `name`.
@@ -20,11 +19,7 @@ fn check(name: &str, text: &str) {
     let mut before = ssc_ir::parse_model(text).unwrap_or_else(|e| panic!("{name}: {e}"));
     ssc_passes::infer_shapes(&mut before, &[]).unwrap();
     let mut after = before.clone();
-    let opts = RewriteOptions {
-        cost: Arc::new(MacCost),
-        ..RewriteOptions::default()
-    };
-    let report = rewrite_model(&mut after, &opts).unwrap();
+    let report = rewrite_model(&mut after, &mac_opts()).unwrap();
     ssc_passes::infer_shapes(&mut after, &[]).unwrap();
     assert_same_function(&before, &after, 7);
 

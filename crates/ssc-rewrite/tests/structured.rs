@@ -6,11 +6,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use common::*;
 use ssc_ir::Model;
-use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
+use ssc_rewrite::{rewrite_model, RewriteOptions, RewriteReport};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/structured")
@@ -59,11 +58,7 @@ fn run_family(name: &str) -> (RewriteReport, u64, u64, u64) {
     let entry = &manifest["models"][name];
     let model = load(entry["file"].as_str().unwrap());
     let mut after = model.clone();
-    let opts = RewriteOptions {
-        cost: Arc::new(MacCost),
-        ..RewriteOptions::default()
-    };
-    let report = rewrite_model(&mut after, &opts).unwrap();
+    let report = rewrite_model(&mut after, &mac_opts()).unwrap();
     ssc_passes::infer_shapes(&mut after, &[]).unwrap();
     assert_same_function(&model, &after, 3);
     let by_layer = conv_macs_by_layer(&after);

@@ -5,39 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
-use ssc_ir::Model;
-use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
-
-fn opts() -> RewriteOptions {
-    RewriteOptions {
-        cost: Arc::new(MacCost),
-        ..RewriteOptions::default()
-    }
-}
-
-/// Rewrites a copy of `model`, checks it still infers and computes the same function, and
-/// checks the form after (`None`: nothing may change).
-fn check(model: &Model, expect: Option<&str>) -> (Model, RewriteReport) {
-    let mut after = model.clone();
-    let report = rewrite_model(&mut after, &opts()).unwrap();
-    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
-    assert_same_function(model, &after, 7);
-    match expect {
-        Some(form) => {
-            assert_eq!(report.rewritten, 1, "{report:#?}");
-            assert_eq!(report.layers[0].form_after, form, "{report:#?}");
-            assert!(report.layers[0].macs_after < report.layers[0].macs_before);
-        }
-        None => {
-            assert_eq!(report.rewritten, 0, "{report:#?}");
-            assert_eq!(op_types(&after), op_types(model));
-        }
-    }
-    (after, report)
-}
 
 /// Tap `t` of a `k x k` kernel lies on the centre row or column.
 fn plus(k: usize) -> impl Fn(usize, usize, usize) -> bool {

@@ -7,46 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use common::*;
 use ssc_ir::{Model, Tensor};
-use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
-
-fn opts() -> RewriteOptions {
-    RewriteOptions {
-        cost: Arc::new(MacCost),
-        ..RewriteOptions::default()
-    }
-}
-
-/// Rewrites a copy of `model`, checks it still infers and computes the same function, and
-/// checks the form after (`None`: nothing may change).
-fn check(model: &Model, expect: Option<&str>) -> (Model, RewriteReport) {
-    let mut after = model.clone();
-    let report = rewrite_model(&mut after, &opts()).unwrap();
-    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
-    assert_same_function(model, &after, 7);
-    match expect {
-        Some(form) => {
-            assert_eq!(report.rewritten, 1, "{report:#?}");
-            assert_eq!(report.layers[0].form_after, form, "{report:#?}");
-            assert!(report.layers[0].macs_after < report.layers[0].macs_before);
-        }
-        None => {
-            assert_eq!(report.rewritten, 0, "{report:#?}");
-            assert_eq!(op_types(&after), op_types(model));
-        }
-    }
-    (after, report)
-}
-
-fn fired(r: &RewriteReport) -> Vec<String> {
-    r.layers
-        .iter()
-        .flat_map(|l| l.rules_fired.clone())
-        .collect()
-}
+use ssc_rewrite::rewrite_model;
 
 /// `W[co, ci, k, k]` from a per-(o, i, tap) function.
 fn weight_fn(co: usize, ci: usize, k: usize, f: impl Fn(usize, usize, usize) -> f32) -> Tensor {
@@ -406,7 +370,7 @@ fn family(name: &str) {
     let mut model = ssc_onnx::load_model(&dir().join(entry["file"].as_str().unwrap())).unwrap();
     ssc_passes::infer_shapes(&mut model, &[]).unwrap();
     let mut after = model.clone();
-    let report = rewrite_model(&mut after, &opts()).unwrap();
+    let report = rewrite_model(&mut after, &mac_opts()).unwrap();
     ssc_passes::infer_shapes(&mut after, &[]).unwrap();
     let err = assert_same_function(&model, &after, 3);
     let by_layer = macs_by_layer(&after);

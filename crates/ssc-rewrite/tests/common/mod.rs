@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::sync::Arc;
+
 use ssc_ir::{Attribute, DataType, Dim, Model, OpDesc, OpsetImport, Tensor, TensorType, ValueType};
+use ssc_rewrite::{rewrite_model, MacCost, RewriteOptions, RewriteReport};
 
 /// Norm-wise relative tolerance. The rewrites are exact in real arithmetic; in f32 they only
 /// change the order of summation (a grouped conv sums fewer zero products, the SSC split sums the
@@ -177,5 +180,44 @@ pub fn op_types(model: &Model) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|o| g.op(o).desc.op_type.clone())
+        .collect()
+}
+
+/// Rewrite options that price alternatives by MACs, so which form wins depends on the structure
+/// alone, never on measured timings.
+pub fn mac_opts() -> RewriteOptions {
+    RewriteOptions {
+        cost: Arc::new(MacCost),
+        ..RewriteOptions::default()
+    }
+}
+
+/// Rewrites a copy of `model` with [`mac_opts`], checks it still infers and computes the same
+/// function, and checks the form after (`None`: nothing may change). Returns the rewritten model
+/// and the report.
+pub fn check(model: &Model, expect: Option<&str>) -> (Model, RewriteReport) {
+    let mut after = model.clone();
+    let report = rewrite_model(&mut after, &mac_opts()).unwrap();
+    ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+    assert_same_function(model, &after, 7);
+    match expect {
+        Some(form) => {
+            assert_eq!(report.rewritten, 1, "{report:#?}");
+            assert_eq!(report.layers[0].form_after, form, "{report:#?}");
+            assert!(report.layers[0].macs_after < report.layers[0].macs_before);
+        }
+        None => {
+            assert_eq!(report.rewritten, 0, "{report:#?}");
+            assert_eq!(op_types(&after), op_types(model));
+        }
+    }
+    (after, report)
+}
+
+/// Every rule that fired, layer by layer.
+pub fn fired(r: &RewriteReport) -> Vec<String> {
+    r.layers
+        .iter()
+        .flat_map(|l| l.rules_fired.clone())
         .collect()
 }
