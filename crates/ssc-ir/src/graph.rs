@@ -50,6 +50,11 @@ pub struct OpDesc {
     pub metadata: Vec<(String, String)>,
     /// Fields this IR does not interpret (device configurations), encoded by the I/O layer.
     pub extra: Vec<bytes::Bytes>,
+    /// IR-only hints for later stages, such as the JIT's `epilogue` and `sparse` (see
+    /// `ssc_passes::annotate`): key/value pairs sorted by key, each key once. The text form
+    /// prints and parses them; they are never exported to ONNX. Use
+    /// [`set_annotation`](Self::set_annotation) to keep the order.
+    pub annotations: Vec<(String, String)>,
 }
 
 impl OpDesc {
@@ -89,6 +94,33 @@ impl OpDesc {
     pub fn remove_attr(&mut self, name: &str) -> Option<Attribute> {
         let idx = self.attrs.iter().position(|a| a.name == name)?;
         Some(self.attrs.remove(idx))
+    }
+
+    /// The annotation `key`, if present.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets annotation `key` to `value`, replacing an earlier value and keeping the list sorted
+    /// by key.
+    pub fn set_annotation(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        match self
+            .annotations
+            .binary_search_by(|(k, _)| k.as_str().cmp(&key))
+        {
+            Ok(i) => self.annotations[i].1 = value,
+            Err(i) => self.annotations.insert(i, (key, value)),
+        }
+    }
+
+    /// Removes annotation `key`, returning its value.
+    pub fn remove_annotation(&mut self, key: &str) -> Option<String> {
+        let idx = self.annotations.iter().position(|(k, _)| k == key)?;
+        Some(self.annotations.remove(idx).1)
     }
 }
 

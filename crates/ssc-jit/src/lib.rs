@@ -1,7 +1,344 @@
 //! The ssc-opt JIT: compiles an optimised model into native CPU kernels, once, and runs it many times.
+//!
+//! [`CompiledModel::compile`] resolves every shape statically (from the model or from
+//! [`JitOptions::input_shapes`]), lowers each op to a kernel, plans one activation arena in
+//! which tensors with disjoint lifetimes share memory, and generates the weight-specialised
+//! kernels with Cranelift. A [`Session`] owns the arena, so running it allocates nothing for
+//! the native steps.
+//!
+//! Kernels (see `docs/ARCHITECTURE.md`):
+//! * dense convolutions and Gemm/MatMul go to the `gemm` crate (im2col for k x k convs, none
+//!   for 1x1), with bias, residual add and activation fused into the same pass;
+//! * depthwise and sparse convolutions (few non-zero weights) get Cranelift code with the
+//!   weights baked in: no instruction for a zero, one multiply for a block of equal weights;
+//! * pools, broadcasting elementwise ops, reshapes and concats have plain Rust kernels;
+//! * everything else runs, node by node, through the reference executor's kernel
+//!   ([`ssc_exec::eval_node`]); [`CompiledModel::fallback_nodes`] lists those nodes.
+//!
+//! Threads: all kernels run inside a rayon pool of [`JitOptions::threads`] threads.
+//!
+//! ```
+//! use ssc_ir::{parse_model, Tensor};
+//! use ssc_jit::{CompiledModel, JitOptions};
+//!
+//! let model = parse_model(r#"
+//! model ir_version=8
+//! opset 17
+//! graph g(%x: float[1,1,2,2]) -> (%y: float[1,1,2,2]) {
+//!   %y = Relu(%x)
+//! }
+//! "#).unwrap();
+//! let compiled = CompiledModel::compile(&model, &JitOptions::default()).unwrap();
+//! let mut session = compiled.session();
+//! let x = Tensor::from_f32(vec![1, 1, 2, 2], &[-1.0, 2.0, -3.0, 4.0]);
+//! let out = session.run(&[("x".to_string(), x)]).unwrap();
+//! assert_eq!(out[0].1.to_f32_vec().unwrap(), vec![0.0, 2.0, 0.0, 4.0]);
+//! ```
+
+// The JIT calls generated code and the gemm crate, and lets parallel tasks write disjoint parts
+// of one buffer; every unsafe block states its invariant.
+#![allow(unsafe_code)]
 
 pub mod codegen;
 mod error;
+mod kernels;
+mod memory;
+mod plan;
+mod runtime;
 pub mod spec;
 
+use std::time::{Duration, Instant};
+
+use ssc_ir::{Dim, Model, Tensor, TensorData};
+
 pub use error::JitError;
+use plan::{Kernel, Loc, Plan};
+use runtime::State;
+
+/// How to compile.
+#[derive(Clone, Debug)]
+pub struct JitOptions {
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Shapes for graph inputs whose declared shape is not fully static (name, dims).
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Weight density (non-zeros / weights) at or below which a convolution gets the
+    /// weight-baked Cranelift kernel instead of the dense GEMM. Depthwise convs always do.
+    pub sparse_threshold: f32,
+    /// Never use the Cranelift convolution kernels (to compare against the GEMM path).
+    pub dense_only: bool,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            threads: 0,
+            input_shapes: Vec::new(),
+            sparse_threshold: DEFAULT_SPARSE_THRESHOLD,
+            dense_only: false,
+        }
+    }
+}
+
+/// The density below which the weight-baked kernel beats the GEMM on this machine's
+/// measurements (see `docs/benchmarks.md`).
+pub const DEFAULT_SPARSE_THRESHOLD: f32 = 0.3;
+
+/// One step of a compiled plan, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepInfo {
+    /// The node's name (or op type when unnamed).
+    pub node: String,
+    pub op_type: String,
+    /// The kernel chosen, for example `conv gemm 3x3 +bias +relu`.
+    pub kernel: String,
+    /// Whether the node runs through the reference executor's kernel.
+    pub fallback: bool,
+}
+
+/// A model compiled for this machine. Immutable; run it through [`Session`]s.
+pub struct CompiledModel {
+    plan: Plan,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    compile_time: Duration,
+    // Keeps the generated code alive for the kernels that point into it.
+    _jit: codegen::Jit,
+}
+
+impl std::fmt::Debug for CompiledModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledModel")
+            .field("steps", &self.plan.steps.len())
+            .field("arena_bytes", &self.peak_activation_bytes())
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl CompiledModel {
+    /// Infers static shapes, lowers and plans the model, and generates its kernels.
+    pub fn compile(model: &Model, opts: &JitOptions) -> Result<CompiledModel, JitError> {
+        let start = Instant::now();
+        let mut m = model.clone();
+        let overrides: Vec<(String, Vec<Dim>)> = opts
+            .input_shapes
+            .iter()
+            .map(|(n, d)| (n.clone(), d.iter().map(|&x| Dim::Known(x)).collect()))
+            .collect();
+        ssc_passes::infer_shapes(&mut m, &overrides).map_err(|e| JitError::Shape(e.to_string()))?;
+        // Fused epilogues and sparse layers come from the IR annotations; a model loaded from
+        // ONNX has none, so they are (re)computed here (the analysis is idempotent).
+        ssc_passes::annotate_for_jit(&mut m);
+        let g = &m.graph;
+        for &v in g.inputs() {
+            let known = g
+                .value(v)
+                .ty
+                .as_ref()
+                .and_then(|t| t.tensor())
+                .and_then(|t| t.static_shape());
+            if known.is_none() && g.initializer(v).is_none() {
+                return Err(JitError::Shape(format!(
+                    "graph input `{}` has no static shape; give it one (--input-shape {}:DIMS)",
+                    g.value(v).name,
+                    g.value(v).name
+                )));
+            }
+        }
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ssc-jit-{i}"))
+            .build()
+            .map_err(|e| JitError::Threads(e.to_string()))?;
+        let mut jit = codegen::Jit::new()?;
+        let plan = plan::lower(&m, opts, &mut jit)?;
+        Ok(CompiledModel {
+            plan,
+            pool,
+            threads,
+            compile_time: start.elapsed(),
+            _jit: jit,
+        })
+    }
+
+    /// A session: the arena and scratch this model runs in (allocated here, once).
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            model: self,
+            state: State::new(&self.plan),
+        }
+    }
+
+    /// Compiles nothing, allocates a session, runs once: for one-off use.
+    pub fn run(&self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, JitError> {
+        self.session().run(feeds)
+    }
+
+    /// Bytes of the planned activation arena (every intermediate f32 tensor) plus the largest
+    /// kernel scratch.
+    pub fn peak_activation_bytes(&self) -> usize {
+        (self.plan.arena_len + self.plan.scratch_len) * 4
+    }
+
+    /// Bytes that must be live at once at the plan's busiest step: the lower bound for any
+    /// arena (the memory plan's quality is `peak_activation_bytes` against this).
+    pub fn live_activation_bound_bytes(&self) -> usize {
+        (self.plan.live_bound + self.plan.scratch_len) * 4
+    }
+
+    /// The steps of the plan, in execution order.
+    pub fn steps(&self) -> Vec<StepInfo> {
+        self.plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                node: s.label.clone(),
+                op_type: s.op_type.clone(),
+                kernel: s.what.clone(),
+                fallback: matches!(s.kernel, Kernel::Fallback { .. }),
+            })
+            .collect()
+    }
+
+    /// Nodes that run through the reference executor's kernels.
+    pub fn fallback_nodes(&self) -> Vec<StepInfo> {
+        self.steps().into_iter().filter(|s| s.fallback).collect()
+    }
+
+    /// Wall time [`compile`](Self::compile) took.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// Worker threads the model runs on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Graph input names, in order.
+    pub fn input_names(&self) -> Vec<&str> {
+        self.plan.inputs.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Graph inputs with their element type and compiled shape.
+    pub fn input_specs(&self) -> Vec<(String, ssc_ir::DataType, Option<Vec<usize>>)> {
+        self.plan
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.dtype, i.dims.clone()))
+            .collect()
+    }
+}
+
+/// A run context of a [`CompiledModel`]: owns the arena, so runs through it allocate nothing
+/// on the native path. Not shareable across threads; make one session per caller thread.
+pub struct Session<'c> {
+    model: &'c CompiledModel,
+    state: State,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("model", self.model)
+            .finish()
+    }
+}
+
+impl Session<'_> {
+    /// Runs the model and returns its outputs as tensors.
+    pub fn run(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, JitError> {
+        let refs: Vec<(&str, &Tensor)> = feeds.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        self.run_in_place(&refs)?;
+        let plan = &self.model.plan;
+        plan.outputs
+            .iter()
+            .map(|io| {
+                Ok((
+                    io.name.clone(),
+                    runtime::output_tensor(plan, &self.state, io)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Runs the model, leaving the outputs in the session (read them with
+    /// [`output_f32`](Self::output_f32)). Allocates nothing unless a node falls back.
+    pub fn run_in_place(&mut self, feeds: &[(&str, &Tensor)]) -> Result<(), JitError> {
+        self.run_timed(feeds, None)
+    }
+
+    /// [`run_in_place`](Self::run_in_place), adding each step's wall time to `times[i]` (one
+    /// entry per [`CompiledModel::steps`] entry): a per-node profile.
+    pub fn run_profiled(
+        &mut self,
+        feeds: &[(&str, &Tensor)],
+        times: &mut [Duration],
+    ) -> Result<(), JitError> {
+        if times.len() != self.model.plan.steps.len() {
+            return Err(JitError::Run(format!(
+                "profile needs {} entries, got {}",
+                self.model.plan.steps.len(),
+                times.len()
+            )));
+        }
+        self.run_timed(feeds, Some(times))
+    }
+
+    fn run_timed(
+        &mut self,
+        feeds: &[(&str, &Tensor)],
+        times: Option<&mut [Duration]>,
+    ) -> Result<(), JitError> {
+        let plan = &self.model.plan;
+        let mut ordered: Vec<Option<&Tensor>> = vec![None; plan.inputs.len()];
+        for (name, t) in feeds {
+            let i = plan
+                .inputs
+                .iter()
+                .position(|io| io.name == *name)
+                .ok_or_else(|| JitError::UnknownInput(name.to_string()))?;
+            if ordered[i].is_some() {
+                return Err(JitError::BadInput {
+                    name: name.to_string(),
+                    msg: "fed twice".into(),
+                });
+            }
+            ordered[i] = Some(t);
+        }
+        let state = &mut self.state;
+        runtime::load_inputs(plan, state, &ordered)?;
+        self.model
+            .pool
+            .install(|| runtime::execute(plan, state, times))
+    }
+
+    /// An f32 output left by [`run_in_place`](Self::run_in_place), without copying.
+    pub fn output_f32(&self, name: &str) -> Option<&[f32]> {
+        let io = self.model.plan.outputs.iter().find(|o| o.name == name)?;
+        match io.loc {
+            Loc::Arena { off, len } => Some(&self.state.arena[off..off + len]),
+            Loc::Const(c) => Some(&self.model.plan.consts_f32[c]),
+            Loc::Dyn(_) => None,
+        }
+    }
+}
+
+/// Decodes little-endian f32 tensor data into `dst` without allocating.
+pub(crate) fn decode_f32_into(t: &Tensor, dst: &mut [f32]) -> bool {
+    match &t.data {
+        TensorData::Raw(b) if b.len() == dst.len() * 4 => {
+            for (d, c) in dst.iter_mut().zip(b.chunks_exact(4)) {
+                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            true
+        }
+        _ => false,
+    }
+}

@@ -340,6 +340,7 @@ impl Importer {
             doc_string: n.doc_string.clone(),
             metadata: kv(&n.metadata_props),
             extra: n.device_configurations.iter().map(encode).collect(),
+            annotations: Vec::new(),
         };
         let op = g
             .add_op(desc, inputs, outputs)

@@ -39,6 +39,46 @@ enum Command {
     Inspect(InspectArgs),
     /// Run a model on .npy or seeded random inputs and write one OUTPUT.npy per output.
     Run(RunArgs),
+    /// Compile a model with the JIT and time it on seeded random inputs.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum EngineArg {
+    /// The JIT when it covers the model, else the reference executor.
+    Auto,
+    /// The Cranelift/gemm JIT; nodes without a native kernel run through reference kernels.
+    Jit,
+    /// The reference executor (single-threaded, f64 accumulation).
+    Reference,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// The ONNX model to benchmark.
+    #[arg(value_name = "MODEL.onnx")]
+    model: PathBuf,
+    /// Fix a symbolic input shape, e.g. `input:1,3,224,224` (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME:DIMS")]
+    input_shapes: Vec<String>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Seed for the random inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also list every step with its kernel and median time (a per-node profile).
+    #[arg(long)]
+    kernels: bool,
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +102,12 @@ struct RunArgs {
     /// Print only the output lines, no summary.
     #[arg(short, long)]
     quiet: bool,
+    /// The engine that runs the model.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    engine: EngineArg,
+    /// JIT worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +210,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Inspect(a)) => cmd_inspect(&a),
         Some(Command::Run(a)) => cmd_run(&a),
+        Some(Command::Bench(a)) => cmd_bench(&a),
         None => cmd_optimize(&cli.optimize),
     };
     match result {
@@ -428,7 +475,12 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
         ssc_opt::prepare_inputs(&model, &feeds, &shapes, a.seed)?
     };
     let start = Instant::now();
-    let outputs = ssc_opt::run_reference(&model, &inputs)?;
+    let engine = match a.engine {
+        EngineArg::Auto => ssc_opt::Engine::Auto,
+        EngineArg::Jit => ssc_opt::Engine::Jit,
+        EngineArg::Reference => ssc_opt::Engine::Reference,
+    };
+    let (outputs, info) = ssc_opt::run_with(&model, &inputs, engine, a.threads)?;
     let elapsed = start.elapsed();
     for (name, t) in &outputs {
         let stats = t
@@ -449,13 +501,58 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
         }
     }
     if !a.quiet {
+        let engine = match info.engine {
+            ssc_opt::Engine::Jit => "the JIT",
+            _ => "the reference executor",
+        };
         eprintln!(
-            "ssc-opt: ran {} ({} inputs, {} outputs) with the reference executor in {:.3} s",
+            "ssc-opt: ran {} ({} inputs, {} outputs) with {engine} in {:.3} s (compile included)",
             a.model.display(),
             inputs.len(),
             outputs.len(),
             elapsed.as_secs_f64()
         );
+        if let Some(why) = &info.reason {
+            eprintln!("ssc-opt: the JIT does not cover this model: {why}");
+        }
+        if !info.fallback.is_empty() {
+            let names: Vec<String> = info
+                .fallback
+                .iter()
+                .map(|s| format!("{} ({})", s.node, s.op_type))
+                .collect();
+            eprintln!(
+                "ssc-opt: {} node(s) ran through reference kernels: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
+    let loaded = ssc_opt::load(&a.model)?;
+    for w in &loaded.warnings {
+        eprintln!("ssc-opt: warning: {w}");
+    }
+    let opts = ssc_opt::BenchOptions {
+        threads: a.threads,
+        iters: a.iters,
+        warmup: a.warmup,
+        input_shapes: parse_input_shapes(&a.input_shapes)?,
+        seed: a.seed,
+    };
+    let report = ssc_opt::bench(&loaded.model, &opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+        if a.kernels {
+            for (k, ms) in &report.kernels {
+                println!("  {ms:8.3} ms  {k}");
+            }
+        }
     }
     Ok(())
 }

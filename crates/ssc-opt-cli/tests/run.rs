@@ -64,10 +64,31 @@ fn run_writes_one_npy_per_output() {
     assert!(stdout.starts_with("output: float[1, 10]"), "{stdout}");
     let y = ssc_opt::read_npy(&out.join("output.npy")).unwrap();
     assert_eq!(y.dims, vec![1, 10]);
-    // The same feed through the library gives the same numbers.
+    // The default engine is the JIT; it agrees with the reference executor within the
+    // suite's 1e-4 norm-wise tolerance (f32 against f64 accumulation), and `--engine
+    // reference` gives exactly the library's reference numbers.
     let model = ssc_opt::load(&m).unwrap().model;
     let want = ssc_opt::run_reference(&model, &[("input".into(), input)]).unwrap();
-    assert_eq!(want[0].1, y);
+    let err = ssc_opt::rel_err(&want[0].1, &y);
+    assert!(err <= 1e-4, "JIT vs reference: {err:e}");
+    let out_ref = dir.path().join("out_ref");
+    std::fs::create_dir(&out_ref).unwrap();
+    let o = ssc(&[
+        "run",
+        m.to_str().unwrap(),
+        "--engine",
+        "reference",
+        "--input",
+        &format!("input={x}"),
+        "--output-dir",
+        out_ref.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reference executor"), "{}", stderr(&o));
+    assert_eq!(
+        want[0].1,
+        ssc_opt::read_npy(&out_ref.join("output.npy")).unwrap()
+    );
     // `NAME=random` is seeded: two runs agree.
     let r1 = ssc(&["run", m.to_str().unwrap(), "--input", "input=random", "-q"]);
     let r2 = ssc(&["run", m.to_str().unwrap(), "--input", "input=random", "-q"]);
@@ -163,4 +184,38 @@ fn a_wrong_optimisation_is_caught_by_verify() {
     assert!(v.max_rel_err > 1e-3);
     let same = ssc_opt::verify(&model, &model, &[], &ssc_opt::VerifyOptions::default()).unwrap();
     assert!(same.passed() && same.max_rel_err == 0.0);
+}
+
+#[test]
+fn bench_prints_latency_memory_and_fallbacks() {
+    // The BN-folded twin, so the convs carry bias and fuse the residual Add and Relu.
+    let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/resnet18_folded.onnx");
+    let o = ssc(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--kernels",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("latency: median"), "{out}");
+    assert!(out.contains("peak activation memory"), "{out}");
+    assert!(out.contains("fallback nodes: none"), "{out}");
+    assert!(out.contains("conv gemm 3x3 +bias +add +relu"), "{out}");
+    let o = ssc(&["bench", m.to_str().unwrap(), "--iters", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["times_ms"].as_array().unwrap().len(), 2);
+    // Bad input: a missing file and zero iterations are clean errors.
+    assert_bad(
+        &ssc(&["bench", "/nonexistent.onnx"]),
+        &["/nonexistent.onnx"],
+    );
+    assert_bad(
+        &ssc(&["bench", m.to_str().unwrap(), "--iters", "0"]),
+        &["--iters"],
+    );
 }

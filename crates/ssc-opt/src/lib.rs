@@ -12,16 +12,19 @@
 //! ```
 
 mod inspect;
+mod jit;
 mod npy;
 mod optimize;
 mod run;
 mod verify;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
+pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
 pub use ssc_ir as ir;
+pub use ssc_jit;
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 pub use ssc_passes::{infer_shapes, PHASES};
 pub use ssc_rewrite;
@@ -42,6 +45,8 @@ pub enum Error {
     Pass(#[from] ssc_passes::PassError),
     #[error(transparent)]
     Rewrite(#[from] ssc_rewrite::RewriteError),
+    #[error(transparent)]
+    Jit(#[from] ssc_jit::JitError),
     #[error(transparent)]
     Npy(#[from] npy::NpyError),
     #[error("{0}")]

@@ -57,6 +57,9 @@ pub struct Report {
     pub unhandled_ops: BTreeMap<String, usize>,
     /// What the structure-aware rewriter did, layer by layer (absent when it did not run).
     pub rewrite: Option<ssc_rewrite::RewriteReport>,
+    /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
+    /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
+    pub jit: ssc_passes::AnnotateReport,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -97,7 +100,9 @@ fn total_macs(model: &Model) -> u64 {
 
 /// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
 /// clean-up pipeline to a fixed point, then the structure-aware rewriter, re-inferring shapes
-/// after each so the next stage and the report see final shapes.
+/// after each so the next stage and the report see final shapes. Last, the JIT annotations
+/// ([`ssc_passes::annotate_for_jit`]) are recorded on the final IR; they change nothing a
+/// saved ONNX file holds.
 pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     let start = Instant::now();
     let mut report = Report {
@@ -132,6 +137,9 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
         // The rewriter reads shapes from value types, which the inference above just refreshed.
         report.rewrite = Some(ssc_rewrite::rewrite_model(model, &opts.rewrite_options)?);
         ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+    }
+    if opts.cleanups {
+        report.jit = ssc_passes::annotate_for_jit(model);
     }
     report.macs_after = total_macs(model);
     report.nodes_after = model.graph.op_count();
@@ -173,6 +181,19 @@ impl Report {
                     l.rules_fired.join(", ")
                 );
             }
+        }
+        let _ = writeln!(
+            s,
+            "jit annotations: {} epilogues, {} sparse layers",
+            self.jit.epilogues,
+            self.jit.sparse.len()
+        );
+        for l in &self.jit.sparse {
+            let _ = writeln!(
+                s,
+                "  {:<40} {} sparse {:.2} (marked for JIT)",
+                l.node, l.op_type, l.density
+            );
         }
         s
     }

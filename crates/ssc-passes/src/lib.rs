@@ -7,10 +7,12 @@
 //! negative integer division) is left in the graph.
 //!
 //! API boundary: [`infer_shapes`] / [`infer_shapes_with`] for types, [`run_cleanups`] /
-//! [`run_cleanups_with`] / [`run_phase`] for the named phases in [`PHASES`], [`PassError`] for
+//! [`run_cleanups_with`] / [`run_phase`] for the named phases in [`PHASES`],
+//! [`annotate_for_jit`] for the JIT's IR-only hints (module [`annotate`]), [`PassError`] for
 //! everything that can fail. Passes operate on [`ssc_ir::Model`] only; this crate knows nothing
 //! of protobuf or of the executor.
 
+pub mod annotate;
 mod args;
 mod cast;
 mod const_eval;
@@ -20,6 +22,10 @@ mod passes;
 mod pipeline;
 mod util;
 
+pub use annotate::{
+    annotate_for_jit, epilogue_of, sparse_density_of, AnnotateReport, EpilogueAnnotation,
+    EpilogueStep, SparseLayer,
+};
 pub use cast::cast_tensor;
 pub use error::PassError;
 pub use infer::{infer_shapes, infer_shapes_with, InferOptions, InferReport};

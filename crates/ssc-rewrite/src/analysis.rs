@@ -122,6 +122,19 @@ pub fn weight_op_shape(op: &WeightOp, arg: &[usize]) -> Option<Vec<usize>> {
             s.extend(begin.iter().zip(end).map(|(b, e)| e - b));
             Some(s)
         }
+        WeightOp::Taps { taps } => {
+            let inside = arg.len() == taps.len() + 2
+                && taps
+                    .iter()
+                    .zip(&arg[2..])
+                    .all(|(t, &k)| !t.is_empty() && t.iter().all(|&c| c < k));
+            if !inside {
+                return None;
+            }
+            let mut s = arg[..2].to_vec();
+            s.extend(taps.iter().map(Vec::len));
+            Some(s)
+        }
         WeightOp::Gather0 { idx } => {
             let mut s = arg.to_vec();
             *s.first_mut()? = idx.len();

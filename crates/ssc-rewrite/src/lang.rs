@@ -69,6 +69,35 @@ impl ConvAttrs {
         Some(out)
     }
 
+    /// The same conv over only the taps `taps[d]` of each axis `d`, each list an arithmetic
+    /// progression `c0, c0 + s, ..` (one tap, or equal steps): the kernel shrinks to the list's
+    /// length and the dilation grows by the step, so the picked taps read exactly the input
+    /// positions they read before. The pads shrink by the skipped leading and trailing taps
+    /// times the dilation, as in [`cropped`](Self::cropped), which keeps the output length;
+    /// `None` when a list is empty, unsorted, not a progression, out of range, or a pad would
+    /// go negative.
+    pub fn picked(&self, taps: &[Vec<usize>]) -> Option<ConvAttrs> {
+        if taps.len() != self.kernel.len() {
+            return None;
+        }
+        let mut out = self.clone();
+        for (d, t) in taps.iter().enumerate() {
+            let (&first, &last) = (t.first()?, t.last()?);
+            let (k, dil) = (self.kernel[d], self.dilations[d]);
+            let step = t.get(1).map_or(1, |&s| s.saturating_sub(first));
+            let progression = step > 0 && t.iter().enumerate().all(|(j, &c)| c == first + j * step);
+            if !progression || last >= k {
+                return None;
+            }
+            out.pads_begin[d] = self.pads_begin[d].checked_sub(first * dil)?;
+            out.pads_end[d] = self.pads_end[d].checked_sub((k - 1 - last) * dil)?;
+            out.kernel[d] = t.len();
+            // A single tap has no spacing; a canonical dilation keeps 1x1 convs hashing alike.
+            out.dilations[d] = if t.len() == 1 { 1 } else { dil * step };
+        }
+        Some(out)
+    }
+
     /// `3x3`, `1x1`.
     pub fn kernel_str(&self) -> String {
         let k: Vec<String> = self.kernel.iter().map(|k| k.to_string()).collect();
@@ -107,8 +136,16 @@ pub enum WeightOp {
         /// One past the last kept tap per axis.
         end: Vec<usize>,
     },
+    /// Keeps the taps `taps[d]` of each spatial axis `d` (their cartesian product, in list
+    /// order): `W'[o, i, j..] = W[o, i, taps[0][j0], taps[1][j1], ..]`. With
+    /// [`ConvAttrs::picked`] it turns a kernel with skipped taps into a smaller dilated one.
+    Taps {
+        /// The kept tap indices per axis.
+        taps: Vec<Vec<usize>>,
+    },
     /// Zeroes one spatial tap (given per spatial axis) of every kernel, keeping the shape: the
-    /// row branch of `plus-taps-split` drops the centre tap the column branch already sums.
+    /// row branch of `plus-taps-split` drops the centre tap the column branch already sums
+    /// (only when the pads allow no dilated split of the row, see [`WeightOp::Taps`]).
     ZeroTap {
         /// The tap's index on each spatial axis.
         tap: Vec<usize>,
@@ -315,6 +352,7 @@ impl fmt::Display for SscNode {
                 WeightOp::Blocks { groups, .. } => write!(f, "blocks(G={groups})"),
                 WeightOp::MaskBlocks { groups, .. } => write!(f, "offblocks(G={groups})"),
                 WeightOp::Crop { begin, end } => write!(f, "crop({begin:?}..{end:?})"),
+                WeightOp::Taps { taps } => write!(f, "taps({taps:?})"),
                 WeightOp::ZeroTap { tap } => write!(f, "zerotap({tap:?})"),
                 WeightOp::Gather0 { idx } => write!(f, "gather0[{}]", idx.len()),
                 WeightOp::Gather1 { idx } => write!(f, "gather1[{}]", idx.len()),

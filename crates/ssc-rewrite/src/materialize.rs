@@ -291,6 +291,29 @@ fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             nd.extend(nk);
             Dense { dims: nd, data }
         }
+        WeightOp::Taps { taps } => {
+            let ks = &dims[2..];
+            let nk: Vec<usize> = taps.iter().map(Vec::len).collect();
+            let ninner: usize = nk.iter().product();
+            let kernels = dims[0] * dims[1];
+            let mut data = Vec::with_capacity(kernels * ninner);
+            for k in 0..kernels {
+                for t in 0..ninner {
+                    // Tap t of the picked kernel, row-major, mapped through `taps` per axis.
+                    let (mut rest, mut src_t, mut stride) = (t, 0usize, 1usize);
+                    for d in (0..nk.len()).rev() {
+                        let idx = taps[d][rest % nk[d]];
+                        rest /= nk[d];
+                        src_t += idx * stride;
+                        stride *= ks[d];
+                    }
+                    data.push(src.data[k * inner + src_t]);
+                }
+            }
+            let mut nd = dims[..2].to_vec();
+            nd.extend(nk);
+            Dense { dims: nd, data }
+        }
         WeightOp::ZeroTap { tap } => {
             // Row-major offset of the tap inside one kernel.
             let at = tap

@@ -360,7 +360,8 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
   %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
 }
 "#;
-    // '+' taps (centre row and column): a 3x1 conv with the bias plus a 1x3 conv, centre zeroed.
+    // '+' taps (centre row and column): a 3x1 conv with the bias plus a 1x2 conv with dilation 2
+    // over the row's two outer taps (the centre is the column's).
     check(
         "c_plus_taps_split_into_column_and_row",
         &with_w(text, [8, 8, 3], |_, _, t| t / 3 == 1 || t % 3 == 1),

@@ -51,7 +51,8 @@
 //! stmt     = "init" VALUE [":" type] "=" [ttype] payload
 //!          | outs "=" OPREF "(" [arg {"," arg}] ")" ["{" attr {"," attr} "}"]
 //!            [":" type {"," type}] ["name=" STRING] ["overload=" STRING]
-//!            ["captures=" "[" VALUE {"," VALUE} "]"]
+//!            ["captures=" "[" VALUE {"," VALUE} "]"] [notes]
+//! notes    = "@{" [NAME "=" STRING {"," NAME "=" STRING}] "}"  IR-only annotations, sorted
 //! outs     = "()" | arg {"," arg}
 //! arg      = VALUE | "_"                                 "_" is an empty optional slot
 //! type     = "?" | DTYPE "[" ("*" | [dim {"," dim}]) "]"  "?" is no type, "[*]" unknown rank
@@ -81,6 +82,9 @@
 //!   canonical quiet NaN prints as its bits, `nan(0xffc00000)`). Empty lists name their kind
 //!   (`ints[]`); a list mixing ints and floats is floats. Subgraphs and other opaque attributes
 //!   print as `<graph>`, `<sparse_tensor>`, ... and do not parse.
+//! - **Annotations.** `@{epilogue="bias relu", sparse="0.1000"}` closes an op line with its
+//!   [`OpDesc::annotations`](crate::OpDesc::annotations), keys in sorted order (any order parses;
+//!   a repeated key is an error). They exist only in the IR: ONNX export drops them.
 //! - **Initializers.** `init %w: float[4] = [...]` gives the value the tensor's type;
 //!   `init %w = float[4] [...]` leaves the value untyped (as an imported initializer without
 //!   `value_info`); an initializer of a graph input (a default value) takes the input's type.
@@ -113,7 +117,7 @@
 //! # Supported subset
 //!
 //! Printing never fails. Parsing reproduces ops (in order, with names, domains, overloads,
-//! attributes and wiring, including empty optional slots and captures), value names and types,
+//! attributes, annotations and wiring, including empty optional slots and captures), value names and types,
 //! graph inputs and outputs, initializers and the model header fields above. Not carried: doc
 //! strings, metadata properties, graph and model extras (functions, training info, sparse
 //! initializers, quantization annotations), opaque attributes, types and tensors, and tensors

@@ -1099,6 +1099,23 @@ impl<'s> Parser<'s> {
                 }
             }
         }
+        self.ws();
+        if self.peek() == Some('@') {
+            self.pos += 1;
+            self.open('{')?;
+            let notes = self.seq(|p| {
+                let (key, at) = p.name("an annotation key")?;
+                p.expect('=')?;
+                p.ws();
+                Ok((key, at, p.utf8_string()?))
+            })?;
+            for (key, at, value) in notes {
+                if desc.annotation(&key).is_some() {
+                    return self.err(at, format!("annotation `{key}` is given twice"));
+                }
+                desc.set_annotation(key, value);
+            }
+        }
         Ok(OpAst {
             desc,
             inputs,

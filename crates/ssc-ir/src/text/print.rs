@@ -318,6 +318,20 @@ impl<'o> Printer<'o> {
             }
             self.out.push(']');
         }
+        if !d.annotations.is_empty() {
+            let mut notes: Vec<&(String, String)> = d.annotations.iter().collect();
+            notes.sort();
+            self.out.push_str(" @{");
+            for (i, (k, v)) in notes.into_iter().enumerate() {
+                if i > 0 {
+                    self.out.push_str(", ");
+                }
+                name_into(k, is_bare_name(k), &mut self.out);
+                self.out.push('=');
+                quote_bytes(v.as_bytes(), &mut self.out);
+            }
+            self.out.push('}');
+        }
         self.out.push('\n');
     }
 

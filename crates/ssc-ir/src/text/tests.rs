@@ -194,6 +194,63 @@ graph "my graph"(%x: float[1]) -> (%e) {
 }
 
 #[test]
+fn annotations_round_trip_sorted() {
+    let m = roundtrip(
+        r#"
+model ir_version=8
+opset 17
+graph main(%x: float[1,4,4,4]) -> (%z: float[1,4,4,4]) {
+  init %w: float[4,4,3,3] = zeros
+  %y = Conv(%x, %w) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} : float[1,4,4,4] name="conv" @{epilogue="relu output=%z absorbed=relu", sparse="0.0000"}
+  %z = Relu(%y) : float[1,4,4,4] @{"odd key"="a \"b\""}
+}
+"#,
+    );
+    let g = &m.graph;
+    let ops = g.topo_order().unwrap();
+    let conv = &g.op(ops[0]).desc;
+    assert_eq!(conv.annotation("sparse"), Some("0.0000"));
+    assert_eq!(
+        conv.annotation("epilogue"),
+        Some("relu output=%z absorbed=relu")
+    );
+    assert_eq!(g.op(ops[1]).desc.annotation("odd key"), Some("a \"b\""));
+    // Any order parses; the printer writes keys sorted.
+    check(
+        r#"
+graph g(%x: float[1]) -> (%y: float[1]) {
+  %y = Relu(%x) @{ zeta = "1" , alpha="2" }
+}
+"#,
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[1]) -> (%y: float[1]) {
+  %y = Relu(%x) : float[1] @{alpha="2", zeta="1"}
+}
+"#,
+    );
+    check_err(
+        r#"
+graph g(%x: float[1]) -> (%y: float[1]) {
+  %y = Relu(%x) @{a="1", a="2"}
+}
+"#,
+        "2:26: annotation `a` is given twice",
+    );
+    // Setting keeps the list sorted and replaces.
+    let mut d = OpDesc::new("Relu");
+    d.set_annotation("b", "1");
+    d.set_annotation("a", "2");
+    d.set_annotation("b", "3");
+    assert_eq!(
+        d.annotations,
+        [("a".to_string(), "2".to_string()), ("b".into(), "3".into())]
+    );
+    assert_eq!(d.remove_annotation("a").as_deref(), Some("2"));
+}
+
+#[test]
 fn types_and_quoted_names_round_trip() {
     let m = roundtrip(
         r#"

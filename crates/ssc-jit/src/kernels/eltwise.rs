@@ -1,0 +1,237 @@
+//! Stand-alone elementwise ops on f32 tensors of static shape (the ones no convolution epilogue
+//! absorbed): numpy-broadcasting binaries and the common activations.
+
+use crate::kernels::par::{for_ranges, SendPtr};
+
+/// A binary arithmetic op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+impl BinOp {
+    pub(crate) fn from_onnx(op: &str) -> Option<BinOp> {
+        Some(match op {
+            "Add" => BinOp::Add,
+            "Sub" => BinOp::Sub,
+            "Mul" => BinOp::Mul,
+            "Div" => BinOp::Div,
+            "Max" => BinOp::Max,
+            "Min" => BinOp::Min,
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+            // ONNX Max/Min propagate NaN.
+            BinOp::Max => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.max(b)
+                }
+            }
+            BinOp::Min => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+        }
+    }
+}
+
+/// A unary op (activations and simple math).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum UnOp {
+    Act(crate::spec::Activation),
+    Sigmoid,
+    Tanh,
+    Neg,
+    Abs,
+    Sqrt,
+    Exp,
+    HardSigmoid(f32, f32),
+}
+
+impl UnOp {
+    #[inline]
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            UnOp::Act(a) => a.apply(x),
+            // Through f64 like the reference, so the only difference is the final rounding.
+            UnOp::Sigmoid => (1.0 / (1.0 + (-(x as f64)).exp())) as f32,
+            UnOp::Tanh => (x as f64).tanh() as f32,
+            UnOp::Neg => -x,
+            UnOp::Abs => x.abs(),
+            UnOp::Sqrt => x.sqrt(),
+            UnOp::Exp => (x as f64).exp() as f32,
+            UnOp::HardSigmoid(alpha, beta) => (alpha * x + beta).clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// `out = op(x)` elementwise.
+pub(crate) fn unary(op: UnOp, x: &[f32], out: &mut [f32]) {
+    let ptr = SendPtr(out.as_mut_ptr());
+    for_ranges(out.len(), 1 << 14, move |b, e| {
+        // SAFETY: disjoint element ranges of `out`.
+        let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(b), e - b) };
+        for (o, &v) in o.iter_mut().zip(&x[b..e]) {
+            *o = op.apply(v);
+        }
+    });
+}
+
+/// A binary op with numpy broadcasting, its strides resolved at compile time.
+pub(crate) struct Binary {
+    pub op: BinOp,
+    /// Output shape, and each input's element strides in the output's index space (0 where
+    /// the input is broadcast), all padded to the output's rank.
+    out_dims: Vec<usize>,
+    sa: Vec<usize>,
+    sb: Vec<usize>,
+}
+
+impl Binary {
+    /// `None` if the shapes do not broadcast to `out`.
+    pub(crate) fn new(op: BinOp, a: &[usize], b: &[usize], out: &[usize]) -> Option<Binary> {
+        let strides = |s: &[usize]| -> Option<Vec<usize>> {
+            if s.len() > out.len() {
+                return None;
+            }
+            let pad = out.len() - s.len();
+            let mut st = vec![0usize; out.len()];
+            let mut acc = 1usize;
+            for i in (0..s.len()).rev() {
+                let d = s[i];
+                let od = out[pad + i];
+                if d == od {
+                    st[pad + i] = if d == 1 { 0 } else { acc };
+                } else if d != 1 {
+                    return None;
+                }
+                acc *= d;
+            }
+            Some(st)
+        };
+        Some(Binary {
+            op,
+            out_dims: out.to_vec(),
+            sa: strides(a)?,
+            sb: strides(b)?,
+        })
+    }
+
+    pub(crate) fn run(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
+        let op = self.op;
+        let n = out.len();
+        if a.len() == n && b.len() == n {
+            let ptr = SendPtr(out.as_mut_ptr());
+            for_ranges(n, 1 << 14, move |s, e| {
+                // SAFETY: disjoint element ranges of `out`.
+                let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
+                for ((o, &x), &y) in o.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
+                    *o = op.apply(x, y);
+                }
+            });
+            return;
+        }
+        let rank = self.out_dims.len();
+        if rank == 0 {
+            out[0] = op.apply(a[0], b[0]);
+            return;
+        }
+        let inner = self.out_dims[rank - 1];
+        let (ia, ib) = (self.sa[rank - 1], self.sb[rank - 1]);
+        let rows = n / inner.max(1);
+        let ptr = SendPtr(out.as_mut_ptr());
+        for_ranges(rows, 64, move |rb, re| {
+            for r in rb..re {
+                // Offsets of row r in each input.
+                let (mut oa, mut ob) = (0usize, 0usize);
+                let mut rem = r;
+                for d in (0..rank - 1).rev() {
+                    let i = rem % self.out_dims[d];
+                    rem /= self.out_dims[d];
+                    oa += i * self.sa[d];
+                    ob += i * self.sb[d];
+                }
+                // SAFETY: each task writes its own rows [rb, re).
+                let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * inner), inner) };
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = op.apply(a[oa + j * ia], b[ob + j * ib]);
+                }
+            }
+        });
+    }
+}
+
+/// `y[n, c, ...] = x[n, c, ...] * scale[c] + shift[c]` (inference BatchNormalization, with its
+/// four parameters folded into two at compile time).
+pub(crate) fn affine(x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32], inner: usize) {
+    let c = scale.len();
+    let planes = out.len() / inner.max(1);
+    let ptr = SendPtr(out.as_mut_ptr());
+    for_ranges(planes, 4, move |b, e| {
+        for p in b..e {
+            let ch = p % c;
+            let (a, s) = (scale[ch], shift[ch]);
+            // SAFETY: each task writes its own planes [b, e).
+            let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(p * inner), inner) };
+            for (o, &v) in o.iter_mut().zip(&x[p * inner..(p + 1) * inner]) {
+                *o = v * a + s;
+            }
+        }
+    });
+}
+
+/// Gather along one axis with constant indices: `outer` rows, each picking blocks of `inner`
+/// elements at `idx` out of `axis_len` blocks.
+pub(crate) fn gather(x: &[f32], out: &mut [f32], idx: &[usize], axis_len: usize, inner: usize) {
+    let outer = out.len() / (idx.len() * inner).max(1);
+    for o in 0..outer {
+        let src = &x[o * axis_len * inner..(o + 1) * axis_len * inner];
+        let dst = &mut out[o * idx.len() * inner..(o + 1) * idx.len() * inner];
+        for (d, &i) in dst.chunks_exact_mut(inner).zip(idx) {
+            d.copy_from_slice(&src[i * inner..(i + 1) * inner]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_matches_a_naive_loop() {
+        // [2,3,4] + [3,1] and [4] and scalar.
+        let a: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let b: Vec<f32> = vec![10.0, 20.0, 30.0];
+        let k = Binary::new(BinOp::Sub, &[2, 3, 4], &[3, 1], &[2, 3, 4]).unwrap();
+        let mut out = vec![0.0; 24];
+        k.run(&a, &b, &mut out);
+        for i in 0..24 {
+            assert_eq!(out[i], a[i] - b[(i / 4) % 3], "at {i}");
+        }
+        let c: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0];
+        let k = Binary::new(BinOp::Mul, &[4], &[2, 3, 4], &[2, 3, 4]).unwrap();
+        k.run(&c, &a, &mut out);
+        for i in 0..24 {
+            assert_eq!(out[i], c[i % 4] * a[i]);
+        }
+        assert!(Binary::new(BinOp::Add, &[3], &[2, 4], &[2, 4]).is_none());
+    }
+}

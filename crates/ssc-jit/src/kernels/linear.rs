@@ -1,0 +1,81 @@
+//! Gemm and MatMul through the `gemm` crate: `Y = alpha * op(A) * op(B) + beta * C`, with
+//! transposes expressed as strides (nothing is copied) and C preloaded into Y.
+
+/// One matrix product. A's leading dimensions fold into M (MatMul with a 2-D right operand).
+pub(crate) struct Linear {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub alpha: f32,
+    pub beta: f32,
+    /// Strides of C over the `[m, n]` output (0 where broadcast), when C is present.
+    pub c_strides: Option<[usize; 2]>,
+}
+
+impl Linear {
+    /// `c_dims` is C's shape (rank <= 2, unidirectionally broadcastable to `[m, n]`).
+    pub(crate) fn c_strides(c_dims: &[usize], m: usize, n: usize) -> Option<[usize; 2]> {
+        let (cm, cn) = match c_dims {
+            [] => (1, 1),
+            [cn] => (1, *cn),
+            [cm, cn] => (*cm, *cn),
+            _ => return None,
+        };
+        if (cm != 1 && cm != m) || (cn != 1 && cn != n) {
+            return None;
+        }
+        let sn = usize::from(cn != 1);
+        let sm = if cm != 1 { cn } else { 0 };
+        Some([sm, sn])
+    }
+
+    pub(crate) fn run(&self, a: &[f32], b: &[f32], c: Option<&[f32]>, y: &mut [f32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let read_dst = match (c, self.c_strides) {
+            (Some(c), Some([sm, sn])) if self.beta != 0.0 => {
+                for i in 0..m {
+                    for j in 0..n {
+                        y[i * n + j] = self.beta * c[i * sm + j * sn];
+                    }
+                }
+                true
+            }
+            _ => false,
+        };
+        // Element (i, p) of op(A) is at a[i*k + p], or a[p*m + i] when transposed.
+        let (a_rs, a_cs) = if self.trans_a { (1, m) } else { (k, 1) };
+        let (b_rs, b_cs) = if self.trans_b { (1, k) } else { (n, 1) };
+        let threads = rayon::current_num_threads();
+        // SAFETY: the strides describe in-bounds m x k, k x n and m x n matrices of the given
+        // slices (checked by the planner against the static shapes).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                y.as_mut_ptr(),
+                1,
+                n as isize,
+                read_dst,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr(),
+                b_cs as isize,
+                b_rs as isize,
+                1.0f32,
+                self.alpha,
+                false,
+                false,
+                false,
+                if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Small helpers for splitting a kernel's output across the rayon pool the plan runs in.
+
+use rayon::prelude::*;
+
+/// A raw pointer that may cross threads. Kernels use it to let tasks write disjoint parts of
+/// one output buffer; each use site states why its parts are disjoint.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+
+// SAFETY: the pointer is only dereferenced by tasks that write disjoint index ranges of a
+// buffer that outlives the parallel section (see each use).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer. (A method, so closures capture the whole `SendPtr` rather than its
+    /// non-`Send` field.)
+    #[inline]
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs `f(begin, end)` over `0..n` split into about `4 * threads` contiguous parts (more parts
+/// than threads so uneven parts balance), sequentially when one thread or small `n`.
+pub(crate) fn for_ranges(n: usize, min_part: usize, f: impl Fn(usize, usize) + Sync + Send) {
+    let threads = rayon::current_num_threads();
+    let parts = if threads <= 1 {
+        1
+    } else {
+        (4 * threads).min(n.div_ceil(min_part.max(1))).max(1)
+    };
+    if parts <= 1 {
+        f(0, n);
+        return;
+    }
+    (0..parts).into_par_iter().for_each(|p| {
+        let b = n * p / parts;
+        let e = n * (p + 1) / parts;
+        if b < e {
+            f(b, e);
+        }
+    });
+}

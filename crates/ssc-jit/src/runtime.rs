@@ -1,0 +1,259 @@
+//! Running a compiled plan: one pass over its steps on a session's preallocated arena.
+
+use ssc_ir::{DataType, Tensor};
+
+use crate::kernels::{eltwise, pool};
+use crate::plan::{Io, Kernel, Loc, Plan, Step};
+use crate::JitError;
+
+/// Per-session mutable state: the activation arena, the kernel scratch, and the slots of
+/// values that live outside the arena (non-f32 or dynamic-shape tensors of fallback nodes).
+pub(crate) struct State {
+    pub arena: Vec<f32>,
+    pub scratch: Vec<f32>,
+    pub dyn_vals: Vec<Option<Tensor>>,
+}
+
+impl State {
+    pub(crate) fn new(plan: &Plan) -> State {
+        State {
+            arena: vec![0.0; plan.arena_len],
+            scratch: vec![0.0; plan.scratch_len],
+            dyn_vals: vec![None; plan.n_dyn],
+        }
+    }
+}
+
+/// Reads an f32 input of a native kernel (arena or constant).
+fn read(plan: &Plan, arena: *const f32, loc: Loc) -> &[f32] {
+    match loc {
+        // SAFETY: the memory plan gives every live value its own arena range; a step's inputs
+        // are live during it, and its outputs (written through a separate range) are disjoint
+        // from them. The arena outlives the step.
+        Loc::Arena { off, len } => unsafe { std::slice::from_raw_parts(arena.add(off), len) },
+        Loc::Const(i) => &plan.consts_f32[i],
+        Loc::Dyn(_) => unreachable!("native kernels only read arena or constant f32 values"),
+    }
+}
+
+fn write<'a>(arena: *mut f32, loc: Loc) -> &'a mut [f32] {
+    match loc {
+        // SAFETY: see `read`; an output range overlaps no other live value.
+        Loc::Arena { off, len } => unsafe { std::slice::from_raw_parts_mut(arena.add(off), len) },
+        _ => unreachable!("native kernels only write arena values"),
+    }
+}
+
+/// Copies the feeds into place. `feeds` follow `plan.inputs` (`None`: use the default).
+pub(crate) fn load_inputs(
+    plan: &Plan,
+    st: &mut State,
+    feeds: &[Option<&Tensor>],
+) -> Result<(), JitError> {
+    for (io, feed) in plan.inputs.iter().zip(feeds) {
+        let t = match (feed, io.default) {
+            (Some(t), _) => *t,
+            (None, Some(d)) => &plan.consts[d],
+            (None, None) => return Err(JitError::MissingInput(io.name.clone())),
+        };
+        check_input(io, t)?;
+        match io.loc {
+            Loc::Arena { off, len } => {
+                if !crate::decode_f32_into(t, &mut st.arena[off..off + len]) {
+                    return Err(JitError::BadInput {
+                        name: io.name.clone(),
+                        msg: "data cannot be decoded as f32".into(),
+                    });
+                }
+            }
+            Loc::Dyn(i) => st.dyn_vals[i] = Some(t.clone()),
+            Loc::Const(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_input(io: &Io, t: &Tensor) -> Result<(), JitError> {
+    if t.dtype != io.dtype {
+        return Err(JitError::BadInput {
+            name: io.name.clone(),
+            msg: format!("expected {:?}, got {:?}", io.dtype, t.dtype),
+        });
+    }
+    if let Some(d) = &io.dims {
+        if *d != t.dims {
+            return Err(JitError::BadInput {
+                name: io.name.clone(),
+                msg: format!(
+                    "shape {:?} differs from the {:?} the model was compiled for",
+                    t.dims, d
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs every step; with `times`, adds each step's wall time to its entry.
+pub(crate) fn execute(
+    plan: &Plan,
+    st: &mut State,
+    mut times: Option<&mut [std::time::Duration]>,
+) -> Result<(), JitError> {
+    for (i, step) in plan.steps.iter().enumerate() {
+        match times.as_deref_mut() {
+            Some(t) => {
+                let start = std::time::Instant::now();
+                run_step(plan, st, step)?;
+                t[i] += start.elapsed();
+            }
+            None => run_step(plan, st, step)?,
+        }
+    }
+    Ok(())
+}
+
+fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
+    let arena = st.arena.as_mut_ptr();
+    let inp = |i: usize| read(plan, arena, step.inputs[i].expect("native input"));
+    let opt_in = |i: usize| {
+        step.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|l| read(plan, arena, l))
+    };
+    let out = || write(arena, step.outputs[0].expect("native output"));
+    match &step.kernel {
+        Kernel::GemmConv {
+            k,
+            batch,
+            in_len,
+            out_len,
+        } => {
+            let (x, r, y) = (inp(0), opt_in(1), out());
+            for n in 0..*batch {
+                k.run(
+                    &x[n * in_len..(n + 1) * in_len],
+                    r.map(|r| &r[n * out_len..(n + 1) * out_len]),
+                    &mut y[n * out_len..(n + 1) * out_len],
+                    &mut st.scratch,
+                );
+            }
+        }
+        Kernel::StreamConv {
+            k,
+            batch,
+            in_len,
+            out_len,
+        } => {
+            let (x, r, y) = (inp(0), opt_in(1), out());
+            for n in 0..*batch {
+                k.run(
+                    &x[n * in_len..(n + 1) * in_len],
+                    r.map(|r| &r[n * out_len..(n + 1) * out_len]),
+                    &mut y[n * out_len..(n + 1) * out_len],
+                    &mut st.scratch,
+                );
+            }
+        }
+        Kernel::Pool {
+            k,
+            batch,
+            in_len,
+            out_len,
+        } => {
+            let (x, y) = (inp(0), out());
+            for n in 0..*batch {
+                k.run(
+                    &x[n * in_len..(n + 1) * in_len],
+                    &mut y[n * out_len..(n + 1) * out_len],
+                );
+            }
+        }
+        Kernel::GlobalPool { max, p } => pool::global_pool(inp(0), out(), *p, *max),
+        Kernel::Binary(k) => k.run(inp(0), inp(1), out()),
+        Kernel::Unary(u) => eltwise::unary(*u, inp(0), out()),
+        Kernel::Affine {
+            scale,
+            shift,
+            inner,
+        } => eltwise::affine(inp(0), out(), scale, shift, *inner),
+        Kernel::Gather {
+            idx,
+            axis_len,
+            inner,
+        } => eltwise::gather(inp(0), out(), idx, *axis_len, *inner),
+        Kernel::Linear(k) => k.run(inp(0), inp(1), opt_in(2), out()),
+        Kernel::Copy => out().copy_from_slice(inp(0)),
+        Kernel::Concat { outer, blocks } => {
+            let y = out();
+            let total: usize = blocks.iter().sum();
+            let mut at = 0usize;
+            for (i, &b) in blocks.iter().enumerate() {
+                let x = inp(i);
+                for o in 0..*outer {
+                    y[o * total + at..o * total + at + b].copy_from_slice(&x[o * b..(o + 1) * b]);
+                }
+                at += b;
+            }
+        }
+        Kernel::Fallback {
+            desc,
+            in_dims,
+            n_out,
+        } => {
+            let mut owned: Vec<Option<Tensor>> = Vec::with_capacity(step.inputs.len());
+            for (i, l) in step.inputs.iter().enumerate() {
+                owned.push(match l {
+                    None => None,
+                    Some(Loc::Arena { off, len }) => {
+                        let dims = in_dims[i].clone().expect("arena values have static dims");
+                        Some(Tensor::from_f32(dims, &st.arena[*off..off + len]))
+                    }
+                    Some(Loc::Const(c)) => Some(plan.consts[*c].clone()),
+                    Some(Loc::Dyn(d)) => Some(st.dyn_vals[*d].clone().ok_or_else(|| {
+                        JitError::Run(format!(
+                            "node `{}`: input {i} was never computed",
+                            step.label
+                        ))
+                    })?),
+                });
+            }
+            let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+            let outs = ssc_exec::eval_node(desc, plan.opset, &refs, *n_out)?;
+            for (t, l) in outs.into_iter().zip(&step.outputs) {
+                match l {
+                    None => {}
+                    Some(Loc::Arena { off, len }) => {
+                        if t.dtype != DataType::Float || t.numel() != *len {
+                            return Err(JitError::Run(format!(
+                                "node `{}` produced {:?} {:?}, but the plan expected f32 with {len} elements",
+                                step.label, t.dtype, t.dims
+                            )));
+                        }
+                        let v = t.to_f32_vec().expect("f32 tensor decodes");
+                        st.arena[*off..off + len].copy_from_slice(&v);
+                    }
+                    Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(t),
+                    Some(Loc::Const(_)) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An output as a tensor (allocates).
+pub(crate) fn output_tensor(plan: &Plan, st: &State, io: &Io) -> Result<Tensor, JitError> {
+    match io.loc {
+        Loc::Arena { off, len } => Ok(Tensor::from_f32(
+            io.dims.clone().expect("arena values have static dims"),
+            &st.arena[off..off + len],
+        )),
+        Loc::Const(c) => Ok(plan.consts[c].clone()),
+        Loc::Dyn(d) => st.dyn_vals[d]
+            .clone()
+            .ok_or_else(|| JitError::Run(format!("output `{}` was never computed", io.name))),
+    }
+}
