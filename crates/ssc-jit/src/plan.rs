@@ -499,6 +499,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 o.desc.op_type
             )));
         }
+        // Sequence and optional values usually carry no type in the model (they are
+        // intermediates without value_info), so the value check below misses them; the
+        // per-node fallback passes tensors only.
+        let t = o.desc.op_type.as_str();
+        if o.desc.is_onnx()
+            && (t.starts_with("Sequence") || t.ends_with("Sequence") || t.starts_with("Optional"))
+        {
+            return Err(JitError::NotCovered(format!(
+                "node `{}` ({t}) uses sequence or optional values",
+                g.op_label(op)
+            )));
+        }
     }
     for v in g.value_ids() {
         if matches!(g.value(v).ty, Some(ValueType::Opaque(_))) {

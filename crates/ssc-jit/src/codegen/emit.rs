@@ -167,9 +167,11 @@ pub(super) fn build_unrolled(
     });
 }
 
-/// Single entries handled per iteration of the table loop; the table pads the singles of each
-/// channel to a multiple of this with `(0, 0.0)` entries.
-pub(super) const SINGLES_UNROLL: usize = 2;
+/// Single entries handled per iteration of the table loop's main singles loop (a one-entry loop
+/// handles the remainder). Cranelift's `vfmadd213`/`vfmadd132` write a multiplicand's register,
+/// so the accumulators rotate through registers and the back edge needs up to `2 * nv` moves;
+/// a long unrolled body amortises them.
+pub(super) const SINGLES_UNROLL: usize = 8;
 
 /// `fn(in, acc, n_tiles, tab, singles_end, groups_end)` reading the channel's weights from a
 /// table of `i32` words: first `(offset_bytes, weight_bits)` pairs up to `singles_end`, then
@@ -188,41 +190,66 @@ pub(super) fn build_table(
         let na = sets * nv;
         let zero = splat_const(b, 0.0);
         let acc0 = vec![zero; na];
+        // One single: `cur[set] += w * in[off..]`, reading the entry at `t + 8 * u`.
+        let single = |b: &mut FunctionBuilder, t: Value, u: i32, set: usize, cur: &mut [Value]| {
+            let off = b.ins().sload32(flags(), t, 8 * u);
+            let wf = b.ins().load(types::F32, flags(), t, 8 * u + 4);
+            let wv = b.ins().splat(v4, wf);
+            let base = b.ins().iadd(p, off);
+            for (v, a) in cur[set * nv..(set + 1) * nv].iter_mut().enumerate() {
+                let x = b.ins().load(v4, flags(), base, 16 * v as i32);
+                *a = mul_add(b, x, wv, Some(*a), fma);
+            }
+        };
 
-        // Singles: while t < s_end.
+        // Singles, main loop: SINGLES_UNROLL entries per iteration while t < main_end.
+        let unroll_bytes = 8 * SINGLES_UNROLL as i64;
+        let len = b.ins().isub(s_end, tab);
+        let whole = b.ins().band_imm_s(len, -unroll_bytes);
+        let main_end = b.ins().iadd(tab, whole);
         let s_loop = b.create_block();
+        let r_head = b.create_block();
+        let r_loop = b.create_block();
         let g_head = b.create_block();
-        for blk in [s_loop, g_head] {
+        for blk in [s_loop, r_head, r_loop, g_head] {
             b.append_block_param(blk, types::I64);
             for _ in 0..na {
                 b.append_block_param(blk, v4);
             }
         }
-        let has = b.ins().icmp(IntCC::UnsignedLessThan, tab, s_end);
+        let has = b.ins().icmp(IntCC::UnsignedLessThan, tab, main_end);
         let mut a = vec![tab];
         a.extend(&acc0);
-        b.ins().brif(has, s_loop, &args(&a), g_head, &args(&a));
+        b.ins().brif(has, s_loop, &args(&a), r_head, &args(&a));
 
         b.switch_to_block(s_loop);
         let sp = b.block_params(s_loop).to_vec();
         let t = sp[0];
         let mut cur: Vec<Value> = sp[1..].to_vec();
-        for u in 0..SINGLES_UNROLL as i32 {
-            let off = b.ins().sload32(flags(), t, 8 * u);
-            let wf = b.ins().load(types::F32, flags(), t, 8 * u + 4);
-            let wv = b.ins().splat(v4, wf);
-            let base = b.ins().iadd(p, off);
-            let set = u as usize % sets;
-            for (v, a) in cur[set * nv..(set + 1) * nv].iter_mut().enumerate() {
-                let x = b.ins().load(v4, flags(), base, 16 * v as i32);
-                *a = mul_add(b, x, wv, Some(*a), fma);
-            }
+        for u in 0..SINGLES_UNROLL {
+            single(b, t, u as i32, u % sets, &mut cur);
         }
-        let mut next = vec![b.ins().iadd_imm_s(t, 8 * SINGLES_UNROLL as i64)];
+        let mut next = vec![b.ins().iadd_imm_s(t, unroll_bytes)];
+        next.extend(cur);
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, next[0], main_end);
+        b.ins()
+            .brif(more, s_loop, &args(&next), r_head, &args(&next));
+
+        // Singles, remainder: one entry per iteration while t < s_end.
+        b.switch_to_block(r_head);
+        let rh = b.block_params(r_head).to_vec();
+        let has = b.ins().icmp(IntCC::UnsignedLessThan, rh[0], s_end);
+        b.ins().brif(has, r_loop, &args(&rh), g_head, &args(&rh));
+
+        b.switch_to_block(r_loop);
+        let rp = b.block_params(r_loop).to_vec();
+        let mut cur: Vec<Value> = rp[1..].to_vec();
+        single(b, rp[0], 0, 0, &mut cur);
+        let mut next = vec![b.ins().iadd_imm_s(rp[0], 8)];
         next.extend(cur);
         let more = b.ins().icmp(IntCC::UnsignedLessThan, next[0], s_end);
         b.ins()
-            .brif(more, s_loop, &args(&next), g_head, &args(&next));
+            .brif(more, r_loop, &args(&next), g_head, &args(&next));
 
         // Groups: while t < g_end { sum count inputs, multiply once }.
         b.switch_to_block(g_head);

@@ -14,6 +14,20 @@
 //! rounding of the last tile) compute garbage that is never stored; the extra plane row and `tile`
 //! floats of slack after the last plane keep every read inside the scratch.
 //!
+//! *Strided pre-pass.* For column strides 2 and 3 (and any stride whose staged row fits
+//! `ROW_TMP`), each image row is copied once into a zero-padded stack row and every phase `px`
+//! takes `row[j*sw + px]` over all `wq` columns: a fixed-stride deinterleave that LLVM vectorises
+//! (`shufps`), instead of one bounds-checked float at a time. Short rows are copied inline
+//! (`copy_row`): a `memmove` call per 7..14-float row cost more than the copy.
+//!
+//! *Grouped convs (depthwise).* With `group > 1` an output channel reads only its group's
+//! `cin_g` input channels, so planes are not built for the whole image up front (for a 96-channel
+//! 112x112 stride-2 layer that is 5 MB of scratch, written then re-read from L3). Instead offsets
+//! are relative to the group, and each parallel leaf fills the current group's planes into one
+//! slot of `group_stride` floats right before computing its output channels; the slot stays in
+//! L1/L2 and its zero borders are written only on the leaf's first fill. Splits fall on group
+//! boundaries.
+//!
 //! *Kernels.* Per output channel the non-zero weights become terms; weights that are exactly equal
 //! (bitwise) form a unified block whose inputs are summed before one multiply. Small layers get one
 //! unrolled function per output channel (offsets and weights as immediates, nothing for a zero).
@@ -25,7 +39,15 @@
 //! unrolled speed (64->64 56x56 at 10%: 27-30 vs 17-19 GFLOP/s single-thread).
 //!
 //! *Latency.* An `f32x4` FMA has 4 cycles of latency; every term updates all `nv` accumulators,
-//! so with `nv <= 4` terms alternate between two accumulator sets summed at the end.
+//! so with `nv <= 4` terms alternate between two accumulator sets summed at the end. The table
+//! loop handles 8 singles per iteration plus a one-entry remainder loop (no table padding):
+//! Cranelift's FMA writes a multiplicand's register, so with 2 entries per iteration the back
+//! edge needed 8 register moves per 2 terms; with 8 the rotation returns to the identity.
+//!
+//! *Tried and dropped:* splitting table kernels on small images (7x7, 14x14) into L1-sized
+//! input-channel blocks over batches of output channels: 10-15% faster on a synthetic 512->512
+//! 7x7 layer, but 5-80% slower on ResNet-18's layers (8-30 blocks leave ~4-40 terms per kernel
+//! call, and per-call/per-tile overhead dominates).
 //!
 //! *Epilogue and parallelism (Rust).* A channel is computed in row chunks into a 16 KiB stack
 //! buffer; bias, residual and activation are applied while copying the valid columns to the output
@@ -44,13 +66,15 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::Module;
 use rayon::prelude::*;
 
-use super::emit::{build_table, build_unrolled, Terms, SINGLES_UNROLL};
+use super::emit::{build_table, build_unrolled, Terms};
 use super::{CodeHolder, Jit};
 use crate::spec::{Activation, ConvGeom, Epilogue};
 use crate::JitError;
 
 /// Floats of the per-thread stack buffer one chunk of output rows is computed into.
 const BUF: usize = 4096;
+/// Floats of the stack row a strided pre-pass stages one zero-padded input row in.
+const ROW_TMP: usize = 512;
 
 type UnrolledFn = unsafe extern "C" fn(*const f32, *mut f32, usize);
 type TableFn =
@@ -82,6 +106,10 @@ pub struct StreamConv {
     hq: usize,
     phases: Vec<(usize, usize)>,
     pad_len: usize,
+    /// Grouped convs: each run leaf fills one group's planes right before computing its output
+    /// channels, into a slot of `group_stride` floats; offsets are relative to the group.
+    fused: bool,
+    group_stride: usize,
     tile: usize,
     rows_per_chunk: usize,
     chans: Vec<Chan>,
@@ -217,7 +245,13 @@ impl StreamConv {
         let nph = phases.len();
         let nv = jit.opts.tile_vectors;
         let tile = 4 * nv;
-        let pad_len = g.c_in * nph * plane + tile;
+        let fused = g.group > 1;
+        let group_stride = cin_g * nph * plane + tile;
+        let pad_len = if fused {
+            g.group * group_stride
+        } else {
+            g.c_in * nph * plane + tile
+        };
         if pad_len.saturating_mul(4) >= i32::MAX as usize {
             return Err(JitError::Unsupported(format!(
                 "padded input of {pad_len} floats exceeds 2 GiB"
@@ -236,7 +270,7 @@ impl StreamConv {
             let grp = oc / cout_g;
             let mut by_val: BTreeMap<u32, Vec<i32>> = BTreeMap::new();
             for j in 0..cin_g {
-                let ic = grp * cin_g + j;
+                let ic = if fused { j } else { grp * cin_g + j };
                 for ky in 0..g.kh {
                     for kx in 0..g.kw {
                         let w = weights[(oc * cin_g + j) * taps + ky * g.kw + kx];
@@ -267,7 +301,13 @@ impl StreamConv {
         let mut cum_cost = Vec::with_capacity(g.c_out + 1);
         cum_cost.push(0u64);
         for t in &terms {
-            let c = (t.nnz() + 3) as u64;
+            // Fused groups also fill their planes (per output channel: `cin_g / cout_g` planes).
+            let fill = if fused {
+                (cin_g * nph).div_ceil(cout_g)
+            } else {
+                0
+            };
+            let c = (t.nnz() + 3 + fill) as u64;
             cum_cost.push(cum_cost.last().copied().unwrap_or(0) + c);
         }
 
@@ -352,10 +392,6 @@ impl StreamConv {
                     table.push(4 * off);
                     table.push(w.to_bits() as i32);
                 }
-                // Pad to the loop's unroll factor with a harmless `0 * in[0]`.
-                while !(table.len() - start).is_multiple_of(2 * SINGLES_UNROLL) {
-                    table.extend([0, 0]);
-                }
                 let s_end = table.len();
                 for (w, offs) in &t.groups {
                     table.push(offs.len() as i32);
@@ -396,6 +432,8 @@ impl StreamConv {
             hq,
             phases,
             pad_len,
+            fused,
+            group_stride,
             tile,
             rows_per_chunk,
             chans,
@@ -460,13 +498,17 @@ impl StreamConv {
         }
         let threads = rayon::current_num_threads().max(1);
         let pad = &mut scratch[..self.pad_len];
+        if self.fused {
+            self.run_split(0, g.c_out, threads, &[], pad, input, residual, output);
+            return;
+        }
         let nph = self.phases.len();
         let chan_len = nph * self.wq * self.hq;
         let (planes, slack) = pad.split_at_mut(g.c_in * chan_len);
         slack.fill(0.0);
         self.fill_split(0, g.c_in, threads, input, planes);
         let pad: &[f32] = pad;
-        self.run_split(0, g.c_out, threads, pad, residual, output);
+        self.run_split(0, g.c_out, threads, pad, &mut [], input, residual, output);
     }
 
     /// Fills the planes of input channels `lo..hi` (`planes` starts at channel `lo`) in `parts`
@@ -477,7 +519,7 @@ impl StreamConv {
             let hw = self.geom.h * self.geom.w;
             for (k, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
                 let ic = lo + k;
-                self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst);
+                self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, true);
             }
             return;
         }
@@ -492,11 +534,22 @@ impl StreamConv {
         );
     }
 
-    /// Writes the phase planes of one input channel `src` (`h*w`) into `dst`.
-    fn fill_channel(&self, src: &[f32], dst: &mut [f32]) {
+    /// Writes the phase planes of one input channel `src` (`h*w`) into `dst`; with `!borders`
+    /// only the image part (the zero borders are already in place from an earlier fill).
+    fn fill_channel(&self, src: &[f32], dst: &mut [f32], borders: bool) {
+        let (sw, wq) = (self.sw, self.wq);
+        // Strided: deinterleave whole zero-padded rows staged in a stack buffer.
+        if sw > 1 && (sw + 1) * wq + sw <= ROW_TMP {
+            match sw {
+                2 => self.fill_strided::<2>(src, dst, borders),
+                3 => self.fill_strided::<3>(src, dst, borders),
+                _ => self.fill_strided_dyn(src, dst, borders),
+            }
+            return;
+        }
         let g = &self.geom;
         let (pt, pl) = (g.pads[0], g.pads[1]);
-        let (sh, sw, wq) = (self.sh, self.sw, self.wq);
+        let sh = self.sh;
         for (&(py, px), pdst) in self.phases.iter().zip(dst.chunks_exact_mut(wq * self.hq)) {
             // Columns j whose source column j*sw + px - pl lies in 0..w.
             let j_lo = (pl.saturating_sub(px)).div_ceil(sw).min(wq);
@@ -504,20 +557,22 @@ impl StreamConv {
             for (i, row) in pdst.chunks_exact_mut(wq).enumerate() {
                 let r = i * sh + py;
                 if r < pt || r - pt >= g.h || j_lo == j_hi {
-                    row.fill(0.0);
+                    if borders {
+                        row.fill(0.0);
+                    }
                     continue;
                 }
                 let srow = &src[(r - pt) * g.w..(r - pt + 1) * g.w];
-                row[..j_lo].fill(0.0);
-                row[j_hi..].fill(0.0);
+                if borders {
+                    row[..j_lo].fill(0.0);
+                    row[j_hi..].fill(0.0);
+                }
                 let c0 = j_lo * sw + px - pl;
+                let (d, s) = (&mut row[j_lo..j_hi], &srow[c0..]);
                 if sw == 1 {
-                    row[j_lo..j_hi].copy_from_slice(&srow[c0..c0 + (j_hi - j_lo)]);
+                    copy_row(d, s);
                 } else {
-                    for (d, s) in row[j_lo..j_hi]
-                        .iter_mut()
-                        .zip(srow[c0..].iter().step_by(sw))
-                    {
+                    for (d, s) in d.iter_mut().zip(s.iter().step_by(sw)) {
                         *d = *s;
                     }
                 }
@@ -525,26 +580,109 @@ impl StreamConv {
         }
     }
 
+    /// Column stride `S > 1`: each image row is copied once into a zero-padded stack row
+    /// `tmp[c] = pad[row][c]`, then every phase `px` of its `py` takes `tmp[j*S + px]` for all
+    /// `wq` columns (borders included), which vectorises as a deinterleave.
+    #[inline(always)]
+    fn fill_rows<const S: usize>(&self, src: &[f32], dst: &mut [f32], borders: bool, s: usize) {
+        let g = &self.geom;
+        let (pt, pl) = (g.pads[0], g.pads[1]);
+        let (sh, wq, hq) = (self.sh, self.wq, self.hq);
+        let plane = wq * hq;
+        let mut tmp = [0f32; ROW_TMP];
+        // Padded columns: the image occupies [pl, pl + w) of the first `tlen` floats; columns
+        // the planes read beyond the padded width stay zero. Every phase reads below
+        // `wq * s <= tlen - px - wq`, so `tmp[px..tlen]` has at least `wq` whole chunks.
+        let tlen = (s + 1) * wq + s;
+        let img = g.w.min(tlen.saturating_sub(pl));
+        for py in 0..sh {
+            if !self.phases.iter().any(|&(y, _)| y == py) {
+                continue;
+            }
+            for i in 0..hq {
+                let r = i * sh + py;
+                let inside = r >= pt && r - pt < g.h && img > 0;
+                if !inside && !borders {
+                    continue;
+                }
+                if inside {
+                    let y = r - pt;
+                    copy_row(&mut tmp[pl..pl + img], &src[y * g.w..]);
+                }
+                for (k, &(yy, px)) in self.phases.iter().enumerate() {
+                    if yy != py {
+                        continue;
+                    }
+                    let row = &mut dst[k * plane + i * wq..k * plane + (i + 1) * wq];
+                    if !inside {
+                        row.fill(0.0);
+                    } else if S == 0 {
+                        for (d, c) in row.iter_mut().zip(tmp[px..tlen].iter().step_by(s)) {
+                            *d = *c;
+                        }
+                    } else {
+                        for (d, c) in row.iter_mut().zip(tmp[px..tlen].chunks_exact(S)) {
+                            *d = c[0];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill_strided<const S: usize>(&self, src: &[f32], dst: &mut [f32], borders: bool) {
+        self.fill_rows::<S>(src, dst, borders, S);
+    }
+
+    fn fill_strided_dyn(&self, src: &[f32], dst: &mut [f32], borders: bool) {
+        self.fill_rows::<0>(src, dst, borders, self.sw);
+    }
+
+    /// Fills the planes of group `grp` into `slot` (`group_stride` floats, offsets relative to
+    /// its start). With `borders`, also the zero borders and the `tile` floats of slack after the
+    /// planes; without, those must be left from an earlier fill of the same slot.
+    fn fill_group(&self, grp: usize, input: &[f32], slot: &mut [f32], borders: bool) {
+        let g = &self.geom;
+        let cin_g = g.cin_g();
+        let chan_len = self.phases.len() * self.wq * self.hq;
+        let hw = g.h * g.w;
+        let (planes, slack) = slot[..self.group_stride].split_at_mut(cin_g * chan_len);
+        if borders {
+            slack.fill(0.0);
+        }
+        for (j, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
+            let ic = grp * cin_g + j;
+            self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, borders);
+        }
+    }
+
     /// Runs output channels `lo..hi` (`out`/`res` start at channel `lo`) in `parts` pieces of
-    /// about equal work.
+    /// about equal work. Unfused: every leaf reads the shared filled `pad`. Fused: `slots` holds
+    /// one `group_stride` slot per group from group `lo / cout_g` on; splits fall on group
+    /// boundaries and each leaf refills its first slot per group.
+    #[allow(clippy::too_many_arguments)]
     fn run_split(
         &self,
         lo: usize,
         hi: usize,
         parts: usize,
         pad: &[f32],
+        slots: &mut [f32],
+        input: &[f32],
         res: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        if parts <= 1 || hi - lo <= 1 {
-            self.run_channels(lo, hi, pad, res, out);
+        let cg = if self.fused { self.geom.cout_g() } else { 1 };
+        if parts <= 1 || hi - lo <= cg {
+            self.run_channels(lo, hi, pad, slots, input, res, out);
             return;
         }
         let left = parts / 2;
         let (c0, c1) = (self.cum_cost[lo], self.cum_cost[hi]);
         let target = c0 + (c1 - c0) * left as u64 / parts as u64;
         let mid = lo + self.cum_cost[lo..hi].partition_point(|&c| c < target);
-        let mid = mid.clamp(lo + 1, hi - 1);
+        // `lo` and `hi` are multiples of `cg`; so is `mid`, strictly between them.
+        let mid = ((mid + cg / 2) / cg * cg).clamp(lo + cg, hi - cg);
         let hw = self.geom.h_out * self.geom.w_out;
         let (oa, ob) = out.split_at_mut((mid - lo) * hw);
         let (ra, rb) = match res {
@@ -554,22 +692,33 @@ impl StreamConv {
             }
             None => (None, None),
         };
+        let split = if self.fused {
+            (mid - lo) / cg * self.group_stride
+        } else {
+            0
+        };
+        let (sa, sb) = slots.split_at_mut(split);
         rayon::join(
-            || self.run_split(lo, mid, left, pad, ra, oa),
-            || self.run_split(mid, hi, parts - left, pad, rb, ob),
+            || self.run_split(lo, mid, left, pad, sa, input, ra, oa),
+            || self.run_split(mid, hi, parts - left, pad, sb, input, rb, ob),
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_channels(
         &self,
         lo: usize,
         hi: usize,
-        pad: &[f32],
+        shared: &[f32],
+        slots: &mut [f32],
+        input: &[f32],
         res: Option<&[f32]>,
         out: &mut [f32],
     ) {
         let g = &self.geom;
         let (hw, wo, wq) = (g.h_out * g.w_out, g.w_out, self.wq);
+        let cout_g = g.cout_g();
+        let mut filled = usize::MAX;
         let mut buf = [0f32; BUF];
         for oc in lo..hi {
             let o = &mut out[(oc - lo) * hw..(oc - lo + 1) * hw];
@@ -579,6 +728,16 @@ impl StreamConv {
                 epilogue(None, bias, r, o, self.act);
                 continue;
             }
+            let pad: &[f32] = if self.fused {
+                let grp = oc / cout_g;
+                if grp != filled {
+                    self.fill_group(grp, input, slots, filled == usize::MAX);
+                    filled = grp;
+                }
+                &slots[..self.group_stride]
+            } else {
+                shared
+            };
             let mut y0 = 0;
             while y0 < g.h_out {
                 let rows = self.rows_per_chunk.min(g.h_out - y0);
@@ -589,8 +748,8 @@ impl StreamConv {
                 match self.chans[oc] {
                     Chan::Zero => {}
                     // SAFETY: the kernel reads `inp + [0, n_tiles*tile) + offsets`, which the
-                    // layout keeps below `pad_len` floats from `pad`'s start, and writes
-                    // `n_tiles*tile <= BUF` floats to `buf`.
+                    // layout keeps below `pad.len()` floats from `pad`'s start (`pad_len`, or
+                    // `group_stride` for a fused group), and writes `n_tiles*tile <= BUF` floats.
                     Chan::Unrolled(f) => unsafe { f(inp, acc, n_tiles) },
                     Chan::Table {
                         start,
@@ -619,6 +778,25 @@ impl StreamConv {
                 y0 += rows;
             }
         }
+    }
+}
+
+/// `d.copy_from_slice(&s[..d.len()])`, inlined for short rows (a `memmove` call per row of a
+/// small image costs more than the copy).
+#[inline(always)]
+fn copy_row(d: &mut [f32], s: &[f32]) {
+    let s = &s[..d.len()];
+    if d.len() >= 64 {
+        d.copy_from_slice(s);
+        return;
+    }
+    let mut dc = d.chunks_exact_mut(4);
+    let mut sc = s.chunks_exact(4);
+    for (a, b) in (&mut dc).zip(&mut sc) {
+        a.copy_from_slice(b);
+    }
+    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *a = *b;
     }
 }
 

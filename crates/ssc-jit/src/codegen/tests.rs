@@ -267,6 +267,41 @@ fn named_shapes() {
     }
 }
 
+/// Strided pre-pass: strides 2 and 3 (deinterleaved staged rows) with odd sizes and asymmetric
+/// pads, stride 4 (generic staged path) and rows too wide for the staging buffer (fallback).
+#[test]
+fn strided_prepass_shapes() {
+    let mut rng = Rng(2024);
+    for unroll in [0, usize::MAX] {
+        let mut jit = Jit::with_options(CodegenOptions {
+            unroll_max_nnz: unroll,
+            ..CodegenOptions::default()
+        })
+        .unwrap();
+        let cases = [
+            geom(3, 4, 1, [13, 11], [3, 3], [2, 2], [1, 1], [1, 0, 0, 1]),
+            geom(3, 4, 1, [15, 17], [3, 5], [3, 3], [1, 1], [2, 1, 1, 2]),
+            geom(5, 5, 5, [13, 13], [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+            geom(5, 5, 5, [7, 9], [3, 3], [3, 2], [1, 1], [0, 2, 1, 0]),
+            geom(2, 3, 1, [11, 19], [3, 3], [4, 4], [1, 1], [1, 1, 1, 1]),
+            geom(2, 4, 1, [9, 401], [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+            geom(2, 4, 2, [5, 700], [1, 3], [1, 3], [1, 1], [0, 1, 0, 2]),
+        ];
+        for g in cases {
+            for density in [1.0, 0.3] {
+                let n = g.c_out * g.cin_g() * g.kh * g.kw;
+                let w = weights(&mut rng, n, density, density < 1.0);
+                let epi = Epilogue {
+                    bias: Some((0..g.c_out).map(|_| rng.unit()).collect()),
+                    residual: density < 1.0,
+                    act: Activation::Clip(-0.5, 0.75),
+                };
+                check(&mut jit, &g, &w, &epi, &mut rng);
+            }
+        }
+    }
+}
+
 #[test]
 fn all_zero_weights_give_the_epilogue_of_zero() {
     let mut jit = Jit::new().unwrap();
@@ -378,6 +413,10 @@ mod bench {
     }
 
     fn report(name: &str, jit: &mut Jit, g: &ConvGeom, density: f64) {
+        // `SSC_ONLY=substring` restricts a benchmark to matching shapes (e.g. for profiling).
+        if std::env::var("SSC_ONLY").is_ok_and(|f| !name.contains(&f)) {
+            return;
+        }
         let mut rng = Rng(1);
         let n = g.c_out * g.cin_g() * g.kh * g.kw;
         let w = weights(&mut rng, n, density, false);
