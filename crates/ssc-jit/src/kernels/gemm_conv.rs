@@ -201,3 +201,117 @@ fn fill_row(g: &ConvGeom, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Activation;
+
+    #[test]
+    #[ignore]
+    fn bench_gemm_conv_parts() {
+        let g = ConvGeom {
+            c_in: 64,
+            c_out: 64,
+            group: 1,
+            h: 56,
+            w: 56,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [1; 4],
+            h_out: 56,
+            w_out: 56,
+        };
+        let k = 64 * 9;
+        let p = 56 * 56;
+        let x: Vec<f32> = (0..64 * p).map(|i| (i % 13) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..64 * k).map(|i| (i % 7) as f32 * 0.01).collect();
+        let mut col = vec![0.0; k * p];
+        let mut y = vec![0.0; 64 * p];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let n = 20;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                im2col(&g, &x, &mut col);
+            }
+            eprintln!("im2col {:?}", t.elapsed() / n);
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                unsafe {
+                    gemm::gemm(
+                        64,
+                        p,
+                        k,
+                        y.as_mut_ptr(),
+                        1,
+                        p as isize,
+                        false,
+                        w.as_ptr(),
+                        1,
+                        k as isize,
+                        col.as_ptr(),
+                        1,
+                        p as isize,
+                        1.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            let d = t.elapsed() / n;
+            eprintln!(
+                "gemm {:?} = {:.1} GFLOP/s",
+                d,
+                2.0 * (64 * p * k) as f64 / d.as_secs_f64() / 1e9
+            );
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                unsafe {
+                    gemm::gemm(
+                        p,
+                        64,
+                        k,
+                        y.as_mut_ptr(),
+                        p as isize,
+                        1,
+                        false,
+                        col.as_ptr(),
+                        p as isize,
+                        1,
+                        w.as_ptr(),
+                        k as isize,
+                        1,
+                        1.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            let d = t.elapsed() / n;
+            eprintln!(
+                "gemm (transposed view) {:?} = {:.1} GFLOP/s",
+                d,
+                2.0 * (64 * p * k) as f64 / d.as_secs_f64() / 1e9
+            );
+            let b = vec![0.5f32; 64];
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                preload(&mut y, None, Some(&b), p);
+                activate(&mut y, Activation::Relu);
+            }
+            eprintln!("preload+act {:?}", t.elapsed() / n);
+        });
+    }
+}

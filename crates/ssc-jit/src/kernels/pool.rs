@@ -44,7 +44,11 @@ impl Pool {
             for c in b..e {
                 // SAFETY: each task writes its own channels [b, e).
                 let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(c * op), op) };
-                pool_plane(&g, kind, &input[c * ip..(c + 1) * ip], out);
+                let plane = &input[c * ip..(c + 1) * ip];
+                // The fast max is `maxss` (branch-free, but it drops a NaN operand); a plane
+                // holding a NaN takes the NaN-propagating path, as the reference computes it.
+                let nan = kind == PoolKind::Max && plane.iter().fold(false, |n, v| n | v.is_nan());
+                pool_plane(&g, kind, plane, out, nan);
             }
         });
     }
@@ -78,69 +82,110 @@ fn tap_range(
     (lo, hi, padded)
 }
 
-/// One channel. Branch-free inner loops: for each window row and column tap, the output
-/// columns whose tap lands inside the image are updated in one strided sweep; the window
-/// bounds per output pixel only matter for the average's divisor.
-fn pool_plane(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut [f32]) {
-    let max = kind == PoolKind::Max;
-    let sw = g.stride[1];
+/// One channel. Output columns whose window lies inside the image horizontally (computed once)
+/// skip the per-pixel bounds arithmetic; the rest clip their window with `tap_range`.
+fn pool_plane(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut [f32], nan: bool) {
+    // One monomorphised loop per mode, so the innermost loop has no mode test.
+    match (kind, nan) {
+        (PoolKind::Max, false) => plane_mode::<MAX>(g, kind, x, out),
+        (PoolKind::Max, true) => plane_mode::<MAX_NAN>(g, kind, x, out),
+        (PoolKind::Avg { .. }, _) => plane_mode::<AVG>(g, kind, x, out),
+    }
+}
+
+/// Folds one window element into the accumulator: `maxss` semantics for MAX (branch-free; it
+/// drops a NaN operand), the NaN-propagating max the reference uses for MAX_NAN, a sum for AVG.
+#[inline(always)]
+fn take<const MODE: u8>(acc: f32, v: f32) -> f32 {
+    match MODE {
+        MAX => {
+            if v > acc {
+                v
+            } else {
+                acc
+            }
+        }
+        MAX_NAN => {
+            if v > acc || v.is_nan() {
+                v
+            } else {
+                acc
+            }
+        }
+        _ => acc + v,
+    }
+}
+
+const MAX: u8 = 0;
+const MAX_NAN: u8 = 1;
+const AVG: u8 = 2;
+
+fn plane_mode<const MODE: u8>(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut [f32]) {
+    let (sw, dw) = (g.stride[1], g.dilation[1]);
+    let span = (g.kw - 1) * dw;
+    // Interior columns: x0 = ox*sw - pad_l >= 0 and x0 + span < w.
+    let int_lo = g.pads[1].div_ceil(sw);
+    let int_hi = if g.w + g.pads[1] > span {
+        ((g.w + g.pads[1] - span - 1) / sw + 1).min(g.w_out)
+    } else {
+        0
+    };
     for oy in 0..g.h_out {
         let y0 = (oy * g.stride[0]) as isize - g.pads[0] as isize;
         let (ky_lo, ky_hi, ky_pad) = tap_range(y0, g.kh, g.dilation[0], g.h, g.pads[2]);
-        let acc = &mut out[oy * g.w_out..(oy + 1) * g.w_out];
-        acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-        for ky in ky_lo..ky_hi {
-            let iy = (y0 + (ky * g.dilation[0]) as isize) as usize;
-            let row = &x[iy * g.w..(iy + 1) * g.w];
-            for kx in 0..g.kw {
-                let off = (kx * g.dilation[1]) as isize - g.pads[1] as isize;
-                // Output columns with 0 <= ox*sw + off < w.
-                let lo = if off >= 0 {
-                    0
-                } else {
-                    ((-off) as usize).div_ceil(sw)
-                };
-                let hi = if off >= g.w as isize {
-                    0
-                } else {
-                    ((g.w as isize - off) as usize).div_ceil(sw).min(g.w_out)
-                };
-                if lo >= hi {
-                    continue;
-                }
-                let start = ((lo * sw) as isize + off) as usize;
-                let src = row[start..start + (hi - lo - 1) * sw + 1]
-                    .iter()
-                    .step_by(sw);
-                let dst = &mut acc[lo..hi];
-                if max {
-                    for (a, &v) in dst.iter_mut().zip(src) {
-                        // NaN-propagating max, as the reference computes it.
-                        *a = if v > *a || v.is_nan() { v } else { *a };
+        for ox in 0..g.w_out {
+            let x0 = (ox * sw) as isize - g.pads[1] as isize;
+            let (kx_lo, kx_hi, kx_pad) = if ox >= int_lo && ox < int_hi {
+                (0, g.kw, g.kw)
+            } else {
+                tap_range(x0, g.kw, dw, g.w, g.pads[3])
+            };
+            // The running max, or the running sum for AVG (a plain local, so it stays in a
+            // register).
+            let mut acc = if MODE == AVG {
+                0.0f32
+            } else {
+                f32::NEG_INFINITY
+            };
+            for ky in ky_lo..ky_hi {
+                let iy = (y0 + (ky * g.dilation[0]) as isize) as usize;
+                let row = &x[iy * g.w..(iy + 1) * g.w];
+                if dw == 1 {
+                    // Contiguous window row: a slice walk with no per-tap index arithmetic,
+                    // fully unrolled for the common 3-wide window.
+                    let s = (x0 + kx_lo as isize) as usize;
+                    let win = &row[s..s + (kx_hi - kx_lo)];
+                    if let [a, b, c] = win {
+                        acc = take::<MODE>(take::<MODE>(take::<MODE>(acc, *a), *b), *c);
+                    } else {
+                        for &v in win {
+                            acc = take::<MODE>(acc, v);
+                        }
                     }
                 } else {
-                    for (a, &v) in dst.iter_mut().zip(src) {
-                        *a += v;
+                    for kx in kx_lo..kx_hi {
+                        acc = take::<MODE>(acc, row[(x0 + (kx * dw) as isize) as usize]);
                     }
                 }
             }
-        }
-        if let PoolKind::Avg { count_include_pad } = kind {
-            for (ox, a) in acc.iter_mut().enumerate() {
-                let x0 = (ox * sw) as isize - g.pads[1] as isize;
-                let (kx_lo, kx_hi, kx_pad) = tap_range(x0, g.kw, g.dilation[1], g.w, g.pads[3]);
-                // ceil_mode windows may run past the padded extent; ONNX counts only the
-                // padded area for count_include_pad.
-                let n = if count_include_pad {
-                    ky_pad * kx_pad
-                } else {
-                    (ky_hi - ky_lo) * (kx_hi - kx_lo)
-                };
-                *a = if n == 0 { 0.0 } else { *a / n as f32 };
-            }
-        } else if ky_lo >= ky_hi {
-            // A window entirely in the padding: no element, as the reference gives.
-            acc.fill(f32::NEG_INFINITY);
+            let (m, sum) = (acc, acc);
+            out[oy * g.w_out + ox] = match kind {
+                PoolKind::Max => m,
+                PoolKind::Avg { count_include_pad } => {
+                    // ceil_mode windows may run past the padded extent; ONNX counts only the
+                    // padded area for count_include_pad.
+                    let n = if count_include_pad {
+                        ky_pad * kx_pad
+                    } else {
+                        (ky_hi - ky_lo) * (kx_hi - kx_lo)
+                    };
+                    if n == 0 {
+                        0.0
+                    } else {
+                        sum / n as f32
+                    }
+                }
+            };
         }
     }
 }
@@ -169,6 +214,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn max_pool_propagates_nan_and_clips_padded_windows() {
+        // 1 channel 4x4, 3x3 window, stride 2, pads 1: windows at the borders are clipped.
+        let g = PoolGeom {
+            c: 1,
+            h: 4,
+            w: 4,
+            kh: 3,
+            kw: 3,
+            stride: [2, 2],
+            dilation: [1, 1],
+            pads: [1, 1, 1, 1],
+            h_out: 2,
+            w_out: 2,
+        };
+        let mut x: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let mut y = vec![0.0; 4];
+        let p = Pool {
+            geom: g,
+            kind: PoolKind::Max,
+        };
+        p.run(&x, &mut y);
+        assert_eq!(y, vec![5.0, 7.0, 13.0, 15.0]);
+        x[0] = f32::NAN;
+        p.run(&x, &mut y);
+        assert!(y[0].is_nan() && y[1] == 7.0 && y[2] == 13.0, "{y:?}");
+        // Average with and without the padding in the divisor.
+        let avg = |count_include_pad| {
+            let mut y = vec![0.0; 4];
+            let x: Vec<f32> = (0..16).map(|i| i as f32).collect();
+            Pool {
+                geom: g,
+                kind: PoolKind::Avg { count_include_pad },
+            }
+            .run(&x, &mut y);
+            y
+        };
+        assert_eq!(avg(false)[0], (0.0 + 1.0 + 4.0 + 5.0) / 4.0);
+        assert_eq!(avg(true)[0], (0.0 + 1.0 + 4.0 + 5.0) / 9.0);
+    }
+
+    #[test]
     #[ignore]
     fn bench_maxpool() {
         let g = PoolGeom {
@@ -189,10 +275,61 @@ mod tests {
             geom: g,
             kind: PoolKind::Max,
         };
-        let t = std::time::Instant::now();
-        for _ in 0..10 {
-            p.run(&x, &mut y);
-        }
-        eprintln!("{:?} per run", t.elapsed() / 10);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                for _ in 0..20 {
+                    p.run(&x, &mut y);
+                }
+                eprintln!("{:?} per run", t.elapsed() / 20);
+                let t = std::time::Instant::now();
+                for _ in 0..20 {
+                    for c in 0..64 {
+                        pool_plane(
+                            &g,
+                            PoolKind::Max,
+                            &x[c * 111 * 111..(c + 1) * 111 * 111],
+                            &mut y[c * 55 * 55..(c + 1) * 55 * 55],
+                            false,
+                        );
+                    }
+                }
+                eprintln!("{:?} per run (plane)", t.elapsed() / 20);
+                let t = std::time::Instant::now();
+                let mut k = 0;
+                for _ in 0..20 {
+                    for c in 0..64 {
+                        k += x[c * 111 * 111..(c + 1) * 111 * 111]
+                            .iter()
+                            .fold(false, |n, v| n | v.is_nan())
+                            as usize;
+                    }
+                }
+                eprintln!("{:?} per run (nan scan) {k}", t.elapsed() / 20);
+                let t = std::time::Instant::now();
+                for _ in 0..20 {
+                    for c in 0..64 {
+                        let xp = &x[c * 111 * 111..(c + 1) * 111 * 111];
+                        for oy in 0..55 {
+                            for ox in 0..55 {
+                                let mut m = f32::NEG_INFINITY;
+                                for ky in 0..3 {
+                                    for kx in 0..3 {
+                                        let v = xp[(oy * 2 + ky) * 111 + ox * 2 + kx];
+                                        m = if v > m { v } else { m };
+                                    }
+                                }
+                                y[c * 55 * 55 + oy * 55 + ox] = m;
+                            }
+                        }
+                    }
+                }
+                eprintln!("{:?} per run (naive)", t.elapsed() / 20);
+            }
+        });
     }
 }
