@@ -157,7 +157,11 @@ impl CompiledModel {
             .build()
             .map_err(|e| JitError::Threads(e.to_string()))?;
         let mut jit = codegen::Jit::new()?;
-        let plan = plan::lower(&m, opts, &mut jit)?;
+        let resolved = JitOptions {
+            threads,
+            ..opts.clone()
+        };
+        let plan = plan::lower(&m, &resolved, &mut jit)?;
         Ok(CompiledModel {
             plan,
             pool,

@@ -29,14 +29,14 @@ pub(crate) enum Loc {
 
 /// A kernel and the per-image sizes it works on.
 pub(crate) enum Kernel {
-    /// Dense conv through GEMM; inputs are `[x, residual?]`.
+    /// Dense conv through GEMM; inputs are `[x, residual?, residual2?]`.
     GemmConv {
         k: GemmConv,
         batch: usize,
         in_len: usize,
         out_len: usize,
     },
-    /// Weight-baked Cranelift conv; inputs are `[x, residual?]`.
+    /// Weight-baked Cranelift conv; inputs are `[x, residual?, None]`.
     StreamConv {
         k: StreamConv,
         batch: usize,
@@ -210,6 +210,9 @@ fn resolve_pads(
 /// A conv's fused epilogue chain: Conv -> [Add(residual)] -> [activation].
 struct Chain {
     residual: Option<ValueId>,
+    /// A second residual (the SSC branch sum followed by a block's skip connection); only the
+    /// GEMM kernel takes two.
+    residual2: Option<ValueId>,
     act: Activation,
     absorbed: Vec<OpId>,
     output: ValueId,
@@ -275,6 +278,7 @@ fn fusion_chain(g: &Graph, op: OpId, opset: i64, ready: &HashSet<ValueId>) -> Ch
     let conv_out = g.op(op).output(0).expect("checked by the caller");
     let mut chain = Chain {
         residual: None,
+        residual2: None,
         act: Activation::None,
         absorbed: Vec::new(),
         output: conv_out,
@@ -299,7 +303,7 @@ fn fusion_chain(g: &Graph, op: OpId, opset: i64, ready: &HashSet<ValueId>) -> Ch
         }
         match step {
             EpilogueStep::Add(name) => {
-                if chain.residual.is_some()
+                if chain.residual2.is_some()
                     || chain.act != Activation::None
                     || !(o.desc.is_onnx() && o.desc.op_type == "Add" && o.inputs().len() == 2)
                 {
@@ -318,7 +322,11 @@ fn fusion_chain(g: &Graph, op: OpId, opset: i64, ready: &HashSet<ValueId>) -> Ch
                 {
                     break;
                 }
-                chain.residual = Some(other);
+                if chain.residual.is_none() {
+                    chain.residual = Some(other);
+                } else {
+                    chain.residual2 = Some(other);
+                }
             }
             _ => {
                 let Some(act) = activation_of(g, next, opset) else {
@@ -842,11 +850,15 @@ fn lower_native(
             let tail = format!(
                 "{}{}{}",
                 if epi.bias.is_some() { " +bias" } else { "" },
-                if epi.residual { " +add" } else { "" },
+                match (chain.residual.is_some(), chain.residual2.is_some()) {
+                    (true, true) => " +add +add",
+                    (true, false) => " +add",
+                    _ => "",
+                },
                 act_name(epi.act)
             );
             let density = ssc_passes::sparse_density_of(d);
-            let stream = if use_stream(&parts, opts, density) {
+            let stream = if chain.residual2.is_none() && use_stream(&parts, opts, density) {
                 // A code generation failure is a bug, but the GEMM computes the same conv, so
                 // the model still runs; the step's description records it.
                 Some(StreamConv::compile(jit, &gm, &parts.weights, &epi))
@@ -865,7 +877,7 @@ fn lower_native(
                 ),
                 other => (
                     Kernel::GemmConv {
-                        k: GemmConv::new(gm, parts.weights, epi),
+                        k: GemmConv::new(gm, parts.weights, epi, opts.threads.max(1)),
                         batch: parts.batch,
                         in_len,
                         out_len,
@@ -892,7 +904,7 @@ fn lower_native(
                     }
                 ) + &note,
                 kernel,
-                inputs: vec![o.input(0), chain.residual],
+                inputs: vec![o.input(0), chain.residual, chain.residual2],
                 output: chain.output,
                 absorbed: chain.absorbed,
             })

@@ -131,11 +131,13 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             in_len,
             out_len,
         } => {
-            let (x, r, y) = (inp(0), opt_in(1), out());
+            let (x, r, r2, y) = (inp(0), opt_in(1), opt_in(2), out());
             for n in 0..*batch {
+                let (lo, hi) = (n * out_len, (n + 1) * out_len);
                 k.run(
                     &x[n * in_len..(n + 1) * in_len],
-                    r.map(|r| &r[n * out_len..(n + 1) * out_len]),
+                    r.map(|r| &r[lo..hi]),
+                    r2.map(|r| &r[lo..hi]),
                     &mut y[n * out_len..(n + 1) * out_len],
                     &mut st.scratch,
                 );

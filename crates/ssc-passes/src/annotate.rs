@@ -43,7 +43,7 @@ use crate::util::sole_consumer;
 
 /// Annotation key: the epilogue's steps.
 pub const EPILOGUE: &str = "epilogue";
-/// Annotation key: the Add step's other operand.
+/// Annotation key: the Add steps' other operands, in order (comma-separated, `%`-escaped).
 pub const EPILOGUE_ADD: &str = "epilogue.add";
 /// Annotation key: the value the fused chain produces.
 pub const EPILOGUE_OUTPUT: &str = "epilogue.output";
@@ -147,11 +147,20 @@ pub fn annotate_for_jit(model: &mut Model) -> AnnotateReport {
 
 /// The `epilogue` annotation of `desc`, parsed; `None` when it has none or it is malformed.
 pub fn epilogue_of(desc: &OpDesc) -> Option<EpilogueAnnotation> {
+    let mut adds = desc
+        .annotation(EPILOGUE_ADD)
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(unescape);
     let steps = desc
         .annotation(EPILOGUE)?
         .split_whitespace()
-        .map(|s| parse_step(s, desc.annotation(EPILOGUE_ADD)))
+        .map(|s| parse_step(s, &mut adds))
         .collect::<Option<Vec<_>>>()?;
+    if adds.next().is_some() {
+        return None;
+    }
     let absorbed = match desc.annotation(EPILOGUE_ABSORBED) {
         None | Some("") => Vec::new(),
         Some(list) => list.split(',').map(unescape).collect(),
@@ -168,14 +177,14 @@ pub fn sparse_density_of(desc: &OpDesc) -> Option<f32> {
     desc.annotation(SPARSE)?.parse().ok()
 }
 
-fn parse_step(s: &str, add: Option<&str>) -> Option<EpilogueStep> {
+fn parse_step(s: &str, adds: &mut impl Iterator<Item = String>) -> Option<EpilogueStep> {
     let args = |s: &str, name: &str| -> Option<Vec<f32>> {
         let inner = s.strip_prefix(name)?.strip_prefix('(')?.strip_suffix(')')?;
         inner.split(',').map(|x| x.parse().ok()).collect()
     };
     Some(match s {
         "bias" => EpilogueStep::Bias,
-        "add" => EpilogueStep::Add(add?.to_string()),
+        "add" => EpilogueStep::Add(adds.next()?),
         "relu" => EpilogueStep::Relu,
         _ => {
             if let Some([lo, hi]) = args(s, "clip").as_deref() {
@@ -190,14 +199,14 @@ fn parse_step(s: &str, add: Option<&str>) -> Option<EpilogueStep> {
 }
 
 fn encode_epilogue(e: &EpilogueAnnotation) -> Vec<(&'static str, String)> {
-    let mut add = None;
+    let mut adds = Vec::new();
     let steps: Vec<String> = e
         .steps
         .iter()
         .map(|s| match s {
             EpilogueStep::Bias => "bias".to_string(),
             EpilogueStep::Add(other) => {
-                add = Some(other.clone());
+                adds.push(escape(other));
                 "add".to_string()
             }
             EpilogueStep::Relu => "relu".to_string(),
@@ -209,8 +218,8 @@ fn encode_epilogue(e: &EpilogueAnnotation) -> Vec<(&'static str, String)> {
         (EPILOGUE, steps.join(" ")),
         (EPILOGUE_OUTPUT, e.output.clone()),
     ];
-    if let Some(other) = add {
-        notes.push((EPILOGUE_ADD, other));
+    if !adds.is_empty() {
+        notes.push((EPILOGUE_ADD, adds.join(",")));
     }
     if !e.absorbed.is_empty() {
         let names: Vec<String> = e.absorbed.iter().map(|n| escape(n)).collect();
@@ -266,22 +275,28 @@ fn epilogue(
         steps.push(EpilogueStep::Bias);
     }
     let (mut cur, mut absorbed) = (y, Vec::new());
-    // A residual Add of exactly the output's shape.
-    if let Some((add, slot)) = sole_consumer(g, cur).filter(|&(c, _)| onnx_op(g, c, "Add")) {
+    // Up to two residual Adds of exactly the output's shape (an SSC pair's branch sum, then
+    // the block's skip connection), each with an operand that exists before `op` runs.
+    for _ in 0..2 {
+        let Some((add, slot)) = sole_consumer(g, cur).filter(|&(c, _)| onnx_op(g, c, "Add")) else {
+            break;
+        };
         let a = g.op(add);
-        if let ([_, _], Some(shape), Some(out)) = (a.inputs(), float_shape(g, cur), a.output(0)) {
-            // The other operand must exist before `op` runs.
-            let earlier = |v: ValueId| match g.producer(v) {
-                None => true,
-                Some((p, _)) => position.get(&p) < position.get(&op),
-            };
-            let other = a.input(1 - slot).filter(|&v| v != cur && earlier(v));
-            if let Some(other) = other.filter(|&v| float_shape(g, v).as_ref() == Some(&shape)) {
-                steps.push(EpilogueStep::Add(g.value(other).name.clone()));
-                absorbed.push(g.op_label(add));
-                cur = out;
-            }
-        }
+        let ([_, _], Some(shape), Some(out)) = (a.inputs(), float_shape(g, cur), a.output(0))
+        else {
+            break;
+        };
+        let earlier = |v: ValueId| match g.producer(v) {
+            None => true,
+            Some((p, _)) => position.get(&p) < position.get(&op),
+        };
+        let other = a.input(1 - slot).filter(|&v| v != cur && earlier(v));
+        let Some(other) = other.filter(|&v| float_shape(g, v).as_ref() == Some(&shape)) else {
+            break;
+        };
+        steps.push(EpilogueStep::Add(g.value(other).name.clone()));
+        absorbed.push(g.op_label(add));
+        cur = out;
     }
     // One activation.
     if let Some((act, _)) = sole_consumer(g, cur) {

@@ -83,16 +83,61 @@ impl UnOp {
     }
 }
 
-/// `out = op(x)` elementwise.
-pub(crate) fn unary(op: UnOp, x: &[f32], out: &mut [f32]) {
+/// `out[i] = f(x[i])`, or `out[i] = f(out[i])` in place when `x` is `None`, in parallel.
+/// Generic over `f` so every op gets its own loop with no per-element dispatch (an enum match
+/// per element costs several times the arithmetic and blocks vectorisation).
+pub(crate) fn map<F: Fn(f32) -> f32 + Sync + Send + Copy>(
+    x: Option<&[f32]>,
+    out: &mut [f32],
+    f: F,
+) {
     let ptr = SendPtr(out.as_mut_ptr());
     for_ranges(out.len(), 1 << 14, move |b, e| {
         // SAFETY: disjoint element ranges of `out`.
         let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(b), e - b) };
-        for (o, &v) in o.iter_mut().zip(&x[b..e]) {
-            *o = op.apply(v);
+        match x {
+            Some(x) => {
+                for (o, &v) in o.iter_mut().zip(&x[b..e]) {
+                    *o = f(v);
+                }
+            }
+            None => {
+                for o in o {
+                    *o = f(*o);
+                }
+            }
         }
     });
+}
+
+/// Applies an activation (`Activation::apply`, one loop per kind) from `x` or in place.
+pub(crate) fn activation(act: crate::spec::Activation, x: Option<&[f32]>, out: &mut [f32]) {
+    use crate::spec::Activation as A;
+    match act {
+        A::None => {
+            if let Some(x) = x {
+                out.copy_from_slice(x);
+            }
+        }
+        A::Relu => map(x, out, |v| A::Relu.apply(v)),
+        A::Clip(lo, hi) => map(x, out, move |v| A::Clip(lo, hi).apply(v)),
+        A::LeakyRelu(a) => map(x, out, move |v| A::LeakyRelu(a).apply(v)),
+    }
+}
+
+/// `out = op(x)` elementwise.
+pub(crate) fn unary(op: UnOp, x: &[f32], out: &mut [f32]) {
+    let x = Some(x);
+    match op {
+        UnOp::Act(a) => activation(a, x, out),
+        UnOp::Sigmoid => map(x, out, |v| UnOp::Sigmoid.apply(v)),
+        UnOp::Tanh => map(x, out, |v| UnOp::Tanh.apply(v)),
+        UnOp::Neg => map(x, out, |v| -v),
+        UnOp::Abs => map(x, out, f32::abs),
+        UnOp::Sqrt => map(x, out, f32::sqrt),
+        UnOp::Exp => map(x, out, |v| UnOp::Exp.apply(v)),
+        UnOp::HardSigmoid(a, b) => map(x, out, move |v| UnOp::HardSigmoid(a, b).apply(v)),
+    }
 }
 
 /// A binary op with numpy broadcasting, its strides resolved at compile time.
@@ -136,7 +181,24 @@ impl Binary {
     }
 
     pub(crate) fn run(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
-        let op = self.op;
+        // One monomorphised loop per op (see `map`).
+        match self.op {
+            BinOp::Add => self.run_with(a, b, out, |x, y| x + y),
+            BinOp::Sub => self.run_with(a, b, out, |x, y| x - y),
+            BinOp::Mul => self.run_with(a, b, out, |x, y| x * y),
+            BinOp::Div => self.run_with(a, b, out, |x, y| x / y),
+            BinOp::Max => self.run_with(a, b, out, |x, y| BinOp::Max.apply(x, y)),
+            BinOp::Min => self.run_with(a, b, out, |x, y| BinOp::Min.apply(x, y)),
+        }
+    }
+
+    fn run_with<F: Fn(f32, f32) -> f32 + Sync + Send + Copy>(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        op: F,
+    ) {
         let n = out.len();
         if a.len() == n && b.len() == n {
             let ptr = SendPtr(out.as_mut_ptr());
@@ -144,14 +206,14 @@ impl Binary {
                 // SAFETY: disjoint element ranges of `out`.
                 let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
                 for ((o, &x), &y) in o.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
-                    *o = op.apply(x, y);
+                    *o = op(x, y);
                 }
             });
             return;
         }
         let rank = self.out_dims.len();
         if rank == 0 {
-            out[0] = op.apply(a[0], b[0]);
+            out[0] = op(a[0], b[0]);
             return;
         }
         let inner = self.out_dims[rank - 1];
@@ -172,7 +234,7 @@ impl Binary {
                 // SAFETY: each task writes its own rows [rb, re).
                 let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * inner), inner) };
                 for (j, o) in o.iter_mut().enumerate() {
-                    *o = op.apply(a[oa + j * ia], b[ob + j * ib]);
+                    *o = op(a[oa + j * ia], b[ob + j * ib]);
                 }
             }
         });
