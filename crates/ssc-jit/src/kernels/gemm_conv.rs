@@ -270,8 +270,10 @@ fn fill_segment(
     if sw == 1 {
         dst.copy_from_slice(&src[start..start + dst.len()]);
     } else {
-        for (d, &v) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
-            *d = v;
+        // Plain indexing: measurably faster here than a `step_by` iterator.
+        let src = &src[start..start + (dst.len() - 1) * sw + 1];
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = src[j * sw];
         }
     }
 }
