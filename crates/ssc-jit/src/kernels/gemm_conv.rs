@@ -109,30 +109,15 @@ impl GemmConv {
             // SAFETY: `dst` is cout_g x p row-major, `w` is cout_g x k and `col` is k x p, all
             // in bounds by construction; gemm reads `dst` only when `read_dst`.
             unsafe {
-                gemm::gemm(
-                    cout_g,
-                    p,
-                    k,
+                crate::kernels::sgemm(
+                    (cout_g, p, k),
                     dst.as_mut_ptr(),
-                    1,
-                    p as isize,
+                    p,
                     read_dst,
-                    w.as_ptr(),
-                    1,
-                    k as isize,
-                    col.as_ptr(),
-                    1,
-                    p as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    if threads > 1 {
-                        gemm::Parallelism::Rayon(threads)
-                    } else {
-                        gemm::Parallelism::None
-                    },
+                    (w.as_ptr(), k, 1),
+                    (col.as_ptr(), p, 1),
+                    1.0,
+                    threads,
                 );
             }
         }
@@ -164,26 +149,15 @@ impl GemmConv {
             // SAFETY: the destination is rows [grp*cout_g, +cout_g) x columns [c0, c0+n) of
             // the c_out x p output (row stride p); `w` is cout_g x k, `col` k x n.
             unsafe {
-                gemm::gemm(
-                    cout_g,
-                    n,
-                    k,
+                crate::kernels::sgemm(
+                    (cout_g, n, k),
                     out.get().add(grp * cout_g * p + c0),
-                    1,
-                    p as isize,
+                    p,
                     read_dst,
-                    w.as_ptr(),
+                    (w.as_ptr(), k, 1),
+                    (col.as_ptr(), n, 1),
+                    1.0,
                     1,
-                    k as isize,
-                    col.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         };
@@ -413,65 +387,23 @@ mod tests {
             eprintln!("im2col {:?}", t.elapsed() / n);
             let t = std::time::Instant::now();
             for _ in 0..n {
+                // SAFETY: y is 64 x p, w 64 x k, col k x p.
                 unsafe {
-                    gemm::gemm(
-                        64,
-                        p,
-                        k,
+                    crate::kernels::sgemm(
+                        (64, p, k),
                         y.as_mut_ptr(),
+                        p,
+                        false,
+                        (w.as_ptr(), k, 1),
+                        (col.as_ptr(), p, 1),
+                        1.0,
                         1,
-                        p as isize,
-                        false,
-                        w.as_ptr(),
-                        1,
-                        k as isize,
-                        col.as_ptr(),
-                        1,
-                        p as isize,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
             }
             let d = t.elapsed() / n;
             eprintln!(
                 "gemm {:?} = {:.1} GFLOP/s",
-                d,
-                2.0 * (64 * p * k) as f64 / d.as_secs_f64() / 1e9
-            );
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                unsafe {
-                    gemm::gemm(
-                        p,
-                        64,
-                        k,
-                        y.as_mut_ptr(),
-                        p as isize,
-                        1,
-                        false,
-                        col.as_ptr(),
-                        p as isize,
-                        1,
-                        w.as_ptr(),
-                        k as isize,
-                        1,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
-            let d = t.elapsed() / n;
-            eprintln!(
-                "gemm (transposed view) {:?} = {:.1} GFLOP/s",
                 d,
                 2.0 * (64 * p * k) as f64 / d.as_secs_f64() / 1e9
             );

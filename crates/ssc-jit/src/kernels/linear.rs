@@ -51,30 +51,15 @@ impl Linear {
         // SAFETY: the strides describe in-bounds m x k, k x n and m x n matrices of the given
         // slices (checked by the planner against the static shapes).
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
+            crate::kernels::sgemm(
+                (m, n, k),
                 y.as_mut_ptr(),
-                1,
-                n as isize,
+                n,
                 read_dst,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr(),
-                b_cs as isize,
-                b_rs as isize,
-                1.0f32,
+                (a.as_ptr(), a_rs, a_cs),
+                (b.as_ptr(), b_rs, b_cs),
                 self.alpha,
-                false,
-                false,
-                false,
-                if threads > 1 {
-                    gemm::Parallelism::Rayon(threads)
-                } else {
-                    gemm::Parallelism::None
-                },
+                threads,
             );
         }
     }

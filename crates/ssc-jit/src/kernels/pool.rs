@@ -288,30 +288,8 @@ mod tests {
                 eprintln!("{:?} per run", t.elapsed() / 20);
                 let t = std::time::Instant::now();
                 for _ in 0..20 {
-                    for c in 0..64 {
-                        pool_plane(
-                            &g,
-                            PoolKind::Max,
-                            &x[c * 111 * 111..(c + 1) * 111 * 111],
-                            &mut y[c * 55 * 55..(c + 1) * 55 * 55],
-                            false,
-                        );
-                    }
-                }
-                eprintln!("{:?} per run (plane)", t.elapsed() / 20);
-                let t = std::time::Instant::now();
-                let mut k = 0;
-                for _ in 0..20 {
-                    for c in 0..64 {
-                        k += x[c * 111 * 111..(c + 1) * 111 * 111]
-                            .iter()
-                            .fold(false, |n, v| n | v.is_nan())
-                            as usize;
-                    }
-                }
-                eprintln!("{:?} per run (nan scan) {k}", t.elapsed() / 20);
-                let t = std::time::Instant::now();
-                for _ in 0..20 {
+                    // The same pooling as plain fixed 3x3 loops: the bar the kernel should
+                    // stay near.
                     for c in 0..64 {
                         let xp = &x[c * 111 * 111..(c + 1) * 111 * 111];
                         for oy in 0..55 {
@@ -328,7 +306,7 @@ mod tests {
                         }
                     }
                 }
-                eprintln!("{:?} per run (naive)", t.elapsed() / 20);
+                eprintln!("{:?} per run (fixed 3x3 loops)", t.elapsed() / 20);
             }
         });
     }
