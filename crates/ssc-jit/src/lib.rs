@@ -301,23 +301,20 @@ impl Session<'_> {
         times: Option<&mut [Duration]>,
     ) -> Result<(), JitError> {
         let plan = &self.model.plan;
-        let mut ordered: Vec<Option<&Tensor>> = vec![None; plan.inputs.len()];
-        for (name, t) in feeds {
-            let i = plan
-                .inputs
-                .iter()
-                .position(|io| io.name == *name)
-                .ok_or_else(|| JitError::UnknownInput(name.to_string()))?;
-            if ordered[i].is_some() {
+        // Checked without building a lookup table, so a run allocates nothing here.
+        for (i, (name, _)) in feeds.iter().enumerate() {
+            if !plan.inputs.iter().any(|io| io.name == *name) {
+                return Err(JitError::UnknownInput(name.to_string()));
+            }
+            if feeds[..i].iter().any(|(n, _)| n == name) {
                 return Err(JitError::BadInput {
                     name: name.to_string(),
                     msg: "fed twice".into(),
                 });
             }
-            ordered[i] = Some(t);
         }
         let state = &mut self.state;
-        runtime::load_inputs(plan, state, &ordered)?;
+        runtime::load_inputs(plan, state, feeds)?;
         self.model
             .pool
             .install(|| runtime::execute(plan, state, times))

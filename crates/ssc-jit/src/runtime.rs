@@ -44,15 +44,16 @@ fn write<'a>(arena: *mut f32, loc: Loc) -> &'a mut [f32] {
     }
 }
 
-/// Copies the feeds into place. `feeds` follow `plan.inputs` (`None`: use the default).
+/// Copies the feeds (by input name; an input not fed uses its default) into place.
 pub(crate) fn load_inputs(
     plan: &Plan,
     st: &mut State,
-    feeds: &[Option<&Tensor>],
+    feeds: &[(&str, &Tensor)],
 ) -> Result<(), JitError> {
-    for (io, feed) in plan.inputs.iter().zip(feeds) {
+    for io in &plan.inputs {
+        let feed = feeds.iter().find(|(n, _)| *n == io.name).map(|(_, t)| *t);
         let t = match (feed, io.default) {
-            (Some(t), _) => *t,
+            (Some(t), _) => t,
             (None, Some(d)) => &plan.consts[d],
             (None, None) => return Err(JitError::MissingInput(io.name.clone())),
         };
