@@ -133,7 +133,38 @@ fn plane_mode<const MODE: u8>(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut
     for oy in 0..g.h_out {
         let y0 = (oy * g.stride[0]) as isize - g.pads[0] as isize;
         let (ky_lo, ky_hi, ky_pad) = tap_range(y0, g.kh, g.dilation[0], g.h, g.pads[2]);
+        // Full 3x3 windows (every CNN stem's max pool): three row slices and nine taps of
+        // straight-line code per interior pixel; the border pixels take the general path.
+        let fast = g.kh == 3 && g.kw == 3 && dw == 1 && g.dilation[0] == 1 && ky_hi - ky_lo == 3;
+        if fast && int_lo < int_hi {
+            let iy = (y0 + ky_lo as isize) as usize;
+            let rows = &x[iy * g.w..(iy + 3) * g.w];
+            let (r0, rest) = rows.split_at(g.w);
+            let (r1, r2) = rest.split_at(g.w);
+            let x0 = int_lo * sw - g.pads[1];
+            let n = int_hi - int_lo;
+            let span_end = x0 + (n - 1) * sw + 3;
+            let (r0, r1, r2) = (&r0[x0..span_end], &r1[x0..span_end], &r2[x0..span_end]);
+            let dst = &mut out[oy * g.w_out + int_lo..oy * g.w_out + int_hi];
+            for (j, o) in dst.iter_mut().enumerate() {
+                let s = j * sw;
+                let (a, b, c) = (&r0[s..s + 3], &r1[s..s + 3], &r2[s..s + 3]);
+                let mut acc = if MODE == AVG {
+                    0.0f32
+                } else {
+                    f32::NEG_INFINITY
+                };
+                for w in [a, b, c] {
+                    acc = take::<MODE>(take::<MODE>(take::<MODE>(acc, w[0]), w[1]), w[2]);
+                }
+                // A full window: 9 taps, all inside the image (and the padded extent).
+                *o = if MODE == AVG { acc / 9.0 } else { acc };
+            }
+        }
         for ox in 0..g.w_out {
+            if fast && ox >= int_lo && ox < int_hi {
+                continue;
+            }
             let x0 = (ox * sw) as isize - g.pads[1] as isize;
             let (kx_lo, kx_hi, kx_pad) = if ox >= int_lo && ox < int_hi {
                 (0, g.kw, g.kw)
