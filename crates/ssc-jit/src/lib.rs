@@ -102,8 +102,6 @@ pub struct CompiledModel {
     pool: rayon::ThreadPool,
     threads: usize,
     compile_time: Duration,
-    // Keeps the generated code alive for the kernels that point into it.
-    _jit: codegen::Jit,
 }
 
 impl std::fmt::Debug for CompiledModel {
@@ -166,8 +164,9 @@ impl CompiledModel {
             plan,
             pool,
             threads,
+            // Each Cranelift kernel holds its own code memory (see `codegen`), so the `Jit`
+            // (ISA and options) is not kept.
             compile_time: start.elapsed(),
-            _jit: jit,
         })
     }
 
