@@ -62,15 +62,15 @@ impl GemmConv {
         self.geom.cin_g() * self.geom.kh * self.geom.kw
     }
 
-    /// f32 elements of scratch one image needs: one column tile per thread, or the column
-    /// matrix of one group.
+    /// f32 elements of scratch one image needs: the padded, phase-split input (see
+    /// [`Phases`]), then one column tile per thread or the column matrix of one group.
     pub(crate) fn scratch_len(&self) -> usize {
         if self.direct {
             0
         } else if self.chunk > 0 {
-            self.threads * self.k() * self.chunk
+            Phases::of(&self.geom).len() + self.threads * self.k() * self.chunk
         } else {
-            self.k() * self.geom.h_out * self.geom.w_out
+            Phases::of(&self.geom).len() + self.k() * self.geom.h_out * self.geom.w_out
         }
     }
 
@@ -90,8 +90,14 @@ impl GemmConv {
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         preload(output, residual, residual2, self.epi.bias.as_deref(), p);
         let read_dst = residual.is_some() || self.epi.bias.is_some();
+        let ph = Phases::of(g);
+        let (phases, scratch) = scratch.split_at_mut(if self.direct { 0 } else { ph.len() });
+        if !self.direct {
+            ph.fill(g, input, phases);
+        }
+        let phases: &[f32] = phases;
         if self.chunk > 0 {
-            self.run_tiled(input, output, scratch, read_dst);
+            self.run_tiled(phases, output, scratch, read_dst);
             crate::kernels::eltwise::activation(self.epi.act, None, output);
             return;
         }
@@ -101,7 +107,7 @@ impl GemmConv {
             let col: &[f32] = if self.direct {
                 x
             } else {
-                im2col(g, x, &mut scratch[..k * p]);
+                im2col_tile(g, &ph, phases, grp * cin_g, 0, p, &mut scratch[..k * p]);
                 &scratch[..k * p]
             };
             let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
@@ -127,9 +133,10 @@ impl GemmConv {
     /// The blocked path: tasks are (group, column tile); each builds its tile of the column
     /// matrix in its thread's part of `scratch` and multiplies it single-threaded into its own
     /// columns of the output.
-    fn run_tiled(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32], read_dst: bool) {
+    fn run_tiled(&self, phases: &[f32], output: &mut [f32], scratch: &mut [f32], read_dst: bool) {
         use rayon::prelude::*;
         let g = self.geom;
+        let ph = Phases::of(&g);
         let (p, k, chunk) = (g.h_out * g.w_out, self.k(), self.chunk);
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let tiles = p.div_ceil(chunk);
@@ -143,8 +150,7 @@ impl GemmConv {
             // `threads` tiles); tasks write disjoint column ranges of the output.
             let col =
                 unsafe { std::slice::from_raw_parts_mut(scr.get().add(slot * k * chunk), k * n) };
-            let x = &input[grp * cin_g * g.h * g.w..(grp + 1) * cin_g * g.h * g.w];
-            im2col_tile(&g, x, c0, n, col);
+            im2col_tile(&g, &ph, phases, grp * cin_g, c0, n, col);
             let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
             // SAFETY: the destination is rows [grp*cout_g, +cout_g) x columns [c0, c0+n) of
             // the c_out x p output (row stride p); `w` is cout_g x k, `col` k x n.
@@ -166,88 +172,6 @@ impl GemmConv {
             (0..n_tasks).for_each(task);
         } else {
             (0..n_tasks).into_par_iter().for_each(task);
-        }
-    }
-}
-
-/// Columns `c0..c0+n` of the column matrix of one group's input (`[cin_g*kh*kw, n]`, row
-/// stride `n`).
-fn im2col_tile(g: &ConvGeom, x: &[f32], c0: usize, n: usize, col: &mut [f32]) {
-    let rows = g.cin_g() * g.kh * g.kw;
-    for r in 0..rows {
-        let ci = r / (g.kh * g.kw);
-        let ky = (r / g.kw) % g.kh;
-        let kx = r % g.kw;
-        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        let out = &mut col[r * n..(r + 1) * n];
-        // Walk the tile one output row segment at a time.
-        let mut p = c0;
-        while p < c0 + n {
-            let y = p / g.w_out;
-            let xs = p % g.w_out;
-            let xe = g.w_out.min(xs + (c0 + n - p));
-            fill_segment(
-                g,
-                plane,
-                ky,
-                kx,
-                y,
-                xs,
-                xe,
-                &mut out[p - c0..p - c0 + (xe - xs)],
-            );
-            p += xe - xs;
-        }
-    }
-}
-
-/// Output row `y`, columns `xs..xe`, of the im2col row for tap `(ky, kx)`.
-#[allow(clippy::too_many_arguments)]
-fn fill_segment(
-    g: &ConvGeom,
-    plane: &[f32],
-    ky: usize,
-    kx: usize,
-    y: usize,
-    xs: usize,
-    xe: usize,
-    out: &mut [f32],
-) {
-    let sw = g.stride[1];
-    let iy = (y * g.stride[0] + ky * g.dilation[0]) as isize - g.pads[0] as isize;
-    if iy < 0 || iy >= g.h as isize {
-        out.fill(0.0);
-        return;
-    }
-    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-    let off_x = (kx * g.dilation[1]) as isize - g.pads[1] as isize;
-    // Output columns x with 0 <= x*sw + off_x < w, clipped to the segment.
-    let lo = if off_x >= 0 {
-        0
-    } else {
-        ((-off_x) as usize).div_ceil(sw)
-    };
-    let hi = if off_x >= g.w as isize {
-        0
-    } else {
-        ((g.w as isize - off_x) as usize).div_ceil(sw)
-    };
-    let (lo, hi) = (lo.clamp(xs, xe), hi.clamp(xs, xe));
-    if lo >= hi {
-        out.fill(0.0);
-        return;
-    }
-    out[..lo - xs].fill(0.0);
-    out[hi - xs..].fill(0.0);
-    let start = ((lo * sw) as isize + off_x) as usize;
-    let dst = &mut out[lo - xs..hi - xs];
-    if sw == 1 {
-        dst.copy_from_slice(&src[start..start + dst.len()]);
-    } else {
-        // Plain indexing: measurably faster here than a `step_by` iterator.
-        let src = &src[start..start + (dst.len() - 1) * sw + 1];
-        for (j, d) in dst.iter_mut().enumerate() {
-            *d = src[j * sw];
         }
     }
 }
@@ -289,59 +213,117 @@ pub(crate) fn preload(
     });
 }
 
-/// The column matrix `[cin_g*kh*kw, h_out*w_out]` of one group's input `[cin_g, h, w]`;
-/// out-of-image taps read 0. Rows are filled in parallel.
-fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
-    let p = g.h_out * g.w_out;
-    let rows = g.cin_g() * g.kh * g.kw;
-    let ptr = SendPtr(col.as_mut_ptr());
-    let g = *g;
-    for_ranges(rows, 4, move |b, e| {
-        for r in b..e {
-            // SAFETY: each task fills rows [b, e) of `col`; ranges are disjoint.
-            let row = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * p), p) };
-            let ci = r / (g.kh * g.kw);
-            let ky = (r / g.kw) % g.kh;
-            let kx = r % g.kw;
-            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-            fill_row(&g, plane, ky, kx, row);
-        }
-    });
+/// The input zero-padded and split into `stride_h * stride_w` phase images, so that every
+/// im2col row segment is one contiguous copy: padded pixel `(r, q)` of channel `c` lives in
+/// phase `(r % sh, q % sw)` at `(r / sh, q / sw)`, and tap `(ky, kx)` of output pixel `(y, x)`
+/// reads padded pixel `(y*sh + ky*dh, x*sw + kx*dw)`, i.e. phase `((ky*dh) % sh, (kx*dw) % sw)`
+/// at `(y + (ky*dh) / sh, x + (kx*dw) / sw)`.
+struct Phases {
+    sh: usize,
+    sw: usize,
+    c: usize,
+    /// Phase image height and width: the padded extent divided by the stride, rounded up.
+    hq: usize,
+    wq: usize,
 }
 
-/// One im2col row: for every output pixel, the input pixel tap `(ky, kx)` reads.
-fn fill_row(g: &ConvGeom, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    let off_y = (ky * g.dilation[0]) as isize - g.pads[0] as isize;
-    let off_x = (kx * g.dilation[1]) as isize - g.pads[1] as isize;
-    // Output columns whose input column is inside the image: x_lo..x_hi.
-    let x_lo = if off_x >= 0 {
-        0
-    } else {
-        ((-off_x) as usize).div_ceil(sw)
-    };
-    let x_hi = if (g.w as isize) <= off_x {
-        0
-    } else {
-        ((g.w as isize - off_x) as usize).div_ceil(sw).min(g.w_out)
-    };
-    for (y, out) in row.chunks_exact_mut(g.w_out).enumerate() {
-        let iy = (y * sh) as isize + off_y;
-        if iy < 0 || iy >= g.h as isize || x_lo >= x_hi {
-            out.fill(0.0);
-            continue;
+impl Phases {
+    fn of(g: &ConvGeom) -> Phases {
+        let (sh, sw) = (g.stride[0], g.stride[1]);
+        let hp = g.h + g.pads[0] + g.pads[2];
+        let wp = g.w + g.pads[1] + g.pads[3];
+        Phases {
+            sh,
+            sw,
+            c: g.c_in,
+            hq: hp.div_ceil(sh),
+            wq: wp.div_ceil(sw),
         }
-        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-        out[..x_lo].fill(0.0);
-        out[x_hi..].fill(0.0);
-        let start = (x_lo * sw) as isize + off_x;
-        if sw == 1 {
-            let s = start as usize;
-            out[x_lo..x_hi].copy_from_slice(&src[s..s + (x_hi - x_lo)]);
-        } else {
-            for (j, o) in out[x_lo..x_hi].iter_mut().enumerate() {
-                *o = src[start as usize + j * sw];
+    }
+
+    fn len(&self) -> usize {
+        self.sh * self.sw * self.c * self.hq * self.wq
+    }
+
+    /// Start of channel `c`'s image of phase `(py, px)`.
+    fn plane(&self, py: usize, px: usize, c: usize) -> usize {
+        ((py * self.sw + px) * self.c + c) * self.hq * self.wq
+    }
+
+    /// Writes every phase image of `x` (`[c_in, h, w]`), channels in parallel; cells past the
+    /// padded extent (when it does not divide by the stride) are zero and never read.
+    fn fill(&self, g: &ConvGeom, x: &[f32], out: &mut [f32]) {
+        let me = Phases { ..*self };
+        let g = *g;
+        let ptr = SendPtr(out.as_mut_ptr());
+        for_ranges(self.c, 1, move |b, e| {
+            for c in b..e {
+                let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+                for py in 0..me.sh {
+                    for px in 0..me.sw {
+                        let at = me.plane(py, px, c);
+                        // SAFETY: each task writes the planes of its own channels only.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(ptr.get().add(at), me.hq * me.wq)
+                        };
+                        me.fill_plane(&g, src, py, px, dst);
+                    }
+                }
             }
+        });
+    }
+
+    fn fill_plane(&self, g: &ConvGeom, src: &[f32], py: usize, px: usize, dst: &mut [f32]) {
+        for (i, row) in dst.chunks_exact_mut(self.wq).enumerate() {
+            // Padded row r = i*sh + py is input row r - pad_top.
+            let r = i * self.sh + py;
+            if r < g.pads[0] || r >= g.pads[0] + g.h {
+                row.fill(0.0);
+                continue;
+            }
+            let line = &src[(r - g.pads[0]) * g.w..(r - g.pads[0] + 1) * g.w];
+            // Padded column q = j*sw + px is input column q - pad_left.
+            for (j, d) in row.iter_mut().enumerate() {
+                let q = j * self.sw + px;
+                *d = if q >= g.pads[1] && q < g.pads[1] + g.w {
+                    line[q - g.pads[1]]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// Columns `c0..c0+n` of the column matrix of the group whose first input channel is `c_base`
+/// (`[cin_g*kh*kw, n]`, row stride `n`), copied out of the phase images.
+fn im2col_tile(
+    g: &ConvGeom,
+    ph: &Phases,
+    phases: &[f32],
+    c_base: usize,
+    c0: usize,
+    n: usize,
+    col: &mut [f32],
+) {
+    let rows = g.cin_g() * g.kh * g.kw;
+    for r in 0..rows {
+        let ci = r / (g.kh * g.kw);
+        let (ty, tx) = (
+            ((r / g.kw) % g.kh) * g.dilation[0],
+            (r % g.kw) * g.dilation[1],
+        );
+        let plane = &phases[ph.plane(ty % ph.sh, tx % ph.sw, c_base + ci)..][..ph.hq * ph.wq];
+        let (dy, dx) = (ty / ph.sh, tx / ph.sw);
+        let out = &mut col[r * n..(r + 1) * n];
+        // One contiguous copy per output row the tile touches.
+        let mut p = c0;
+        while p < c0 + n {
+            let (y, xs) = (p / g.w_out, p % g.w_out);
+            let len = (g.w_out - xs).min(c0 + n - p);
+            let src = (y + dy) * ph.wq + xs + dx;
+            out[p - c0..p - c0 + len].copy_from_slice(&plane[src..src + len]);
+            p += len;
         }
     }
 }
@@ -350,6 +332,58 @@ fn fill_row(g: &ConvGeom, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) 
 mod tests {
     use super::*;
     use crate::spec::Activation;
+
+    #[test]
+    #[ignore]
+    fn bench_stem() {
+        // ResNet's 7x7 stride-2 stem: the whole conv, then its im2col tiles alone.
+        let g = ConvGeom {
+            c_in: 3,
+            c_out: 64,
+            group: 1,
+            h: 224,
+            w: 224,
+            kh: 7,
+            kw: 7,
+            stride: [2, 2],
+            dilation: [1, 1],
+            pads: [3; 4],
+            h_out: 112,
+            w_out: 112,
+        };
+        let x: Vec<f32> = (0..3 * 224 * 224).map(|i| (i % 13) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..64 * 147).map(|i| (i % 7) as f32 * 0.01).collect();
+        let conv = GemmConv::new(g, w, Epilogue::default(), 1);
+        let mut scratch = vec![0.0; conv.scratch_len()];
+        let mut y = vec![0.0; 64 * 112 * 112];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                for _ in 0..10 {
+                    conv.run(&x, None, None, &mut y, &mut scratch);
+                }
+                eprintln!("stem conv {:?} (chunk {})", t.elapsed() / 10, conv.chunk);
+                let t = std::time::Instant::now();
+                let p = 112 * 112;
+                let ph = Phases::of(&g);
+                let (phases, cols) = scratch.split_at_mut(ph.len());
+                for _ in 0..10 {
+                    ph.fill(&g, &x, phases);
+                    let mut c0 = 0;
+                    while c0 < p {
+                        let n = conv.chunk.max(1).min(p - c0);
+                        im2col_tile(&g, &ph, phases, 0, c0, n, &mut cols[..147 * n]);
+                        c0 += n;
+                    }
+                }
+                eprintln!("stem phases + im2col tiles {:?}", t.elapsed() / 10);
+            }
+        });
+    }
 
     #[test]
     #[ignore]
@@ -382,7 +416,10 @@ mod tests {
             let n = 20;
             let t = std::time::Instant::now();
             for _ in 0..n {
-                im2col(&g, &x, &mut col);
+                let ph = Phases::of(&g);
+                let mut phases = vec![0.0; ph.len()];
+                ph.fill(&g, &x, &mut phases);
+                im2col_tile(&g, &ph, &phases, 0, 0, p, &mut col);
             }
             eprintln!("im2col {:?}", t.elapsed() / n);
             let t = std::time::Instant::now();
