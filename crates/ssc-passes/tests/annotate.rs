@@ -365,3 +365,36 @@ fn op_names_with_commas_survive_the_absorbed_list() {
         ["add,1%", "relu"]
     );
 }
+
+#[test]
+fn an_ssc_pair_fuses_the_branch_sum_and_the_skip_connection() {
+    // SSC output form: grouped conv (g), pointwise conv (p), their sum, the block's skip
+    // connection, Relu. The pointwise conv runs last, so it takes both Adds and the Relu; names
+    // with commas survive the annotation's list encoding.
+    let (m, r) = annotated(
+        r#"
+model ir_version=8
+opset 17
+graph main(%"x,0": float[1,4,6,6]) -> (%y: float[1,4,6,6]) {
+  init %wg: float[4,2,3,3] = seeded(2)
+  init %bg: float[4] = [0.5, -0.25, 0.125, 1]
+  init %wp: float[4,4,1,1] = seeded(3)
+  %g = Conv(%"x,0", %wg, %bg) {group=2, kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="grouped"
+  %p = Conv(%"x,0", %wp) {kernel_shape=[1, 1]} name="pointwise"
+  %"s,1" = Add(%g, %p) name="sum"
+  %a = Add(%"s,1", %"x,0") name="skip"
+  %y = Relu(%a) name="relu"
+}
+"#,
+    );
+    assert_eq!(r.epilogues, 2);
+    assert_eq!(epilogue_of(op(&m, "grouped")), epi(vec![Bias], "g", &[]));
+    assert_eq!(
+        epilogue_of(op(&m, "pointwise")),
+        epi(
+            vec![Add("g".into()), Add("x,0".into()), Relu],
+            "y",
+            &["sum", "skip", "relu"]
+        )
+    );
+}
