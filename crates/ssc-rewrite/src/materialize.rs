@@ -269,51 +269,14 @@ fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             }
         }
         WeightOp::Crop { begin, end } => {
-            let ks = &dims[2..];
-            let nk: Vec<usize> = begin.iter().zip(end).map(|(b, e)| e - b).collect();
-            let ninner: usize = nk.iter().product();
-            let kernels = dims[0] * dims[1];
-            let mut data = Vec::with_capacity(kernels * ninner);
-            for k in 0..kernels {
-                for t in 0..ninner {
-                    // Tap t of the cropped kernel, row-major, shifted by `begin` per axis.
-                    let (mut rest, mut src_t, mut stride) = (t, 0usize, 1usize);
-                    for d in (0..nk.len()).rev() {
-                        let idx = rest % nk[d] + begin[d];
-                        rest /= nk[d];
-                        src_t += idx * stride;
-                        stride *= ks[d];
-                    }
-                    data.push(src.data[k * inner + src_t]);
-                }
-            }
-            let mut nd = dims[..2].to_vec();
-            nd.extend(nk);
-            Dense { dims: nd, data }
+            let taps: Vec<Vec<usize>> = begin
+                .iter()
+                .zip(end)
+                .map(|(&b, &e)| (b..e).collect())
+                .collect();
+            pick_taps(src, dims, inner, &taps)
         }
-        WeightOp::Taps { taps } => {
-            let ks = &dims[2..];
-            let nk: Vec<usize> = taps.iter().map(Vec::len).collect();
-            let ninner: usize = nk.iter().product();
-            let kernels = dims[0] * dims[1];
-            let mut data = Vec::with_capacity(kernels * ninner);
-            for k in 0..kernels {
-                for t in 0..ninner {
-                    // Tap t of the picked kernel, row-major, mapped through `taps` per axis.
-                    let (mut rest, mut src_t, mut stride) = (t, 0usize, 1usize);
-                    for d in (0..nk.len()).rev() {
-                        let idx = taps[d][rest % nk[d]];
-                        rest /= nk[d];
-                        src_t += idx * stride;
-                        stride *= ks[d];
-                    }
-                    data.push(src.data[k * inner + src_t]);
-                }
-            }
-            let mut nd = dims[..2].to_vec();
-            nd.extend(nk);
-            Dense { dims: nd, data }
-        }
+        WeightOp::Taps { taps } => pick_taps(src, dims, inner, taps),
         WeightOp::ZeroTap { tap } => {
             // Row-major offset of the tap inside one kernel.
             let at = tap
@@ -382,6 +345,33 @@ fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
 }
 
 /// Whether class `c` is a constant (a weight, a symbolic weight or a literal).
+/// The kernels of `src` (dims `[o, i, k...]`, `inner` elements per kernel) restricted to the
+/// listed taps per spatial axis: the result has `taps[d].len()` taps along axis `d`, tap `j`
+/// being source tap `taps[d][j]` (a crop is a contiguous list).
+fn pick_taps(src: &Dense, dims: &[usize], inner: usize, taps: &[Vec<usize>]) -> Dense {
+    let ks = &dims[2..];
+    let nk: Vec<usize> = taps.iter().map(Vec::len).collect();
+    let ninner: usize = nk.iter().product();
+    let kernels = dims[0] * dims[1];
+    let mut data = Vec::with_capacity(kernels * ninner);
+    for k in 0..kernels {
+        for t in 0..ninner {
+            // Tap t of the picked kernel, row-major, mapped through `taps` per axis.
+            let (mut rest, mut src_t, mut stride) = (t, 0usize, 1usize);
+            for d in (0..nk.len()).rev() {
+                let idx = taps[d][rest % nk[d]];
+                rest /= nk[d];
+                src_t += idx * stride;
+                stride *= ks[d];
+            }
+            data.push(src.data[k * inner + src_t]);
+        }
+    }
+    let mut nd = dims[..2].to_vec();
+    nd.extend(nk);
+    Dense { dims: nd, data }
+}
+
 fn is_const(egraph: &EGraph<SscNode, SscAnalysis>, choice: &HashMap<Id, SscNode>, c: Id) -> bool {
     matches!(
         choice.get(&egraph.find(c)),
