@@ -13,7 +13,7 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::{Attribute, IrError, Tensor, ValueType};
+use crate::{Attribute, DataType, IrError, Tensor, ValueType};
 
 /// Identifies a value (a tensor flowing through the graph).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -509,6 +509,26 @@ impl Graph {
             .collect();
         uses.sort_by_key(|&(o, u)| (self.op(o).order, o, u));
         uses
+    }
+
+    /// The single op input reading `v`, when that is `v`'s only use: not a graph output, not
+    /// read by a subgraph, not read twice. Rewrites that absorb a producer into its consumer
+    /// (and the JIT's fused epilogues) need this.
+    pub fn sole_consumer(&self, v: ValueId) -> Option<(OpId, usize)> {
+        if self.is_graph_output(v) || self.is_captured(v) {
+            return None;
+        }
+        match self.consumers(v).as_slice() {
+            [(op, Use::Input(slot))] => Some((*op, *slot)),
+            _ => None,
+        }
+    }
+
+    /// The fully static shape of `v`, when its declared type is a tensor of element type
+    /// `elem` with every dimension known.
+    pub fn static_shape(&self, v: ValueId, elem: DataType) -> Option<Vec<usize>> {
+        let t = self.value(v).ty.as_ref()?.tensor()?;
+        (t.elem == elem).then(|| t.static_shape())?
     }
 
     /// True when some subgraph reads `v` by name, so it cannot be renamed or replaced.

@@ -125,11 +125,7 @@ pub(crate) struct Plan {
 }
 
 fn static_f32(g: &Graph, v: ValueId) -> Option<Vec<usize>> {
-    let t = g.value(v).ty.as_ref()?.tensor()?;
-    if t.elem != DataType::Float {
-        return None;
-    }
-    t.static_shape()
+    g.static_shape(v, DataType::Float)
 }
 
 fn value_dims(g: &Graph, v: ValueId) -> Option<(DataType, Option<Vec<usize>>)> {
@@ -218,54 +214,14 @@ struct Chain {
     output: ValueId,
 }
 
-/// The activation an op applies, if it is one the epilogues support with constant parameters.
+/// The activation `op` applies, if it is one the kernels fuse (read by the same analysis that
+/// writes the `epilogue` annotations).
 fn activation_of(g: &Graph, op: OpId, opset: i64) -> Option<Activation> {
-    let o = g.op(op);
-    let d = &o.desc;
-    if !d.is_onnx() {
-        return None;
-    }
-    match d.op_type.as_str() {
-        "Relu" => Some(Activation::Relu),
-        "LeakyRelu" => Some(Activation::LeakyRelu(
-            d.get_float("alpha").ok()?.unwrap_or(0.01),
-        )),
-        "Clip" => {
-            if opset < 11 {
-                let lo = d.get_float("min").ok()?.unwrap_or(f32::NEG_INFINITY);
-                let hi = d.get_float("max").ok()?.unwrap_or(f32::INFINITY);
-                Some(Activation::Clip(lo, hi))
-            } else {
-                let bound = |slot: usize, dflt: f32| -> Option<f32> {
-                    match o.input(slot) {
-                        None => Some(dflt),
-                        Some(v) => {
-                            let t = g.constant(v)?;
-                            if t.dtype != DataType::Float || t.numel() != 1 {
-                                return None;
-                            }
-                            t.to_f32_vec()?.first().copied()
-                        }
-                    }
-                };
-                Some(Activation::Clip(
-                    bound(1, f32::NEG_INFINITY)?,
-                    bound(2, f32::INFINITY)?,
-                ))
-            }
-        }
-        _ => None,
-    }
-}
-
-/// The single consumer of `v`, if `v` has exactly one use and is not a graph output.
-fn sole_consumer(g: &Graph, v: ValueId) -> Option<OpId> {
-    if g.is_graph_output(v) || g.is_captured(v) {
-        return None;
-    }
-    match g.consumers(v).as_slice() {
-        [(op, _)] => Some(*op),
-        _ => None,
+    match ssc_passes::activation_step(g, op, opset)? {
+        EpilogueStep::Relu => Some(Activation::Relu),
+        EpilogueStep::Clip(lo, hi) => Some(Activation::Clip(lo, hi)),
+        EpilogueStep::LeakyRelu(a) => Some(Activation::LeakyRelu(a)),
+        EpilogueStep::Bias | EpilogueStep::Add(_) => None,
     }
 }
 
@@ -291,8 +247,8 @@ fn fusion_chain(g: &Graph, op: OpId, opset: i64, ready: &HashSet<ValueId>) -> Ch
     for step in &ann.steps {
         let next = match step {
             EpilogueStep::Bias => continue,
-            _ => match sole_consumer(g, cur) {
-                Some(n) => n,
+            _ => match g.sole_consumer(cur) {
+                Some((n, _)) => n,
                 None => break,
             },
         };

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 
 use ssc_ir::{AttrValue, DataType, Graph, Model, OpDesc, OpId, Tensor, TensorData, ValueId};
 
-use crate::util::sole_consumer;
+use crate::util::is_onnx_op;
 
 /// Annotation key: the epilogue's steps.
 pub const EPILOGUE: &str = "epilogue";
@@ -236,12 +236,6 @@ fn unescape(name: &str) -> String {
     name.replace("%2C", ",").replace("%25", "%")
 }
 
-/// The static shape of `v` when it is a float tensor.
-fn float_shape(g: &Graph, v: ValueId) -> Option<Vec<usize>> {
-    let tt = g.value(v).ty.as_ref()?.tensor()?;
-    (tt.elem == DataType::Float).then(|| tt.static_shape())?
-}
-
 fn is_float(g: &Graph, v: ValueId) -> bool {
     g.value(v)
         .ty
@@ -278,12 +272,18 @@ fn epilogue(
     // Up to two residual Adds of exactly the output's shape (an SSC pair's branch sum, then
     // the block's skip connection), each with an operand that exists before `op` runs.
     for _ in 0..2 {
-        let Some((add, slot)) = sole_consumer(g, cur).filter(|&(c, _)| onnx_op(g, c, "Add")) else {
+        let Some((add, slot)) = g
+            .sole_consumer(cur)
+            .filter(|&(c, _)| is_onnx_op(g, c, "Add"))
+        else {
             break;
         };
         let a = g.op(add);
-        let ([_, _], Some(shape), Some(out)) = (a.inputs(), float_shape(g, cur), a.output(0))
-        else {
+        let ([_, _], Some(shape), Some(out)) = (
+            a.inputs(),
+            g.static_shape(cur, DataType::Float),
+            a.output(0),
+        ) else {
             break;
         };
         let earlier = |v: ValueId| match g.producer(v) {
@@ -291,7 +291,9 @@ fn epilogue(
             Some((p, _)) => position.get(&p) < position.get(&op),
         };
         let other = a.input(1 - slot).filter(|&v| v != cur && earlier(v));
-        let Some(other) = other.filter(|&v| float_shape(g, v).as_ref() == Some(&shape)) else {
+        let Some(other) =
+            other.filter(|&v| g.static_shape(v, DataType::Float).as_ref() == Some(&shape))
+        else {
             break;
         };
         steps.push(EpilogueStep::Add(g.value(other).name.clone()));
@@ -299,8 +301,8 @@ fn epilogue(
         cur = out;
     }
     // One activation.
-    if let Some((act, _)) = sole_consumer(g, cur) {
-        if let Some(step) = activation(g, act, opset) {
+    if let Some((act, _)) = g.sole_consumer(cur) {
+        if let Some(step) = activation_step(g, act, opset) {
             if let Some(out) = g.op(act).output(0) {
                 steps.push(step);
                 absorbed.push(g.op_label(act));
@@ -315,13 +317,10 @@ fn epilogue(
     })
 }
 
-fn onnx_op(g: &Graph, op: OpId, op_type: &str) -> bool {
-    let d = &g.op(op).desc;
-    d.is_onnx() && d.op_type == op_type
-}
-
-/// The activation step `op` computes on its first input, if it is one the JIT fuses.
-fn activation(g: &Graph, op: OpId, opset: i64) -> Option<EpilogueStep> {
+/// The activation `op` applies elementwise to its first input, as an epilogue step, when it is
+/// one the JIT fuses: Relu, LeakyRelu, or Clip with constant bounds (an absent bound is no
+/// bound, in every opset).
+pub fn activation_step(g: &Graph, op: OpId, opset: i64) -> Option<EpilogueStep> {
     let o = g.op(op);
     let d = &o.desc;
     if !d.is_onnx() || o.outputs().len() != 1 {
@@ -341,8 +340,10 @@ fn activation(g: &Graph, op: OpId, opset: i64) -> Option<EpilogueStep> {
             if o.inputs().len() != 1 {
                 return None;
             }
-            let lo = float_attr("min")?.unwrap_or(f32::MIN);
-            let hi = float_attr("max")?.unwrap_or(f32::MAX);
+            // Unbounded by default, as the reference executor computes Clip-6 (which only
+            // differs from the spec's numeric-limit defaults on infinite inputs).
+            let lo = float_attr("min")?.unwrap_or(f32::NEG_INFINITY);
+            let hi = float_attr("max")?.unwrap_or(f32::INFINITY);
             Some(EpilogueStep::Clip(lo, hi))
         }
         "Clip" => {

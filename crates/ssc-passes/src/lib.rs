@@ -23,8 +23,8 @@ mod pipeline;
 mod util;
 
 pub use annotate::{
-    annotate_for_jit, epilogue_of, sparse_density_of, AnnotateReport, EpilogueAnnotation,
-    EpilogueStep, SparseLayer,
+    activation_step, annotate_for_jit, epilogue_of, sparse_density_of, AnnotateReport,
+    EpilogueAnnotation, EpilogueStep, SparseLayer,
 };
 pub use cast::cast_tensor;
 pub use error::PassError;

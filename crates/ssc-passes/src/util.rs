@@ -19,18 +19,6 @@ pub(crate) fn is_onnx_op(g: &Graph, op: OpId, op_type: &str) -> bool {
     }
 }
 
-/// The single op input reading `v`, when that is `v`'s only use: not a graph output, not read by
-/// a subgraph, not read twice. Rewrites that absorb a producer into its consumer need this.
-pub(crate) fn sole_consumer(g: &Graph, v: ValueId) -> Option<(OpId, usize)> {
-    if g.is_graph_output(v) || g.is_captured(v) {
-        return None;
-    }
-    match g.consumers(v).as_slice() {
-        [(op, Use::Input(slot))] => Some((*op, *slot)),
-        _ => None,
-    }
-}
-
 /// True when `v` is used only by input slots of `op` (so changing `v` affects nobody else).
 pub(crate) fn used_only_by(g: &Graph, v: ValueId, op: OpId) -> bool {
     !g.is_graph_output(v)

@@ -263,6 +263,17 @@ fn clip_and_leaky_relu_activations() {
         epilogue_of(op(&m, "conv")),
         epi(vec![Bias, Clip(0.0, 6.0)], "y", &["clip"])
     );
+    // Opset 6 without attributes: unbounded, as the reference executor computes it, and the
+    // infinite bounds survive the annotation text.
+    let (m, _) = annotated(&conv_then("%y", "  %y = Clip(%c) name=\"clip\"", 6));
+    assert_eq!(
+        epilogue_of(op(&m, "conv")),
+        epi(
+            vec![Bias, Clip(f32::NEG_INFINITY, f32::INFINITY)],
+            "y",
+            &["clip"]
+        )
+    );
     let (m, _) = annotated(&conv_then(
         "%y",
         "  %a = Add(%c, %r) name=\"add\"\n  %y = LeakyRelu(%a) {alpha=0.2} name=\"lrelu\"",

@@ -15,7 +15,7 @@ pub(crate) mod fold_shape_arith;
 
 use ssc_ir::{DataType, Graph, OpId, Tensor, ValueId};
 
-use crate::util::{is_onnx_op, new_initializer, remove_if_dangling, sole_consumer, used_only_by};
+use crate::util::{is_onnx_op, new_initializer, remove_if_dangling, used_only_by};
 use crate::PassError;
 
 /// Removes pass-through `op` (reading `x`, writing `y`) so readers of `y` read `x`. Returns
@@ -81,7 +81,7 @@ pub(crate) fn conv_site(g: &Graph, x: ValueId, consumer: OpId, slot: usize) -> O
     let (conv, 0) = g.producer(x)? else {
         return None;
     };
-    if !is_onnx_op(g, conv, "Conv") || sole_consumer(g, x) != Some((consumer, slot)) {
+    if !is_onnx_op(g, conv, "Conv") || g.sole_consumer(x) != Some((consumer, slot)) {
         return None;
     }
     let c = g.op(conv);
