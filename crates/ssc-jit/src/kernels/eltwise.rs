@@ -1,7 +1,7 @@
 //! Stand-alone elementwise ops on f32 tensors of static shape (the ones no convolution epilogue
 //! absorbed): numpy-broadcasting binaries and the common activations.
 
-use crate::kernels::par::{for_ranges, SendPtr};
+use crate::kernels::par::par_units;
 
 /// A binary arithmetic op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,20 +91,15 @@ pub(crate) fn map<F: Fn(f32) -> f32 + Sync + Send + Copy>(
     out: &mut [f32],
     f: F,
 ) {
-    let ptr = SendPtr(out.as_mut_ptr());
-    for_ranges(out.len(), 1 << 14, move |b, e| {
-        // SAFETY: disjoint element ranges of `out`.
-        let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(b), e - b) };
-        match x {
-            Some(x) => {
-                for (o, &v) in o.iter_mut().zip(&x[b..e]) {
-                    *o = f(v);
-                }
+    par_units(out, 1, 1 << 14, |b, o| match x {
+        Some(x) => {
+            for (o, &v) in o.iter_mut().zip(&x[b..]) {
+                *o = f(v);
             }
-            None => {
-                for o in o {
-                    *o = f(*o);
-                }
+        }
+        None => {
+            for o in o {
+                *o = f(*o);
             }
         }
     });
@@ -201,11 +196,8 @@ impl Binary {
     ) {
         let n = out.len();
         if a.len() == n && b.len() == n {
-            let ptr = SendPtr(out.as_mut_ptr());
-            for_ranges(n, 1 << 14, move |s, e| {
-                // SAFETY: disjoint element ranges of `out`.
-                let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(s), e - s) };
-                for ((o, &x), &y) in o.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
+            par_units(out, 1, 1 << 14, |s, o| {
+                for ((o, &x), &y) in o.iter_mut().zip(&a[s..]).zip(&b[s..]) {
                     *o = op(x, y);
                 }
             });
@@ -218,10 +210,8 @@ impl Binary {
         }
         let inner = self.out_dims[rank - 1];
         let (ia, ib) = (self.sa[rank - 1], self.sb[rank - 1]);
-        let rows = n / inner.max(1);
-        let ptr = SendPtr(out.as_mut_ptr());
-        for_ranges(rows, 64, move |rb, re| {
-            for r in rb..re {
+        par_units(out, inner, 64, |rb, part| {
+            for (r, o) in (rb..).zip(part.chunks_exact_mut(inner.max(1))) {
                 // Offsets of row r in each input.
                 let (mut oa, mut ob) = (0usize, 0usize);
                 let mut rem = r;
@@ -231,8 +221,6 @@ impl Binary {
                     oa += i * self.sa[d];
                     ob += i * self.sb[d];
                 }
-                // SAFETY: each task writes its own rows [rb, re).
-                let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * inner), inner) };
                 for (j, o) in o.iter_mut().enumerate() {
                     *o = op(a[oa + j * ia], b[ob + j * ib]);
                 }
@@ -245,14 +233,10 @@ impl Binary {
 /// four parameters folded into two at compile time).
 pub(crate) fn affine(x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32], inner: usize) {
     let c = scale.len();
-    let planes = out.len() / inner.max(1);
-    let ptr = SendPtr(out.as_mut_ptr());
-    for_ranges(planes, 4, move |b, e| {
-        for p in b..e {
+    par_units(out, inner, 4, |b, part| {
+        for (p, o) in (b..).zip(part.chunks_exact_mut(inner.max(1))) {
             let ch = p % c;
             let (a, s) = (scale[ch], shift[ch]);
-            // SAFETY: each task writes its own planes [b, e).
-            let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(p * inner), inner) };
             for (o, &v) in o.iter_mut().zip(&x[p * inner..(p + 1) * inner]) {
                 *o = v * a + s;
             }

@@ -2,7 +2,7 @@
 //! crate, with the bias and residual preloaded into the destination and the activation applied
 //! per channel block while it is still in cache.
 
-use crate::kernels::par::{for_ranges, SendPtr};
+use crate::kernels::par::{for_ranges, par_units, SendPtr};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// A dense (possibly grouped) convolution with its weights in GEMM layout.
@@ -188,11 +188,7 @@ pub(crate) fn preload(
     if residual.is_none() && bias.is_none() {
         return;
     }
-    let c = out.len() / p.max(1);
-    let ptr = SendPtr(out.as_mut_ptr());
-    for_ranges(c, 8, move |b, e| {
-        // SAFETY: each task writes channels [b, e) only; ranges are disjoint.
-        let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(b * p), (e - b) * p) };
+    par_units(out, p, 8, |b, out| {
         for (i, ch) in out.chunks_exact_mut(p).enumerate() {
             let bv = bias.map_or(0.0, |bs| bs[b + i]);
             let (lo, hi) = ((b + i) * p, (b + i + 1) * p);

@@ -42,3 +42,31 @@ pub(crate) fn for_ranges(n: usize, min_part: usize, f: impl Fn(usize, usize) + S
         }
     });
 }
+
+/// Splits `out` into parts of whole `unit`-element units (about 4 parts per thread, each at
+/// least `min_units` units) and runs `f(first_unit, part)` on each in parallel, or `f(0, out)`
+/// on one thread or a small `out`: the safe form of a kernel's parallel loop over rows,
+/// channels or elements of its output.
+pub(crate) fn par_units(
+    out: &mut [f32],
+    unit: usize,
+    min_units: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    let unit = unit.max(1);
+    let n = out.len() / unit;
+    let threads = rayon::current_num_threads();
+    let parts = if threads <= 1 {
+        1
+    } else {
+        (4 * threads).min(n.div_ceil(min_units.max(1))).max(1)
+    };
+    if parts <= 1 {
+        f(0, out);
+        return;
+    }
+    let per = n.div_ceil(parts);
+    out.par_chunks_mut(per * unit)
+        .enumerate()
+        .for_each(|(i, part)| f(i * per, part));
+}

@@ -1,6 +1,6 @@
 //! 2-D max and average pooling (windowed and global) on NCHW images, parallel over channels.
 
-use crate::kernels::par::{for_ranges, SendPtr};
+use crate::kernels::par::par_units;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,11 +39,9 @@ impl Pool {
         let g = self.geom;
         let kind = self.kind;
         let (ip, op) = (g.h * g.w, g.h_out * g.w_out);
-        let ptr = SendPtr(output.as_mut_ptr());
-        for_ranges(g.c, 4, move |b, e| {
-            for c in b..e {
-                // SAFETY: each task writes its own channels [b, e).
-                let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(c * op), op) };
+        par_units(output, op, 4, |b, out| {
+            for (i, out) in out.chunks_exact_mut(op).enumerate() {
+                let c = b + i;
                 let plane = &input[c * ip..(c + 1) * ip];
                 // The fast max is `maxss` (branch-free, but it drops a NaN operand); a plane
                 // holding a NaN takes the NaN-propagating path, as the reference computes it.
