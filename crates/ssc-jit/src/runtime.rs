@@ -114,6 +114,25 @@ pub(crate) fn execute(
     Ok(())
 }
 
+/// Runs a one-image kernel over a batch: image `n` of the input (`in_len` elements), of each
+/// residual and of the output (`out_len` elements each).
+fn per_image(
+    (batch, in_len, out_len): (usize, usize, usize),
+    x: &[f32],
+    residuals: [Option<&[f32]>; 2],
+    y: &mut [f32],
+    mut f: impl FnMut(&[f32], [Option<&[f32]>; 2], &mut [f32]),
+) {
+    for n in 0..batch {
+        let (lo, hi) = (n * out_len, (n + 1) * out_len);
+        f(
+            &x[n * in_len..(n + 1) * in_len],
+            residuals.map(|r| r.map(|r| &r[lo..hi])),
+            &mut y[lo..hi],
+        );
+    }
+}
+
 fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
     let arena = st.arena.as_mut_ptr();
     let inp = |i: usize| read(plan, arena, step.inputs[i].expect("native input"));
@@ -131,49 +150,37 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             batch,
             in_len,
             out_len,
-        } => {
-            let (x, r, r2, y) = (inp(0), opt_in(1), opt_in(2), out());
-            for n in 0..*batch {
-                let (lo, hi) = (n * out_len, (n + 1) * out_len);
-                k.run(
-                    &x[n * in_len..(n + 1) * in_len],
-                    r.map(|r| &r[lo..hi]),
-                    r2.map(|r| &r[lo..hi]),
-                    &mut y[n * out_len..(n + 1) * out_len],
-                    &mut st.scratch,
-                );
-            }
-        }
+        } => per_image(
+            (*batch, *in_len, *out_len),
+            inp(0),
+            [opt_in(1), opt_in(2)],
+            out(),
+            |x, [r, r2], y| k.run(x, r, r2, y, &mut st.scratch),
+        ),
         Kernel::StreamConv {
             k,
             batch,
             in_len,
             out_len,
-        } => {
-            let (x, r, y) = (inp(0), opt_in(1), out());
-            for n in 0..*batch {
-                k.run(
-                    &x[n * in_len..(n + 1) * in_len],
-                    r.map(|r| &r[n * out_len..(n + 1) * out_len]),
-                    &mut y[n * out_len..(n + 1) * out_len],
-                    &mut st.scratch,
-                );
-            }
-        }
+        } => per_image(
+            (*batch, *in_len, *out_len),
+            inp(0),
+            [opt_in(1), None],
+            out(),
+            |x, [r, _], y| k.run(x, r, y, &mut st.scratch),
+        ),
         Kernel::Pool {
             k,
             batch,
             in_len,
             out_len,
-        } => {
-            let (x, y) = (inp(0), out());
-            for n in 0..*batch {
-                k.run(
-                    &x[n * in_len..(n + 1) * in_len],
-                    &mut y[n * out_len..(n + 1) * out_len],
-                );
-            }
-        }
+        } => per_image(
+            (*batch, *in_len, *out_len),
+            inp(0),
+            [None, None],
+            out(),
+            |x, _, y| k.run(x, y),
+        ),
         Kernel::GlobalPool { max, p } => pool::global_pool(inp(0), out(), *p, *max),
         Kernel::Binary(k) => k.run(inp(0), inp(1), out()),
         Kernel::Unary(u) => eltwise::unary(*u, inp(0), out()),
