@@ -67,6 +67,9 @@ pub struct JitOptions {
     pub sparse_threshold: f32,
     /// Never use the Cranelift convolution kernels (to compare against the GEMM path).
     pub dense_only: bool,
+    /// Compute dense 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (fewer multiplies,
+    /// results within ~1e-6 relative of the direct sum); off means im2col + GEMM for them.
+    pub winograd: bool,
 }
 
 impl Default for JitOptions {
@@ -76,6 +79,7 @@ impl Default for JitOptions {
             input_shapes: Vec::new(),
             sparse_threshold: DEFAULT_SPARSE_THRESHOLD,
             dense_only: false,
+            winograd: true,
         }
     }
 }

@@ -833,7 +833,13 @@ fn lower_native(
                 ),
                 other => (
                     Kernel::GemmConv {
-                        k: GemmConv::new(gm, parts.weights, epi, opts.threads.max(1)),
+                        k: GemmConv::new(
+                            gm,
+                            parts.weights,
+                            epi,
+                            opts.threads.max(1),
+                            opts.winograd,
+                        ),
                         batch: parts.batch,
                         in_len,
                         out_len,
@@ -846,6 +852,7 @@ fn lower_native(
             };
             let kind = match &kernel {
                 Kernel::StreamConv { .. } => "cranelift",
+                Kernel::GemmConv { k, .. } if k.is_winograd() => "winograd",
                 _ => "gemm",
             };
             Some(Native {

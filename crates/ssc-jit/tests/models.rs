@@ -116,3 +116,46 @@ fn gemm_only_path_matches_too() {
         check(&path.display().to_string(), &m, 2, true);
     }
 }
+
+#[test]
+fn winograd_layers_match_the_reference() {
+    // F(2x2, 3x3) changes the summation (transforms, then 16 products per tile), so check
+    // that the committed models exercise it, fused epilogues included, within the same
+    // tolerance; and that turning it off reaches the same answer through im2col.
+    let mut layers = 0;
+    for path in models() {
+        let m = ssc_onnx::load(&path).unwrap().model;
+        let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
+        let n = c
+            .steps()
+            .iter()
+            .filter(|s| s.kernel.contains("winograd"))
+            .count();
+        if n == 0 {
+            continue;
+        }
+        layers += n;
+        eprintln!("{}: {n} Winograd layers", path.display());
+        let name = path.display().to_string();
+        check(&name, &m, 2, false);
+        let feeds = inputs(&m, 11);
+        let on = c.run(&feeds).unwrap();
+        let off = CompiledModel::compile(
+            &m,
+            &JitOptions {
+                winograd: false,
+                ..JitOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(off.steps().iter().all(|s| !s.kernel.contains("winograd")));
+        for ((_, a), (_, b)) in on.iter().zip(&off.run(&feeds).unwrap()) {
+            let e = rel_err(b, a);
+            assert!(e <= RTOL, "{name}: Winograd vs im2col off by {e:.3e}");
+        }
+    }
+    assert!(
+        layers >= 3,
+        "only {layers} Winograd layers in the committed models"
+    );
+}

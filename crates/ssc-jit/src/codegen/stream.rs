@@ -68,6 +68,8 @@ use rayon::prelude::*;
 
 use super::emit::{build_table, build_unrolled, Terms};
 use super::{CodeHolder, Jit};
+use crate::kernels::epilogue;
+use crate::kernels::par::simd;
 use crate::spec::{Activation, ConvGeom, Epilogue};
 use crate::JitError;
 
@@ -517,10 +519,15 @@ impl StreamConv {
         if parts <= 1 || hi - lo <= 1 {
             let chan_len = self.phases.len() * self.wq * self.hq;
             let hw = self.geom.h * self.geom.w;
-            for (k, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
-                let ic = lo + k;
-                self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, true);
-            }
+            simd(
+                #[inline(always)]
+                || {
+                    for (k, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
+                        let ic = lo + k;
+                        self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, true);
+                    }
+                },
+            );
             return;
         }
         let left = parts / 2;
@@ -536,6 +543,7 @@ impl StreamConv {
 
     /// Writes the phase planes of one input channel `src` (`h*w`) into `dst`; with `!borders`
     /// only the image part (the zero borders are already in place from an earlier fill).
+    #[inline(always)]
     fn fill_channel(&self, src: &[f32], dst: &mut [f32], borders: bool) {
         let (sw, wq) = (self.sw, self.wq);
         // Strided: deinterleave whole zero-padded rows staged in a stack buffer.
@@ -630,10 +638,12 @@ impl StreamConv {
         }
     }
 
+    #[inline(always)]
     fn fill_strided<const S: usize>(&self, src: &[f32], dst: &mut [f32], borders: bool) {
         self.fill_rows::<S>(src, dst, borders, S);
     }
 
+    #[inline(always)]
     fn fill_strided_dyn(&self, src: &[f32], dst: &mut [f32], borders: bool) {
         self.fill_rows::<0>(src, dst, borders, self.sw);
     }
@@ -641,6 +651,7 @@ impl StreamConv {
     /// Fills the planes of group `grp` into `slot` (`group_stride` floats, offsets relative to
     /// its start). With `borders`, also the zero borders and the `tile` floats of slack after the
     /// planes; without, those must be left from an earlier fill of the same slot.
+    #[inline(always)]
     fn fill_group(&self, grp: usize, input: &[f32], slot: &mut [f32], borders: bool) {
         let g = &self.geom;
         let cin_g = g.cin_g();
@@ -704,8 +715,28 @@ impl StreamConv {
         );
     }
 
+    /// Output channels `lo..hi`: fills, generated kernel calls and epilogues, with the Rust
+    /// parts compiled for AVX2 where the host has it.
     #[allow(clippy::too_many_arguments)]
     fn run_channels(
+        &self,
+        lo: usize,
+        hi: usize,
+        shared: &[f32],
+        slots: &mut [f32],
+        input: &[f32],
+        res: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        simd(
+            #[inline(always)]
+            || self.run_channels_body(lo, hi, shared, slots, input, res, out),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn run_channels_body(
         &self,
         lo: usize,
         hi: usize,
@@ -725,7 +756,7 @@ impl StreamConv {
             let r = res.map(|r| &r[(oc - lo) * hw..(oc - lo + 1) * hw]);
             let bias = self.bias[oc];
             if let Chan::Zero = self.chans[oc] {
-                epilogue(None, bias, r, o, self.act);
+                epilogue(None, bias, [r, None], o, self.act);
                 continue;
             }
             let pad: &[f32] = if self.fused {
@@ -770,7 +801,7 @@ impl StreamConv {
                     epilogue(
                         Some(&buf[yy * wq..yy * wq + wo]),
                         bias,
-                        r.map(|r| &r[y * wo..(y + 1) * wo]),
+                        [r.map(|r| &r[y * wo..(y + 1) * wo]), None],
                         &mut o[y * wo..(y + 1) * wo],
                         self.act,
                     );
@@ -797,46 +828,5 @@ fn copy_row(d: &mut [f32], s: &[f32]) {
     }
     for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
         *a = *b;
-    }
-}
-
-/// `out = act(acc + bias + res)` (missing `acc` is 0), with the activation dispatched outside the
-/// loop so each variant vectorises.
-fn epilogue(acc: Option<&[f32]>, bias: f32, res: Option<&[f32]>, out: &mut [f32], act: Activation) {
-    match act {
-        Activation::None => epi_with(acc, bias, res, out, |x| x),
-        Activation::Relu => epi_with(acc, bias, res, out, |x| x.max(0.0)),
-        Activation::Clip(lo, hi) => epi_with(acc, bias, res, out, |x| x.max(lo).min(hi)),
-        Activation::LeakyRelu(a) => {
-            epi_with(acc, bias, res, out, |x| if x >= 0.0 { x } else { a * x })
-        }
-    }
-}
-
-#[inline(always)]
-fn epi_with(
-    acc: Option<&[f32]>,
-    bias: f32,
-    res: Option<&[f32]>,
-    out: &mut [f32],
-    f: impl Fn(f32) -> f32,
-) {
-    match (acc, res) {
-        (Some(a), Some(r)) => {
-            for ((o, &a), &r) in out.iter_mut().zip(a).zip(r) {
-                *o = f(a + bias + r);
-            }
-        }
-        (Some(a), None) => {
-            for (o, &a) in out.iter_mut().zip(a) {
-                *o = f(a + bias);
-            }
-        }
-        (None, Some(r)) => {
-            for (o, &r) in out.iter_mut().zip(r) {
-                *o = f(0.0 + bias + r);
-            }
-        }
-        (None, None) => out.fill(f(0.0 + bias)),
     }
 }

@@ -91,18 +91,24 @@ pub(crate) fn map<F: Fn(f32) -> f32 + Sync + Send + Copy>(
     out: &mut [f32],
     f: F,
 ) {
-    par_units(out, 1, 1 << 14, |b, o| match x {
-        Some(x) => {
-            for (o, &v) in o.iter_mut().zip(&x[b..]) {
-                *o = f(v);
+    par_units(
+        out,
+        1,
+        1 << 14,
+        #[inline(always)]
+        |b, o| match x {
+            Some(x) => {
+                for (o, &v) in o.iter_mut().zip(&x[b..]) {
+                    *o = f(v);
+                }
             }
-        }
-        None => {
-            for o in o {
-                *o = f(*o);
+            None => {
+                for o in o {
+                    *o = f(*o);
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// Applies an activation (`Activation::apply`, one loop per kind) from `x` or in place.
@@ -196,11 +202,17 @@ impl Binary {
     ) {
         let n = out.len();
         if a.len() == n && b.len() == n {
-            par_units(out, 1, 1 << 14, |s, o| {
-                for ((o, &x), &y) in o.iter_mut().zip(&a[s..]).zip(&b[s..]) {
-                    *o = op(x, y);
-                }
-            });
+            par_units(
+                out,
+                1,
+                1 << 14,
+                #[inline(always)]
+                |s, o| {
+                    for ((o, &x), &y) in o.iter_mut().zip(&a[s..]).zip(&b[s..]) {
+                        *o = op(x, y);
+                    }
+                },
+            );
             return;
         }
         let rank = self.out_dims.len();
@@ -210,22 +222,28 @@ impl Binary {
         }
         let inner = self.out_dims[rank - 1];
         let (ia, ib) = (self.sa[rank - 1], self.sb[rank - 1]);
-        par_units(out, inner, 64, |rb, part| {
-            for (r, o) in (rb..).zip(part.chunks_exact_mut(inner.max(1))) {
-                // Offsets of row r in each input.
-                let (mut oa, mut ob) = (0usize, 0usize);
-                let mut rem = r;
-                for d in (0..rank - 1).rev() {
-                    let i = rem % self.out_dims[d];
-                    rem /= self.out_dims[d];
-                    oa += i * self.sa[d];
-                    ob += i * self.sb[d];
+        par_units(
+            out,
+            inner,
+            64,
+            #[inline(always)]
+            |rb, part| {
+                for (r, o) in (rb..).zip(part.chunks_exact_mut(inner.max(1))) {
+                    // Offsets of row r in each input.
+                    let (mut oa, mut ob) = (0usize, 0usize);
+                    let mut rem = r;
+                    for d in (0..rank - 1).rev() {
+                        let i = rem % self.out_dims[d];
+                        rem /= self.out_dims[d];
+                        oa += i * self.sa[d];
+                        ob += i * self.sb[d];
+                    }
+                    for (j, o) in o.iter_mut().enumerate() {
+                        *o = op(a[oa + j * ia], b[ob + j * ib]);
+                    }
                 }
-                for (j, o) in o.iter_mut().enumerate() {
-                    *o = op(a[oa + j * ia], b[ob + j * ib]);
-                }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -233,15 +251,21 @@ impl Binary {
 /// four parameters folded into two at compile time).
 pub(crate) fn affine(x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32], inner: usize) {
     let c = scale.len();
-    par_units(out, inner, 4, |b, part| {
-        for (p, o) in (b..).zip(part.chunks_exact_mut(inner.max(1))) {
-            let ch = p % c;
-            let (a, s) = (scale[ch], shift[ch]);
-            for (o, &v) in o.iter_mut().zip(&x[p * inner..(p + 1) * inner]) {
-                *o = v * a + s;
+    par_units(
+        out,
+        inner,
+        4,
+        #[inline(always)]
+        |b, part| {
+            for (p, o) in (b..).zip(part.chunks_exact_mut(inner.max(1))) {
+                let ch = p % c;
+                let (a, s) = (scale[ch], shift[ch]);
+                for (o, &v) in o.iter_mut().zip(&x[p * inner..(p + 1) * inner]) {
+                    *o = v * a + s;
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// Gather along one axis with constant indices: `outer` rows, each picking blocks of `inner`

@@ -1,8 +1,10 @@
 //! Dense convolution as GEMM: im2col (skipped for 1x1 stride-1 convs) feeding the `gemm`
 //! crate, with the bias and residual preloaded into the destination and the activation applied
-//! per channel block while it is still in cache.
+//! per channel block while it is still in cache. Layers that suit it go to Winograd F(2x2, 3x3)
+//! instead (see [`Winograd`]).
 
 use crate::kernels::par::{for_ranges, par_units, SendPtr};
+use crate::kernels::winograd::Winograd;
 use crate::spec::{ConvGeom, Epilogue};
 
 /// A dense (possibly grouped) convolution with its weights in GEMM layout.
@@ -17,6 +19,8 @@ pub(crate) struct GemmConv {
     chunk: usize,
     /// Threads the plan runs on (sizes the per-thread tiles of the scratch).
     threads: usize,
+    /// The Winograd form of the layer, used instead of im2col when present.
+    wino: Option<Winograd>,
 }
 
 /// Bytes of one column tile: small enough to stay in L2 (1 MB per core here) while gemm packs
@@ -29,7 +33,10 @@ impl GemmConv {
         weights: Vec<f32>,
         epi: Epilogue,
         threads: usize,
+        winograd: bool,
     ) -> GemmConv {
+        let wino = (winograd && Winograd::suits(&geom))
+            .then(|| Winograd::new(geom, &weights, epi.clone()));
         let direct = geom.kh == 1
             && geom.kw == 1
             && geom.stride == [1, 1]
@@ -55,7 +62,13 @@ impl GemmConv {
             direct,
             chunk,
             threads: threads.max(1),
+            wino,
         }
+    }
+
+    /// Whether the layer runs as Winograd F(2x2, 3x3).
+    pub(crate) fn is_winograd(&self) -> bool {
+        self.wino.is_some()
     }
 
     fn k(&self) -> usize {
@@ -65,7 +78,9 @@ impl GemmConv {
     /// f32 elements of scratch one image needs: the padded, phase-split input (see
     /// [`Phases`]), then one column tile per thread or the column matrix of one group.
     pub(crate) fn scratch_len(&self) -> usize {
-        if self.direct {
+        if let Some(w) = &self.wino {
+            w.scratch_len()
+        } else if self.direct {
             0
         } else if self.chunk > 0 {
             Phases::of(&self.geom).len() + self.threads * self.k() * self.chunk
@@ -84,6 +99,10 @@ impl GemmConv {
         output: &mut [f32],
         scratch: &mut [f32],
     ) {
+        if let Some(w) = &self.wino {
+            w.run(input, [residual, residual2], output, scratch);
+            return;
+        }
         let g = &self.geom;
         let p = g.h_out * g.w_out;
         let k = self.k();
@@ -188,25 +207,31 @@ pub(crate) fn preload(
     if residual.is_none() && bias.is_none() {
         return;
     }
-    par_units(out, p, 8, |b, out| {
-        for (i, ch) in out.chunks_exact_mut(p).enumerate() {
-            let bv = bias.map_or(0.0, |bs| bs[b + i]);
-            let (lo, hi) = ((b + i) * p, (b + i + 1) * p);
-            match (residual.map(|r| &r[lo..hi]), residual2.map(|r| &r[lo..hi])) {
-                (Some(r), Some(r2)) => {
-                    for ((o, &rv), &rv2) in ch.iter_mut().zip(r).zip(r2) {
-                        *o = rv + rv2 + bv;
+    par_units(
+        out,
+        p,
+        8,
+        #[inline(always)]
+        |b, out| {
+            for (i, ch) in out.chunks_exact_mut(p).enumerate() {
+                let bv = bias.map_or(0.0, |bs| bs[b + i]);
+                let (lo, hi) = ((b + i) * p, (b + i + 1) * p);
+                match (residual.map(|r| &r[lo..hi]), residual2.map(|r| &r[lo..hi])) {
+                    (Some(r), Some(r2)) => {
+                        for ((o, &rv), &rv2) in ch.iter_mut().zip(r).zip(r2) {
+                            *o = rv + rv2 + bv;
+                        }
                     }
-                }
-                (Some(r), None) => {
-                    for (o, &rv) in ch.iter_mut().zip(r) {
-                        *o = rv + bv;
+                    (Some(r), None) => {
+                        for (o, &rv) in ch.iter_mut().zip(r) {
+                            *o = rv + bv;
+                        }
                     }
+                    _ => ch.fill(bv),
                 }
-                _ => ch.fill(bv),
             }
-        }
-    });
+        },
+    );
 }
 
 /// The input zero-padded and split into `stride_h * stride_w` phase images, so that every
@@ -252,21 +277,26 @@ impl Phases {
         let me = Phases { ..*self };
         let g = *g;
         let ptr = SendPtr(out.as_mut_ptr());
-        for_ranges(self.c, 1, move |b, e| {
-            for c in b..e {
-                let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-                for py in 0..me.sh {
-                    for px in 0..me.sw {
-                        let at = me.plane(py, px, c);
-                        // SAFETY: each task writes the planes of its own channels only.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(ptr.get().add(at), me.hq * me.wq)
-                        };
-                        me.fill_plane(&g, src, py, px, dst);
+        for_ranges(
+            self.c,
+            1,
+            #[inline(always)]
+            move |b, e| {
+                for c in b..e {
+                    let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+                    for py in 0..me.sh {
+                        for px in 0..me.sw {
+                            let at = me.plane(py, px, c);
+                            // SAFETY: each task writes the planes of its own channels only.
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(ptr.get().add(at), me.hq * me.wq)
+                            };
+                            me.fill_plane(&g, src, py, px, dst);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 
     fn fill_plane(&self, g: &ConvGeom, src: &[f32], py: usize, px: usize, dst: &mut [f32]) {
@@ -349,7 +379,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..3 * 224 * 224).map(|i| (i % 13) as f32 * 0.1).collect();
         let w: Vec<f32> = (0..64 * 147).map(|i| (i % 7) as f32 * 0.01).collect();
-        let conv = GemmConv::new(g, w, Epilogue::default(), 1);
+        let conv = GemmConv::new(g, w, Epilogue::default(), 1, false);
         let mut scratch = vec![0.0; conv.scratch_len()];
         let mut y = vec![0.0; 64 * 112 * 112];
         let pool = rayon::ThreadPoolBuilder::new()

@@ -5,6 +5,9 @@ pub(crate) mod gemm_conv;
 pub(crate) mod linear;
 pub(crate) mod par;
 pub(crate) mod pool;
+pub(crate) mod winograd;
+
+use crate::spec::Activation;
 
 /// A row-major-output matrix product through the `gemm` crate:
 /// `dst = (read_dst ? dst : 0) + scale * lhs * rhs`, where `dst` is `m x n` with row stride
@@ -52,5 +55,63 @@ pub(crate) unsafe fn sgemm(
                 gemm::Parallelism::None
             },
         );
+    }
+}
+
+/// `out = act(acc + bias + res + res2)` (a missing `acc` or residual is 0), with the activation
+/// dispatched outside the loop so each variant vectorises.
+#[inline(always)]
+pub(crate) fn epilogue(
+    acc: Option<&[f32]>,
+    bias: f32,
+    res: [Option<&[f32]>; 2],
+    out: &mut [f32],
+    act: Activation,
+) {
+    match act {
+        Activation::None => epi_with(acc, bias, res, out, |x| x),
+        Activation::Relu => epi_with(acc, bias, res, out, |x| x.max(0.0)),
+        Activation::Clip(lo, hi) => epi_with(acc, bias, res, out, |x| x.max(lo).min(hi)),
+        Activation::LeakyRelu(a) => {
+            epi_with(acc, bias, res, out, |x| if x >= 0.0 { x } else { a * x })
+        }
+    }
+}
+
+#[inline(always)]
+fn epi_with(
+    acc: Option<&[f32]>,
+    bias: f32,
+    res: [Option<&[f32]>; 2],
+    out: &mut [f32],
+    f: impl Fn(f32) -> f32,
+) {
+    match (acc, res) {
+        (Some(a), [Some(r), Some(r2)]) => {
+            for (((o, &a), &r), &r2) in out.iter_mut().zip(a).zip(r).zip(r2) {
+                *o = f(a + bias + r + r2);
+            }
+        }
+        (Some(a), [Some(r), None]) => {
+            for ((o, &a), &r) in out.iter_mut().zip(a).zip(r) {
+                *o = f(a + bias + r);
+            }
+        }
+        (Some(a), _) => {
+            for (o, &a) in out.iter_mut().zip(a) {
+                *o = f(a + bias);
+            }
+        }
+        (None, [Some(r), Some(r2)]) => {
+            for ((o, &r), &r2) in out.iter_mut().zip(r).zip(r2) {
+                *o = f(0.0 + bias + r + r2);
+            }
+        }
+        (None, [Some(r), None]) => {
+            for (o, &r) in out.iter_mut().zip(r) {
+                *o = f(0.0 + bias + r);
+            }
+        }
+        (None, _) => out.fill(f(0.0 + bias)),
     }
 }
