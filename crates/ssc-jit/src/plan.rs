@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
 
 use crate::codegen::{Jit, StreamConv};
+use crate::kernels::depthwise::Depthwise;
 use crate::kernels::eltwise::{BinOp, Binary, UnOp};
 use crate::kernels::gemm_conv::GemmConv;
 use crate::kernels::linear::Linear;
@@ -31,14 +32,14 @@ pub(crate) enum Loc {
 pub(crate) enum Kernel {
     /// Dense conv through GEMM; inputs are `[x, residual?, residual2?]`.
     GemmConv {
-        k: GemmConv,
+        k: Box<GemmConv>,
         batch: usize,
         in_len: usize,
         out_len: usize,
     },
     /// Weight-baked Cranelift conv; inputs are `[x, residual?, None]`.
     StreamConv {
-        k: StreamConv,
+        k: Box<StreamConv>,
         batch: usize,
         in_len: usize,
         out_len: usize,
@@ -441,7 +442,9 @@ fn use_stream(p: &ConvParts, opts: &JitOptions, density: Option<f32>) -> bool {
     if opts.dense_only {
         return false;
     }
-    let depthwise = p.geom.cin_g() == 1;
+    // Depthwise layers the direct Rust kernel covers go there unless sparse; other depthwise
+    // shapes (5x5, dilated, channel multipliers) keep the Cranelift kernel.
+    let depthwise = p.geom.cin_g() == 1 && !Depthwise::suits(&p.geom);
     let density = density.unwrap_or_else(|| {
         let nnz = p.weights.iter().filter(|&&w| w != 0.0).count();
         nnz as f32 / p.weights.len().max(1) as f32
@@ -824,7 +827,7 @@ fn lower_native(
             let (kernel, note) = match stream {
                 Some(Ok(k)) => (
                     Kernel::StreamConv {
-                        k,
+                        k: Box::new(k),
                         batch: parts.batch,
                         in_len,
                         out_len,
@@ -833,13 +836,13 @@ fn lower_native(
                 ),
                 other => (
                     Kernel::GemmConv {
-                        k: GemmConv::new(
+                        k: Box::new(GemmConv::new(
                             gm,
                             parts.weights,
                             epi,
                             opts.threads.max(1),
                             opts.winograd,
-                        ),
+                        )),
                         batch: parts.batch,
                         in_len,
                         out_len,
@@ -853,6 +856,7 @@ fn lower_native(
             let kind = match &kernel {
                 Kernel::StreamConv { .. } => "cranelift",
                 Kernel::GemmConv { k, .. } if k.is_winograd() => "winograd",
+                Kernel::GemmConv { k, .. } if k.is_depthwise() => "depthwise",
                 _ => "gemm",
             };
             Some(Native {

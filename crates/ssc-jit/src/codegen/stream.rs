@@ -68,8 +68,8 @@ use rayon::prelude::*;
 
 use super::emit::{build_table, build_unrolled, Terms};
 use super::{CodeHolder, Jit};
-use crate::kernels::epilogue;
 use crate::kernels::par::simd;
+use crate::kernels::{copy_row, epilogue};
 use crate::spec::{Activation, ConvGeom, Epilogue};
 use crate::JitError;
 
@@ -809,24 +809,5 @@ impl StreamConv {
                 y0 += rows;
             }
         }
-    }
-}
-
-/// `d.copy_from_slice(&s[..d.len()])`, inlined for short rows (a `memmove` call per row of a
-/// small image costs more than the copy).
-#[inline(always)]
-fn copy_row(d: &mut [f32], s: &[f32]) {
-    let s = &s[..d.len()];
-    if d.len() >= 64 {
-        d.copy_from_slice(s);
-        return;
-    }
-    let mut dc = d.chunks_exact_mut(4);
-    let mut sc = s.chunks_exact(4);
-    for (a, b) in (&mut dc).zip(&mut sc) {
-        a.copy_from_slice(b);
-    }
-    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        *a = *b;
     }
 }

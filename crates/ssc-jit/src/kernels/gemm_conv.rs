@@ -1,8 +1,9 @@
 //! Dense convolution as GEMM: im2col (skipped for 1x1 stride-1 convs) feeding the `gemm`
 //! crate, with the bias and residual preloaded into the destination and the activation applied
-//! per channel block while it is still in cache. Layers that suit it go to Winograd F(2x2, 3x3)
-//! instead (see [`Winograd`]).
+//! per channel block while it is still in cache. Layers that suit them go to Winograd F(2x2, 3x3)
+//! ([`Winograd`]) or the direct depthwise kernel ([`Depthwise`]) instead.
 
+use crate::kernels::depthwise::Depthwise;
 use crate::kernels::par::{for_ranges, par_units, SendPtr};
 use crate::kernels::winograd::Winograd;
 use crate::spec::{ConvGeom, Epilogue};
@@ -21,6 +22,8 @@ pub(crate) struct GemmConv {
     threads: usize,
     /// The Winograd form of the layer, used instead of im2col when present.
     wino: Option<Winograd>,
+    /// The direct depthwise form, likewise.
+    dw: Option<Depthwise>,
 }
 
 /// Bytes of one column tile: small enough to stay in L2 (1 MB per core here) while gemm packs
@@ -35,7 +38,9 @@ impl GemmConv {
         threads: usize,
         winograd: bool,
     ) -> GemmConv {
-        let wino = (winograd && Winograd::suits(&geom))
+        let dw = Depthwise::suits(&geom)
+            .then(|| Depthwise::new(geom, weights.clone(), epi.clone(), threads));
+        let wino = (dw.is_none() && winograd && Winograd::suits(&geom))
             .then(|| Winograd::new(geom, &weights, epi.clone()));
         let direct = geom.kh == 1
             && geom.kw == 1
@@ -63,7 +68,13 @@ impl GemmConv {
             chunk,
             threads: threads.max(1),
             wino,
+            dw,
         }
+    }
+
+    /// Whether the layer runs the direct depthwise kernel.
+    pub(crate) fn is_depthwise(&self) -> bool {
+        self.dw.is_some()
     }
 
     /// Whether the layer runs as Winograd F(2x2, 3x3).
@@ -80,6 +91,8 @@ impl GemmConv {
     pub(crate) fn scratch_len(&self) -> usize {
         if let Some(w) = &self.wino {
             w.scratch_len()
+        } else if let Some(d) = &self.dw {
+            d.scratch_len()
         } else if self.direct {
             0
         } else if self.chunk > 0 {
@@ -101,6 +114,10 @@ impl GemmConv {
     ) {
         if let Some(w) = &self.wino {
             w.run(input, [residual, residual2], output, scratch);
+            return;
+        }
+        if let Some(d) = &self.dw {
+            d.run(input, [residual, residual2], output, scratch);
             return;
         }
         let g = &self.geom;
@@ -299,23 +316,40 @@ impl Phases {
         );
     }
 
+    #[inline(always)]
     fn fill_plane(&self, g: &ConvGeom, src: &[f32], py: usize, px: usize, dst: &mut [f32]) {
+        let sw = self.sw;
+        // Columns j whose padded column j*sw + px is input column j*sw + px - pad_left in 0..w.
+        let j_lo = g.pads[1].saturating_sub(px).div_ceil(sw).min(self.wq);
+        let j_hi = (g.w + g.pads[1])
+            .saturating_sub(px)
+            .div_ceil(sw)
+            .clamp(j_lo, self.wq);
         for (i, row) in dst.chunks_exact_mut(self.wq).enumerate() {
             // Padded row r = i*sh + py is input row r - pad_top.
             let r = i * self.sh + py;
-            if r < g.pads[0] || r >= g.pads[0] + g.h {
+            if r < g.pads[0] || r >= g.pads[0] + g.h || j_lo == j_hi {
                 row.fill(0.0);
                 continue;
             }
             let line = &src[(r - g.pads[0]) * g.w..(r - g.pads[0] + 1) * g.w];
-            // Padded column q = j*sw + px is input column q - pad_left.
-            for (j, d) in row.iter_mut().enumerate() {
-                let q = j * self.sw + px;
-                *d = if q >= g.pads[1] && q < g.pads[1] + g.w {
-                    line[q - g.pads[1]]
-                } else {
-                    0.0
-                };
+            row[..j_lo].fill(0.0);
+            row[j_hi..].fill(0.0);
+            let s = &line[j_lo * sw + px - g.pads[1]..];
+            let d = &mut row[j_lo..j_hi];
+            // Constant strides 1 and 2 vectorise (a copy, a deinterleave).
+            match sw {
+                1 => d.copy_from_slice(&s[..d.len()]),
+                2 => {
+                    for (d, p) in d.iter_mut().zip(s.chunks(2)) {
+                        *d = p[0];
+                    }
+                }
+                _ => {
+                    for (d, v) in d.iter_mut().zip(s.iter().step_by(sw)) {
+                        *d = *v;
+                    }
+                }
             }
         }
     }

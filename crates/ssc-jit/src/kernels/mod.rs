@@ -1,5 +1,6 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
+pub(crate) mod depthwise;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
@@ -113,5 +114,24 @@ fn epi_with(
             }
         }
         (None, _) => out.fill(f(0.0 + bias)),
+    }
+}
+
+/// `d.copy_from_slice(&s[..d.len()])`, inlined for short rows (a `memmove` call per row of a
+/// small image costs more than the copy).
+#[inline(always)]
+pub(crate) fn copy_row(d: &mut [f32], s: &[f32]) {
+    let s = &s[..d.len()];
+    if d.len() >= 64 {
+        d.copy_from_slice(s);
+        return;
+    }
+    let mut dc = d.chunks_exact_mut(4);
+    let mut sc = s.chunks_exact(4);
+    for (a, b) in (&mut dc).zip(&mut sc) {
+        a.copy_from_slice(b);
+    }
+    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *a = *b;
     }
 }
