@@ -1,10 +1,11 @@
 //! Dense convolution as GEMM: im2col (skipped for 1x1 stride-1 convs) feeding the `gemm`
-//! crate, with the bias and residual preloaded into the destination and the activation applied
-//! per channel block while it is still in cache. Layers that suit them go to Winograd F(2x2, 3x3)
+//! crate, in L2-sized column tiles whose epilogue (bias, residuals, activation) runs right after
+//! each tile's product, while it is still in cache. Layers that suit them go to Winograd F(2x2, 3x3)
 //! ([`Winograd`]) or the direct depthwise kernel ([`Depthwise`]) instead.
 
 use crate::kernels::depthwise::Depthwise;
-use crate::kernels::par::{for_ranges, par_units, SendPtr};
+use crate::kernels::epilogue_in_place;
+use crate::kernels::par::{for_ranges, par_units, simd, SendPtr};
 use crate::kernels::winograd::Winograd;
 use crate::spec::{ConvGeom, Epilogue};
 
@@ -50,15 +51,16 @@ impl GemmConv {
             && geom.w_out == geom.w;
         let k = geom.cin_g() * geom.kh * geom.kw;
         let p = geom.h_out * geom.w_out;
-        // Column tiles of whole cache-resident im2col blocks, each multiplied by one thread;
-        // worth it when there are enough tiles to share out (else one big column matrix and
-        // gemm's own threading).
-        let chunk = (TILE_BYTES / 4 / k.max(1)).max(64) / 16 * 16;
+        // Column tiles: the im2col block (k x chunk) and the output block (cout_g x chunk) each
+        // fit in L2, so the tile's epilogue runs on data still in cache and the output is written
+        // to memory once. Each tile is multiplied by one thread; worth it when there are enough
+        // tiles to share out (else one whole-image product with gemm's own threading).
+        let chunk = (TILE_BYTES / 4 / k.max(geom.cout_g()).max(1)).max(64) / 16 * 16;
         let tiles = geom.group * p.div_ceil(chunk);
-        let chunk = if direct || tiles < 2 * threads.max(1) || chunk >= p {
+        let chunk = if tiles < 2 * threads.max(1) {
             0
         } else {
-            chunk
+            chunk.min(p)
         };
         GemmConv {
             geom,
@@ -87,7 +89,8 @@ impl GemmConv {
     }
 
     /// f32 elements of scratch one image needs: the padded, phase-split input (see
-    /// [`Phases`]), then one column tile per thread or the column matrix of one group.
+    /// [`Phases`]), then one column tile per thread or the column matrix of one group (none
+    /// for a 1x1 conv, which reads its input directly).
     pub(crate) fn scratch_len(&self) -> usize {
         if let Some(w) = &self.wino {
             w.scratch_len()
@@ -124,8 +127,7 @@ impl GemmConv {
         let p = g.h_out * g.w_out;
         let k = self.k();
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-        preload(output, residual, residual2, self.epi.bias.as_deref(), p);
-        let read_dst = residual.is_some() || self.epi.bias.is_some();
+        let res = [residual, residual2];
         let ph = Phases::of(g);
         let (phases, scratch) = scratch.split_at_mut(if self.direct { 0 } else { ph.len() });
         if !self.direct {
@@ -133,8 +135,7 @@ impl GemmConv {
         }
         let phases: &[f32] = phases;
         if self.chunk > 0 {
-            self.run_tiled(phases, output, scratch, read_dst);
-            crate::kernels::eltwise::activation(self.epi.act, None, output);
+            self.run_tiled(input, phases, res, output, scratch);
             return;
         }
         let threads = rayon::current_num_threads();
@@ -149,13 +150,13 @@ impl GemmConv {
             let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
             let dst = &mut output[grp * cout_g * p..(grp + 1) * cout_g * p];
             // SAFETY: `dst` is cout_g x p row-major, `w` is cout_g x k and `col` is k x p, all
-            // in bounds by construction; gemm reads `dst` only when `read_dst`.
+            // in bounds by construction.
             unsafe {
                 crate::kernels::sgemm(
                     (cout_g, p, k),
                     dst.as_mut_ptr(),
                     p,
-                    read_dst,
+                    false,
                     (w.as_ptr(), k, 1),
                     (col.as_ptr(), p, 1),
                     1.0,
@@ -163,92 +164,112 @@ impl GemmConv {
                 );
             }
         }
-        crate::kernels::eltwise::activation(self.epi.act, None, output);
+        let (bias, act) = (self.epi.bias.as_deref(), self.epi.act);
+        par_units(
+            output,
+            p,
+            8,
+            #[inline(always)]
+            |c0, part| {
+                for (i, row) in part.chunks_exact_mut(p).enumerate() {
+                    let c = c0 + i;
+                    let r = res.map(|r| r.map(|r| &r[c * p..(c + 1) * p]));
+                    epilogue_in_place(row, bias.map_or(0.0, |b| b[c]), r, act);
+                }
+            },
+        );
     }
 
     /// The blocked path: tasks are (group, column tile); each builds its tile of the column
-    /// matrix in its thread's part of `scratch` and multiplies it single-threaded into its own
-    /// columns of the output.
-    fn run_tiled(&self, phases: &[f32], output: &mut [f32], scratch: &mut [f32], read_dst: bool) {
+    /// matrix in its thread's part of `scratch` (or reads the input directly for a 1x1 conv),
+    /// multiplies it single-threaded into its own columns of the output, and applies the
+    /// epilogue to those columns while they are in cache.
+    fn run_tiled(
+        &self,
+        input: &[f32],
+        phases: &[f32],
+        res: [Option<&[f32]>; 2],
+        output: &mut [f32],
+        scratch: &mut [f32],
+    ) {
         use rayon::prelude::*;
         let g = self.geom;
-        let ph = Phases::of(&g);
+        let n_tasks = g.group * (g.h_out * g.w_out).div_ceil(self.chunk);
+        let out = SendPtr(output.as_mut_ptr());
+        let scr = SendPtr(scratch.as_mut_ptr());
+        if rayon::current_num_threads() <= 1 {
+            simd(
+                #[inline(always)]
+                || {
+                    for t in 0..n_tasks {
+                        self.tile(t, input, phases, res, out, scr);
+                    }
+                },
+            );
+        } else {
+            (0..n_tasks).into_par_iter().for_each(|t| {
+                simd(
+                    #[inline(always)]
+                    || self.tile(t, input, phases, res, out, scr),
+                )
+            });
+        }
+    }
+
+    /// Task `t` of [`run_tiled`](Self::run_tiled): `out` is the `c_out x p` output and `scr`
+    /// the scratch after the phase images.
+    #[inline(always)]
+    fn tile(
+        &self,
+        t: usize,
+        input: &[f32],
+        phases: &[f32],
+        res: [Option<&[f32]>; 2],
+        out: SendPtr,
+        scr: SendPtr,
+    ) {
+        let g = &self.geom;
         let (p, k, chunk) = (g.h_out * g.w_out, self.k(), self.chunk);
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let tiles = p.div_ceil(chunk);
-        let out = SendPtr(output.as_mut_ptr());
-        let scr = SendPtr(scratch.as_mut_ptr());
-        let task = |t: usize| {
-            let (grp, c0) = (t / tiles, (t % tiles) * chunk);
-            let n = chunk.min(p - c0);
+        let (grp, c0) = (t / tiles, (t % tiles) * chunk);
+        let n = chunk.min(p - c0);
+        let (col, col_rs): (&[f32], usize) = if self.direct {
+            (&input[grp * cin_g * p + c0..], p)
+        } else {
             let slot = rayon::current_thread_index().unwrap_or(0) % self.threads;
             // SAFETY: each pool thread owns tile slot `slot` of the scratch (sized for
-            // `threads` tiles); tasks write disjoint column ranges of the output.
+            // `threads` tiles) and runs one task at a time.
             let col =
                 unsafe { std::slice::from_raw_parts_mut(scr.get().add(slot * k * chunk), k * n) };
-            im2col_tile(&g, &ph, phases, grp * cin_g, c0, n, col);
-            let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
-            // SAFETY: the destination is rows [grp*cout_g, +cout_g) x columns [c0, c0+n) of
-            // the c_out x p output (row stride p); `w` is cout_g x k, `col` k x n.
-            unsafe {
-                crate::kernels::sgemm(
-                    (cout_g, n, k),
-                    out.get().add(grp * cout_g * p + c0),
-                    p,
-                    read_dst,
-                    (w.as_ptr(), k, 1),
-                    (col.as_ptr(), n, 1),
-                    1.0,
-                    1,
-                );
-            }
+            im2col_tile(g, &Phases::of(g), phases, grp * cin_g, c0, n, col);
+            (col, n)
         };
-        let n_tasks = g.group * tiles;
-        if rayon::current_num_threads() <= 1 {
-            (0..n_tasks).for_each(task);
-        } else {
-            (0..n_tasks).into_par_iter().for_each(task);
+        let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
+        // SAFETY: the destination is rows [grp*cout_g, +cout_g) x columns [c0, c0+n) of the
+        // c_out x p output (row stride p), written by this task only; `w` is cout_g x k and
+        // `col` k x n with row stride `col_rs`, in bounds by construction.
+        unsafe {
+            crate::kernels::sgemm(
+                (cout_g, n, k),
+                out.get().add(grp * cout_g * p + c0),
+                p,
+                false,
+                (w.as_ptr(), k, 1),
+                (col.as_ptr(), col_rs, 1),
+                1.0,
+                1,
+            );
+        }
+        let (bias, act) = (self.epi.bias.as_deref(), self.epi.act);
+        for c in grp * cout_g..(grp + 1) * cout_g {
+            let at = c * p + c0;
+            // SAFETY: this task's own columns of output row `c`, just written above.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), n) };
+            let r = res.map(|r| r.map(|r| &r[at..at + n]));
+            epilogue_in_place(row, bias.map_or(0.0, |b| b[c]), r, act);
         }
     }
-}
-
-/// Writes `residual + residual2 + bias[c]` (those present, summed in that order) into every
-/// element of channel `c`, or leaves the output to be overwritten when there is none.
-pub(crate) fn preload(
-    out: &mut [f32],
-    residual: Option<&[f32]>,
-    residual2: Option<&[f32]>,
-    bias: Option<&[f32]>,
-    p: usize,
-) {
-    if residual.is_none() && bias.is_none() {
-        return;
-    }
-    par_units(
-        out,
-        p,
-        8,
-        #[inline(always)]
-        |b, out| {
-            for (i, ch) in out.chunks_exact_mut(p).enumerate() {
-                let bv = bias.map_or(0.0, |bs| bs[b + i]);
-                let (lo, hi) = ((b + i) * p, (b + i + 1) * p);
-                match (residual.map(|r| &r[lo..hi]), residual2.map(|r| &r[lo..hi])) {
-                    (Some(r), Some(r2)) => {
-                        for ((o, &rv), &rv2) in ch.iter_mut().zip(r).zip(r2) {
-                            *o = rv + rv2 + bv;
-                        }
-                    }
-                    (Some(r), None) => {
-                        for (o, &rv) in ch.iter_mut().zip(r) {
-                            *o = rv + bv;
-                        }
-                    }
-                    _ => ch.fill(bv),
-                }
-            }
-        },
-    );
 }
 
 /// The input zero-padded and split into `stride_h * stride_w` phase images, so that every
@@ -504,13 +525,13 @@ mod tests {
                 d,
                 2.0 * (64 * p * k) as f64 / d.as_secs_f64() / 1e9
             );
-            let b = vec![0.5f32; 64];
             let t = std::time::Instant::now();
             for _ in 0..n {
-                preload(&mut y, None, None, Some(&b), p);
-                crate::kernels::eltwise::activation(Activation::Relu, None, &mut y);
+                for row in y.chunks_exact_mut(p) {
+                    epilogue_in_place(row, 0.5, [None, None], Activation::Relu);
+                }
             }
-            eprintln!("preload+act {:?}", t.elapsed() / n);
+            eprintln!("epilogue {:?}", t.elapsed() / n);
         });
     }
 }

@@ -79,6 +79,45 @@ pub(crate) fn epilogue(
     }
 }
 
+/// `out = act(out + bias + res + res2)` in place (a missing residual is 0).
+#[inline(always)]
+pub(crate) fn epilogue_in_place(
+    out: &mut [f32],
+    bias: f32,
+    res: [Option<&[f32]>; 2],
+    act: Activation,
+) {
+    match act {
+        Activation::None => in_place_with(out, bias, res, |x| x),
+        Activation::Relu => in_place_with(out, bias, res, |x| x.max(0.0)),
+        Activation::Clip(lo, hi) => in_place_with(out, bias, res, |x| x.max(lo).min(hi)),
+        Activation::LeakyRelu(a) => {
+            in_place_with(out, bias, res, |x| if x >= 0.0 { x } else { a * x })
+        }
+    }
+}
+
+#[inline(always)]
+fn in_place_with(out: &mut [f32], bias: f32, res: [Option<&[f32]>; 2], f: impl Fn(f32) -> f32) {
+    match res {
+        [Some(r), Some(r2)] => {
+            for ((o, &r), &r2) in out.iter_mut().zip(r).zip(r2) {
+                *o = f(*o + bias + r + r2);
+            }
+        }
+        [Some(r), None] => {
+            for (o, &r) in out.iter_mut().zip(r) {
+                *o = f(*o + bias + r);
+            }
+        }
+        _ => {
+            for o in out.iter_mut() {
+                *o = f(*o + bias);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn epi_with(
     acc: Option<&[f32]>,

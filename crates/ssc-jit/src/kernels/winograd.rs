@@ -57,15 +57,21 @@ pub(crate) struct Winograd {
 }
 
 impl Winograd {
-    /// Whether F(2x2, 3x3) applies to `g` and pays for its transforms: enough channels per group
-    /// on both sides that the 2.25x fewer multiplies outweigh ~60 adds per tile and channel, and
-    /// enough tiles for efficient GEMMs (on a 7x7 image, 16 tiles of which a quarter is padding,
-    /// the GEMMs ran at 59 GFLOP/s and the layer was no faster than im2col).
+    /// Whether F(2x2, 3x3) applies to `g` and beats im2col + GEMM on it. Its 16 GEMMs per block
+    /// have depth `c_in / group` and width = tiles, so both must be large enough for `gemm` to
+    /// run near peak. Measured against the tiled im2col path (single thread, `--kernels`):
+    /// - ResNet-18 64->64 on 56x56 (784 tiles): 2.3-2.4 ms against 2.8; 256->256 on 14x14 (49
+    ///   tiles): 2.0 against 2.9. Wins.
+    /// - SqueezeNet 16->64 on 55x55: 1.0 ms against 0.78; 64->256 on 13x13 (49 tiles): 0.78
+    ///   against 0.51; grouped 16-channel groups lose too. Shallow GEMMs, small widths.
+    /// - 512->512 on 7x7 (16 tiles, a quarter of them padding): no faster.
     pub(crate) fn suits(g: &ConvGeom) -> bool {
+        let tiles = g.h_out.div_ceil(2) * g.w_out.div_ceil(2);
         Winograd::applies(g)
-            && g.cin_g() >= 16
-            && g.cout_g() >= 16
-            && g.h_out.div_ceil(2) * g.w_out.div_ceil(2) >= MIN_TILES / 2
+            && g.cin_g() >= 64
+            && g.cout_g() >= 64
+            && tiles >= MIN_TILES / 2
+            && (tiles >= 2 * MIN_TILES || g.cin_g() >= 128)
     }
 
     /// Whether F(2x2, 3x3) computes `g` at all: a 3x3, stride-1, undilated kernel with at least
