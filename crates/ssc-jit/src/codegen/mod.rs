@@ -55,6 +55,9 @@ pub struct CodegenOptions {
     pub unroll_max_nnz: usize,
     /// Compile per-channel functions on the rayon pool (the ISA is `Send + Sync`).
     pub parallel_compile: bool,
+    /// On hosts with AVX2 and FMA, run table-driven layers through the 8-wide Rust table loop
+    /// (`kernels::sparse`) instead of the generated 4-wide one (see that module for why).
+    pub vector_table: bool,
 }
 
 impl Default for CodegenOptions {
@@ -64,6 +67,7 @@ impl Default for CodegenOptions {
             tile_vectors: 4,
             unroll_max_nnz: 4096,
             parallel_compile: true,
+            vector_table: true,
         }
     }
 }

@@ -245,7 +245,16 @@ impl StreamConv {
             }
         }
         let nph = phases.len();
-        let nv = jit.opts.tile_vectors;
+        // Large layers walk a table; on AVX2 hosts that loop is the 8-wide Rust one
+        // (`kernels::sparse`), whose tiles are 32 floats.
+        let nnz_total = weights.iter().filter(|&&w| w != 0.0).count();
+        let unroll = nnz_total <= jit.opts.unroll_max_nnz;
+        let vector_table = jit.opts.vector_table && !unroll && crate::kernels::par::has_avx2_fma();
+        let nv = if vector_table {
+            crate::kernels::sparse::TILE / 4
+        } else {
+            jit.opts.tile_vectors
+        };
         let tile = 4 * nv;
         let fused = g.group > 1;
         let group_stride = cin_g * nph * plane + tile;
@@ -319,7 +328,7 @@ impl StreamConv {
             msg: e.to_string(),
         };
         let mut sig = module.make_signature();
-        let unroll = nnz <= jit.opts.unroll_max_nnz;
+        debug_assert_eq!(nnz, nnz_total);
         let n_params = if unroll { 3 } else { 6 };
         for _ in 0..n_params {
             sig.params.push(AbiParam::new(types::I64));
@@ -406,21 +415,24 @@ impl StreamConv {
                     g_end: table.len(),
                 };
             }
-            let (bytes, align) = compile_one(
-                &mut Context::new(),
-                &mut FunctionBuilderContext::new(),
-                None,
-            )?;
-            let id = module
-                .declare_anonymous_function(&sig)
-                .map_err(|e| cg(&e))?;
-            module
-                .define_function_bytes(id, align, &bytes, &[])
-                .map_err(|e| cg(&e))?;
-            module.finalize_definitions().map_err(|e| cg(&e))?;
-            let p = module.get_finalized_function(id);
-            // SAFETY: built by `build_table` with six I64 parameters, default calling convention.
-            table_fn = Some(unsafe { std::mem::transmute::<*const u8, TableFn>(p) });
+            if !vector_table {
+                let (bytes, align) = compile_one(
+                    &mut Context::new(),
+                    &mut FunctionBuilderContext::new(),
+                    None,
+                )?;
+                let id = module
+                    .declare_anonymous_function(&sig)
+                    .map_err(|e| cg(&e))?;
+                module
+                    .define_function_bytes(id, align, &bytes, &[])
+                    .map_err(|e| cg(&e))?;
+                module.finalize_definitions().map_err(|e| cg(&e))?;
+                let p = module.get_finalized_function(id);
+                // SAFETY: built by `build_table` with six I64 parameters, default calling
+                // convention.
+                table_fn = Some(unsafe { std::mem::transmute::<*const u8, TableFn>(p) });
+            }
         }
 
         Ok(StreamConv {
@@ -469,7 +481,7 @@ impl StreamConv {
 
     /// Whether this kernel runs the table-driven loop (large layers) instead of unrolled code.
     pub fn is_table_driven(&self) -> bool {
-        self.table_fn.is_some()
+        !self.table.is_empty()
     }
 
     /// One image: `input` `[c_in*h*w]`, `residual` and `output` `[c_out*h_out*w_out]` (NCHW).
@@ -792,6 +804,17 @@ impl StreamConv {
                             // SAFETY: as above; the table pointers bound this channel's words.
                             unsafe {
                                 f(inp, acc, n_tiles, t.add(start), t.add(s_end), t.add(g_end))
+                            }
+                        } else {
+                            // SAFETY: as above (the tile is `sparse::TILE` floats here).
+                            unsafe {
+                                crate::kernels::sparse::table_tiles(
+                                    inp,
+                                    acc,
+                                    n_tiles,
+                                    &self.table[start..s_end],
+                                    &self.table[s_end..g_end],
+                                )
                             }
                         }
                     }

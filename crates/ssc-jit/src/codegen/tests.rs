@@ -212,6 +212,18 @@ fn random_geometries_table_driven() {
     run_random(opts, 400, 0x9abc_def0);
 }
 
+/// The generated 4-wide table loop, which hosts without AVX2 run (and which this host would
+/// otherwise replace with the vector loop).
+#[test]
+fn random_geometries_cranelift_table() {
+    let opts = CodegenOptions {
+        unroll_max_nnz: 0,
+        vector_table: false,
+        ..CodegenOptions::default()
+    };
+    run_random(opts, 400, 0x00dd_ba11);
+}
+
 #[test]
 fn random_geometries_other_tiles_and_opt_speed() {
     for (nv, level) in [
@@ -225,6 +237,7 @@ fn random_geometries_other_tiles_and_opt_speed() {
                 opt_level: level,
                 unroll_max_nnz: unroll,
                 parallel_compile: nv != 2,
+                vector_table: false,
             };
             run_random(opts, 60, 77 + nv as u64);
         }
@@ -272,9 +285,10 @@ fn named_shapes() {
 #[test]
 fn strided_prepass_shapes() {
     let mut rng = Rng(2024);
-    for unroll in [0, usize::MAX] {
+    for (unroll, vector_table) in [(0, true), (0, false), (usize::MAX, false)] {
         let mut jit = Jit::with_options(CodegenOptions {
             unroll_max_nnz: unroll,
+            vector_table,
             ..CodegenOptions::default()
         })
         .unwrap();

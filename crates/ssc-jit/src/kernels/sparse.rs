@@ -1,0 +1,106 @@
+//! The table-driven sparse convolution loop as Rust compiled for AVX2 + FMA: the same baked
+//! `(offset, weight)` table the Cranelift table kernel walks, with 8-wide vectors instead of
+//! Cranelift's 4-wide ones.
+//!
+//! Why two implementations: layers with few non-zeros get fully unrolled Cranelift code (weights
+//! and offsets as immediates, nothing emitted for a zero), where code generation wins. Large
+//! layers walk a table instead, and there the instruction set decides: Cranelift emits 128-bit
+//! vectors only, so on an AVX2 host this loop does the same work in half the FMAs. Measured on
+//! ResNet-18's 90%-sparse layers (single thread, `ssc-jit` codegen bench): 15-19 GFLOP/s for
+//! the Cranelift table loop against 25-33 here. Hosts without AVX2 keep the Cranelift loop.
+
+/// Outputs per tile: four 8-wide accumulators per set.
+pub(crate) const TILE: usize = 32;
+
+/// `acc[t*TILE + j] = sum over the table of w * in[t*TILE + j + off]` for `n_tiles` tiles,
+/// `singles` holding `(byte offset, weight bits)` pairs and `groups` holding runs of
+/// `(count, weight bits, byte offset * count)` whose inputs are summed before one multiply
+/// (the layout [`crate::codegen::StreamConv`] bakes for the Cranelift table kernel). Written
+/// with AVX intrinsics so the eight accumulators stay in registers (plain loops over arrays
+/// left them on the stack).
+///
+/// # Safety
+/// The host must have AVX2 and FMA. For every tile `t < n_tiles` and every offset `off` in the
+/// table, the `TILE` floats at `inp + t*TILE + off/4` must be readable, and `acc` must have room
+/// for `n_tiles * TILE`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // `v` indexes several register arrays in step
+pub(crate) unsafe fn table_tiles(
+    inp: *const f32,
+    acc: *mut f32,
+    n_tiles: usize,
+    singles: &[i32],
+    groups: &[i32],
+) {
+    use std::arch::x86_64::*;
+    let off = |o: i32| o as isize / 4;
+    for t in 0..n_tiles {
+        // SAFETY: in bounds by the caller's contract (tile t, table offsets); AVX2 + FMA
+        // present.
+        unsafe {
+            let p = inp.add(t * TILE);
+            let z = _mm256_setzero_ps();
+            // Two accumulator sets alternate between terms: an FMA has a 4-cycle latency.
+            let (mut a, mut b) = ([z; 4], [z; 4]);
+            let mut pairs = singles.chunks_exact(4);
+            for e in &mut pairs {
+                let (x0, w0) = (
+                    p.offset(off(e[0])),
+                    _mm256_set1_ps(f32::from_bits(e[1] as u32)),
+                );
+                let (x1, w1) = (
+                    p.offset(off(e[2])),
+                    _mm256_set1_ps(f32::from_bits(e[3] as u32)),
+                );
+                for v in 0..4 {
+                    a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0.add(8 * v)), a[v]);
+                    b[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1.add(8 * v)), b[v]);
+                }
+            }
+            if let [o, bits] = *pairs.remainder() {
+                let (x, w) = (
+                    p.offset(off(o)),
+                    _mm256_set1_ps(f32::from_bits(bits as u32)),
+                );
+                for v in 0..4 {
+                    a[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(8 * v)), a[v]);
+                }
+            }
+            let mut g = groups;
+            while let [cnt, bits, rest @ ..] = g {
+                let cnt = *cnt as usize;
+                let mut s = [z; 4];
+                for &o in &rest[..cnt] {
+                    let x = p.offset(off(o));
+                    for v in 0..4 {
+                        s[v] = _mm256_add_ps(s[v], _mm256_loadu_ps(x.add(8 * v)));
+                    }
+                }
+                let w = _mm256_set1_ps(f32::from_bits(*bits as u32));
+                for v in 0..4 {
+                    b[v] = _mm256_fmadd_ps(w, s[v], b[v]);
+                }
+                g = &rest[cnt..];
+            }
+            for v in 0..4 {
+                _mm256_storeu_ps(acc.add(t * TILE + 8 * v), _mm256_add_ps(a[v], b[v]));
+            }
+        }
+    }
+}
+
+/// Never called: the vector table loop is chosen only on x86-64 hosts with AVX2 and FMA.
+///
+/// # Safety
+/// Not callable.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn table_tiles(
+    _inp: *const f32,
+    _acc: *mut f32,
+    _n_tiles: usize,
+    _singles: &[i32],
+    _groups: &[i32],
+) {
+    unreachable!("the AVX2 table loop runs on x86-64 only")
+}
