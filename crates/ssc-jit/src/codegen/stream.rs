@@ -251,7 +251,7 @@ impl StreamConv {
         let unroll = nnz_total <= jit.opts.unroll_max_nnz;
         let vector_table = jit.opts.vector_table && !unroll && crate::kernels::par::has_avx2_fma();
         let nv = if vector_table {
-            crate::kernels::sparse::TILE / 4
+            crate::kernels::sparse::tile_for(g.h_out * (g.w_out + (g.kw - 1) * dw / sw)) / 4
         } else {
             jit.opts.tile_vectors
         };
@@ -812,6 +812,7 @@ impl StreamConv {
                                     inp,
                                     acc,
                                     n_tiles,
+                                    self.tile,
                                     &self.table[start..s_end],
                                     &self.table[s_end..g_end],
                                 )
