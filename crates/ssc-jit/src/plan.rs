@@ -854,7 +854,7 @@ fn lower_native(
                 ),
             };
             let kind = match &kernel {
-                Kernel::StreamConv { .. } => "cranelift",
+                Kernel::StreamConv { k, .. } => k.kind(),
                 Kernel::GemmConv { k, .. } if k.is_winograd() => "winograd",
                 Kernel::GemmConv { k, .. } if k.is_depthwise() => "depthwise",
                 _ => "gemm",

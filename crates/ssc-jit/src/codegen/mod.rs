@@ -55,8 +55,9 @@ pub struct CodegenOptions {
     pub unroll_max_nnz: usize,
     /// Compile per-channel functions on the rayon pool (the ISA is `Send + Sync`).
     pub parallel_compile: bool,
-    /// On hosts with AVX2 and FMA, run table-driven layers through the 8-wide Rust table loop
-    /// (`kernels::sparse`) instead of the generated 4-wide one (see that module for why).
+    /// On hosts with AVX2 and FMA, run every layer through the 8-wide Rust table loop
+    /// (`kernels::sparse`) instead of generated code (measured faster at every layer size; see
+    /// the `stream` module). `unroll_max_nnz` then does not apply.
     pub vector_table: bool,
 }
 

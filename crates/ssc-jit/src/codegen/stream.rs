@@ -38,6 +38,12 @@
 //! in constant time (the table itself: ~0.2 ms per 1000 non-zeros) and runs at 60-100% of the
 //! unrolled speed (64->64 56x56 at 10%: 27-30 vs 17-19 GFLOP/s single-thread).
 //!
+//! *The AVX2 table loop.* Cranelift emits 128-bit vectors only. On hosts with AVX2 + FMA every
+//! layer's table is walked by an 8-wide Rust loop instead (`kernels::sparse`), which measured
+//! ~34 GFLOP/s on the 90%-sparse ResNet-18 layers at every size, above both generated kernels
+//! (unrolled 26-31, table 15-19); it also compiles in constant time. The generated kernels run
+//! where that loop is unavailable or disabled ([`CodegenOptions::vector_table`]).
+//!
 //! *Latency.* An `f32x4` FMA has 4 cycles of latency; every term updates all `nv` accumulators,
 //! so with `nv <= 4` terms alternate between two accumulator sets summed at the end. The table
 //! loop handles 8 singles per iteration plus a one-entry remainder loop (no table padding):
@@ -55,6 +61,7 @@
 //! (non-zeros + epilogue) with recursive `rayon::join`, which allocates nothing.
 //!
 //! [`CodegenOptions::unroll_max_nnz`]: super::CodegenOptions::unroll_max_nnz
+//! [`CodegenOptions::vector_table`]: super::CodegenOptions::vector_table
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -245,11 +252,14 @@ impl StreamConv {
             }
         }
         let nph = phases.len();
-        // Large layers walk a table; on AVX2 hosts that loop is the 8-wide Rust one
-        // (`kernels::sparse`), whose tiles are 32 floats.
+        // On AVX2 hosts every layer walks its table in the 8-wide Rust loop (`kernels::sparse`,
+        // tiles of 32 or 64 floats): measured against unrolled Cranelift code even on a small
+        // layer (64->64 56x56 at 10%, 3.8k non-zeros) it ran 0.56-0.73 ms against 0.87-0.91.
+        // Elsewhere small layers get unrolled Cranelift code and large ones the Cranelift table
+        // loop.
         let nnz_total = weights.iter().filter(|&&w| w != 0.0).count();
-        let unroll = nnz_total <= jit.opts.unroll_max_nnz;
-        let vector_table = jit.opts.vector_table && !unroll && crate::kernels::par::has_avx2_fma();
+        let vector_table = jit.opts.vector_table && crate::kernels::par::has_avx2_fma();
+        let unroll = !vector_table && nnz_total <= jit.opts.unroll_max_nnz;
         let nv = if vector_table {
             crate::kernels::sparse::tile_for(g.h_out * (g.w_out + (g.kw - 1) * dw / sw)) / 4
         } else {
@@ -482,6 +492,17 @@ impl StreamConv {
     /// Whether this kernel runs the table-driven loop (large layers) instead of unrolled code.
     pub fn is_table_driven(&self) -> bool {
         !self.table.is_empty()
+    }
+
+    /// The code that runs the layer, for reports: `cranelift` (unrolled, weights as
+    /// immediates), `cranelift-table` (the generated table loop) or `table-avx2` (the 8-wide
+    /// Rust table loop).
+    pub fn kind(&self) -> &'static str {
+        match (self.is_table_driven(), self.table_fn.is_some()) {
+            (false, _) => "cranelift",
+            (true, true) => "cranelift-table",
+            (true, false) => "table-avx2",
+        }
     }
 
     /// One image: `input` `[c_in*h*w]`, `residual` and `output` `[c_out*h_out*w_out]` (NCHW).

@@ -535,3 +535,86 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod shape_bench {
+    use super::*;
+
+    /// MobileNetV2's 1x1 shapes through the conv kernel (tiled) and as one whole GEMM.
+    #[test]
+    #[ignore]
+    fn bench_pointwise_shapes() {
+        for (cin, cout, hw) in [
+            (16, 96, 112),
+            (96, 24, 56),
+            (24, 144, 56),
+            (144, 24, 56),
+            (32, 192, 28),
+            (64, 384, 14),
+            (384, 64, 14),
+            (160, 960, 7),
+            (960, 160, 7),
+            (320, 1280, 7),
+        ] {
+            let g = ConvGeom {
+                c_in: cin,
+                c_out: cout,
+                group: 1,
+                h: hw,
+                w: hw,
+                kh: 1,
+                kw: 1,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pads: [0; 4],
+                h_out: hw,
+                w_out: hw,
+            };
+            let p = hw * hw;
+            let x: Vec<f32> = (0..cin * p).map(|i| (i % 13) as f32 * 0.1).collect();
+            let w: Vec<f32> = (0..cout * cin).map(|i| (i % 7) as f32 * 0.01).collect();
+            let epi = Epilogue {
+                bias: Some(vec![0.1; cout]),
+                residual: false,
+                act: crate::spec::Activation::Clip(0.0, 6.0),
+            };
+            let conv = GemmConv::new(g, w.clone(), epi, 1, false);
+            let mut scratch = vec![0.0; conv.scratch_len()];
+            let mut y = vec![0.0; cout * p];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let n = 30;
+                let gf = |d: std::time::Duration| 2.0 * (cin * cout * p) as f64 / d.as_secs_f64() / 1e9;
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    // SAFETY: y is cout x p, w cout x cin, x cin x p.
+                    unsafe {
+                        crate::kernels::sgemm(
+                            (cout, p, cin),
+                            y.as_mut_ptr(),
+                            p,
+                            false,
+                            (w.as_ptr(), cin, 1),
+                            (x.as_ptr(), p, 1),
+                            1.0,
+                            1,
+                        );
+                    }
+                }
+                let d2 = t.elapsed() / n;
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    conv.run(&x, None, None, &mut y, &mut scratch);
+                }
+                let d1 = t.elapsed() / n;
+                eprintln!(
+                    "{cin:>4}->{cout:<5} {hw:>3}x{hw:<3} conv {d1:>10.2?} ({:5.1} GF/s, chunk {})  whole gemm {d2:>10.2?} ({:5.1} GF/s)",
+                    gf(d1), conv.chunk, gf(d2)
+                );
+            });
+        }
+    }
+}

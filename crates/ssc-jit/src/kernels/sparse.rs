@@ -2,12 +2,12 @@
 //! `(offset, weight)` table the Cranelift table kernel walks, with 8-wide vectors instead of
 //! Cranelift's 4-wide ones.
 //!
-//! Why two implementations: layers with few non-zeros get fully unrolled Cranelift code (weights
-//! and offsets as immediates, nothing emitted for a zero), where code generation wins. Large
-//! layers walk a table instead, and there the instruction set decides: Cranelift emits 128-bit
-//! vectors only, so on an AVX2 host this loop does the same work in half the FMAs. Measured on
-//! ResNet-18's 90%-sparse layers (single thread, `ssc-jit` codegen bench): 15-19 GFLOP/s for
-//! the Cranelift table loop against 25-33 here. Hosts without AVX2 keep the Cranelift loop.
+//! Why: Cranelift emits 128-bit vectors only, so on an AVX2 host this loop does the same work
+//! in half the FMAs. Measured on ResNet-18's 90%-sparse layers (single thread, `ssc-jit`
+//! codegen bench `bench_sparse_and_dense_3x3`): ~34 GFLOP/s at 56x56 to 7x7, against 26-31 for
+//! unrolled Cranelift code (weights as immediates) and 15-19 for the Cranelift table loop. So
+//! `StreamConv` uses it for every layer on AVX2 hosts; elsewhere (no AVX2, or
+//! `CodegenOptions::vector_table` off) the generated kernels run.
 
 /// Outputs per tile for planes of more than [`SMALL_TILE`] outputs per channel: four 8-wide
 /// accumulators in each of two sets that alternate between terms (an FMA has a 4-cycle
