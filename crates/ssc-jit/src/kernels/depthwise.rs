@@ -22,9 +22,6 @@ use crate::spec::{ConvGeom, Epilogue};
 /// Output floats computed per register block (4 AVX2 vectors).
 const BLOCK: usize = 32;
 
-/// Floats of the stack row a stride-2 copy stages one zero-padded input row in.
-const ROW_TMP: usize = 1024;
-
 /// A depthwise (group = c_in = c_out) 3x3 convolution with stride 1 or 2 and no dilation.
 pub(crate) struct Depthwise {
     geom: ConvGeom,
@@ -130,66 +127,49 @@ impl Depthwise {
         );
     }
 
-    /// Copies channel `x` into the `S x S` phase planes of `planes`; with `borders`, also the
-    /// zeros outside the image (they stay from one channel to the next).
+    /// Copies channel `x` into the `S x S` phase planes of `planes`; with `borders` (stride 1),
+    /// also the zeros outside the image (they stay from one channel to the next).
     #[inline(always)]
     fn pad_channel<const S: usize>(&self, x: &[f32], planes: &mut [f32], borders: bool) {
-        if S == 2 && 2 * self.row <= ROW_TMP {
+        if S == 2 {
             self.pad_channel_s2(x, planes);
-            return;
-        }
-        let g = &self.geom;
-        let (pt, pl, n) = (g.pads[0], g.pads[1], self.row);
-        for (ph, plane) in planes.chunks_exact_mut(self.phase_len).enumerate() {
-            let (py, px) = (ph / S, ph % S);
-            // Columns j whose padded column S*j + px is input column S*j + px - pl in 0..w.
-            let lo = pl.saturating_sub(px).div_ceil(S).min(n);
-            let hi = (g.w + pl).saturating_sub(px).div_ceil(S).clamp(lo, n);
-            for (i, dst) in plane.chunks_exact_mut(n).enumerate() {
-                let r = S * i + py;
-                if r < pt || r - pt >= g.h || lo == hi {
-                    if borders {
-                        dst.fill(0.0);
-                    }
-                    continue;
-                }
-                if borders {
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                }
-                let line = &x[(r - pt) * g.w..(r - pt + 1) * g.w];
-                let src = &line[S * lo + px - pl..];
-                let d = &mut dst[lo..hi];
-                if S == 1 {
-                    crate::kernels::copy_row(d, src);
-                } else {
-                    // Eight at a time from sixteen (a vector deinterleave), then the tail.
-                    let m = d.len();
-                    let full = (m / 8).min(src.len() / 16);
-                    for (d8, s16) in d[..8 * full].chunks_exact_mut(8).zip(src.chunks_exact(16)) {
-                        for j in 0..8 {
-                            d8[j] = s16[2 * j];
-                        }
-                    }
-                    for (j, v) in d[8 * full..].iter_mut().enumerate() {
-                        *v = src[16 * full + 2 * j];
-                    }
-                }
-            }
+        } else {
+            self.pad_channel_s1(x, planes, borders);
         }
     }
 
-    /// Stride 2: each padded row is staged in a zeroed stack row and split into its even and odd
-    /// columns in one pass (both members of the interleave, so it vectorises as shuffles).
+    /// Stride 1: one plane, rows copied into the padded frame.
+    #[inline(always)]
+    fn pad_channel_s1(&self, x: &[f32], plane: &mut [f32], borders: bool) {
+        let g = &self.geom;
+        let (pt, pl, n) = (g.pads[0], g.pads[1], self.row);
+        // Columns j whose padded column j is input column j - pl in 0..w.
+        let lo = pl.min(n);
+        let hi = (g.w + pl).clamp(lo, n);
+        for (r, dst) in plane[..self.phase_len].chunks_exact_mut(n).enumerate() {
+            if r < pt || r - pt >= g.h || lo == hi {
+                if borders {
+                    dst.fill(0.0);
+                }
+                continue;
+            }
+            if borders {
+                dst[..lo].fill(0.0);
+                dst[hi..].fill(0.0);
+            }
+            let line = &x[(r - pt) * g.w..(r - pt + 1) * g.w];
+            crate::kernels::copy_row(&mut dst[lo..hi], line);
+        }
+    }
+
+    /// Stride 2: each padded row is split into its even and odd columns in one pass.
     #[inline(always)]
     fn pad_channel_s2(&self, x: &[f32], planes: &mut [f32]) {
         let g = &self.geom;
         let (pt, pl, n) = (g.pads[0], g.pads[1], self.row);
-        let mut tmp = [0.0f32; ROW_TMP];
-        // Padded columns [pl, pl + img) hold the image; the rest of the 2n stay zero.
-        let img = g.w.min((2 * n).saturating_sub(pl));
+        // Phases (py, px) in order (0, 0), (0, 1), (1, 0), (1, 1).
         let (top, bottom) = planes.split_at_mut(2 * self.phase_len);
-        for (py, (pair, _)) in [(top, 0), (bottom, 1)].into_iter().enumerate() {
+        for (py, pair) in [top, bottom].into_iter().enumerate() {
             let (even, odd) = pair.split_at_mut(self.phase_len);
             for (i, (e, o)) in even
                 .chunks_exact_mut(n)
@@ -197,20 +177,11 @@ impl Depthwise {
                 .enumerate()
             {
                 let r = 2 * i + py;
-                if r < pt || r - pt >= g.h || img == 0 {
+                if r < pt || r - pt >= g.h {
                     e.fill(0.0);
                     o.fill(0.0);
-                    continue;
-                }
-                let line = &x[(r - pt) * g.w..(r - pt + 1) * g.w];
-                crate::kernels::copy_row(&mut tmp[pl..pl + img], line);
-                for ((e, o), q) in e
-                    .iter_mut()
-                    .zip(o.iter_mut())
-                    .zip(tmp[..2 * n].chunks_exact(2))
-                {
-                    *e = q[0];
-                    *o = q[1];
+                } else {
+                    crate::kernels::split_row(&x[(r - pt) * g.w..(r - pt + 1) * g.w], pl, e, o);
                 }
             }
         }

@@ -182,31 +182,7 @@ impl Winograd {
                 o.fill(0.0);
                 continue;
             }
-            let line = &src[(r - pt) * g.w..(r - pt + 1) * g.w];
-            // Padded column q is input column q - pl.
-            let at = |q: usize| {
-                if q >= pl && q - pl < g.w {
-                    line[q - pl]
-                } else {
-                    0.0
-                }
-            };
-            // Interior pairs (both columns inside the row) without bounds tests.
-            let lo = pl.div_ceil(2);
-            let hi = ((pl + g.w) / 2).min(n).max(lo);
-            for m in (0..lo).chain(hi..n) {
-                e[m] = at(2 * m);
-                o[m] = at(2 * m + 1);
-            }
-            let src = &line[2 * lo - pl..];
-            for ((e, o), pair) in e[lo..hi]
-                .iter_mut()
-                .zip(&mut o[lo..hi])
-                .zip(src.chunks_exact(2))
-            {
-                *e = pair[0];
-                *o = pair[1];
-            }
+            crate::kernels::split_row(&src[(r - pt) * g.w..(r - pt + 1) * g.w], pl, e, o);
         }
     }
 
