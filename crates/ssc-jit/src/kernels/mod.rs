@@ -60,6 +60,27 @@ pub(crate) unsafe fn sgemm(
     }
 }
 
+/// `f32::max(x, b)` for a non-NaN bound `b`, as one `maxps` (a NaN `x` gives `b`, as `max`
+/// does; `f32::max` itself also handles a NaN `b`, which costs a compare and a blend per vector).
+#[inline(always)]
+fn max_to(x: f32, b: f32) -> f32 {
+    if x > b {
+        x
+    } else {
+        b
+    }
+}
+
+/// `f32::min(x, b)` for a non-NaN bound `b` (see [`max_to`]).
+#[inline(always)]
+fn min_to(x: f32, b: f32) -> f32 {
+    if x < b {
+        x
+    } else {
+        b
+    }
+}
+
 /// `out = act(acc + bias + res + res2)` (a missing `acc` or residual is 0), with the activation
 /// dispatched outside the loop so each variant vectorises.
 #[inline(always)]
@@ -72,8 +93,8 @@ pub(crate) fn epilogue(
 ) {
     match act {
         Activation::None => epi_with(acc, bias, res, out, |x| x),
-        Activation::Relu => epi_with(acc, bias, res, out, |x| x.max(0.0)),
-        Activation::Clip(lo, hi) => epi_with(acc, bias, res, out, |x| x.max(lo).min(hi)),
+        Activation::Relu => epi_with(acc, bias, res, out, |x| max_to(x, 0.0)),
+        Activation::Clip(lo, hi) => epi_with(acc, bias, res, out, |x| min_to(max_to(x, lo), hi)),
         Activation::LeakyRelu(a) => {
             epi_with(acc, bias, res, out, |x| if x >= 0.0 { x } else { a * x })
         }
@@ -90,8 +111,8 @@ pub(crate) fn epilogue_in_place(
 ) {
     match act {
         Activation::None => in_place_with(out, bias, res, |x| x),
-        Activation::Relu => in_place_with(out, bias, res, |x| x.max(0.0)),
-        Activation::Clip(lo, hi) => in_place_with(out, bias, res, |x| x.max(lo).min(hi)),
+        Activation::Relu => in_place_with(out, bias, res, |x| max_to(x, 0.0)),
+        Activation::Clip(lo, hi) => in_place_with(out, bias, res, |x| min_to(max_to(x, lo), hi)),
         Activation::LeakyRelu(a) => {
             in_place_with(out, bias, res, |x| if x >= 0.0 { x } else { a * x })
         }
