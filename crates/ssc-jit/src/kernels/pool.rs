@@ -45,18 +45,33 @@ impl Pool {
             4,
             #[inline(always)]
             |b, out| {
+                // The separable path's column buffer, once per task (every use writes before
+                // it reads).
+                let mut cols = [0.0f32; 3 * SEP_COLS + 3];
                 for (i, out) in out.chunks_exact_mut(op).enumerate() {
                     let c = b + i;
                     let plane = &input[c * ip..(c + 1) * ip];
                     // The fast max is `maxss` (branch-free, but it drops a NaN operand); a plane
                     // holding a NaN takes the NaN-propagating path, as the reference computes it.
-                    let nan =
-                        kind == PoolKind::Max && plane.iter().fold(false, |n, v| n | v.is_nan());
-                    pool_plane(&g, kind, plane, out, nan);
+                    let nan = kind == PoolKind::Max && has_nan(plane);
+                    pool_plane(&g, kind, plane, out, nan, &mut cols);
                 }
             },
         );
     }
+}
+
+/// Whether `x` holds a NaN: eight independent lanes, so it vectorises.
+#[inline(always)]
+fn has_nan(x: &[f32]) -> bool {
+    let mut lanes = [false; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l |= v.is_nan();
+        }
+    }
+    lanes.iter().any(|&l| l) || chunks.remainder().iter().any(|v| v.is_nan())
 }
 
 /// The window taps `lo..hi` (of `k`) that land inside `0..size` for a window starting at
@@ -91,12 +106,19 @@ fn tap_range(
 /// skip the per-pixel bounds arithmetic; the rest clip their window with `tap_range`. Inlined
 /// into the caller's `par_units` task, which runs it as AVX2 code where available.
 #[inline(always)]
-fn pool_plane(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut [f32], nan: bool) {
+fn pool_plane(
+    g: &PoolGeom,
+    kind: PoolKind,
+    x: &[f32],
+    out: &mut [f32],
+    nan: bool,
+    cols: &mut [f32],
+) {
     // One monomorphised loop per mode, so the innermost loop has no mode test.
     match (kind, nan) {
-        (PoolKind::Max, false) => plane_mode::<MAX>(g, kind, x, out),
-        (PoolKind::Max, true) => plane_mode::<MAX_NAN>(g, kind, x, out),
-        (PoolKind::Avg { .. }, _) => plane_mode::<AVG>(g, kind, x, out),
+        (PoolKind::Max, false) => plane_mode::<MAX>(g, kind, x, out, cols),
+        (PoolKind::Max, true) => plane_mode::<MAX_NAN>(g, kind, x, out, cols),
+        (PoolKind::Avg { .. }, _) => plane_mode::<AVG>(g, kind, x, out, cols),
     }
 }
 
@@ -150,8 +172,13 @@ fn fold_cols_dyn<const MODE: u8>(col: &[f32], s: usize, dst: &mut [f32]) {
 const SEP_COLS: usize = 256;
 
 #[inline(always)]
-fn plane_mode<const MODE: u8>(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut [f32]) {
-    let mut cols = [0.0f32; 3 * SEP_COLS + 3];
+fn plane_mode<const MODE: u8>(
+    g: &PoolGeom,
+    kind: PoolKind,
+    x: &[f32],
+    out: &mut [f32],
+    cols: &mut [f32],
+) {
     let (sw, dw) = (g.stride[1], g.dilation[1]);
     let span = (g.kw - 1) * dw;
     // Interior columns: x0 = ox*sw - pad_l >= 0 and x0 + span < w.
@@ -267,6 +294,14 @@ fn plane_mode<const MODE: u8>(g: &PoolGeom, kind: PoolKind, x: &[f32], out: &mut
 
 /// Global average or max over each channel's plane: `[c, p] -> [c]`.
 pub(crate) fn global_pool(input: &[f32], output: &mut [f32], p: usize, max: bool) {
+    crate::kernels::par::simd(
+        #[inline(always)]
+        || global_pool_body(input, output, p, max),
+    )
+}
+
+#[inline(always)]
+fn global_pool_body(input: &[f32], output: &mut [f32], p: usize, max: bool) {
     for (o, plane) in output.iter_mut().zip(input.chunks_exact(p)) {
         *o =
             if max {
@@ -279,7 +314,16 @@ pub(crate) fn global_pool(input: &[f32], output: &mut [f32], p: usize, max: bool
                 })
             } else {
                 // Accumulate in f64: a 56x56 plane in f32 loses several bits to summation.
-                (plane.iter().map(|&v| v as f64).sum::<f64>() / p as f64) as f32
+                // Eight independent lanes so the loop vectorises.
+                let mut lanes = [0.0f64; 8];
+                let mut chunks = plane.chunks_exact(8);
+                for c in &mut chunks {
+                    for (l, &v) in lanes.iter_mut().zip(c) {
+                        *l += v as f64;
+                    }
+                }
+                let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+                ((lanes.iter().sum::<f64>() + tail) / p as f64) as f32
             };
     }
 }
