@@ -46,6 +46,8 @@ mod memory;
 mod plan;
 mod runtime;
 pub mod spec;
+#[cfg(test)]
+mod testutil;
 
 use std::time::{Duration, Instant};
 

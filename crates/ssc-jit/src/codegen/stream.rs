@@ -387,13 +387,7 @@ impl StreamConv {
             let mut ids = Vec::with_capacity(work.len());
             for body in bodies {
                 let (bytes, align) = body?;
-                let id = module
-                    .declare_anonymous_function(&sig)
-                    .map_err(|e| cg(&e))?;
-                module
-                    .define_function_bytes(id, align, &bytes, &[])
-                    .map_err(|e| cg(&e))?;
-                ids.push(id);
+                ids.push(define_bytes(&mut module, &sig, &bytes, align).map_err(|e| cg(&e))?);
             }
             module.finalize_definitions().map_err(|e| cg(&e))?;
             for (&c, &id) in work.iter().zip(&ids) {
@@ -431,12 +425,7 @@ impl StreamConv {
                     &mut FunctionBuilderContext::new(),
                     None,
                 )?;
-                let id = module
-                    .declare_anonymous_function(&sig)
-                    .map_err(|e| cg(&e))?;
-                module
-                    .define_function_bytes(id, align, &bytes, &[])
-                    .map_err(|e| cg(&e))?;
+                let id = define_bytes(&mut module, &sig, &bytes, align).map_err(|e| cg(&e))?;
                 module.finalize_definitions().map_err(|e| cg(&e))?;
                 let p = module.get_finalized_function(id);
                 // SAFETY: built by `build_table` with six I64 parameters, default calling
@@ -718,7 +707,10 @@ impl StreamConv {
     ) {
         let cg = if self.fused { self.geom.cout_g() } else { 1 };
         if parts <= 1 || hi - lo <= cg {
-            self.run_channels(lo, hi, pad, slots, input, res, out);
+            simd(
+                #[inline(always)]
+                || self.run_channels(lo, hi, pad, slots, input, res, out),
+            );
             return;
         }
         let left = parts / 2;
@@ -748,28 +740,11 @@ impl StreamConv {
         );
     }
 
-    /// Output channels `lo..hi`: fills, generated kernel calls and epilogues, with the Rust
-    /// parts compiled for AVX2 where the host has it.
-    #[allow(clippy::too_many_arguments)]
-    fn run_channels(
-        &self,
-        lo: usize,
-        hi: usize,
-        shared: &[f32],
-        slots: &mut [f32],
-        input: &[f32],
-        res: Option<&[f32]>,
-        out: &mut [f32],
-    ) {
-        simd(
-            #[inline(always)]
-            || self.run_channels_body(lo, hi, shared, slots, input, res, out),
-        )
-    }
-
+    /// Output channels `lo..hi`: fills, generated kernel calls and epilogues (inlined into
+    /// `run_split`'s `simd` call, so the Rust parts run as AVX2 code where the host has it).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn run_channels_body(
+    fn run_channels(
         &self,
         lo: usize,
         hi: usize,
@@ -855,4 +830,21 @@ impl StreamConv {
             }
         }
     }
+}
+
+/// Declares an anonymous function of signature `sig` in `module` and defines it as `bytes`
+/// (the error as text: `cranelift_module::ModuleError` is large).
+fn define_bytes(
+    module: &mut impl Module,
+    sig: &cranelift_codegen::ir::Signature,
+    bytes: &[u8],
+    align: u64,
+) -> Result<cranelift_module::FuncId, String> {
+    let id = module
+        .declare_anonymous_function(sig)
+        .map_err(|e| e.to_string())?;
+    module
+        .define_function_bytes(id, align, bytes, &[])
+        .map_err(|e| e.to_string())?;
+    Ok(id)
 }

@@ -1,10 +1,9 @@
 //! Tests of the Cranelift kernels against the reference executor (`ssc_exec::eval_node`), plus
 //! ignored benchmarks that print compile times and GFLOP/s (`-- --ignored --nocapture`).
 
-use ssc_ir::{Attribute, OpDesc, Tensor};
-
 use super::{CodegenOptions, Jit, OptLevel, StreamConv};
 use crate::spec::{Activation, ConvGeom, Epilogue};
+use crate::testutil::reference_conv;
 
 /// xorshift64*: deterministic, dependency-free test randomness.
 struct Rng(u64);
@@ -74,49 +73,6 @@ fn weights(rng: &mut Rng, n: usize, density: f64, unified: bool) -> Vec<f32> {
         .collect()
 }
 
-/// The reference: Conv through `ssc_exec::eval_node`, then residual and activation in f64.
-fn reference(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, res: Option<&[f32]>) -> Vec<f64> {
-    let xt = Tensor::from_f32(vec![1, g.c_in, g.h, g.w], x);
-    let wt = Tensor::from_f32(vec![g.c_out, g.cin_g(), g.kh, g.kw], w);
-    let bt = Tensor::from_f32(
-        vec![g.c_out],
-        &epi.bias.clone().unwrap_or(vec![0.0; g.c_out]),
-    );
-    let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
-    let mut desc = OpDesc::new("Conv");
-    desc.attrs = vec![
-        Attribute::ints("kernel_shape", i(&[g.kh, g.kw])),
-        Attribute::ints("strides", i(&g.stride)),
-        Attribute::ints("dilations", i(&g.dilation)),
-        Attribute::ints("pads", i(&g.pads)),
-        Attribute::int("group", g.group as i64),
-    ];
-    let out = ssc_exec::eval_node(&desc, 17, &[Some(&xt), Some(&wt), Some(&bt)], 1)
-        .expect("reference conv");
-    assert_eq!(out[0].dims, vec![1, g.c_out, g.h_out, g.w_out]);
-    let mut y = out[0].to_f64_vec().expect("f32 output");
-    if let Some(r) = res {
-        for (y, &r) in y.iter_mut().zip(r) {
-            *y += r as f64;
-        }
-    }
-    for y in &mut y {
-        *y = match epi.act {
-            Activation::None => *y,
-            Activation::Relu => y.max(0.0),
-            Activation::Clip(lo, hi) => y.max(lo as f64).min(hi as f64),
-            Activation::LeakyRelu(a) => {
-                if *y >= 0.0 {
-                    *y
-                } else {
-                    a as f64 * *y
-                }
-            }
-        };
-    }
-    y
-}
-
 /// Compiles and runs one conv and compares with the reference; returns the kernel for callers
 /// that check more.
 fn check(jit: &mut Jit, g: &ConvGeom, w: &[f32], epi: &Epilogue, rng: &mut Rng) -> StreamConv {
@@ -130,7 +86,7 @@ fn check(jit: &mut Jit, g: &ConvGeom, w: &[f32], epi: &Epilogue, rng: &mut Rng) 
     // Dirty scratch: the kernel must not depend on its previous contents.
     let mut scratch = vec![f32::NAN; k.scratch_len()];
     k.run(&x, res.as_deref(), &mut out, &mut scratch);
-    let want = reference(g, &x, w, epi, res.as_deref());
+    let want = reference_conv(g, &x, w, epi, [res.as_deref(), None]);
     // f32 accumulation in another order than the reference (and sums of equal-weight inputs
     // before one multiply): each output is a sum of up to kh*kw*cin_g + 2 terms, whose rounding
     // error is bounded by about terms * 2^-24 * max|term|; terms here are |x*w| <= 1.5, outputs

@@ -224,34 +224,28 @@ impl Depthwise {
 mod tests {
     use super::*;
     use crate::spec::Activation;
+    use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
 
-    /// Direct depthwise convolution in f64.
-    fn direct(g: &ConvGeom, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f64> {
-        let mut y = vec![0.0f64; g.c_out * g.h_out * g.w_out];
-        for c in 0..g.c_out {
-            for oy in 0..g.h_out {
-                for ox in 0..g.w_out {
-                    let mut s = bias[c] as f64;
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let iy = (oy * g.stride[0] + ky) as isize - g.pads[0] as isize;
-                            let ix = (ox * g.stride[1] + kx) as isize - g.pads[1] as isize;
-                            if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                continue;
-                            }
-                            s += w[c * 9 + ky * 3 + kx] as f64
-                                * x[(c * g.h + iy as usize) * g.w + ix as usize] as f64;
-                        }
-                    }
-                    y[(c * g.h_out + oy) * g.w_out + ox] = s;
-                }
-            }
+    /// A depthwise 3x3 geometry: `c` channels of `h x w`, stride `s`, `pads`.
+    fn dw_geom(c: usize, h: usize, w: usize, s: usize, pads: [usize; 4]) -> ConvGeom {
+        ConvGeom {
+            c_in: c,
+            c_out: c,
+            group: c,
+            h,
+            w,
+            kh: 3,
+            kw: 3,
+            stride: [s, s],
+            dilation: [1, 1],
+            pads,
+            h_out: (h + pads[0] + pads[2] - 3) / s + 1,
+            w_out: (w + pads[1] + pads[3] - 3) / s + 1,
         }
-        y
     }
 
     #[test]
-    fn matches_direct_convolution() {
+    fn matches_the_reference_convolution() {
         // (c, h, w, stride, pads): odd and even sizes, both strides, asymmetric and zero pads.
         let cases = [
             (8, 7, 7, 1, [1; 4]),
@@ -262,65 +256,28 @@ mod tests {
             (2, 3, 17, 1, [2, 0, 1, 2]),
         ];
         for (c, h, w, s, pads) in cases {
-            let h_out = (h + pads[0] + pads[2] - 3) / s + 1;
-            let w_out = (w + pads[1] + pads[3] - 3) / s + 1;
-            let g = ConvGeom {
-                c_in: c,
-                c_out: c,
-                group: c,
-                h,
-                w,
-                kh: 3,
-                kw: 3,
-                stride: [s, s],
-                dilation: [1, 1],
-                pads,
-                h_out,
-                w_out,
-            };
+            let g = dw_geom(c, h, w, s, pads);
             assert!(Depthwise::suits(&g));
-            let x: Vec<f32> = (0..c * h * w)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02)
-                .collect();
-            let wt: Vec<f32> = (0..c * 9)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.01)
-                .collect();
-            let bias: Vec<f32> = (0..c).map(|k| k as f32 * 0.1 - 0.3).collect();
-            let p = h_out * w_out;
+            let x = pattern(c * h * w, 37, 101, 0.02);
+            let wt = pattern(c * 9, 53, 97, 0.01);
+            let p = g.h_out * g.w_out;
             let res: Vec<f32> = (0..c * p).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
             for (threads, residual, act) in [
                 (1, false, Activation::None),
                 (2, true, Activation::Clip(0.0, 0.5)),
             ] {
                 let epi = Epilogue {
-                    bias: Some(bias.clone()),
+                    bias: Some((0..c).map(|k| k as f32 * 0.1 - 0.3).collect()),
                     residual,
                     act,
                 };
-                let k = Depthwise::new(g, wt.clone(), epi, threads);
+                let r = [residual.then_some(&res[..]), None];
+                let k = Depthwise::new(g, wt.clone(), epi.clone(), threads);
                 let mut scratch = vec![f32::NAN; k.scratch_len()];
                 let mut y = vec![f32::NAN; c * p];
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    k.run(
-                        &x,
-                        [residual.then_some(&res[..]), None],
-                        &mut y,
-                        &mut scratch,
-                    )
-                });
-                let want = direct(&g, &x, &wt, &bias);
-                for (i, (&got, &d)) in y.iter().zip(&want).enumerate() {
-                    let d = if residual { d + res[i] as f64 } else { d };
-                    let d = act.apply(d as f32) as f64;
-                    assert!(
-                        (got as f64 - d).abs() <= 1e-5 * (1.0 + d.abs()),
-                        "{g:?} at {i}: got {got}, want {d}"
-                    );
-                }
+                in_pool(threads, || k.run(&x, r, &mut y, &mut scratch));
+                let e = rel_err(&y, &reference_conv(&g, &x, &wt, &epi, r));
+                assert!(e < 1e-6, "{g:?} {act:?}: rel err {e:e}");
             }
         }
     }
@@ -335,21 +292,8 @@ mod tests {
             (384, 14, 1),
             (960, 7, 1),
         ] {
-            let o = (h + 2 - 3) / s + 1;
-            let g = ConvGeom {
-                c_in: c,
-                c_out: c,
-                group: c,
-                h,
-                w: h,
-                kh: 3,
-                kw: 3,
-                stride: [s, s],
-                dilation: [1, 1],
-                pads: [1; 4],
-                h_out: o,
-                w_out: o,
-            };
+            let g = dw_geom(c, h, h, s, [1; 4]);
+            let o = g.h_out;
             let x: Vec<f32> = (0..c * h * h).map(|i| (i % 13) as f32 * 0.1).collect();
             let w: Vec<f32> = (0..c * 9).map(|i| (i % 7) as f32 * 0.01).collect();
             let epi = Epilogue {
@@ -360,11 +304,7 @@ mod tests {
             let k = Depthwise::new(g, w, epi, 1);
             let mut scratch = vec![0.0; k.scratch_len()];
             let mut y = vec![0.0; c * o * o];
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::testutil::in_pool(1, || {
                 let n = 50;
                 let t = std::time::Instant::now();
                 for _ in 0..n {

@@ -437,11 +437,7 @@ mod tests {
         let conv = GemmConv::new(g, w, Epilogue::default(), 1, false);
         let mut scratch = vec![0.0; conv.scratch_len()];
         let mut y = vec![0.0; 64 * 112 * 112];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::testutil::in_pool(1, || {
             for _ in 0..3 {
                 let t = std::time::Instant::now();
                 for _ in 0..10 {
@@ -489,11 +485,7 @@ mod tests {
         let w: Vec<f32> = (0..64 * k).map(|i| (i % 7) as f32 * 0.01).collect();
         let mut col = vec![0.0; k * p];
         let mut y = vec![0.0; 64 * p];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::testutil::in_pool(1, || {
             let n = 20;
             let t = std::time::Instant::now();
             for _ in 0..n {
@@ -581,13 +573,10 @@ mod shape_bench {
             let conv = GemmConv::new(g, w.clone(), epi, 1, false);
             let mut scratch = vec![0.0; conv.scratch_len()];
             let mut y = vec![0.0; cout * p];
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::testutil::in_pool(1, || {
                 let n = 30;
-                let gf = |d: std::time::Duration| 2.0 * (cin * cout * p) as f64 / d.as_secs_f64() / 1e9;
+                let gf =
+                    |d: std::time::Duration| 2.0 * (cin * cout * p) as f64 / d.as_secs_f64() / 1e9;
                 let t = std::time::Instant::now();
                 for _ in 0..n {
                     // SAFETY: y is cout x p, w cout x cin, x cin x p.

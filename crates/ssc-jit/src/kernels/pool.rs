@@ -394,11 +394,7 @@ mod tests {
             geom: g,
             kind: PoolKind::Max,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::testutil::in_pool(1, || {
             for _ in 0..3 {
                 let t = std::time::Instant::now();
                 for _ in 0..20 {

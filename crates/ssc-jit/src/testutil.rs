@@ -1,0 +1,85 @@
+//! Helpers the kernels' unit tests share: the reference convolution (the reference executor's
+//! Conv, then the JIT's epilogue in f64) every kernel is checked against, and a rayon pool of a
+//! given size to run a kernel in.
+
+use ssc_ir::{Attribute, OpDesc, Tensor};
+
+use crate::spec::{Activation, ConvGeom, Epilogue};
+
+/// Conv through `ssc_exec::eval_node` (bias included), then the residuals and the activation
+/// in f64: what a kernel computing `g` with epilogue `epi` must output, for one image.
+pub(crate) fn reference_conv(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    epi: &Epilogue,
+    res: [Option<&[f32]>; 2],
+) -> Vec<f64> {
+    let xt = Tensor::from_f32(vec![1, g.c_in, g.h, g.w], x);
+    let wt = Tensor::from_f32(vec![g.c_out, g.cin_g(), g.kh, g.kw], w);
+    let bt = Tensor::from_f32(
+        vec![g.c_out],
+        &epi.bias.clone().unwrap_or(vec![0.0; g.c_out]),
+    );
+    let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let mut desc = OpDesc::new("Conv");
+    desc.attrs = vec![
+        Attribute::ints("kernel_shape", i(&[g.kh, g.kw])),
+        Attribute::ints("strides", i(&g.stride)),
+        Attribute::ints("dilations", i(&g.dilation)),
+        Attribute::ints("pads", i(&g.pads)),
+        Attribute::int("group", g.group as i64),
+    ];
+    let out = ssc_exec::eval_node(&desc, 17, &[Some(&xt), Some(&wt), Some(&bt)], 1)
+        .expect("reference conv");
+    assert_eq!(out[0].dims, vec![1, g.c_out, g.h_out, g.w_out]);
+    let mut y = out[0].to_f64_vec().expect("f32 output");
+    for r in res.iter().flatten() {
+        for (y, &r) in y.iter_mut().zip(*r) {
+            *y += r as f64;
+        }
+    }
+    for y in &mut y {
+        *y = match epi.act {
+            Activation::None => *y,
+            Activation::Relu => y.max(0.0),
+            Activation::Clip(lo, hi) => y.max(lo as f64).min(hi as f64),
+            Activation::LeakyRelu(a) => {
+                if *y >= 0.0 {
+                    *y
+                } else {
+                    a as f64 * *y
+                }
+            }
+        };
+    }
+    y
+}
+
+/// Runs `f` in a fresh rayon pool of `threads` threads (kernels split their work over the
+/// current pool).
+pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+        .install(f)
+}
+
+/// Max |got - want| over max |want|: the norm-wise relative error the kernel tests bound.
+pub(crate) fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
+    got.iter()
+        .zip(want)
+        .fold(0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()))
+        / scale
+}
+
+/// `n` deterministic test values `((i * mul) % modulo - modulo / 2) * scale`: spread over
+/// `[-scale * modulo / 2, scale * modulo / 2)` with no structure a kernel could exploit.
+pub(crate) fn pattern(n: usize, mul: usize, modulo: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * mul % modulo) as f32 - (modulo / 2) as f32) * scale)
+        .collect()
+}
