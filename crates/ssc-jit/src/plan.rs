@@ -30,14 +30,16 @@ pub(crate) enum Loc {
 
 /// A kernel and the per-image sizes it works on.
 pub(crate) enum Kernel {
-    /// Dense conv through GEMM; inputs are `[x, residual?, residual2?]`.
+    /// Dense conv (im2col + GEMM, Winograd, or the direct depthwise kernel); inputs are
+    /// `[x, residual?, residual2?]`.
     GemmConv {
         k: Box<GemmConv>,
         batch: usize,
         in_len: usize,
         out_len: usize,
     },
-    /// Weight-baked Cranelift conv; inputs are `[x, residual?, None]`.
+    /// Conv over its non-zero weights (`StreamConv`: the AVX2 table loop or Cranelift code);
+    /// inputs are `[x, residual?, None]`.
     StreamConv {
         k: Box<StreamConv>,
         batch: usize,
@@ -436,8 +438,9 @@ fn pool_kernel(g: &Graph, op: OpId) -> Option<(Pool, usize)> {
     ))
 }
 
-/// Chooses the conv kernel: the weight-baked Cranelift kernel when it does less work than a
-/// dense GEMM (depthwise, or few enough non-zero weights), the GEMM otherwise.
+/// Chooses between the sparse-weight kernel (`StreamConv`), which does work per non-zero
+/// weight, and the dense kernels: sparse when few enough weights are non-zero, or for a
+/// depthwise shape the dense depthwise kernel does not take.
 fn use_stream(p: &ConvParts, opts: &JitOptions, density: Option<f32>) -> bool {
     if opts.dense_only {
         return false;
