@@ -47,7 +47,7 @@ impl Pool {
             |b, out| {
                 // The separable path's column buffer, once per task (every use writes before
                 // it reads).
-                let mut cols = [0.0f32; 3 * SEP_COLS + 3];
+                let mut cols = [0.0f32; COLS_LEN];
                 for (i, out) in out.chunks_exact_mut(op).enumerate() {
                     let c = b + i;
                     let plane = &input[c * ip..(c + 1) * ip];
@@ -170,6 +170,9 @@ fn fold_cols_dyn<const MODE: u8>(col: &[f32], s: usize, dst: &mut [f32]) {
 
 /// Output columns the separable 3x3 path folds per pass (its column buffer is on the stack).
 const SEP_COLS: usize = 256;
+/// Floats of the column buffer: one pass of `SEP_COLS` outputs at stride 3 (larger strides fold
+/// fewer outputs per pass).
+const COLS_LEN: usize = 3 * SEP_COLS + 3;
 
 #[inline(always)]
 fn plane_mode<const MODE: u8>(
@@ -208,7 +211,8 @@ fn plane_mode<const MODE: u8>(
             // columns first (a reassociation of the nine-term sum).
             let mut done = 0;
             while done < n {
-                let m = (n - done).min(SEP_COLS);
+                // At most SEP_COLS outputs, and no more columns than the buffer holds.
+                let m = (n - done).min(SEP_COLS).min((COLS_LEN - 3) / sw + 1);
                 let c0 = x0 + done * sw;
                 let c1 = (c0 + (m - 1) * sw + 3).min(span_end);
                 let col = &mut cols[..c1 - c0];
@@ -221,10 +225,11 @@ fn plane_mode<const MODE: u8>(
                     *v = take::<MODE>(take::<MODE>(a, b), c);
                 }
                 // Constant strides 1 and 2 let the compiler vectorise the window loads.
+                let dst = &mut dst[done..done + m];
                 match sw {
-                    1 => fold_cols::<MODE, 1>(col, &mut dst[done..done + m]),
-                    2 => fold_cols::<MODE, 2>(col, &mut dst[done..done + m]),
-                    _ => fold_cols_dyn::<MODE>(col, sw, &mut dst[done..done + m]),
+                    1 => fold_cols::<MODE, 1>(col, dst),
+                    2 => fold_cols::<MODE, 2>(col, dst),
+                    _ => fold_cols_dyn::<MODE>(col, sw, dst),
                 }
                 done += m;
             }
@@ -331,6 +336,66 @@ fn global_pool_body(input: &[f32], output: &mut [f32], p: usize, max: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 3x3 fast path (strides 1-4, rows wider than one pass of `SEP_COLS` outputs, pads)
+    /// and the border path against the reference executor's MaxPool and AveragePool.
+    #[test]
+    fn pools_match_the_reference_executor() {
+        use ssc_ir::{Attribute, OpDesc, Tensor};
+        // (c, h, w, stride, pads)
+        let cases = [
+            (3, 9, 11, 2, [0; 4]),
+            (2, 8, 8, 1, [1; 4]),
+            (2, 7, 1030, 4, [1, 0, 1, 2]),
+            (1, 5, 800, 3, [0, 1, 0, 1]),
+            (2, 6, 600, 2, [1, 1, 1, 1]),
+        ];
+        for (c, h, w, s, pads) in cases {
+            let h_out = (h + pads[0] + pads[2] - 3) / s + 1;
+            let w_out = (w + pads[1] + pads[3] - 3) / s + 1;
+            let g = PoolGeom {
+                c,
+                h,
+                w,
+                kh: 3,
+                kw: 3,
+                stride: [s, s],
+                dilation: [1, 1],
+                pads,
+                h_out,
+                w_out,
+            };
+            let x = crate::testutil::pattern(c * h * w, 37, 101, 0.02);
+            for (kind, op) in [
+                (PoolKind::Max, "MaxPool"),
+                (
+                    PoolKind::Avg {
+                        count_include_pad: false,
+                    },
+                    "AveragePool",
+                ),
+            ] {
+                let mut y = vec![f32::NAN; c * h_out * w_out];
+                Pool { geom: g, kind }.run(&x, &mut y);
+                let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+                let mut desc = OpDesc::new(op);
+                desc.attrs = vec![
+                    Attribute::ints("kernel_shape", vec![3, 3]),
+                    Attribute::ints("strides", i(&[s, s])),
+                    Attribute::ints("pads", i(&pads)),
+                ];
+                let xt = Tensor::from_f32(vec![1, c, h, w], &x);
+                let want = ssc_exec::eval_node(&desc, 17, &[Some(&xt)], 1).unwrap();
+                let want = want[0].to_f32_vec().unwrap();
+                for (k, (&a, &b)) in y.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6,
+                        "{op} {c}x{h}x{w} s{s} at {k}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn max_pool_propagates_nan_and_clips_padded_windows() {
