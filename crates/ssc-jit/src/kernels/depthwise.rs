@@ -1,19 +1,19 @@
-//! Dense depthwise 3x3 convolutions (stride 1 or 2) as a direct row kernel: one output row is
-//! nine shifted multiply-adds over contiguous input rows, with the bias, residual and
-//! activation applied in the same loop.
+//! Dense depthwise 3x3 convolutions (stride 1 or 2) as a direct kernel: nine shifted
+//! multiply-adds per block of 32 outputs held in registers, then the bias, residuals and
+//! activation per output row.
 //!
-//! Why not the weight-baked Cranelift kernel: a dense depthwise channel has only nine weights,
-//! so baking them saves nothing, while Cranelift's `f32x4` code, its per-channel call and
+//! Why not the sparse-weight kernel (`StreamConv`): a dense depthwise channel has only nine
+//! weights, so working per weight saves nothing, while that kernel's per-channel call and
 //! separate epilogue pass cost most of the time on small planes (MobileNetV2's 14x14 and 7x7
-//! layers ran at 5-9 GFLOP/s). This kernel is plain Rust run as AVX2 + FMA code (`par::simd`),
-//! 8 lanes per instruction. Sparse or unified depthwise weights still go to Cranelift, where
-//! skipping zeros and summing equal weights pays.
+//! layers ran at 5-9 GFLOP/s in its Cranelift form). This kernel is plain Rust run as AVX2 + FMA
+//! code (`par::simd`), 8 lanes per instruction. Sparse or unified depthwise weights still go to
+//! `StreamConv`, where skipping zeros and summing equal weights pays.
 //!
 //! Per channel the input is copied once into zero-padded planes in the task's scratch, split
 //! into `S x S` phases for stride `S` (`P[py][px][i][j] = pad[S*i + py][S*j + px]`), all with the
 //! row stride `row`. Tap `(ky, kx)` of output `(y, x)` then reads phase `(ky % S, kx % S)` at
 //! flat index `y*row + x + (ky / S)*row + kx / S`: over the flat index `y*row + x` every tap is
-//! one contiguous stream, as in the Cranelift kernel, so small planes (7x7) vectorise as well as
+//! one contiguous stream, as in `StreamConv`, so small planes (7x7) vectorise as well as
 //! large ones. Columns `x >= w_out` compute garbage that the epilogue skips.
 
 use crate::kernels::par::par_units;
