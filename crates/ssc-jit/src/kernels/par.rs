@@ -55,15 +55,21 @@ unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// How many parts `n` units split into on the current pool: about 4 per thread (more parts
+/// than threads so uneven parts balance), each at least `min` units; 1 on one thread.
+fn part_count(n: usize, min: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 {
+        1
+    } else {
+        (4 * threads).min(n.div_ceil(min.max(1))).max(1)
+    }
+}
+
 /// Runs `f(begin, end)` over `0..n` split into about `4 * threads` contiguous parts (more parts
 /// than threads so uneven parts balance), sequentially when one thread or small `n`.
 pub(crate) fn for_ranges(n: usize, min_part: usize, f: impl Fn(usize, usize) + Sync + Send) {
-    let threads = rayon::current_num_threads();
-    let parts = if threads <= 1 {
-        1
-    } else {
-        (4 * threads).min(n.div_ceil(min_part.max(1))).max(1)
-    };
+    let parts = part_count(n, min_part);
     if parts <= 1 {
         simd(
             #[inline(always)]
@@ -95,12 +101,7 @@ pub(crate) fn par_units(
 ) {
     let unit = unit.max(1);
     let n = out.len() / unit;
-    let threads = rayon::current_num_threads();
-    let parts = if threads <= 1 {
-        1
-    } else {
-        (4 * threads).min(n.div_ceil(min_units.max(1))).max(1)
-    };
+    let parts = part_count(n, min_units);
     if parts <= 1 {
         simd(
             #[inline(always)]
