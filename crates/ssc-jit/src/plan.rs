@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
 
 use crate::codegen::{Jit, StreamConv};
+use crate::kernels::dense::DenseConv;
 use crate::kernels::depthwise::Depthwise;
 use crate::kernels::eltwise::{BinOp, Binary, UnOp};
-use crate::kernels::gemm_conv::GemmConv;
 use crate::kernels::linear::Linear;
 use crate::kernels::pool::{Pool, PoolGeom, PoolKind};
 use crate::memory::{live_lower_bound, place, Interval};
@@ -32,8 +32,8 @@ pub(crate) enum Loc {
 pub(crate) enum Kernel {
     /// Dense conv (im2col + GEMM, Winograd, or the direct depthwise kernel); inputs are
     /// `[x, residual?, residual2?]`.
-    GemmConv {
-        k: Box<GemmConv>,
+    DenseConv {
+        k: Box<DenseConv>,
         batch: usize,
         in_len: usize,
         out_len: usize,
@@ -731,7 +731,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     let scratch_len = steps
         .iter()
         .map(|s| match &s.kernel {
-            Kernel::GemmConv { k, .. } => k.scratch_len(),
+            Kernel::DenseConv { k, .. } => k.scratch_len(),
             Kernel::StreamConv { k, .. } => k.scratch_len(),
             _ => 0,
         })
@@ -827,8 +827,9 @@ fn lower_native(
             } else {
                 None
             };
-            let (kernel, note) = match stream {
+            let (kind, kernel, note) = match stream {
                 Some(Ok(k)) => (
+                    k.kind(),
                     Kernel::StreamConv {
                         k: Box::new(k),
                         batch: parts.batch,
@@ -837,30 +838,23 @@ fn lower_native(
                     },
                     String::new(),
                 ),
-                other => (
-                    Kernel::GemmConv {
-                        k: Box::new(GemmConv::new(
-                            gm,
-                            parts.weights,
-                            epi,
-                            opts.threads.max(1),
-                            opts.winograd,
-                        )),
-                        batch: parts.batch,
-                        in_len,
-                        out_len,
-                    },
-                    match other {
-                        Some(Err(e)) => format!(" (cranelift failed: {e})"),
-                        _ => String::new(),
-                    },
-                ),
-            };
-            let kind = match &kernel {
-                Kernel::StreamConv { k, .. } => k.kind(),
-                Kernel::GemmConv { k, .. } if k.is_winograd() => "winograd",
-                Kernel::GemmConv { k, .. } if k.is_depthwise() => "depthwise",
-                _ => "gemm",
+                other => {
+                    let k =
+                        DenseConv::new(gm, parts.weights, epi, opts.threads.max(1), opts.winograd);
+                    (
+                        k.kind(),
+                        Kernel::DenseConv {
+                            k: Box::new(k),
+                            batch: parts.batch,
+                            in_len,
+                            out_len,
+                        },
+                        match other {
+                            Some(Err(e)) => format!(" (cranelift failed: {e})"),
+                            _ => String::new(),
+                        },
+                    )
+                }
             };
             Some(Native {
                 what: format!(

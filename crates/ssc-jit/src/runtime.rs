@@ -145,7 +145,7 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
     };
     let out = || write(arena, step.outputs[0].expect("native output"));
     match &step.kernel {
-        Kernel::GemmConv {
+        Kernel::DenseConv {
             k,
             batch,
             in_len,

@@ -1,12 +1,10 @@
 //! Dense convolution as GEMM: im2col (skipped for 1x1 stride-1 convs) feeding the `gemm`
 //! crate, in L2-sized column tiles whose epilogue (bias, residuals, activation) runs right after
-//! each tile's product, while it is still in cache. Layers that suit them go to Winograd F(2x2, 3x3)
-//! ([`Winograd`]) or the direct depthwise kernel ([`Depthwise`]) instead.
+//! each tile's product, while it is still in cache. (`kernels::dense` picks this kernel or one of
+//! the specialised dense ones per layer.)
 
-use crate::kernels::depthwise::Depthwise;
 use crate::kernels::epilogue_in_place;
 use crate::kernels::par::{for_ranges, par_units, simd, SendPtr};
-use crate::kernels::winograd::Winograd;
 use crate::spec::{ConvGeom, Epilogue};
 
 /// A dense (possibly grouped) convolution with its weights in GEMM layout.
@@ -21,10 +19,6 @@ pub(crate) struct GemmConv {
     chunk: usize,
     /// Threads the plan runs on (sizes the per-thread tiles of the scratch).
     threads: usize,
-    /// The Winograd form of the layer, used instead of im2col when present.
-    wino: Option<Winograd>,
-    /// The direct depthwise form, likewise.
-    dw: Option<Depthwise>,
 }
 
 /// Bytes of one column tile: small enough to stay in L2 (1 MB per core here) while gemm packs
@@ -37,12 +31,7 @@ impl GemmConv {
         weights: Vec<f32>,
         epi: Epilogue,
         threads: usize,
-        winograd: bool,
     ) -> GemmConv {
-        let dw = Depthwise::suits(&geom)
-            .then(|| Depthwise::new(geom, weights.clone(), epi.clone(), threads));
-        let wino = (dw.is_none() && winograd && Winograd::suits(&geom))
-            .then(|| Winograd::new(geom, &weights, epi.clone()));
         let direct = geom.kh == 1
             && geom.kw == 1
             && geom.stride == [1, 1]
@@ -69,19 +58,7 @@ impl GemmConv {
             direct,
             chunk,
             threads: threads.max(1),
-            wino,
-            dw,
         }
-    }
-
-    /// Whether the layer runs the direct depthwise kernel.
-    pub(crate) fn is_depthwise(&self) -> bool {
-        self.dw.is_some()
-    }
-
-    /// Whether the layer runs as Winograd F(2x2, 3x3).
-    pub(crate) fn is_winograd(&self) -> bool {
-        self.wino.is_some()
     }
 
     fn k(&self) -> usize {
@@ -92,11 +69,7 @@ impl GemmConv {
     /// [`Phases`]), then one column tile per thread or the column matrix of one group (none
     /// for a 1x1 conv, which reads its input directly).
     pub(crate) fn scratch_len(&self) -> usize {
-        if let Some(w) = &self.wino {
-            w.scratch_len()
-        } else if let Some(d) = &self.dw {
-            d.scratch_len()
-        } else if self.direct {
+        if self.direct {
             0
         } else if self.chunk > 0 {
             Phases::of(&self.geom).len() + self.threads * self.k() * self.chunk
@@ -115,14 +88,6 @@ impl GemmConv {
         output: &mut [f32],
         scratch: &mut [f32],
     ) {
-        if let Some(w) = &self.wino {
-            w.run(input, [residual, residual2], output, scratch);
-            return;
-        }
-        if let Some(d) = &self.dw {
-            d.run(input, [residual, residual2], output, scratch);
-            return;
-        }
         let g = &self.geom;
         let p = g.h_out * g.w_out;
         let k = self.k();
@@ -434,7 +399,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..3 * 224 * 224).map(|i| (i % 13) as f32 * 0.1).collect();
         let w: Vec<f32> = (0..64 * 147).map(|i| (i % 7) as f32 * 0.01).collect();
-        let conv = GemmConv::new(g, w, Epilogue::default(), 1, false);
+        let conv = GemmConv::new(g, w, Epilogue::default(), 1);
         let mut scratch = vec![0.0; conv.scratch_len()];
         let mut y = vec![0.0; 64 * 112 * 112];
         crate::testutil::in_pool(1, || {
@@ -570,7 +535,7 @@ mod shape_bench {
                 residual: false,
                 act: crate::spec::Activation::Clip(0.0, 6.0),
             };
-            let conv = GemmConv::new(g, w.clone(), epi, 1, false);
+            let conv = GemmConv::new(g, w.clone(), epi, 1);
             let mut scratch = vec![0.0; conv.scratch_len()];
             let mut y = vec![0.0; cout * p];
             crate::testutil::in_pool(1, || {

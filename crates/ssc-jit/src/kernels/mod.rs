@@ -1,5 +1,6 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
+pub(crate) mod dense;
 pub(crate) mod depthwise;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;

@@ -1,0 +1,68 @@
+//! The choice among the dense convolution kernels, made once per layer at compile time: the
+//! direct depthwise kernel, Winograd F(2x2, 3x3), or im2col + GEMM for everything else.
+
+use crate::kernels::depthwise::Depthwise;
+use crate::kernels::gemm_conv::GemmConv;
+use crate::kernels::winograd::Winograd;
+use crate::spec::{ConvGeom, Epilogue};
+
+/// A dense convolution in the form that computes it fastest here (see each kernel's `suits`).
+pub(crate) enum DenseConv {
+    Gemm(GemmConv),
+    Winograd(Winograd),
+    Depthwise(Depthwise),
+}
+
+impl DenseConv {
+    /// `weights` is ONNX's `[c_out, c_in/group, kh, kw]`; `winograd` allows F(2x2, 3x3).
+    pub(crate) fn new(
+        geom: ConvGeom,
+        weights: Vec<f32>,
+        epi: Epilogue,
+        threads: usize,
+        winograd: bool,
+    ) -> DenseConv {
+        if Depthwise::suits(&geom) {
+            DenseConv::Depthwise(Depthwise::new(geom, weights, epi, threads))
+        } else if winograd && Winograd::suits(&geom) {
+            DenseConv::Winograd(Winograd::new(geom, &weights, epi))
+        } else {
+            DenseConv::Gemm(GemmConv::new(geom, weights, epi, threads))
+        }
+    }
+
+    /// The kernel's name in step reports.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            DenseConv::Gemm(_) => "gemm",
+            DenseConv::Winograd(_) => "winograd",
+            DenseConv::Depthwise(_) => "depthwise",
+        }
+    }
+
+    /// f32 elements of scratch one image needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        match self {
+            DenseConv::Gemm(k) => k.scratch_len(),
+            DenseConv::Winograd(k) => k.scratch_len(),
+            DenseConv::Depthwise(k) => k.scratch_len(),
+        }
+    }
+
+    /// One image: `input` is `[c_in, h, w]`; `output` and the residuals are
+    /// `[c_out, h_out, w_out]` (a second residual is added after the first).
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        residual: Option<&[f32]>,
+        residual2: Option<&[f32]>,
+        output: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        match self {
+            DenseConv::Gemm(k) => k.run(input, residual, residual2, output, scratch),
+            DenseConv::Winograd(k) => k.run(input, [residual, residual2], output, scratch),
+            DenseConv::Depthwise(k) => k.run(input, [residual, residual2], output, scratch),
+        }
+    }
+}
