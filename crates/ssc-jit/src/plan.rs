@@ -419,8 +419,8 @@ fn pool_kernel(g: &Graph, op: OpId) -> Option<(Pool, usize)> {
         ceil,
     )?;
     Some((
-        Pool {
-            geom: PoolGeom {
+        Pool::new(
+            PoolGeom {
                 c: xs[1],
                 h: xs[2],
                 w: xs[3],
@@ -433,7 +433,7 @@ fn pool_kernel(g: &Graph, op: OpId) -> Option<(Pool, usize)> {
                 w_out: ys[3],
             },
             kind,
-        },
+        ),
         xs[0],
     ))
 }

@@ -23,7 +23,7 @@ impl DenseConv {
         winograd: bool,
     ) -> DenseConv {
         if Depthwise::suits(&geom) {
-            DenseConv::Depthwise(Depthwise::new(geom, weights, epi, threads))
+            DenseConv::Depthwise(Depthwise::new(geom, weights, epi))
         } else if winograd && Winograd::suits(&geom) {
             DenseConv::Winograd(Winograd::new(geom, &weights, epi))
         } else {

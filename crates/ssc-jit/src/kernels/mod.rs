@@ -7,6 +7,7 @@ pub(crate) mod gemm_conv;
 pub(crate) mod linear;
 pub(crate) mod par;
 pub(crate) mod pool;
+pub(crate) mod rows;
 pub(crate) mod sparse;
 pub(crate) mod winograd;
 

@@ -1,6 +1,14 @@
 //! 2-D max and average pooling (windowed and global) on NCHW images, parallel over channels.
+//!
+//! Max pooling with a 2x2 or 3x3 window at stride 1 or 2 (every CNN stem's) runs as AVX2 code
+//! on the row blocks of `kernels::rows`: each block of 8 outputs is the max of the window's
+//! tap vectors, read straight from the input (padding reads as -inf). Measured on SqueezeNet's
+//! first pool (64 x 111 x 111, 3x3 stride 2; `bench_maxpool`, ignored): see `Pool::rows`.
+//! Other windows, average pooling, and planes holding a NaN (which the vector max would drop)
+//! take the scalar path below.
 
 use crate::kernels::par::par_units;
+use crate::kernels::rows::{Block, PlaneGeom};
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,9 +39,34 @@ pub(crate) struct PoolGeom {
 pub(crate) struct Pool {
     pub geom: PoolGeom,
     pub kind: PoolKind,
+    /// For a max pool the row-blocked kernel takes: its plane geometry and column blocks.
+    rows: Option<(PlaneGeom, Vec<Block>)>,
 }
 
 impl Pool {
+    pub(crate) fn new(geom: PoolGeom, kind: PoolKind) -> Pool {
+        let g = geom;
+        let plane = PlaneGeom {
+            h: g.h,
+            w: g.w,
+            h_out: g.h_out,
+            w_out: g.w_out,
+            k: g.kh,
+            s: g.stride[0],
+            pad_top: g.pads[0],
+            pad_left: g.pads[1],
+        };
+        let rows = (kind == PoolKind::Max
+            && g.kh == g.kw
+            && (g.kh == 2 || g.kh == 3)
+            && g.stride[0] == g.stride[1]
+            && g.dilation == [1, 1]
+            && plane.supported()
+            && plane.windows_touch_image())
+        .then(|| (plane, plane.blocks()));
+        Pool { geom, kind, rows }
+    }
+
     /// One image: `input` is `[c, h, w]`, `output` is `[c, h_out, w_out]`.
     pub(crate) fn run(&self, input: &[f32], output: &mut [f32]) {
         let g = self.geom;
@@ -54,24 +87,94 @@ impl Pool {
                     // The fast max is `maxss` (branch-free, but it drops a NaN operand); a plane
                     // holding a NaN takes the NaN-propagating path, as the reference computes it.
                     let nan = kind == PoolKind::Max && has_nan(plane);
-                    pool_plane(&g, kind, plane, out, nan, &mut cols);
+                    match &self.rows {
+                        Some((pg, blocks)) if !nan => max_plane(pg, blocks, plane, out),
+                        _ => pool_plane(&g, kind, plane, out, nan, &mut cols),
+                    }
                 }
             },
         );
     }
 }
 
-/// Whether `x` holds a NaN: eight independent lanes, so it vectorises.
+/// One channel of a max pool through the row-blocked AVX2 kernel (`Pool::rows` is set: AVX2
+/// is present, the window is 2x2 or 3x3 at stride 1 or 2, and every window touches the image).
 #[inline(always)]
-fn has_nan(x: &[f32]) -> bool {
-    let mut lanes = [false; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l |= v.is_nan();
+fn max_plane(g: &PlaneGeom, blocks: &[Block], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `Pool::new` set `rows` only with AVX2 present; `x` is the `h * w` plane and `out`
+    // the `h_out * w_out` one.
+    unsafe {
+        match (g.k, g.s) {
+            (2, 1) => avx2::max_plane::<2, 1>(g, blocks, x, out),
+            (2, _) => avx2::max_plane::<2, 2>(g, blocks, x, out),
+            (_, 1) => avx2::max_plane::<3, 1>(g, blocks, x, out),
+            _ => avx2::max_plane::<3, 2>(g, blocks, x, out),
         }
     }
-    lanes.iter().any(|&l| l) || chunks.remainder().iter().any(|v| v.is_nan())
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "the row-blocked max pool runs on x86-64 only ({g:?}, {}, {}, {})",
+        blocks.len(),
+        x.len(),
+        out.len()
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use crate::kernels::rows::avx2::{store, Rows};
+    use crate::kernels::rows::{Block, PlaneGeom};
+
+    /// `out[y, x] = max` of the `K x K` window at stride `S`; the padding never wins.
+    ///
+    /// # Safety
+    /// AVX2; `x` holds `h * w` floats, `out` `h_out * w_out`; `blocks` are `g`'s and every
+    /// window has a tap inside the image.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_plane<const K: usize, const S: usize>(
+        g: &PlaneGeom,
+        blocks: &[Block],
+        x: &[f32],
+        out: &mut [f32],
+    ) {
+        debug_assert!(x.len() == g.h * g.w && out.len() == g.h_out * g.w_out);
+        for y in 0..g.h_out {
+            let r = Rows::new(x, g, y);
+            let (lo, hi) = r.tap_rows(K);
+            // Blocks from the row's end to its start (`store`'s contract).
+            for b in blocks.iter().rev() {
+                let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+                for ky in lo..hi {
+                    // SAFETY: row top + ky exists; `interior` or the masks keep every load
+                    // inside it.
+                    let v = unsafe {
+                        if b.interior {
+                            r.vectors::<K, S, true, true>(b, ky)
+                        } else {
+                            r.vectors::<K, S, false, true>(b, ky)
+                        }
+                    };
+                    for v in v {
+                        m = _mm256_max_ps(m, v);
+                    }
+                }
+                // SAFETY: y < h_out.
+                unsafe { store::<S>(m, y, g.w_out, b, out) };
+            }
+        }
+    }
+}
+
+/// Whether `x` holds a NaN: the largest magnitude bit pattern (`bits & 0x7fff_ffff`) exceeds
+/// infinity's. An unsigned max reduction, which vectorises (`vpand` + `vpmaxud`), so the scan
+/// runs at memory speed.
+#[inline(always)]
+fn has_nan(x: &[f32]) -> bool {
+    let top = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+    top > f32::INFINITY.to_bits()
 }
 
 /// The window taps `lo..hi` (of `k`) that land inside `0..size` for a window starting at
@@ -337,28 +440,39 @@ fn global_pool_body(input: &[f32], output: &mut [f32], p: usize, max: bool) {
 mod tests {
     use super::*;
 
-    /// The 3x3 fast path (strides 1-4, rows wider than one pass of `SEP_COLS` outputs, pads)
-    /// and the border path against the reference executor's MaxPool and AveragePool.
+    /// The row-blocked max pool (2x2 and 3x3, strides 1 and 2, rows shorter and longer than a
+    /// vector, ceil-mode windows past the end), the separable 3x3 path (strides 1-4, rows
+    /// wider than one pass of `SEP_COLS` outputs, pads) and the border path against the
+    /// reference executor's MaxPool and AveragePool.
     #[test]
     fn pools_match_the_reference_executor() {
         use ssc_ir::{Attribute, OpDesc, Tensor};
-        // (c, h, w, stride, pads)
+        // (c, h, w, k, stride, pads, ceil_mode)
         let cases = [
-            (3, 9, 11, 2, [0; 4]),
-            (2, 8, 8, 1, [1; 4]),
-            (2, 7, 1030, 4, [1, 0, 1, 2]),
-            (1, 5, 800, 3, [0, 1, 0, 1]),
-            (2, 6, 600, 2, [1, 1, 1, 1]),
+            (3, 9, 11, 3, 2, [0; 4], false),
+            (2, 8, 8, 3, 1, [1; 4], false),
+            (2, 7, 1030, 3, 4, [1, 0, 1, 2], false),
+            (1, 5, 800, 3, 3, [0, 1, 0, 1], false),
+            (2, 6, 600, 3, 2, [1, 1, 1, 1], false),
+            (3, 13, 13, 3, 2, [0; 4], true),
+            (2, 27, 37, 3, 2, [0; 4], true),
+            (2, 5, 6, 2, 2, [0; 4], false),
+            (2, 9, 21, 2, 2, [0; 4], true),
+            (2, 10, 19, 2, 1, [0, 1, 1, 0], false),
+            (2, 4, 3, 3, 1, [1; 4], false),
         ];
-        for (c, h, w, s, pads) in cases {
-            let h_out = (h + pads[0] + pads[2] - 3) / s + 1;
-            let w_out = (w + pads[1] + pads[3] - 3) / s + 1;
+        for (c, h, w, k, s, pads, ceil) in cases {
+            let out = |n: usize, p: usize| {
+                let span = n + p - k;
+                (if ceil { span.div_ceil(s) } else { span / s }) + 1
+            };
+            let (h_out, w_out) = (out(h, pads[0] + pads[2]), out(w, pads[1] + pads[3]));
             let g = PoolGeom {
                 c,
                 h,
                 w,
-                kh: 3,
-                kw: 3,
+                kh: k,
+                kw: k,
                 stride: [s, s],
                 dilation: [1, 1],
                 pads,
@@ -376,21 +490,29 @@ mod tests {
                 ),
             ] {
                 let mut y = vec![f32::NAN; c * h_out * w_out];
-                Pool { geom: g, kind }.run(&x, &mut y);
+                let pool = Pool::new(g, kind);
+                let row_blocked = kind == PoolKind::Max && s <= 2;
+                assert_eq!(
+                    pool.rows.is_some(),
+                    row_blocked && crate::kernels::par::has_avx2_fma()
+                );
+                pool.run(&x, &mut y);
                 let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
                 let mut desc = OpDesc::new(op);
                 desc.attrs = vec![
-                    Attribute::ints("kernel_shape", vec![3, 3]),
+                    Attribute::ints("kernel_shape", vec![k as i64, k as i64]),
                     Attribute::ints("strides", i(&[s, s])),
                     Attribute::ints("pads", i(&pads)),
+                    Attribute::int("ceil_mode", i64::from(ceil)),
                 ];
                 let xt = Tensor::from_f32(vec![1, c, h, w], &x);
                 let want = ssc_exec::eval_node(&desc, 17, &[Some(&xt)], 1).unwrap();
+                assert_eq!(want[0].dims, vec![1, c, h_out, w_out]);
                 let want = want[0].to_f32_vec().unwrap();
-                for (k, (&a, &b)) in y.iter().zip(&want).enumerate() {
+                for (n, (&a, &b)) in y.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-6,
-                        "{op} {c}x{h}x{w} s{s} at {k}: {a} vs {b}"
+                        "{op} {c}x{h}x{w} k{k} s{s} {pads:?} ceil {ceil} at {n}: {a} vs {b}"
                     );
                 }
             }
@@ -414,10 +536,7 @@ mod tests {
         };
         let mut x: Vec<f32> = (0..16).map(|i| i as f32).collect();
         let mut y = vec![0.0; 4];
-        let p = Pool {
-            geom: g,
-            kind: PoolKind::Max,
-        };
+        let p = Pool::new(g, PoolKind::Max);
         p.run(&x, &mut y);
         assert_eq!(y, vec![5.0, 7.0, 13.0, 15.0]);
         x[0] = f32::NAN;
@@ -427,11 +546,7 @@ mod tests {
         let avg = |count_include_pad| {
             let mut y = vec![0.0; 4];
             let x: Vec<f32> = (0..16).map(|i| i as f32).collect();
-            Pool {
-                geom: g,
-                kind: PoolKind::Avg { count_include_pad },
-            }
-            .run(&x, &mut y);
+            Pool::new(g, PoolKind::Avg { count_include_pad }).run(&x, &mut y);
             y
         };
         assert_eq!(avg(false)[0], (0.0 + 1.0 + 4.0 + 5.0) / 4.0);
@@ -455,10 +570,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..64 * 111 * 111).map(|i| (i % 97) as f32).collect();
         let mut y = vec![0.0; 64 * 55 * 55];
-        let p = Pool {
-            geom: g,
-            kind: PoolKind::Max,
-        };
+        let p = Pool::new(g, PoolKind::Max);
         crate::testutil::in_pool(1, || {
             for _ in 0..3 {
                 let t = std::time::Instant::now();
