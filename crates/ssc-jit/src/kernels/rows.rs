@@ -170,13 +170,71 @@ pub(crate) mod avx2 {
             (lo, hi)
         }
 
-        /// The `K` tap vectors of input row `top + i` for block `b`: `v[kx]` holds the inputs
-        /// tap column `kx` reads (at stride 2 in the lane order `0 1 4 5 2 3 6 7`); columns in
-        /// the padding read 0, or -inf with `NEG_INF_PAD`.
+        /// Tap columns `2m` and `2m + 1` of input row `top + i` for block `b` (the second only
+        /// when `2m + 1 < K`; else zero): at stride 2 in the lane order `0 1 4 5 2 3 6 7`;
+        /// columns in the padding read 0, or -inf with `NEG_INF_PAD`.
         ///
         /// # Safety
         /// AVX2; input row `top + i` exists; with `INTERIOR`, every load of `b` lies inside it
-        /// (`b.interior`); `b` comes from the plane's `PlaneGeom::blocks`.
+        /// (`b.interior`); `b` comes from the plane's `PlaneGeom::blocks`; `2m < K`.
+        #[inline(always)]
+        pub(crate) unsafe fn tap_pair<
+            const K: usize,
+            const S: usize,
+            const INTERIOR: bool,
+            const NEG_INF_PAD: bool,
+        >(
+            &self,
+            b: &Block,
+            i: usize,
+            m: usize,
+        ) -> (__m256, __m256) {
+            let row = self.x.wrapping_offset((self.top + i as isize) * self.w);
+            let c0 = (S * b.x0) as isize - self.left + 2 * m as isize;
+            // SAFETY: loads stay inside the row (interior) or are masked to its columns.
+            let load = |n: usize, col: isize| unsafe {
+                let p = row.wrapping_offset(col);
+                if INTERIOR {
+                    _mm256_loadu_ps(p)
+                } else {
+                    let mask = _mm256_loadu_si256(b.loads[n].as_ptr().cast());
+                    let v = _mm256_maskload_ps(p, mask);
+                    if NEG_INF_PAD {
+                        _mm256_blendv_ps(
+                            _mm256_set1_ps(f32::NEG_INFINITY),
+                            v,
+                            _mm256_castsi256_ps(mask),
+                        )
+                    } else {
+                        v
+                    }
+                }
+            };
+            let second = 2 * m + 1 < K;
+            if S == 1 {
+                let odd = if second {
+                    load(2 * m + 1, c0 + 1)
+                } else {
+                    _mm256_setzero_ps()
+                };
+                (load(2 * m, c0), odd)
+            } else {
+                let (l, h) = (load(2 * m, c0), load(2 * m + 1, c0 + LANES as isize));
+                let even = _mm256_shuffle_ps::<0b10_00_10_00>(l, h);
+                let odd = if second {
+                    _mm256_shuffle_ps::<0b11_01_11_01>(l, h)
+                } else {
+                    _mm256_setzero_ps()
+                };
+                (even, odd)
+            }
+        }
+
+        /// The `K` tap vectors of input row `top + i` for block `b`: `v[kx]` holds the inputs
+        /// tap column `kx` reads (see [`Rows::tap_pair`]).
+        ///
+        /// # Safety
+        /// As for [`Rows::tap_pair`].
         #[inline(always)]
         pub(crate) unsafe fn vectors<
             const K: usize,
@@ -188,41 +246,16 @@ pub(crate) mod avx2 {
             b: &Block,
             i: usize,
         ) -> [__m256; K] {
-            let row = self.x.wrapping_offset((self.top + i as isize) * self.w);
-            let c0 = (S * b.x0) as isize - self.left;
-            // SAFETY: loads stay inside the row (interior) or are masked to its columns.
-            let load = |n: usize, col: isize| unsafe {
-                let p = row.wrapping_offset(col);
-                if INTERIOR {
-                    _mm256_loadu_ps(p)
-                } else {
-                    let m = _mm256_loadu_si256(b.loads[n].as_ptr().cast());
-                    let v = _mm256_maskload_ps(p, m);
-                    if NEG_INF_PAD {
-                        _mm256_blendv_ps(
-                            _mm256_set1_ps(f32::NEG_INFINITY),
-                            v,
-                            _mm256_castsi256_ps(m),
-                        )
-                    } else {
-                        v
-                    }
+            let mut v = [_mm256_setzero_ps(); K];
+            for m in 0..K.div_ceil(2) {
+                // SAFETY: forwarded.
+                let (e, o) = unsafe { self.tap_pair::<K, S, INTERIOR, NEG_INF_PAD>(b, i, m) };
+                v[2 * m] = e;
+                if 2 * m + 1 < K {
+                    v[2 * m + 1] = o;
                 }
-            };
-            if S == 1 {
-                std::array::from_fn(|kx| load(kx, c0 + kx as isize))
-            } else {
-                let mut v = [_mm256_setzero_ps(); K];
-                for m in 0..K.div_ceil(2) {
-                    let at = c0 + 2 * m as isize;
-                    let (l, h) = (load(2 * m, at), load(2 * m + 1, at + LANES as isize));
-                    v[2 * m] = _mm256_shuffle_ps::<0b10_00_10_00>(l, h);
-                    if 2 * m + 1 < K {
-                        v[2 * m + 1] = _mm256_shuffle_ps::<0b11_01_11_01>(l, h);
-                    }
-                }
-                v
             }
+            v
         }
     }
 
