@@ -205,6 +205,32 @@ impl Progress {
     }
 }
 
+/// `println!` that returns the write error instead of panicking, so a closed pipe
+/// (`ssc-opt bench ... | head`) ends the command quietly (see `main`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)
+    }};
+}
+
+/// `print!` that returns the write error (see [`outln`]).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        write!(o, $($t)*).and_then(|()| o.flush())
+    }};
+}
+
+/// Whether `e` is stdout's reader having gone away: the output was cut short on purpose.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -215,6 +241,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ssc-opt: error: {}", one_line(&e));
             let verify_failed = matches!(
@@ -339,9 +366,9 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
     match a.report.as_deref() {
         Some("json") => {
             let doc = serde_json::json!({ "optimize": &report, "verification": &verified });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         }
-        Some(_) => print!("{}", report.to_text()),
+        Some(_) => out!("{}", report.to_text())?,
         None => {}
     }
     if !a.quiet {
@@ -420,9 +447,9 @@ fn cmd_inspect(a: &InspectArgs) -> anyhow::Result<()> {
     ssc_opt::infer_shapes(&mut model, &shapes)?;
     let info = ssc_opt::inspect(&model);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
     } else {
-        print!("{}", info.to_text());
+        out!("{}", info.to_text())?;
     }
     Ok(())
 }
@@ -493,7 +520,7 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
                 format!(" min {min:.6} max {max:.6} mean {mean:.6}")
             })
             .unwrap_or_default();
-        println!("{name}: {}{:?}{stats}", t.dtype, t.dims);
+        outln!("{name}: {}{:?}{stats}", t.dtype, t.dims)?;
         if let Some(dir) = &a.output_dir {
             let path = dir.join(output_file_name(name));
             let bytes = ssc_opt::encode_npy(t, &path.display().to_string())?;
@@ -545,12 +572,12 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
     };
     let report = ssc_opt::bench(&loaded.model, &opts)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.to_text());
+        out!("{}", report.to_text())?;
         if a.kernels {
             for (k, ms) in &report.kernels {
-                println!("  {ms:8.3} ms  {k}");
+                outln!("  {ms:8.3} ms  {k}")?;
             }
         }
     }

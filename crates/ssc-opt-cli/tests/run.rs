@@ -219,3 +219,22 @@ fn bench_prints_latency_memory_and_fallbacks() {
         &["--iters"],
     );
 }
+
+/// A reader that goes away (`ssc-opt bench ... | head`) ends the command quietly: exit 0, no
+/// panic message.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let m = model();
+    let mut child = std::process::Command::new(BIN)
+        .args(["bench", m.to_str().unwrap(), "--iters", "3", "--kernels"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the bench prints anything.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{:?}: {err}", o.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
