@@ -11,10 +11,10 @@
 //!   result back once per block.
 //!
 //! Rows of the padding are skipped by the caller ([`avx2::Rows::tap_rows`]). Blocks whose loads
-//! all lie inside the input row and whose 8 outputs all exist are "interior" and use plain
-//! loads; the others (the row's ends, and every block of rows shorter than a vector) use masked
-//! loads, which never touch memory outside the row and give the padding's value for the
-//! columns outside it (zero, or -inf for max pooling).
+//! all lie inside the input row are "interior" and use plain loads; the others (the row's ends,
+//! and every block of rows shorter than a vector) use masked loads, which never touch memory
+//! outside the row and give the padding's value for the columns outside it (zero, or -inf for
+//! max pooling). Lanes past the last output column compute values nobody keeps.
 
 /// Output columns per block: one AVX2 vector.
 pub(crate) const LANES: usize = 8;
@@ -104,7 +104,7 @@ impl PlaneGeom {
                 let full = x0 + LANES <= self.w_out;
                 Block {
                     x0,
-                    interior: full && cols[..n].iter().all(|&c| c >= 0 && c + LANES as isize <= w),
+                    interior: cols[..n].iter().all(|&c| c >= 0 && c + LANES as isize <= w),
                     full,
                     loads,
                     store: std::array::from_fn(|l| -i32::from(x0 + l < self.w_out)),
@@ -119,7 +119,7 @@ impl PlaneGeom {
 pub(crate) struct Block {
     /// First output column.
     pub x0: usize,
-    /// Every load reads inside the input row and every output column exists: plain loads.
+    /// Every load reads inside the input row: plain loads.
     pub interior: bool,
     /// All 8 output columns exist.
     pub full: bool,
