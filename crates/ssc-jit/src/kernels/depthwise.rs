@@ -123,22 +123,47 @@ impl Depthwise {
         // SAFETY: `suits` (checked by the caller of `new`) requires AVX2 and FMA; `Channel`'s
         // slices have the lengths `channel_k` reads.
         unsafe {
-            match (self.geom.kh, self.geom.stride[0]) {
-                (3, 1) => self.channel_k::<3, 1>(ch, out),
-                (3, _) => self.channel_k::<3, 2>(ch, out),
-                (_, 1) => self.channel_k::<5, 1>(ch, out),
-                _ => self.channel_k::<5, 2>(ch, out),
+            // Without residuals a Relu or Clip is applied in registers before the store.
+            if self.clamp(ch).is_some() {
+                match (self.geom.kh, self.geom.stride[0]) {
+                    (3, 1) => self.channel_k::<3, 1, true>(ch, out),
+                    (3, _) => self.channel_k::<3, 2, true>(ch, out),
+                    (_, 1) => self.channel_k::<5, 1, true>(ch, out),
+                    _ => self.channel_k::<5, 2, true>(ch, out),
+                }
+            } else {
+                match (self.geom.kh, self.geom.stride[0]) {
+                    (3, 1) => self.channel_k::<3, 1, false>(ch, out),
+                    (3, _) => self.channel_k::<3, 2, false>(ch, out),
+                    (_, 1) => self.channel_k::<5, 1, false>(ch, out),
+                    _ => self.channel_k::<5, 2, false>(ch, out),
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the depthwise kernel runs on x86-64 with AVX2 only ({ch:p}, {out:p})")
     }
 
-    /// The residuals and the activation over output rows `rows` (just written, so in L1),
-    /// when the epilogue has either.
+    /// The bounds `(lo, hi)` the activation clamps to, when it is applied in registers: a
+    /// Relu (`hi` = inf) or a Clip, and no residual to add first. `max`/`min` against the bounds
+    /// are `kernels::max_to`/`min_to`, as in the epilogue pass.
     #[inline(always)]
-    fn epilogue(&self, res: [Option<&[f32]>; 2], rows: std::ops::Range<usize>, out: &mut [f32]) {
-        if res[0].is_none() && self.epi.act == crate::spec::Activation::None {
+    fn clamp(&self, ch: &Channel) -> Option<(f32, f32)> {
+        match (ch.res[0], self.epi.act) {
+            (None, crate::spec::Activation::Relu) => Some((0.0, f32::INFINITY)),
+            (None, crate::spec::Activation::Clip(lo, hi)) => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
+    /// The residuals and the activation over output rows `rows` (just written, so in L1),
+    /// when the epilogue has either and they were not applied in registers.
+    #[inline(always)]
+    fn epilogue(&self, ch: &Channel, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        let res = ch.res;
+        if self.clamp(ch).is_some()
+            || (res[0].is_none() && self.epi.act == crate::spec::Activation::None)
+        {
             return;
         }
         let wo = self.geom.w_out;
@@ -168,14 +193,34 @@ mod avx2 {
     /// Output rows computed together where all their taps lie inside the image.
     const ROWS: usize = 4;
 
+    /// The activation applied before the store: `min(max(v, lo), hi)` with `CLAMP`, else
+    /// nothing.
+    struct Fin<const CLAMP: bool> {
+        lo: __m256,
+        hi: __m256,
+    }
+
+    impl<const CLAMP: bool> Fin<CLAMP> {
+        #[inline(always)]
+        fn apply(&self, v: __m256) -> __m256 {
+            if CLAMP {
+                // SAFETY: only called from code compiled for AVX2 (the kernel's functions).
+                unsafe { _mm256_min_ps(_mm256_max_ps(v, self.lo), self.hi) }
+            } else {
+                v
+            }
+        }
+    }
+
     impl Depthwise {
-        /// The channel `ch` into `out` (`[h_out, w_out]`), `K x K` taps at stride `S`.
+        /// The channel `ch` into `out` (`[h_out, w_out]`), `K x K` taps at stride `S`; with
+        /// `CLAMP`, the activation applied in registers (`Depthwise::clamp` is `Some`).
         ///
         /// # Safety
         /// The host has AVX2 and FMA; `ch.x` holds `h * w` floats, `ch.w` `K * K`, `out` and
         /// each residual `h_out * w_out`.
         #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn channel_k<const K: usize, const S: usize>(
+        pub(super) unsafe fn channel_k<const K: usize, const S: usize, const CLAMP: bool>(
             &self,
             ch: &Channel,
             out: &mut [f32],
@@ -187,6 +232,11 @@ mod avx2 {
                 std::array::from_fn(|kx| _mm256_set1_ps(ch.w[ky * K + kx]))
             });
             let bias = _mm256_set1_ps(ch.bias);
+            let (lo, hi) = self.clamp(ch).unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+            let fin = Fin::<CLAMP> {
+                lo: _mm256_set1_ps(lo),
+                hi: _mm256_set1_ps(hi),
+            };
             let full = g.full_rows();
             // Rows whose residuals and activation are applied.
             let mut done = 0;
@@ -196,11 +246,11 @@ mod avx2 {
                 let n = if full.contains(&y) { full.end - y } else { 0 };
                 // SAFETY (the three calls): the tap rows of the rows computed exist.
                 y += if n >= ROWS {
-                    unsafe { self.full_rows::<K, S, ROWS>(&r, y, &wv, bias, out) }
+                    unsafe { self.full_rows::<K, S, ROWS, CLAMP>(&r, y, &wv, bias, &fin, out) }
                 } else if n >= 2 {
-                    unsafe { self.full_rows::<K, S, 2>(&r, y, &wv, bias, out) }
+                    unsafe { self.full_rows::<K, S, 2, CLAMP>(&r, y, &wv, bias, &fin, out) }
                 } else if n == 1 {
-                    unsafe { self.full_rows::<K, S, 1>(&r, y, &wv, bias, out) }
+                    unsafe { self.full_rows::<K, S, 1, CLAMP>(&r, y, &wv, bias, &fin, out) }
                 } else {
                     // A row next to the top or bottom padding.
                     let (lo, hi) = r.tap_rows(K);
@@ -213,13 +263,13 @@ mod avx2 {
                             } else {
                                 edge_taps::<K, S, false>(&r, b, lo, hi, &wv, bias)
                             };
-                            store::<S>(acc, y, wo, b, out);
+                            store::<S>(fin.apply(acc), y, wo, b, out);
                         }
                     }
                     1
                 };
                 if (y - done) * wo >= 256 || y == g.h_out {
-                    self.epilogue(ch.res, done..y, out);
+                    self.epilogue(ch, done..y, out);
                     done = y;
                 }
             }
@@ -231,12 +281,14 @@ mod avx2 {
         /// # Safety
         /// AVX2 + FMA; the `K` tap rows of each of the `R` rows exist; `y + R <= h_out`.
         #[inline(always)]
-        unsafe fn full_rows<const K: usize, const S: usize, const R: usize>(
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn full_rows<const K: usize, const S: usize, const R: usize, const CLAMP: bool>(
             &self,
             r: &Rows,
             y: usize,
             wv: &[[__m256; K]; K],
             bias: __m256,
+            fin: &Fin<CLAMP>,
             out: &mut [f32],
         ) -> usize {
             for b in self.blocks.iter().rev() {
@@ -251,7 +303,7 @@ mod avx2 {
                 };
                 for (i, acc) in acc.into_iter().enumerate() {
                     // SAFETY: row y + i < h_out.
-                    unsafe { store::<S>(acc, y + i, self.geom.w_out, b, out) };
+                    unsafe { store::<S>(fin.apply(acc), y + i, self.geom.w_out, b, out) };
                 }
             }
             R
@@ -366,11 +418,14 @@ mod tests {
             let p = g.h_out * g.w_out;
             let res: Vec<f32> = (0..c * p).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
             let res2: Vec<f32> = (0..c * p).map(|i| (i % 5) as f32 * 0.2 - 0.3).collect();
+            // Clip and Relu without a residual are applied in registers, the others after.
             for (threads, residuals, act) in [
                 (1, 0, Activation::None),
                 (2, 1, Activation::Clip(0.0, 0.5)),
                 (1, 2, Activation::Relu),
                 (2, 0, Activation::LeakyRelu(0.1)),
+                (1, 0, Activation::Clip(-0.2, 0.5)),
+                (2, 0, Activation::Relu),
             ] {
                 let epi = Epilogue {
                     bias: Some((0..c).map(|k| k as f32 * 0.1 - 0.3).collect()),
