@@ -41,16 +41,8 @@ pub(crate) struct Depthwise {
 
 /// The plane geometry of `g` (its stride along the rows; `suits` checks the columns agree).
 fn plane_of(g: &ConvGeom) -> PlaneGeom {
-    PlaneGeom {
-        h: g.h,
-        w: g.w,
-        h_out: g.h_out,
-        w_out: g.w_out,
-        k: g.kh,
-        s: g.stride[0],
-        pad_top: g.pads[0],
-        pad_left: g.pads[1],
-    }
+    let (hw, out, pads) = ([g.h, g.w], [g.h_out, g.w_out], [g.pads[0], g.pads[1]]);
+    PlaneGeom::new(hw, out, g.kh, g.stride[0], pads)
 }
 
 impl Depthwise {

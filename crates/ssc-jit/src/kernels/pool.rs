@@ -46,16 +46,8 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn new(geom: PoolGeom, kind: PoolKind) -> Pool {
         let g = geom;
-        let plane = PlaneGeom {
-            h: g.h,
-            w: g.w,
-            h_out: g.h_out,
-            w_out: g.w_out,
-            k: g.kh,
-            s: g.stride[0],
-            pad_top: g.pads[0],
-            pad_left: g.pads[1],
-        };
+        let (hw, out, pads) = ([g.h, g.w], [g.h_out, g.w_out], [g.pads[0], g.pads[1]]);
+        let plane = PlaneGeom::new(hw, out, g.kh, g.stride[0], pads);
         let rows = (kind == PoolKind::Max
             && g.kh == g.kw
             && (g.kh == 2 || g.kh == 3)

@@ -38,6 +38,27 @@ pub(crate) struct PlaneGeom {
 }
 
 impl PlaneGeom {
+    /// Input `[h, w]`, output `[h_out, w_out]`, a `k x k` window at stride `s`, the top and
+    /// left pads.
+    pub(crate) fn new(
+        [h, w]: [usize; 2],
+        [h_out, w_out]: [usize; 2],
+        k: usize,
+        s: usize,
+        [pad_top, pad_left]: [usize; 2],
+    ) -> PlaneGeom {
+        PlaneGeom {
+            h,
+            w,
+            h_out,
+            w_out,
+            k,
+            s,
+            pad_top,
+            pad_left,
+        }
+    }
+
     /// Whether the row-blocked kernels take this geometry: a window of at most [`MAX_LOADS`]
     /// columns, stride 1 or 2, and the host has AVX2 + FMA.
     pub(crate) fn supported(&self) -> bool {
