@@ -12,16 +12,18 @@
 //! together: each input row is loaded once for every output row it feeds, and the 4
 //! independent sums keep both FMA units busy (one row's chain of dependent FMAs would leave
 //! them waiting on the 4-cycle latency). Rows next to the top or bottom padding skip the tap
-//! rows outside the image. The residuals and the activation run over each batch of finished
-//! rows while they are in L1 (`kernels::epilogue_in_place`, at least 256 outputs at a time so
-//! short rows still vectorise). No scratch is needed. The kernel needs AVX2 + FMA; on other
+//! rows outside the image. A Relu or Clip with no residual is applied in registers before the
+//! store; otherwise the residuals and the activation run over each batch of finished rows while
+//! they are in L1 (`kernels::epilogue_in_place`, at least 256 outputs at a time so short rows
+//! still vectorise). No scratch is needed. The kernel needs AVX2 + FMA; on other
 //! hosts [`Depthwise::suits`] is false and these layers go to `StreamConv`.
 //!
 //! Measured single-threaded on MobileNetV2's shapes (`bench_mobilenet_shapes`, ignored; the
 //! previous design copied each channel into zero-padded phase planes, ran nine flat streams
 //! into an accumulator buffer and then a separate epilogue pass), interleaved in one process:
 //! 0.55-0.85x the previous time at 112x112 stride 1, ~0.5x at stride 2 and ~0.55x on the
-//! 14x14 and 7x7 layers.
+//! 14x14 and 7x7 layers. A padded copy for rows of 16 or fewer outputs (so every load is a
+//! plain one) measured no faster and was dropped.
 
 use crate::kernels::par::par_units;
 use crate::kernels::rows::{Block, PlaneGeom};

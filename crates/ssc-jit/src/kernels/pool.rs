@@ -2,10 +2,11 @@
 //!
 //! Max pooling with a 2x2 or 3x3 window at stride 1 or 2 (every CNN stem's) runs as AVX2 code
 //! on the row blocks of `kernels::rows`: each block of 8 outputs is the max of the window's
-//! tap vectors, read straight from the input (padding reads as -inf). Measured on SqueezeNet's
-//! first pool (64 x 111 x 111, 3x3 stride 2; `bench_maxpool`, ignored): see `Pool::rows`.
-//! Other windows, average pooling, and planes holding a NaN (which the vector max would drop)
-//! take the scalar path below.
+//! tap vectors, read straight from the input (padding reads as -inf). On SqueezeNet's first pool
+//! (64 x 111 x 111, 3x3 stride 2; `bench_maxpool`, ignored) it took 0.20-0.25 ms where the
+//! separable path below took 0.34-0.37 (same session), NaN scan included. Other windows,
+//! average pooling, and planes holding a NaN (which the vector max would drop) take the scalar
+//! path below.
 
 use crate::kernels::par::par_units;
 use crate::kernels::rows::{Block, PlaneGeom};
