@@ -217,6 +217,33 @@ struct Chain {
     output: ValueId,
 }
 
+/// `Mul(x, y)` (either order) as one SiLU step, when `y = Sigmoid(x)` has that Mul as its
+/// only reader and the product has `x`'s shape.
+fn silu_of(g: &Graph, x: ValueId, y: ValueId) -> Option<Native> {
+    let (m, slot) = g.sole_consumer(y)?;
+    let mo = g.op(m);
+    if mo.desc.op_type != "Mul" || !mo.desc.is_onnx() || mo.inputs().len() != 2 {
+        return None;
+    }
+    if mo.input(1 - slot)? != x {
+        return None;
+    }
+    let z = match mo.outputs() {
+        [Some(z)] => *z,
+        _ => return None,
+    };
+    if static_f32(g, z)? != static_f32(g, x)? {
+        return None;
+    }
+    Some(Native {
+        what: "Sigmoid+Mul (SiLU)".into(),
+        kernel: Kernel::Unary(UnOp::Silu),
+        inputs: vec![Some(x)],
+        output: z,
+        absorbed: vec![m],
+    })
+}
+
 /// The activation `op` applies, if it is one the kernels fuse (read by the same analysis that
 /// writes the `epilogue` annotations).
 fn activation_of(g: &Graph, op: OpId, opset: i64) -> Option<Activation> {
@@ -446,7 +473,7 @@ fn use_stream(p: &ConvParts, opts: &JitOptions, density: Option<f32>) -> bool {
         return false;
     }
     // Depthwise layers the direct Rust kernel covers go there unless sparse; other depthwise
-    // shapes (5x5, dilated, channel multipliers) keep the Cranelift kernel.
+    // shapes (7x7, dilated, channel multipliers, hosts without AVX2) keep `StreamConv`.
     let depthwise = p.geom.cin_g() == 1 && !Depthwise::suits(&p.geom);
     let density = density.unwrap_or_else(|| {
         let nnz = p.weights.iter().filter(|&&w| w != 0.0).count();
@@ -930,6 +957,13 @@ fn lower_native(
             let y = single_out(o)?;
             if static_f32(g, x)? != static_f32(g, y)? {
                 return None;
+            }
+            // SiLU, `Mul(x, Sigmoid(x))` (EfficientNet's activation): one pass that absorbs
+            // the Mul, when the Sigmoid's only reader is that Mul.
+            if d.op_type == "Sigmoid" {
+                if let Some(silu) = silu_of(g, x, y) {
+                    return Some(silu);
+                }
             }
             let u = match d.op_type.as_str() {
                 "Sigmoid" => UnOp::Sigmoid,
