@@ -89,9 +89,6 @@ impl GemmConv {
         scratch: &mut [f32],
     ) {
         let g = &self.geom;
-        let p = g.h_out * g.w_out;
-        let k = self.k();
-        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let res = [residual, residual2];
         let ph = Phases::of(g);
         let (phases, scratch) = scratch.split_at_mut(if self.direct { 0 } else { ph.len() });
@@ -101,67 +98,21 @@ impl GemmConv {
         let phases: &[f32] = phases;
         if self.chunk > 0 {
             self.run_tiled(input, phases, res, output, scratch);
-            return;
+        } else {
+            self.run_whole(input, phases, res, output, scratch);
         }
-        let threads = rayon::current_num_threads();
-        if threads > 1 {
-            self.run_whole_split(input, phases, res, output, scratch);
-            return;
-        }
-        for grp in 0..g.group {
-            let x = &input[grp * cin_g * g.h * g.w..(grp + 1) * cin_g * g.h * g.w];
-            let col: &[f32] = if self.direct {
-                x
-            } else {
-                im2col_rows(
-                    g,
-                    &ph,
-                    phases,
-                    grp * cin_g,
-                    0,
-                    p,
-                    0..k,
-                    &mut scratch[..k * p],
-                );
-                &scratch[..k * p]
-            };
-            let w = &self.weights[grp * cout_g * k..(grp + 1) * cout_g * k];
-            let dst = &mut output[grp * cout_g * p..(grp + 1) * cout_g * p];
-            // SAFETY: `dst` is cout_g x p row-major, `w` is cout_g x k and `col` is k x p, all
-            // in bounds by construction.
-            unsafe {
-                crate::kernels::sgemm(
-                    (cout_g, p, k),
-                    dst.as_mut_ptr(),
-                    p,
-                    false,
-                    (w.as_ptr(), k, 1),
-                    (col.as_ptr(), p, 1),
-                    1.0,
-                    1,
-                );
-            }
-        }
-        let (bias, act) = (self.epi.bias.as_deref(), self.epi.act);
-        simd(
-            #[inline(always)]
-            || {
-                for (c, row) in output.chunks_exact_mut(p).enumerate() {
-                    let r = res.map(|r| r.map(|r| &r[c * p..(c + 1) * p]));
-                    epilogue_in_place(row, bias.map_or(0.0, |b| b[c]), r, act);
-                }
-            },
-        );
     }
 
-    /// The whole-image path on several threads (few output columns, so column tiles would not
-    /// go round): per group, the column matrix is built with its rows shared out, then the
+    /// The whole-image path (few output columns, so column tiles would not go round the
+    /// threads): per group, the column matrix is built with its rows shared out, then the
     /// output channels are shared out: each task multiplies its own block of output rows
-    /// single-threaded and applies their epilogue while they are in cache. Against one product split by
-    /// `gemm`'s own threading and a sequential im2col (the previous form), ResNet-18's
-    /// stride-2 3x3 layers at 14x14 and 7x7 went from 1.34x and 1.41x to 1.45x and 1.69x on 2
-    /// threads; its 7x7 stride-1 layers stayed at ~1.6x (`ssc-opt bench --kernels --threads`).
-    fn run_whole_split(
+    /// single-threaded and applies their epilogue while they are in cache. On one thread both
+    /// steps are one task: one product per group, then its epilogue. Against one product
+    /// threaded by `gemm` and a sequential im2col (the previous multi-threaded form),
+    /// ResNet-18's stride-2 3x3 layers at 14x14 and 7x7 went from 1.34x and 1.41x to 1.45x and
+    /// 1.69x on 2 threads; its 7x7 stride-1 layers stayed at ~1.6x (`ssc-opt bench --kernels
+    /// --threads`).
+    fn run_whole(
         &self,
         input: &[f32],
         phases: &[f32],
