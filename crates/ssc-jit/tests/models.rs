@@ -36,6 +36,18 @@ fn models() -> Vec<PathBuf> {
     v
 }
 
+/// `n` values in [-1, 1) from the xorshift64 generator whose state is `s`.
+fn xorshift(s: &mut u64, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            (*s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
 /// Seeded inputs in [-1, 1) for every required input (static shapes in these models).
 fn inputs(m: &Model, seed: u64) -> Vec<(String, Tensor)> {
     let g = &m.graph;
@@ -47,15 +59,7 @@ fn inputs(m: &Model, seed: u64) -> Vec<(String, Tensor)> {
             let t = g.value(v).ty.as_ref().unwrap().tensor().unwrap();
             assert_eq!(t.elem, DataType::Float);
             let dims = t.static_shape().expect("static input shape");
-            let n: usize = dims.iter().product();
-            let vals: Vec<f32> = (0..n)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect();
+            let vals = xorshift(&mut s, dims.iter().product());
             (g.value(v).name.clone(), Tensor::from_f32(dims, &vals))
         })
         .collect()
@@ -145,14 +149,11 @@ graph g(%x: float[1,64,23,23]) -> (%y: float[1,128,23,23]) {
     for id in g.initializer_ids() {
         let t = g.initializer(id).unwrap();
         let dims = t.dims.clone();
-        let n: usize = dims.iter().product();
-        let vals: Vec<f32> = (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
-            })
+        // [-1, 1) times 0.05 (a power-of-two rescaling of 0.1: the same values as
+        // `(u / 2^24 - 0.5) * 0.1`).
+        let vals: Vec<f32> = xorshift(&mut seed, dims.iter().product())
+            .into_iter()
+            .map(|v| v * 0.05)
             .collect();
         g.set_initializer(id, Tensor::from_f32(dims, &vals));
     }
