@@ -69,8 +69,9 @@ pub struct JitOptions {
     pub sparse_threshold: f32,
     /// Never use the sparse-weight kernels (to compare against the dense path).
     pub dense_only: bool,
-    /// Compute dense 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (fewer multiplies,
-    /// results within ~1e-6 relative of the direct sum); off means im2col + GEMM for them.
+    /// Compute deep 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) or F(2x2, 3x3) (fewer
+    /// multiplies; results within ~1e-5 relative of the direct sum, see
+    /// `kernels::winograd`); off means im2col + GEMM for them.
     pub winograd: bool,
 }
 

@@ -121,9 +121,9 @@ fn gemm_only_path_matches_too() {
     }
 }
 
-/// Two convs the JIT runs as Winograd F(2x2, 3x3) (the committed models' 3x3 layers are too
-/// small or shallow for it): 64 -> 128 on an odd 23x23 image (144 tiles, the last row and
-/// column half padding) with bias and Relu, then 128 -> 128 with bias, the first conv's output
+/// Two convs the JIT runs as Winograd F(4x4, 3x3) (the committed models' 3x3 layers are too
+/// small or shallow for it): 64 -> 128 on an odd 23x23 image (36 tiles of 4x4, the last row
+/// and column a quarter padding) with bias and Relu, then 128 -> 128 with bias, the first conv's output
 /// as a residual and Relu. Weights are seeded in [-0.05, 0.05).
 fn winograd_model() -> Model {
     let mut m = ssc_ir::parse_model(
@@ -162,7 +162,7 @@ graph g(%x: float[1,64,23,23]) -> (%y: float[1,128,23,23]) {
 
 #[test]
 fn winograd_layers_match_the_reference() {
-    // F(2x2, 3x3) changes the summation (transforms, then 16 products per tile): check it
+    // F(4x4, 3x3) changes the summation (transforms, then 36 products per tile): check it
     // against the reference with its fused epilogues, on 1 and 2 threads, and against im2col.
     let m = winograd_model();
     let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
@@ -171,8 +171,8 @@ fn winograd_layers_match_the_reference() {
     assert_eq!(
         kinds,
         [
-            "conv winograd 3x3 +bias +relu",
-            "conv winograd 3x3 +bias +add +relu"
+            "conv winograd F(4x4) 3x3 +bias +relu",
+            "conv winograd F(4x4) 3x3 +bias +add +relu"
         ],
         "{kinds:?}"
     );

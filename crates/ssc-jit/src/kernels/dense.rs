@@ -1,9 +1,10 @@
 //! The choice among the dense convolution kernels, made once per layer at compile time: the
-//! direct depthwise kernel, Winograd F(2x2, 3x3), or im2col + GEMM for everything else.
+//! direct depthwise kernel, Winograd F(4x4, 3x3) or F(2x2, 3x3), or im2col + GEMM for everything
+//! else.
 
 use crate::kernels::depthwise::Depthwise;
 use crate::kernels::gemm_conv::GemmConv;
-use crate::kernels::winograd::Winograd;
+use crate::kernels::winograd::{Tile, Winograd};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// A dense convolution in the form that computes it fastest here (see each kernel's `suits`).
@@ -14,7 +15,7 @@ pub(crate) enum DenseConv {
 }
 
 impl DenseConv {
-    /// `weights` is ONNX's `[c_out, c_in/group, kh, kw]`; `winograd` allows F(2x2, 3x3).
+    /// `weights` is ONNX's `[c_out, c_in/group, kh, kw]`; `winograd` allows Winograd.
     pub(crate) fn new(
         geom: ConvGeom,
         weights: Vec<f32>,
@@ -24,8 +25,8 @@ impl DenseConv {
     ) -> DenseConv {
         if Depthwise::suits(&geom) {
             DenseConv::Depthwise(Depthwise::new(geom, weights, epi))
-        } else if winograd && Winograd::suits(&geom) {
-            DenseConv::Winograd(Winograd::new(geom, &weights, epi))
+        } else if let Some(tile) = Winograd::choose(&geom).filter(|_| winograd) {
+            DenseConv::Winograd(Winograd::new(geom, &weights, epi, tile, threads))
         } else {
             DenseConv::Gemm(GemmConv::new(geom, weights, epi, threads))
         }
@@ -35,7 +36,10 @@ impl DenseConv {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             DenseConv::Gemm(_) => "gemm",
-            DenseConv::Winograd(_) => "winograd",
+            DenseConv::Winograd(k) => match k.tile() {
+                Tile::F2 => "winograd F(2x2)",
+                Tile::F4 => "winograd F(4x4)",
+            },
             DenseConv::Depthwise(_) => "depthwise",
         }
     }

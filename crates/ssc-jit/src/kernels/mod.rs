@@ -199,13 +199,13 @@ pub(crate) fn copy_row(d: &mut [f32], s: &[f32]) {
     }
 }
 
-/// One zero-padded row split into its even and odd columns: `e[m] = pad[2m]` and
-/// `o[m] = pad[2m + 1]`, where `pad[q]` is `line[q - pl]` inside the line and 0 outside (`e` and
-/// `o` have the same length). Interior pairs are copied without bounds tests, as one
-/// deinterleave that vectorises.
+/// One zero-padded row split into its `M` column phases: `out[p][i] = pad[M i + p]`, where
+/// `pad[q]` is `line[q - pl]` inside the line and 0 outside (the phases have one length).
+/// Interior groups of `M` are copied without bounds tests, as one deinterleave that vectorises.
 #[inline(always)]
-pub(crate) fn split_row(line: &[f32], pl: usize, e: &mut [f32], o: &mut [f32]) {
-    let (n, w) = (e.len().min(o.len()), line.len());
+pub(crate) fn split_row<const M: usize>(line: &[f32], pl: usize, out: [&mut [f32]; M]) {
+    let (n, w) = (out.iter().map(|o| o.len()).min().unwrap_or(0), line.len());
+    let mut out = out.map(|o| &mut o[..n]);
     let at = |q: usize| {
         if q >= pl && q - pl < w {
             line[q - pl]
@@ -213,22 +213,20 @@ pub(crate) fn split_row(line: &[f32], pl: usize, e: &mut [f32], o: &mut [f32]) {
             0.0
         }
     };
-    // Pairs m whose columns 2m and 2m + 1 both lie inside the line.
-    let lo = pl.div_ceil(2).min(n);
-    let hi = ((pl + w) / 2).clamp(lo, n);
-    for m in (0..lo).chain(hi..n) {
-        e[m] = at(2 * m);
-        o[m] = at(2 * m + 1);
+    // Groups i whose columns M i .. M i + M - 1 all lie inside the line.
+    let lo = pl.div_ceil(M).min(n);
+    let hi = ((pl + w) / M).clamp(lo, n);
+    for i in (0..lo).chain(hi..n) {
+        for (p, o) in out.iter_mut().enumerate() {
+            o[i] = at(M * i + p);
+        }
     }
     if lo < hi {
-        let src = &line[2 * lo - pl..];
-        for ((e, o), pair) in e[lo..hi]
-            .iter_mut()
-            .zip(&mut o[lo..hi])
-            .zip(src.chunks_exact(2))
-        {
-            *e = pair[0];
-            *o = pair[1];
+        let src = &line[M * lo - pl..];
+        for (i, group) in (lo..hi).zip(src.chunks_exact(M)) {
+            for (o, &v) in out.iter_mut().zip(group) {
+                o[i] = v;
+            }
         }
     }
 }
