@@ -8,7 +8,7 @@
 //! is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` (Lavin & Gray, 2016). Per layer:
 //! - *Filter transform (compile time, in f64):* `U[ξ][k][c] = (G g_kc Gᵀ)[ξ]` for the `α²`
 //!   positions `ξ` of the transformed tile.
-//! - *Input transform:* the zero-padded input is split once per image into its `m` column
+//! - *Input transform:* the zero-padded input rows of each block are split into their `m` column
 //!   phases (column `q` goes to phase `q mod m`, index `q / m`), so column `j` of the patch of
 //!   tile `tx` is entry `tx + j / m` of phase `j mod m`: each transform is a loop over a tile
 //!   row with contiguous loads and stores, `V[ξ][c][t] = (Bᵀ d_ct B)[ξ]`.
@@ -36,17 +36,17 @@
 //! 4.6e-7 (`scripts/bench_jit.sh`). The unit test bounds F(4x4) at 2e-5 of the output's scale.
 //!
 //! # Where it is used
-//! [`Winograd::choose`] takes it only where it measured faster than im2col: ungrouped layers
-//! of 64+ channels. The small-K loop exists for the 64-channel layers (F(4x4) on ResNet's
-//! 56x56 stage); shallow and grouped layers (SqueezeNet, the 16- to 128-channel groups of
-//! block-grouped SSC models) measured no faster, because their transforms cost as much as the
-//! products they save.
+//! [`Winograd::choose`] takes it where it measured faster than im2col: F(4x4) on images of
+//! about 21x21 and up with groups of 16+ channels (ResNet's first two stages, SqueezeNet's
+//! larger expand layers, the grouped layers of block-grouped SSC models), F(2x2) on smaller
+//! images with 128+ input channels.
 
+use std::mem::MaybeUninit;
 use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
-use crate::kernels::par::{for_ranges, has_avx2_fma, par_units, simd, SendPtr};
+use crate::kernels::par::{for_ranges, has_avx2_fma, simd, SendPtr};
 use crate::kernels::{epilogue, sgemm, split_row};
 use crate::spec::{ConvGeom, Epilogue};
 
@@ -59,6 +59,13 @@ const MIN_TILES: usize = 64;
 
 /// Tiles handled per step of the output transform (stack buffers of this many tiles' rows).
 const CHUNK: usize = 64;
+
+/// Floats of padding after each position's rows in the `V` and `M` blocks. The transforms
+/// touch all positions of a tile at once, and without it they are often exactly 4 KiB apart
+/// (64 channels x 16 tiles), so all of them fall in one L1 set: the 4-group 64-channel F(4x4)
+/// layer on 56x56 took 1.1-1.2 ms with the positions 4 KiB apart and 0.76 ms with this skew
+/// (single thread, same process).
+const SKEW: usize = 16;
 
 /// Deepest group (`c_in / group`) whose products go through the small-K loop on AVX2 hosts.
 const SMALL_K: usize = 64;
@@ -121,23 +128,21 @@ pub(crate) struct Winograd {
 impl Winograd {
     /// The tile that computes `g` fastest, if Winograd beats im2col + GEMM on it at all.
     /// Measured against the im2col path, single thread, interleaved in one process
-    /// (`bench_tiles` below; medians, ms, im2col / F(2x2) / F(4x4)):
-    /// - dense 64->64 on 56x56: 2.49-2.67 / 2.30-2.58 / 2.15-2.49;
-    /// - dense 128->128 on 28x28: 2.32-2.47 / 1.59-1.87 / 1.30-1.68;
-    /// - dense 256->256 on 14x14: 2.45-2.63 / 1.58-1.98 / 1.49-2.39;
-    /// - dense 512->512 on 7x7 (16 F(2x2) tiles, 4 F(4x4) ones): 3.08 / 2.67 / 6.47;
-    /// - shallow layers lose or tie (SqueezeNet's 16->64 on 55x55: 0.63-0.68 / 0.65-0.72 /
-    ///   0.67-0.70; 64->256 on 13x13: 0.52-0.56 / 0.69-0.80 / 0.58-0.75), and so do the
-    ///   4-group layers of block-grouped SSC models (16- to 128-channel groups; 64->64 on
-    ///   56x56: 0.76-0.88 / 0.81-1.05 / 1.23-1.48), where the transforms cost as much as
-    ///   the products they save.
+    /// (`bench_tiles` below; medians in ms, im2col / F(2x2) / F(4x4)):
+    /// - dense 64->64 on 56x56: 2.71 / 2.52 / 1.87; 128->128 on 28x28: 2.53 / 1.73 / 1.45;
+    ///   256->256 on 14x14: 2.68 / 1.87 / 2.01; 512->512 on 7x7: 3.38 / 2.70 / 5.73 (4 F(4x4)
+    ///   tiles, most of them padding);
+    /// - 4 groups (block-grouped SSC ResNet-18): 64->64 on 56x56: 0.76-0.93 / 0.73-0.84 /
+    ///   0.71-0.79; 128->128 on 28x28: 0.73 / 0.56-0.78 / 0.42; 256->256 on 14x14: 0.84-0.90
+    ///   / 0.67 / 0.73-0.77; 512->512 on 7x7: 0.92 / 0.85-0.87 / 1.91-2.27;
+    /// - SqueezeNet's expand layers: 16->64 on 55x55: 0.69 / 0.74 / 0.58; 32->128 on 27x27:
+    ///   0.84 / 0.76 / 0.52; 64->256 on 13x13: 0.56 / 0.73 / 0.54.
     ///
-    /// So: ungrouped layers of 64+ channels in and out take F(4x4) from 36 tiles up (28x28
-    /// and larger); below that, F(2x2) from 16 tiles up but only with 128+ input channels
-    /// (SqueezeNet's 64->256 layers ran 0.86-0.90 ms with it in the model, against ~0.55 on
-    /// im2col); everything else stays on im2col.
+    /// So: F(4x4) from 36 tiles up (outputs of about 21x21 and larger) on groups of 16+
+    /// channels; below that, F(2x2) from 16 tiles up on layers of 128+ input channels; the
+    /// rest stays on im2col.
     pub(crate) fn choose(g: &ConvGeom) -> Option<Tile> {
-        if !Winograd::applies(g) || g.group != 1 || g.c_in < 64 || g.c_out < 64 {
+        if !Winograd::applies(g) || g.cin_g() < 16 {
             return None;
         }
         let tiles = |m: usize| g.h_out.div_ceil(m) * g.w_out.div_ceil(m);
@@ -171,6 +176,7 @@ impl Winograd {
         threads: usize,
     ) -> Winograd {
         debug_assert!(Winograd::applies(&geom));
+        debug_assert!(tile.positions() <= 36);
         let (co, ci, np) = (geom.c_out, geom.cin_g(), tile.positions());
         let mut u = vec![0.0f32; np * co * ci];
         for k in 0..co {
@@ -226,20 +232,30 @@ impl Winograd {
         self.tw.next_multiple_of(8) + 1
     }
 
-    /// Floats of one channel's split input: `m` phases of `m * th + 2` rows.
+    /// Floats of one channel's split input for one block: `m` phases of `m * rows + 2` rows.
     fn split_len(&self) -> usize {
         let m = self.tile.m();
-        m * (m * self.th + 2) * self.phase_row()
+        m * (m * self.rows + 2) * self.phase_row()
     }
 
-    /// Floats of one `V` + `M` block buffer.
+    /// Floats between positions of the `V` block: its `c_in` rows of `tb`, plus [`SKEW`].
+    fn v_pos(&self) -> usize {
+        self.geom.c_in * self.tb + SKEW
+    }
+
+    /// Floats between positions of the `M` block (see [`Winograd::v_pos`]).
+    fn m_pos(&self) -> usize {
+        self.geom.c_out * self.tb + SKEW
+    }
+
+    /// Floats of one block buffer: the block's split input, then `V` and `M`.
     fn block_len(&self) -> usize {
-        self.tile.positions() * (self.geom.c_in + self.geom.c_out) * self.tb
+        self.geom.c_in * self.split_len() + self.tile.positions() * (self.v_pos() + self.m_pos())
     }
 
-    /// f32 elements of scratch one image needs: the split input, then the block buffers.
+    /// f32 elements of scratch one image needs: one block buffer per slot.
     pub(crate) fn scratch_len(&self) -> usize {
-        self.geom.c_in * self.split_len() + self.slots * self.block_len()
+        self.slots * self.block_len()
     }
 
     /// One image: `input` is `[c_in, h, w]`; `output` and the residuals are
@@ -252,28 +268,14 @@ impl Winograd {
         scratch: &mut [f32],
     ) {
         let g = self.geom;
-        let sl = self.split_len();
-        let (split, blocks) = scratch.split_at_mut(g.c_in * sl);
-        par_units(
-            split,
-            sl,
-            4,
-            #[inline(always)]
-            |c0, part| {
-                for (i, dst) in part.chunks_exact_mut(sl).enumerate() {
-                    let c = c0 + i;
-                    self.split_channel(&input[c * g.h * g.w..(c + 1) * g.h * g.w], dst);
-                }
-            },
-        );
-        let split: &[f32] = split;
-        let out = SendPtr(output.as_mut_ptr());
+        debug_assert!(input.len() == g.c_in * g.h * g.w);
         debug_assert!(output.len() == g.c_out * g.h_out * g.w_out);
+        let out = SendPtr(output.as_mut_ptr());
         let nb = self.th.div_ceil(self.rows);
         let bl = self.block_len();
         if !self.small_k {
             for b in 0..nb {
-                self.block(split, b, &mut blocks[..bl], res, out, true);
+                self.block(input, b, &mut scratch[..bl], res, out, true);
             }
             return;
         }
@@ -282,51 +284,73 @@ impl Winograd {
         if slots <= 1 {
             simd(
                 #[inline(always)]
-                || self.blocks(split, part(0), &mut blocks[..bl], res, out),
+                || self.blocks(input, part(0), &mut scratch[..bl], res, out),
             );
         } else {
-            blocks[..slots * bl]
+            scratch[..slots * bl]
                 .par_chunks_mut(bl)
                 .enumerate()
                 .for_each(|(s, buf)| {
                     simd(
                         #[inline(always)]
-                        || self.blocks(split, part(s), buf, res, out),
+                        || self.blocks(input, part(s), buf, res, out),
                     )
                 });
         }
     }
 
-    /// Blocks `bs` one after the other on this thread, with `buf` as their `V` and `M`.
+    /// Blocks `bs` one after the other on this thread, with `buf` as their split input, `V`
+    /// and `M`.
     #[inline(always)]
     fn blocks(
         &self,
-        split: &[f32],
+        input: &[f32],
         bs: std::ops::Range<usize>,
         buf: &mut [f32],
         res: [Option<&[f32]>; 2],
         out: SendPtr,
     ) {
         for b in bs {
-            self.block(split, b, buf, res, out, false);
+            self.block(input, b, buf, res, out, false);
         }
     }
 
-    /// Block `b` (tile rows `b * rows ..`) into the output, with `buf` as its `V` and `M`;
-    /// each phase split over the pool when `parallel`.
+    /// Block `b` (tile rows `b * rows ..`) into the output, with `buf` as its split input,
+    /// `V` and `M`; each phase split over the pool when `parallel`.
     #[inline(always)]
     fn block(
         &self,
-        split: &[f32],
+        input: &[f32],
         b: usize,
         buf: &mut [f32],
         res: [Option<&[f32]>; 2],
         out: SendPtr,
         parallel: bool,
     ) {
+        let g = self.geom;
         let ty0 = b * self.rows;
         let ty1 = (ty0 + self.rows).min(self.th);
-        let (v, m) = buf.split_at_mut(self.tile.positions() * self.geom.c_in * self.tb);
+        let sl = self.split_len();
+        let (split, buf) = buf.split_at_mut(g.c_in * sl);
+        let (v, m) = buf.split_at_mut(self.tile.positions() * self.v_pos());
+        let r0 = self.tile.m() * ty0;
+        let sp = SendPtr(split.as_mut_ptr());
+        spread(
+            parallel,
+            g.c_in,
+            4,
+            #[inline(always)]
+            |c0, c1| {
+                for c in c0..c1 {
+                    let src = &input[c * g.h * g.w..(c + 1) * g.h * g.w];
+                    // SAFETY: channel `c`'s `sl` floats of `split` are disjoint from every
+                    // other channel's and written by this task only.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(sp.get().add(c * sl), sl) };
+                    self.split_channel(src, r0, dst);
+                }
+            },
+        );
+        let split: &[f32] = split;
         self.input_block(split, ty0, ty1, v, parallel);
         self.products(v, m, (ty1 - ty0) * self.tw, parallel);
         match self.tile {
@@ -335,10 +359,11 @@ impl Winograd {
         }
     }
 
-    /// Channel `src` (`h x w`) zero-padded to `(m th + 2) x (m (tw + 1))` and split into its
-    /// `m` column phases, one after the other in `dst` (rows of `tw + 1`).
+    /// Rows `r0 ..` of channel `src` (`h x w`) zero-padded (to `m th + 2` rows of
+    /// `m (tw + 1)`), split into their `m` column phases, one after the other in `dst` (rows
+    /// of [`Winograd::phase_row`]), as many rows as `dst` holds.
     #[inline(always)]
-    fn split_channel(&self, src: &[f32], dst: &mut [f32]) {
+    fn split_channel(&self, src: &[f32], r0: usize, dst: &mut [f32]) {
         let g = &self.geom;
         let (pt, pl) = (g.pads[0], g.pads[1]);
         let n = self.phase_row();
@@ -352,7 +377,7 @@ impl Winograd {
                     .zip(p1.chunks_exact_mut(n))
                     .enumerate()
                 {
-                    match row(r) {
+                    match row(r0 + r) {
                         Some(line) => split_row(line, pl, [a, b]),
                         None => [a, b].into_iter().for_each(|p| p.fill(0.0)),
                     }
@@ -367,7 +392,7 @@ impl Winograd {
                     .zip(p3.chunks_exact_mut(n))
                     .enumerate()
                 {
-                    match row(r) {
+                    match row(r0 + r) {
                         Some(line) => split_row(line, pl, [a, b, c, d]),
                         None => [a, b, c, d].into_iter().for_each(|p| p.fill(0.0)),
                     }
@@ -382,6 +407,7 @@ impl Winograd {
     fn input_block(&self, split: &[f32], ty0: usize, ty1: usize, v: &mut [f32], parallel: bool) {
         let g = self.geom;
         let (tw, sl, tb, np) = (self.tw, self.split_len(), self.tb, self.tile.positions());
+        let vs = self.v_pos();
         let nt = (ty1 - ty0) * tw;
         let pad = if self.small_k {
             nt..nt.next_multiple_of(8)
@@ -399,38 +425,40 @@ impl Winograd {
                 for c in c0..c1 {
                     let s = &split[c * sl..(c + 1) * sl];
                     // SAFETY: the rows `V[ξ][c][..tb]` are disjoint, inside `v` (positions x
-                    // c_in x tb floats), and written by the task of channel `c` only.
+                    // `v_pos` floats), and written by the task of channel `c` only.
                     let dst = |xi: usize, t0: usize, len: usize| unsafe {
-                        std::slice::from_raw_parts_mut(
-                            vp.get().add((xi * g.c_in + c) * tb + t0),
-                            len,
-                        )
+                        std::slice::from_raw_parts_mut(vp.get().add(xi * vs + c * tb + t0), len)
                     };
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
-                        match self.tile {
-                            Tile::F2 => {
-                                let ps = phases::<2>(s);
-                                input_row::<2, 4, 16>(
-                                    std::array::from_fn(|i| {
-                                        ps.map(|p| &p[(2 * ty + i) * n..][..n])
-                                    }),
-                                    std::array::from_fn(|xi| dst(xi, t0, w8)),
-                                );
-                            }
-                            Tile::F4 => {
-                                let ps = phases::<4>(s);
-                                input_row::<4, 6, 36>(
-                                    std::array::from_fn(|i| {
-                                        ps.map(|p| &p[(4 * ty + i) * n..][..n])
-                                    }),
-                                    std::array::from_fn(|xi| dst(xi, t0, w8)),
-                                );
+                        // SAFETY: the transform reads rows `m ty .. m ty + m + 2` of each phase
+                        // (`n` floats each, inside the channel's split input: `m th + 2` rows)
+                        // up to entry `w8 + 1 <= n`, and writes `V[ξ][c][t0 .. t0 + w8]`,
+                        // inside channel `c`'s rows (`t0 + w8 <= tb`, see `new`).
+                        unsafe {
+                            match self.tile {
+                                Tile::F2 => input_row::<2, 4>(
+                                    phase_rows::<2>(s, 2 * (ty - ty0) * n),
+                                    n,
+                                    w8,
+                                    dst(0, t0, w8).as_mut_ptr(),
+                                    vs,
+                                ),
+                                Tile::F4 => input_row::<4, 6>(
+                                    phase_rows::<4>(s, 4 * (ty - ty0) * n),
+                                    n,
+                                    w8,
+                                    dst(0, t0, w8).as_mut_ptr(),
+                                    vs,
+                                ),
                             }
                         }
                     }
                     for xi in 0..np {
-                        dst(xi, pad.start, pad.len()).fill(0.0);
+                        // A loop, not `fill`: a `memset` call per row of at most 7 floats.
+                        for v in dst(xi, pad.start, pad.len()) {
+                            *v = 0.0;
+                        }
                     }
                 }
             },
@@ -441,7 +469,7 @@ impl Winograd {
     #[inline(always)]
     fn products(&self, v: &[f32], m: &mut [f32], nt: usize, parallel: bool) {
         let g = self.geom;
-        let tb = self.tb;
+        let (tb, vs, ms) = (self.tb, self.v_pos(), self.m_pos());
         let (ci, co) = (g.cin_g(), g.cout_g());
         let mp = SendPtr(m.as_mut_ptr());
         spread(
@@ -453,8 +481,8 @@ impl Winograd {
                 for job in a..b {
                     let (xi, grp) = (job / g.group, job % g.group);
                     let lhs = &self.u[(xi * g.c_out + grp * co) * ci..][..co * ci];
-                    let rhs = &v[(xi * g.c_in + grp * ci) * tb..][..ci * tb];
-                    let dst = (xi * g.c_out + grp * co) * tb;
+                    let rhs = &v[xi * vs + grp * ci * tb..][..ci * tb];
+                    let dst = xi * ms + grp * co * tb;
                     debug_assert!(dst + co * tb <= m.len());
                     #[cfg(target_arch = "x86_64")]
                     if self.small_k {
@@ -509,6 +537,7 @@ impl Winograd {
         let g = self.geom;
         let mm = self.tile.m();
         let (tw, tb, wo, ho) = (self.tw, self.tb, g.w_out, g.h_out);
+        let ms = self.m_pos();
         let plane = ho * wo;
         let act = self.epi.act;
         spread(
@@ -520,18 +549,20 @@ impl Winograd {
                 let mut acc = [[0.0f32; 4 * CHUNK]; 4];
                 for k in k0..k1 {
                     let bias = self.epi.bias.as_ref().map_or(0.0, |b| b[k]);
-                    let ms: [&[f32]; NP] =
-                        std::array::from_fn(|xi| &m[(xi * g.c_out + k) * tb..][..tb]);
+                    let mk = &m[k * tb..];
+                    assert!(mk.len() >= (NP - 1) * ms + tb);
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
                         let mut tx = 0;
                         while tx < tw {
                             let n = CHUNK.min(tw - tx);
                             let n8 = n.next_multiple_of(8);
-                            output_row::<A, M, NP>(
-                                std::array::from_fn(|xi| &ms[xi][t0 + tx..t0 + tx + n8]),
-                                &mut acc,
-                            );
+                            // SAFETY: `M[ξ][k][t0 + tx ..][..n8]` lies inside row `k` of
+                            // position `ξ` (`t0 + tx + n8 <= t0 + w8 <= tb`), which the assert
+                            // above keeps inside `m`; `M n8 <= 4 * CHUNK` as `n <= CHUNK`.
+                            unsafe {
+                                output_row::<A, M>(mk[t0 + tx..].as_ptr(), ms, n8, &mut acc);
+                            }
                             let x0 = mm * tx;
                             let len = (mm * n).min(wo - x0);
                             for (dy, a) in acc[..mm].iter().enumerate() {
@@ -570,10 +601,10 @@ fn split_phases<const M: usize>(dst: &mut [f32]) -> [&mut [f32]; M] {
     })
 }
 
-/// One channel's split input cut into its `M` phases.
-fn phases<const M: usize>(s: &[f32]) -> [&[f32]; M] {
+/// Pointers to offset `at` of each of the `M` phases of one channel's split input `s`.
+fn phase_rows<const M: usize>(s: &[f32], at: usize) -> [*const f32; M] {
     let n = s.len() / M;
-    std::array::from_fn(|p| &s[p * n..(p + 1) * n])
+    std::array::from_fn(|p| s[p * n..(p + 1) * n][at..].as_ptr())
 }
 
 /// `G g Gᵀ` for one 3x3 kernel, row-major `(m + 2)²` (the first 16 entries for F(2x2)),
@@ -654,11 +685,34 @@ impl Mul<f32> for F8 {
 }
 
 impl F8 {
-    /// The first eight floats of `s`.
+    /// # Safety
+    /// `p` points at eight readable floats.
     #[inline(always)]
-    fn load(s: &[f32]) -> F8 {
-        F8(s[..8].try_into().expect("eight floats"))
+    unsafe fn read(p: *const f32) -> F8 {
+        // SAFETY: forwarded; unaligned reads are allowed.
+        F8(unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) })
     }
+
+    /// # Safety
+    /// `p` points at eight writable floats.
+    #[inline(always)]
+    unsafe fn write(self, p: *mut f32) {
+        // SAFETY: forwarded.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], self.0) }
+    }
+}
+
+/// `[f(0), .., f(N - 1)]` by a plain loop (it unrolls; `array::from_fn` at these sizes
+/// compiled to calls and copies).
+#[inline(always)]
+fn lanes<const N: usize>(f: impl Fn(usize) -> F8) -> [F8; N] {
+    let mut x = [const { MaybeUninit::<F8>::uninit() }; N];
+    for (i, x) in x.iter_mut().enumerate() {
+        x.write(f(i));
+    }
+    // SAFETY: every element was written, and `MaybeUninit<F8>` has `F8`'s layout. (Not
+    // `x.map(assume_init)`: that compiled to an out-of-line copy.)
+    unsafe { std::ptr::read(x.as_ptr() as *const [F8; N]) }
 }
 
 /// `Bᵀ x` for one column or row of `A` values: F(2x2)'s for `A = 4`, F(4x4)'s for `A = 6`.
@@ -703,65 +757,73 @@ fn at<const A: usize, const M: usize>(x: [F8; A]) -> [F8; M] {
     y
 }
 
-/// `Bᵀ d B` for one tile row, eight tiles at a time: `r[i][p]` is phase `p` of padded row
-/// `M ty + i`, so patch column `j` of tile `tx` is `r[i][j % M][tx + j / M]`, and `out[ξ][tx]`
-/// receives position `ξ` of tile `tx`. The phase rows hold `tw.next_multiple_of(8) + 1`
-/// floats and the `out` rows one fewer: the tiles past `tw` are scratch the caller overwrites
-/// or ignores.
+/// `Bᵀ d B` for one tile row, eight tiles at a time: `r[p]` points at phase `p` of the tile
+/// row's first padded row (rows `n` floats apart), so patch row `i`, column `j` of tile `tx`
+/// is `r[j % M][i n + tx + j / M]`; position `ξ` of tile `tx` goes to `out[ξ vs + tx]`, for
+/// `tx < w8` (a multiple of 8: the tiles past the row's end are scratch the caller overwrites
+/// or ignores). Raw pointers: through slices, the bounds checks and the arrays of fat
+/// pointers cost more than the arithmetic.
+///
+/// # Safety
+/// Every `r[p] + i n + k` for `i < A`, `k <= w8` is readable, every `out + ξ vs + t` for
+/// `ξ < A²`, `t < w8` is writable, and the two do not overlap.
 #[inline(always)]
-fn input_row<const M: usize, const A: usize, const NP: usize>(
-    r: [[&[f32]; M]; A],
-    out: [&mut [f32]; NP],
+unsafe fn input_row<const M: usize, const A: usize>(
+    r: [*const f32; M],
+    n: usize,
+    w8: usize,
+    out: *mut f32,
+    vs: usize,
 ) {
-    let w8 = out[0].len();
-    let zero = F8([0.0; 8]);
     for tx in (0..w8).step_by(8) {
-        // Plain loops over the fixed sizes (they unroll); `array::from_fn` at these sizes
-        // compiled to calls and copies.
-        let mut cols = [[zero; A]; A];
+        // `cols[j][i]` = (Bᵀ d)[i][j]. Uninitialised, not zeroed: the zeroing compiled to a
+        // `memset` per eight tiles.
+        let mut cols = [[const { MaybeUninit::<F8>::uninit() }; A]; A];
         for (j, col) in cols.iter_mut().enumerate() {
-            let mut x = [zero; A];
-            for (i, x) in x.iter_mut().enumerate() {
-                *x = F8::load(&r[i][j % M][tx + j / M..]);
+            // SAFETY: `i < A`, `tx + j / M + 8 <= w8 + 1` (see the contract).
+            let x = lanes::<A>(|i| unsafe { F8::read(r[j % M].add(i * n + tx + j / M)) });
+            for (c, v) in col.iter_mut().zip(bt(x)) {
+                c.write(v);
             }
-            *col = bt(x);
         }
+        #[allow(clippy::needless_range_loop)] // `i` picks the same entry of every column
         for i in 0..A {
-            let mut x = [zero; A];
-            for (j, x) in x.iter_mut().enumerate() {
-                *x = cols[j][i];
-            }
+            // SAFETY: every `cols[j][i]` was written above.
+            let x = lanes::<A>(|j| unsafe { cols[j][i].assume_init() });
             for (j, v) in bt(x).into_iter().enumerate() {
-                out[i * A + j][tx..tx + 8].copy_from_slice(&v.0);
+                // SAFETY: `i A + j < A²`, `tx + 8 <= w8`.
+                unsafe { v.write(out.add((i * A + j) * vs + tx)) };
             }
         }
     }
 }
 
-/// `Aᵀ m A` for the tiles of one tile row, eight at a time (`m[ξ][tx]`, rows of a whole
-/// number of vectors): output row `i` of the tiles goes to `y[i]`, interleaved
+/// `Aᵀ m A` for `n8` tiles of one tile row (a multiple of 8), eight at a time: position `ξ` of
+/// tile `tx` is `m[ξ ms + tx]`; output row `i` of the tiles goes to `y[i]`, interleaved
 /// (`y[i][M tx + j]`).
+///
+/// # Safety
+/// Every `m + ξ ms + t` for `ξ < A²`, `t < n8` is readable, and `M n8 <= 4 CHUNK`.
 #[inline(always)]
-fn output_row<const A: usize, const M: usize, const NP: usize>(
-    m: [&[f32]; NP],
+unsafe fn output_row<const A: usize, const M: usize>(
+    m: *const f32,
+    ms: usize,
+    n8: usize,
     y: &mut [[f32; 4 * CHUNK]; 4],
 ) {
-    let zero = F8([0.0; 8]);
-    for tx in (0..m[0].len()).step_by(8) {
-        let mut cols = [[zero; M]; A];
+    debug_assert!(M * n8 <= 4 * CHUNK);
+    for tx in (0..n8).step_by(8) {
+        let mut cols = [[const { MaybeUninit::<F8>::uninit() }; M]; A];
         for (j, col) in cols.iter_mut().enumerate() {
-            let mut x = [zero; A];
-            for (i, x) in x.iter_mut().enumerate() {
-                *x = F8::load(&m[i * A + j][tx..]);
+            // SAFETY: `i A + j < A²`, `tx + 8 <= n8`.
+            let x = lanes::<A>(|i| unsafe { F8::read(m.add((i * A + j) * ms + tx)) });
+            for (c, v) in col.iter_mut().zip(at::<A, M>(x)) {
+                c.write(v);
             }
-            *col = at::<A, M>(x);
         }
         for (i, y) in y.iter_mut().enumerate().take(M) {
-            let mut x = [zero; A];
-            for (j, x) in x.iter_mut().enumerate() {
-                *x = cols[j][i];
-            }
-            let row = at::<A, M>(x);
+            // SAFETY: every `cols[j][i]` was written above.
+            let row = at::<A, M>(lanes::<A>(|j| unsafe { cols[j][i].assume_init() }));
             for (t, dst) in y[M * tx..M * tx + 8 * M].chunks_exact_mut(M).enumerate() {
                 for (d, v) in dst.iter_mut().zip(&row) {
                     *d = v.0[t];
@@ -820,11 +882,7 @@ mod avx2 {
         // SAFETY: column blocks stay below `n8` (see `small_k`).
         unsafe {
             let mut t = 0;
-            while t + 24 <= n8 {
-                block::<KB, 3>(u, ci, v.add(t), dst.add(t), tb);
-                t += 24;
-            }
-            if t + 16 <= n8 {
+            while t + 16 <= n8 {
                 block::<KB, 2>(u, ci, v.add(t), dst.add(t), tb);
                 t += 16;
             }
@@ -992,10 +1050,11 @@ mod tests {
             let gc = GemmConv::new(g, w.clone(), epi.clone(), 1);
             let f2 = Winograd::new(g, &w, epi.clone(), Tile::F2, 1);
             let f4 = Winograd::new(g, &w, epi.clone(), Tile::F4, 1);
+            let f4g = Winograd::new(g, &w, epi.clone(), Tile::F4, 1).through_gemm_crate();
             let len = gc.scratch_len().max(f2.scratch_len()).max(f4.scratch_len());
             let mut scratch = vec![0.0; len];
             let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
-            let mut t = [vec![], vec![], vec![]];
+            let mut t = [vec![], vec![], vec![], vec![]];
             in_pool(1, || {
                 for _ in 0..15 {
                     let s = std::time::Instant::now();
@@ -1007,6 +1066,9 @@ mod tests {
                     let s = std::time::Instant::now();
                     f4.run(&x, [None, None], &mut y, &mut scratch);
                     t[2].push(s.elapsed());
+                    let s = std::time::Instant::now();
+                    f4g.run(&x, [None, None], &mut y, &mut scratch);
+                    t[3].push(s.elapsed());
                 }
             });
             let med = |v: &mut Vec<std::time::Duration>| {
@@ -1014,10 +1076,10 @@ mod tests {
                 v[v.len() / 2].as_secs_f64() * 1e3
             };
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
-            let [a, b, c] = &mut t;
-            let (a, b, c) = (med(a), med(b), med(c));
+            let [a, b, c, d] = &mut t;
+            let (a, b, c, d) = (med(a), med(b), med(c), med(d));
             eprintln!(
-                "{:>3}->{:<3} g{} {:>2}x{:<2}: im2col {a:.3} ms ({:.0} GF/s)  F2 {b:.3} ({:.0})  F4 {c:.3} ({:.0})  choose {:?}",
+                "{:>3}->{:<3} g{} {:>2}x{:<2}: im2col {a:.3} ms ({:.0} GF/s)  F2 {b:.3} ({:.0})  F4 {c:.3} ({:.0})  F4 via gemm {d:.3}  choose {:?}",
                 g.c_in, g.c_out, g.group, g.h, g.w, gf(a), gf(b), gf(c), Winograd::choose(&g)
             );
         }
