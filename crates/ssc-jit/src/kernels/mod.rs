@@ -222,8 +222,18 @@ pub(crate) fn split_row<const M: usize>(line: &[f32], pl: usize, out: [&mut [f32
         }
     }
     if lo < hi {
-        let src = &line[M * lo - pl..];
-        for (i, group) in (lo..hi).zip(src.chunks_exact(M)) {
+        let src = &line[M * lo - pl..M * hi - pl];
+        // Eight groups at a time, each phase gathered into one array (a few shuffles in the
+        // AVX2 code this is inlined into), then the remaining groups one by one.
+        let mut i = lo;
+        for eight in src.chunks_exact(8 * M) {
+            for (p, o) in out.iter_mut().enumerate() {
+                let v: [f32; 8] = std::array::from_fn(|t| eight[t * M + p]);
+                o[i..i + 8].copy_from_slice(&v);
+            }
+            i += 8;
+        }
+        for (i, group) in (i..hi).zip(src[(i - lo) * M..].chunks_exact(M)) {
             for (o, &v) in out.iter_mut().zip(group) {
                 o[i] = v;
             }
