@@ -53,6 +53,11 @@ use crate::spec::{ConvGeom, Epilogue};
 /// Bytes of the `V` and `M` blocks together: about half of the 1 MiB L2 per core.
 const BLOCK_BYTES: usize = 512 * 1024;
 
+/// Bytes of one group's `V` and `M` blocks together with the small-K loop, whose blocks go
+/// to the threads whole: with the split input rows and the group's filters, about a quarter
+/// of L2.
+const SMALL_BLOCK_BYTES: usize = 192 * 1024;
+
 /// Fewest tiles per block for the `gemm` crate (unless the image has fewer): the GEMMs' `n`,
 /// below which `gemm`'s packing and call overhead dominate.
 const MIN_TILES: usize = 64;
@@ -192,7 +197,12 @@ impl Winograd {
         let tw = geom.w_out.div_ceil(m);
         let small_k = has_avx2_fma() && ci <= SMALL_K;
         let threads = threads.max(1);
-        let fit = BLOCK_BYTES / (np * (geom.c_in + geom.c_out) * tw * 4);
+        let budget = if small_k {
+            SMALL_BLOCK_BYTES
+        } else {
+            BLOCK_BYTES
+        };
+        let fit = budget / (np * (ci + geom.cout_g()) * tw * 4);
         let rows = if small_k {
             // At least a vector of tiles, and a block for every thread.
             fit.max(8usize.div_ceil(tw)).min(th.div_ceil(threads))
@@ -238,19 +248,21 @@ impl Winograd {
         m * (m * self.rows + 2) * self.phase_row()
     }
 
-    /// Floats between positions of the `V` block: its `c_in` rows of `tb`, plus [`SKEW`].
+    /// Floats between positions of the `V` block: one group's `c_in / group` rows of `tb`,
+    /// plus [`SKEW`].
     fn v_pos(&self) -> usize {
-        self.geom.c_in * self.tb + SKEW
+        self.geom.cin_g() * self.tb + SKEW
     }
 
     /// Floats between positions of the `M` block (see [`Winograd::v_pos`]).
     fn m_pos(&self) -> usize {
-        self.geom.c_out * self.tb + SKEW
+        self.geom.cout_g() * self.tb + SKEW
     }
 
-    /// Floats of one block buffer: the block's split input, then `V` and `M`.
+    /// Floats of one block buffer: one group's split input for the block, then its `V` and
+    /// `M`.
     fn block_len(&self) -> usize {
-        self.geom.c_in * self.split_len() + self.tile.positions() * (self.v_pos() + self.m_pos())
+        self.geom.cin_g() * self.split_len() + self.tile.positions() * (self.v_pos() + self.m_pos())
     }
 
     /// f32 elements of scratch one image needs: one block buffer per slot.
@@ -330,32 +342,37 @@ impl Winograd {
         let g = self.geom;
         let ty0 = b * self.rows;
         let ty1 = (ty0 + self.rows).min(self.th);
-        let sl = self.split_len();
-        let (split, buf) = buf.split_at_mut(g.c_in * sl);
+        let (sl, ci) = (self.split_len(), g.cin_g());
+        let (split, buf) = buf.split_at_mut(ci * sl);
         let (v, m) = buf.split_at_mut(self.tile.positions() * self.v_pos());
         let r0 = self.tile.m() * ty0;
-        let sp = SendPtr(split.as_mut_ptr());
-        spread(
-            parallel,
-            g.c_in,
-            4,
-            #[inline(always)]
-            |c0, c1| {
-                for c in c0..c1 {
-                    let src = &input[c * g.h * g.w..(c + 1) * g.h * g.w];
-                    // SAFETY: channel `c`'s `sl` floats of `split` are disjoint from every
-                    // other channel's and written by this task only.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(sp.get().add(c * sl), sl) };
-                    self.split_channel(src, r0, dst);
-                }
-            },
-        );
-        let split: &[f32] = split;
-        self.input_block(split, ty0, ty1, v, parallel);
-        self.products(v, m, (ty1 - ty0) * self.tw, parallel);
-        match self.tile {
-            Tile::F2 => self.output_block::<4, 2, 16>(m, ty0, ty1, res, out, parallel),
-            Tile::F4 => self.output_block::<6, 4, 36>(m, ty0, ty1, res, out, parallel),
+        // One group at a time, so the working set is one group's split rows, `V`, `M` and
+        // filters.
+        for grp in 0..g.group {
+            let sp = SendPtr(split.as_mut_ptr());
+            spread(
+                parallel,
+                ci,
+                4,
+                #[inline(always)]
+                |c0, c1| {
+                    for c in c0..c1 {
+                        let ch = grp * ci + c;
+                        let src = &input[ch * g.h * g.w..(ch + 1) * g.h * g.w];
+                        // SAFETY: channel `c`'s `sl` floats of `split` are disjoint from
+                        // every other channel's and written by this task only.
+                        let dst =
+                            unsafe { std::slice::from_raw_parts_mut(sp.get().add(c * sl), sl) };
+                        self.split_channel(src, r0, dst);
+                    }
+                },
+            );
+            self.input_block(split, ty0, ty1, v, parallel);
+            self.products(grp, v, m, (ty1 - ty0) * self.tw, parallel);
+            match self.tile {
+                Tile::F2 => self.output_block::<4, 2, 16>(grp, m, ty0, ty1, res, out, parallel),
+                Tile::F4 => self.output_block::<6, 4, 36>(grp, m, ty0, ty1, res, out, parallel),
+            }
         }
     }
 
@@ -401,7 +418,8 @@ impl Winograd {
         }
     }
 
-    /// `V[ξ][c][t]` for the tiles of tile rows `ty0..ty1`; with `small_k`, the columns up to the
+    /// `V[ξ][c][t]` for the channels `c` of one group (split in `split`) and the tiles of tile
+    /// rows `ty0..ty1`; with `small_k`, the columns up to the
     /// next whole vector are zeroed (the small-K loop reads them).
     #[inline(always)]
     fn input_block(&self, split: &[f32], ty0: usize, ty1: usize, v: &mut [f32], parallel: bool) {
@@ -418,7 +436,7 @@ impl Winograd {
         let vp = SendPtr(v.as_mut_ptr());
         spread(
             parallel,
-            g.c_in,
+            g.cin_g(),
             8,
             #[inline(always)]
             |c0, c1| {
@@ -465,31 +483,30 @@ impl Winograd {
         );
     }
 
-    /// `M[ξ] = U[ξ] · V[ξ]` per group, for `nt` tiles (row stride of both blocks: `tb`).
+    /// `M[ξ] = U[ξ] · V[ξ]` for group `grp`, for `nt` tiles (row stride of both blocks: `tb`).
     #[inline(always)]
-    fn products(&self, v: &[f32], m: &mut [f32], nt: usize, parallel: bool) {
+    fn products(&self, grp: usize, v: &[f32], m: &mut [f32], nt: usize, parallel: bool) {
         let g = self.geom;
         let (tb, vs, ms) = (self.tb, self.v_pos(), self.m_pos());
         let (ci, co) = (g.cin_g(), g.cout_g());
         let mp = SendPtr(m.as_mut_ptr());
         spread(
             parallel,
-            self.tile.positions() * g.group,
+            self.tile.positions(),
             1,
             #[inline(always)]
             |a, b| {
-                for job in a..b {
-                    let (xi, grp) = (job / g.group, job % g.group);
+                for xi in a..b {
                     let lhs = &self.u[(xi * g.c_out + grp * co) * ci..][..co * ci];
-                    let rhs = &v[xi * vs + grp * ci * tb..][..ci * tb];
-                    let dst = xi * ms + grp * co * tb;
+                    let rhs = &v[xi * vs..][..ci * tb];
+                    let dst = xi * ms;
                     debug_assert!(dst + co * tb <= m.len());
                     #[cfg(target_arch = "x86_64")]
                     if self.small_k {
                         // SAFETY: AVX2 and FMA were detected (`small_k`); `lhs` is co x ci,
                         // `rhs` ci rows of tb >= nt rounded up to 8 floats (the padding zeroed
-                        // by `input_block`), and the destination rows `M[ξ][grp*co..][..co]`
-                        // (stride tb) are inside `m` and written by this job only.
+                        // by `input_block`), and the destination rows `M[ξ][..co]` (stride tb)
+                        // are inside `m` and written by this job only.
                         unsafe {
                             avx2::small_k(
                                 (lhs.as_ptr(), ci, co),
@@ -501,8 +518,8 @@ impl Winograd {
                         }
                         continue;
                     }
-                    // SAFETY: the destination rows `M[ξ][grp*co .. +co][..nt]` (row stride tb)
-                    // are inside `m` and written by this job only; `lhs` is co x ci and `rhs`
+                    // SAFETY: the destination rows `M[ξ][..co][..nt]` (row stride tb) are
+                    // inside `m` and written by this job only; `lhs` is co x ci and `rhs`
                     // ci x nt with row stride tb, both in bounds as sliced above.
                     unsafe {
                         sgemm(
@@ -521,12 +538,13 @@ impl Winograd {
         );
     }
 
-    /// Output rows `m*ty0 .. m*ty1` (clipped to `h_out`) of every channel from `M`, with the
-    /// epilogue, by the output transform of `A x A` positions to `M x M` outputs.
+    /// Output rows `m*ty0 .. m*ty1` (clipped to `h_out`) of group `grp`'s output channels from
+    /// `M`, with the epilogue, by the output transform of `A x A` positions to `M x M` outputs.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn output_block<const A: usize, const M: usize, const NP: usize>(
         &self,
+        grp: usize,
         m: &[f32],
         ty0: usize,
         ty1: usize,
@@ -540,16 +558,18 @@ impl Winograd {
         let ms = self.m_pos();
         let plane = ho * wo;
         let act = self.epi.act;
+        let co = g.cout_g();
         spread(
             parallel,
-            g.c_out,
+            co,
             4,
             #[inline(always)]
             |k0, k1| {
                 let mut acc = [[0.0f32; 4 * CHUNK]; 4];
-                for k in k0..k1 {
+                for kl in k0..k1 {
+                    let k = grp * co + kl;
                     let bias = self.epi.bias.as_ref().map_or(0.0, |b| b[k]);
-                    let mk = &m[k * tb..];
+                    let mk = &m[kl * tb..];
                     assert!(mk.len() >= (NP - 1) * ms + tb);
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
@@ -557,7 +577,7 @@ impl Winograd {
                         while tx < tw {
                             let n = CHUNK.min(tw - tx);
                             let n8 = n.next_multiple_of(8);
-                            // SAFETY: `M[ξ][k][t0 + tx ..][..n8]` lies inside row `k` of
+                            // SAFETY: `M[ξ][kl][t0 + tx ..][..n8]` lies inside row `kl` of
                             // position `ξ` (`t0 + tx + n8 <= t0 + w8 <= tb`), which the assert
                             // above keeps inside `m`; `M n8 <= 4 * CHUNK` as `n <= CHUNK`.
                             unsafe {
