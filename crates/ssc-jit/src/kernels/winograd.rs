@@ -20,11 +20,14 @@
 //!   then bias, residuals and the activation while the row is in L1. Tiles past the output edge
 //!   are computed and dropped.
 //!
-//! Tiles are processed in blocks of whole tile rows sized so `V` and `M` stay in L2. With the
-//! `gemm` crate, every phase of a block splits over the rayon pool (channels for the
-//! transforms, `(ξ, group)` products for the GEMMs); with the small-K loop, whole blocks go to
-//! the threads, each with its own `V` and `M` (one parallel section per layer instead of three
-//! per block). Everything runs as AVX2 code where the host has it (`par::simd`).
+//! Tiles are processed in blocks of whole tile rows, and each block one group at a time, so a
+//! group's split input rows, `V`, `M` and filters stay in L2 together. With the `gemm` crate,
+//! every phase of a block splits over the rayon pool (channels for the split and the
+//! transforms, positions for the products); with the small-K loop, whole blocks go to the
+//! threads, each with its own buffers (one parallel section per layer instead of four per
+//! block and group). The positions of `V` and `M` are [`SKEW`] floats more than a whole number
+//! of rows apart, so the transforms' 16 or 36 streams do not share L1 sets. Everything runs as
+//! AVX2 code where the host has it (`par::simd`).
 //!
 //! # Accuracy
 //! F(2x2) only adds and subtracts (`G` has halves, exact in binary), so compared with a direct
