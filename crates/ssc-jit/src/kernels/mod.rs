@@ -8,6 +8,7 @@ pub(crate) mod linear;
 pub(crate) mod par;
 pub(crate) mod pool;
 pub(crate) mod rows;
+pub(crate) mod small_k;
 pub(crate) mod sparse;
 pub(crate) mod winograd;
 

@@ -14,7 +14,7 @@
 //!   row with contiguous loads and stores, `V[ξ][c][t] = (Bᵀ d_ct B)[ξ]`.
 //! - *`α²` products per group:* `M[ξ] = U[ξ] · V[ξ]` (`c_out/group x c_in/group` times
 //!   `c_in/group x tiles`): through the `gemm` crate for deep groups, and through an AVX2
-//!   register-blocked loop ([`avx2::small_k`]) for shallow ones (`c_in/group` up to
+//!   register-blocked loop ([`small_k`](crate::kernels::small_k)) for shallow ones (`c_in/group` up to
 //!   [`SMALL_K`]), whose products are too small for `gemm`'s packing to pay off.
 //! - *Output transform and epilogue:* `Y = Aᵀ M A` per tile, interleaved into the output rows,
 //!   then bias, residuals and the activation while the row is in L1. Tiles past the output edge
@@ -126,7 +126,7 @@ pub(crate) struct Winograd {
     rows: usize,
     /// Row stride of the `V` and `M` blocks: the block's tiles rounded up to whole vectors.
     tb: usize,
-    /// Whether the products go through [`avx2::small_k`] (whole blocks per thread) rather than
+    /// Whether the products go through [`small_k`](crate::kernels::small_k) (whole blocks per thread) rather than
     /// the `gemm` crate (each phase of a block split over the threads).
     small_k: bool,
     /// `V` + `M` block buffers in the scratch: one per thread with `small_k`, else one.
@@ -511,7 +511,7 @@ impl Winograd {
                         // by `input_block`), and the destination rows `M[ξ][..co]` (stride tb)
                         // are inside `m` and written by this job only.
                         unsafe {
-                            avx2::small_k(
+                            crate::kernels::small_k::small_k(
                                 (lhs.as_ptr(), ci, co),
                                 rhs.as_ptr(),
                                 mp.get().add(dst),
@@ -850,100 +850,6 @@ unsafe fn output_row<const A: usize, const M: usize>(
             for (t, dst) in y[M * tx..M * tx + 8 * M].chunks_exact_mut(M).enumerate() {
                 for (d, v) in dst.iter_mut().zip(&row) {
                     *d = v.0[t];
-                }
-            }
-        }
-    }
-}
-
-/// The products of shallow groups, register-blocked for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    /// `dst[k][t] = Σ_c u[k][c] · v[c][t]` for `k < co` and `t < n8` (a multiple of 8): `u` is
-    /// `(pointer, ci, co)` with rows of `ci`; `v` and `dst` have rows of stride `tb`. Blocks of
-    /// 4 output rows x 16 columns keep 8 accumulators in registers, each input vector loaded
-    /// once per 4 FMAs. (4 x 24, with 12 accumulators, spilled one to the stack in the inner
-    /// loop: the dense 64-channel F(4x4) layer on 56x56 went from ~1.9 to ~1.0-1.4 ms
-    /// without it.)
-    ///
-    /// # Safety
-    /// The host has AVX2 and FMA; `u` holds `co * ci` floats, `v` `ci` rows of `n8` floats and
-    /// `dst` `co` rows of `n8` (strides `tb`), and `dst` overlaps neither.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn small_k(
-        (u, ci, co): (*const f32, usize, usize),
-        v: *const f32,
-        dst: *mut f32,
-        tb: usize,
-        n8: usize,
-    ) {
-        // SAFETY: every block reads and writes inside the bounds the caller guarantees.
-        unsafe {
-            let mut k = 0;
-            while k + 4 <= co {
-                rows::<4>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n8);
-                k += 4;
-            }
-            while k < co {
-                rows::<1>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n8);
-                k += 1;
-            }
-        }
-    }
-
-    /// `KB` output rows, all `n8` columns.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn rows<const KB: usize>(
-        u: *const f32,
-        ci: usize,
-        v: *const f32,
-        dst: *mut f32,
-        tb: usize,
-        n8: usize,
-    ) {
-        // SAFETY: column blocks stay below `n8` (see `small_k`).
-        unsafe {
-            let mut t = 0;
-            while t + 16 <= n8 {
-                block::<KB, 2>(u, ci, v.add(t), dst.add(t), tb);
-                t += 16;
-            }
-            if t + 8 <= n8 {
-                block::<KB, 1>(u, ci, v.add(t), dst.add(t), tb);
-            }
-        }
-    }
-
-    /// `KB` output rows x `NV` vectors of columns.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    #[allow(clippy::needless_range_loop)] // `kk` and `j` index register arrays in step
-    unsafe fn block<const KB: usize, const NV: usize>(
-        u: *const f32,
-        ci: usize,
-        v: *const f32,
-        dst: *mut f32,
-        tb: usize,
-    ) {
-        // SAFETY: see `small_k`.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); NV]; KB];
-            for c in 0..ci {
-                let x: [__m256; NV] =
-                    std::array::from_fn(|j| _mm256_loadu_ps(v.add(c * tb + 8 * j)));
-                for kk in 0..KB {
-                    let w = _mm256_broadcast_ss(&*u.add(kk * ci + c));
-                    for j in 0..NV {
-                        acc[kk][j] = _mm256_fmadd_ps(w, x[j], acc[kk][j]);
-                    }
-                }
-            }
-            for kk in 0..KB {
-                for j in 0..NV {
-                    _mm256_storeu_ps(dst.add(kk * tb + 8 * j), acc[kk][j]);
                 }
             }
         }
