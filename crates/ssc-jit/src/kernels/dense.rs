@@ -7,7 +7,8 @@ use crate::kernels::gemm_conv::GemmConv;
 use crate::kernels::winograd::{Tile, Winograd};
 use crate::spec::{ConvGeom, Epilogue};
 
-/// A dense convolution in the form that computes it fastest here (see each kernel's `suits`).
+/// A dense convolution in the form that computes it fastest here (see `Depthwise::suits` and
+/// `Winograd::choose`).
 pub(crate) enum DenseConv {
     Gemm(GemmConv),
     Winograd(Winograd),
