@@ -14,8 +14,9 @@
 //!   row with contiguous loads and stores, `V[ξ][c][t] = (Bᵀ d_ct B)[ξ]`.
 //! - *`α²` products per group:* `M[ξ] = U[ξ] · V[ξ]` (`c_out/group x c_in/group` times
 //!   `c_in/group x tiles`): through the `gemm` crate for deep groups, and through an AVX2
-//!   register-blocked loop ([`small_k`](crate::kernels::small_k)) for shallow ones (`c_in/group` up to
-//!   [`SMALL_K`]), whose products are too small for `gemm`'s packing to pay off.
+//!   register-blocked loop ([`small_k`](crate::kernels::small_k)) for shallow ones
+//!   (`c_in/group` up to [`SMALL_K`]), whose products are too small for `gemm`'s packing to
+//!   pay off.
 //! - *Output transform and epilogue:* `Y = Aᵀ M A` per tile, interleaved into the output rows,
 //!   then bias, residuals and the activation while the row is in L1. Tiles past the output edge
 //!   are computed and dropped.
@@ -53,7 +54,8 @@ use crate::kernels::par::{for_ranges, has_avx2_fma, simd, SendPtr};
 use crate::kernels::{epilogue, sgemm, split_row};
 use crate::spec::{ConvGeom, Epilogue};
 
-/// Bytes of the `V` and `M` blocks together: about half of the 1 MiB L2 per core.
+/// Bytes of one group's `V` and `M` blocks together with the `gemm` crate: about half of the
+/// 1 MiB L2 per core.
 const BLOCK_BYTES: usize = 512 * 1024;
 
 /// Bytes of one group's `V` and `M` blocks together with the small-K loop, whose blocks go
@@ -126,37 +128,41 @@ pub(crate) struct Winograd {
     rows: usize,
     /// Row stride of the `V` and `M` blocks: the block's tiles rounded up to whole vectors.
     tb: usize,
-    /// Whether the products go through [`small_k`](crate::kernels::small_k) (whole blocks per thread) rather than
-    /// the `gemm` crate (each phase of a block split over the threads).
+    /// Whether the products go through [`small_k`](crate::kernels::small_k) (whole blocks per
+    /// thread) rather than the `gemm` crate (each phase of a block split over the threads).
     small_k: bool,
-    /// `V` + `M` block buffers in the scratch: one per thread with `small_k`, else one.
+    /// Block buffers (split rows, `V`, `M`) in the scratch: one per thread with `small_k`,
+    /// else one.
     slots: usize,
 }
 
 impl Winograd {
     /// The tile that computes `g` fastest, if Winograd beats im2col + GEMM on it at all.
-    /// Measured against the im2col path, single thread, interleaved in one process
-    /// (`bench_tiles` below; medians in ms, im2col / F(2x2) / F(4x4)):
-    /// - dense 64->64 on 56x56: 2.71 / 2.52 / 1.87; 128->128 on 28x28: 2.53 / 1.73 / 1.45;
-    ///   256->256 on 14x14: 2.68 / 1.87 / 2.01; 512->512 on 7x7: 3.38 / 2.70 / 5.73 (4 F(4x4)
-    ///   tiles, most of them padding);
-    /// - 4 groups (block-grouped SSC ResNet-18): 64->64 on 56x56: 0.76-0.93 / 0.73-0.84 /
-    ///   0.71-0.79; 128->128 on 28x28: 0.73 / 0.56-0.78 / 0.42; 256->256 on 14x14: 0.84-0.90
-    ///   / 0.67 / 0.73-0.77; 512->512 on 7x7: 0.92 / 0.85-0.87 / 1.91-2.27;
-    /// - SqueezeNet's expand layers: 16->64 on 55x55: 0.69 / 0.74 / 0.58; 32->128 on 27x27:
-    ///   0.84 / 0.76 / 0.52; 64->256 on 13x13: 0.56 / 0.73 / 0.54.
+    /// Measured against the im2col path, single thread, interleaved in one process, two runs
+    /// at the final code (`bench_tiles` below; medians in ms, im2col / F(2x2) / F(4x4)):
+    /// - dense 64->64 on 56x56: 2.68-2.75 / 2.17-2.20 / 1.57-1.60; 128->128 on 28x28:
+    ///   2.55-2.56 / 1.70-1.78 / 1.46-1.51; 256->256 on 14x14: 2.67-2.73 / 1.84-1.91 /
+    ///   2.08-2.11; 512->512 on 7x7: 3.36-3.43 / 2.55-2.82 / 5.82-6.13 (4 F(4x4) tiles, most
+    ///   of them padding);
+    /// - 4 groups (block-grouped SSC ResNet-18): 64->64 on 56x56: 0.88-0.89 / 0.87-0.88 /
+    ///   0.79; 128->128 on 28x28: 0.76-0.83 / 0.72-0.73 / 0.66-0.70; 256->256 on 14x14:
+    ///   0.85-0.90 / 0.74-0.76 / 0.86-0.98; 512->512 on 7x7: 1.02 / 1.09-1.13 / 2.47-2.51;
+    /// - SqueezeNet's expand layers: 16->64 on 55x55: 0.67-0.69 / 0.68-0.71 / 0.54-0.56;
+    ///   32->128 on 27x27: 0.60-0.61 / 0.55-0.61 / 0.42-0.44; 64->256 on 13x13: 0.53-0.59 /
+    ///   0.40-0.56 / 0.43-0.62 (and 0.52-0.56 / 0.69-0.80 / 0.54-0.75 in earlier runs).
     ///
     /// So: F(4x4) from 36 tiles up (outputs of about 21x21 and larger) on groups of 16+
-    /// channels; below that, F(2x2) from 16 tiles up on layers of 128+ input channels; the
-    /// rest stays on im2col.
+    /// channels; below that, F(2x2) on layers of 128+ input channels from 16 tiles up, or 32
+    /// when grouped; the rest stays on im2col.
     pub(crate) fn choose(g: &ConvGeom) -> Option<Tile> {
         if !Winograd::applies(g) || g.cin_g() < 16 {
             return None;
         }
         let tiles = |m: usize| g.h_out.div_ceil(m) * g.w_out.div_ceil(m);
+        let min_f2 = if g.group == 1 { 16 } else { 32 };
         if tiles(4) >= 36 {
             Some(Tile::F4)
-        } else if tiles(2) >= 16 && g.c_in >= 128 {
+        } else if tiles(2) >= min_f2 && g.c_in >= 128 {
             Some(Tile::F2)
         } else {
             None
@@ -452,24 +458,25 @@ impl Winograd {
                     };
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
-                        // SAFETY: the transform reads rows `m ty .. m ty + m + 2` of each phase
-                        // (`n` floats each, inside the channel's split input: `m th + 2` rows)
-                        // up to entry `w8 + 1 <= n`, and writes `V[ξ][c][t0 .. t0 + w8]`,
-                        // inside channel `c`'s rows (`t0 + w8 <= tb`, see `new`).
+                        // SAFETY: the transform reads rows `m (ty - ty0) ..` `+ m + 2` of each
+                        // phase (`n` floats each, inside the block's split input of
+                        // `m rows + 2` rows) up to entry `w8 + 1 <= n`, and writes
+                        // `V[ξ][c][t0 .. t0 + w8]` for every `ξ` through a pointer derived from
+                        // all of `v`: channel `c`'s rows (`t0 + w8 <= tb`, see `new`).
                         unsafe {
                             match self.tile {
                                 Tile::F2 => input_row::<2, 4>(
                                     phase_rows::<2>(s, 2 * (ty - ty0) * n),
                                     n,
                                     w8,
-                                    dst(0, t0, w8).as_mut_ptr(),
+                                    vp.get().add(c * tb + t0),
                                     vs,
                                 ),
                                 Tile::F4 => input_row::<4, 6>(
                                     phase_rows::<4>(s, 4 * (ty - ty0) * n),
                                     n,
                                     w8,
-                                    dst(0, t0, w8).as_mut_ptr(),
+                                    vp.get().add(c * tb + t0),
                                     vs,
                                 ),
                             }
