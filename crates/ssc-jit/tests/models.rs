@@ -123,8 +123,9 @@ fn gemm_only_path_matches_too() {
 
 /// Two convs the JIT runs as Winograd F(4x4, 3x3) (the committed models' 3x3 layers are too
 /// small or shallow for it): 64 -> 128 on an odd 23x23 image (36 tiles of 4x4, the last row
-/// and column a quarter padding) with bias and Relu, then 128 -> 128 with bias, the first conv's output
-/// as a residual and Relu. Weights are seeded in [-0.05, 0.05).
+/// and column a quarter padding) with bias and Relu, then 128 -> 128 with bias, the first
+/// conv's output as a residual and Relu. Weights are seeded in [-0.05, 0.05). F(2x2) is
+/// covered by the kernel's unit test.
 fn winograd_model() -> Model {
     let mut m = ssc_ir::parse_model(
         r#"

@@ -202,7 +202,7 @@ pub(crate) fn copy_row(d: &mut [f32], s: &[f32]) {
 
 /// One zero-padded row split into its `M` column phases: `out[p][i] = pad[M i + p]`, where
 /// `pad[q]` is `line[q - pl]` inside the line and 0 outside (the phases have one length).
-/// Interior groups of `M` are copied without bounds tests, as one deinterleave that vectorises.
+/// Interior groups of `M` columns are copied with no padding tests, eight groups at a time.
 #[inline(always)]
 pub(crate) fn split_row<const M: usize>(line: &[f32], pl: usize, out: [&mut [f32]; M]) {
     let (n, w) = (out.iter().map(|o| o.len()).min().unwrap_or(0), line.len());
