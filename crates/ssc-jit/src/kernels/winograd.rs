@@ -379,8 +379,8 @@ impl Winograd {
             self.input_block(split, ty0, ty1, v, parallel);
             self.products(grp, v, m, (ty1 - ty0) * self.tw, parallel);
             match self.tile {
-                Tile::F2 => self.output_block::<4, 2, 16>(grp, m, ty0, ty1, res, out, parallel),
-                Tile::F4 => self.output_block::<6, 4, 36>(grp, m, ty0, ty1, res, out, parallel),
+                Tile::F2 => self.output_block::<4, 2>(grp, m, ty0, ty1, res, out, parallel),
+                Tile::F4 => self.output_block::<6, 4>(grp, m, ty0, ty1, res, out, parallel),
             }
         }
     }
@@ -390,39 +390,26 @@ impl Winograd {
     /// of [`Winograd::phase_row`]), as many rows as `dst` holds.
     #[inline(always)]
     fn split_channel(&self, src: &[f32], r0: usize, dst: &mut [f32]) {
+        match self.tile {
+            Tile::F2 => self.split_channel_into::<2>(src, r0, dst),
+            Tile::F4 => self.split_channel_into::<4>(src, r0, dst),
+        }
+    }
+
+    /// [`Winograd::split_channel`] into `M` phases.
+    #[inline(always)]
+    fn split_channel_into<const M: usize>(&self, src: &[f32], r0: usize, dst: &mut [f32]) {
         let g = &self.geom;
         let (pt, pl) = (g.pads[0], g.pads[1]);
         let n = self.phase_row();
-        let row =
-            |r: usize| (r >= pt && r < pt + g.h).then(|| &src[(r - pt) * g.w..(r - pt + 1) * g.w]);
-        match self.tile {
-            Tile::F2 => {
-                let [p0, p1] = split_phases::<2>(dst);
-                for (r, (a, b)) in p0
-                    .chunks_exact_mut(n)
-                    .zip(p1.chunks_exact_mut(n))
-                    .enumerate()
-                {
-                    match row(r0 + r) {
-                        Some(line) => split_row(line, pl, [a, b]),
-                        None => [a, b].into_iter().for_each(|p| p.fill(0.0)),
-                    }
-                }
-            }
-            Tile::F4 => {
-                let [p0, p1, p2, p3] = split_phases::<4>(dst);
-                for (r, (((a, b), c), d)) in p0
-                    .chunks_exact_mut(n)
-                    .zip(p1.chunks_exact_mut(n))
-                    .zip(p2.chunks_exact_mut(n))
-                    .zip(p3.chunks_exact_mut(n))
-                    .enumerate()
-                {
-                    match row(r0 + r) {
-                        Some(line) => split_row(line, pl, [a, b, c, d]),
-                        None => [a, b, c, d].into_iter().for_each(|p| p.fill(0.0)),
-                    }
-                }
+        let mut phases = split_phases::<M>(dst);
+        for r in 0..phases[0].len() / n {
+            let rows = phases.each_mut().map(|p| &mut p[r * n..(r + 1) * n]);
+            let y = r0 + r;
+            if y >= pt && y < pt + g.h {
+                split_row(&src[(y - pt) * g.w..(y - pt + 1) * g.w], pl, rows);
+            } else {
+                rows.into_iter().for_each(|p| p.fill(0.0));
             }
         }
     }
@@ -552,7 +539,7 @@ impl Winograd {
     /// `M`, with the epilogue, by the output transform of `A x A` positions to `M x M` outputs.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn output_block<const A: usize, const M: usize, const NP: usize>(
+    fn output_block<const A: usize, const M: usize>(
         &self,
         grp: usize,
         m: &[f32],
@@ -563,7 +550,7 @@ impl Winograd {
         parallel: bool,
     ) {
         let g = self.geom;
-        let mm = self.tile.m();
+        debug_assert_eq!(M, self.tile.m());
         let (tw, tb, wo, ho) = (self.tw, self.tb, g.w_out, g.h_out);
         let ms = self.m_pos();
         let plane = ho * wo;
@@ -580,7 +567,7 @@ impl Winograd {
                     let k = grp * co + kl;
                     let bias = self.epi.bias.as_ref().map_or(0.0, |b| b[k]);
                     let mk = &m[kl * tb..];
-                    assert!(mk.len() >= (NP - 1) * ms + tb);
+                    assert!(mk.len() >= (A * A - 1) * ms + tb);
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
                         let mut tx = 0;
@@ -593,10 +580,10 @@ impl Winograd {
                             unsafe {
                                 output_row::<A, M>(mk[t0 + tx..].as_ptr(), ms, n8, &mut acc);
                             }
-                            let x0 = mm * tx;
-                            let len = (mm * n).min(wo - x0);
-                            for (dy, a) in acc[..mm].iter().enumerate() {
-                                let y = mm * ty + dy;
+                            let x0 = M * tx;
+                            let len = (M * n).min(wo - x0);
+                            for (dy, a) in acc[..M].iter().enumerate() {
+                                let y = M * ty + dy;
                                 if y >= ho {
                                     break;
                                 }
