@@ -1,9 +1,13 @@
 //! The choice among the dense convolution kernels, made once per layer at compile time: the
-//! direct depthwise kernel, Winograd F(4x4, 3x3) or F(2x2, 3x3), or im2col + GEMM for everything
-//! else.
+//! direct depthwise kernel, Winograd F(4x4, 3x3) or F(2x2, 3x3), the channel-vectorised direct
+//! kernel for small grouped and strided layers, or im2col + GEMM for everything else.
 
 use crate::kernels::depthwise::Depthwise;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::direct::{has_avx512f, DirectConv};
 use crate::kernels::gemm_conv::GemmConv;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::wide::WideConv;
 use crate::kernels::winograd::{Tile, Winograd};
 use crate::spec::{ConvGeom, Epilogue};
 
@@ -13,6 +17,57 @@ pub(crate) enum DenseConv {
     Gemm(GemmConv),
     Winograd(Winograd),
     Depthwise(Depthwise),
+    #[cfg(target_arch = "x86_64")]
+    Direct(DirectConv),
+    #[cfg(target_arch = "x86_64")]
+    Wide(WideConv),
+}
+
+/// Whether the direct kernel beats the others on a layer Winograd does not take, from
+/// `bench_direct` (1 thread, ms, im2col + `gemm` -> direct). It needs a deep enough sum per
+/// output (`K >= 64` and 16 input channels per group: ResNet's 3-channel 7x7 stem went from
+/// 2.50 to 2.67, and MobileNet's 3x3 stem ran at half im2col's speed, as moving the sums into
+/// the NCHW output costs as much as their few taps) and 16 output channels per group.
+/// - With AVX-512 (blocks of up to 24 pixels), every such k x k layer: grouped 3x3 layers of
+///   16-128 channels per group at stride 2 from 56x56, 28x28 and 14x14 (0.41 -> 0.36,
+///   0.42 -> 0.32, 0.49 -> 0.30) and at stride 1 on 7x7 (0.88 -> 0.57), dense stride-2 3x3
+///   layers (1.26 -> 1.15, 1.27 -> 1.12, 1.55 -> 1.20). Also 1x1 layers of at most 14x14 outputs
+///   and 256 input channels or more (512 -> 512 on 7x7 0.30 -> 0.25, 960 -> 160 0.19 -> 0.14,
+///   384 -> 64 on 14x14 0.12 -> 0.09; with 128 inputs, 0.146 -> 0.156, so not those).
+/// - With AVX2 (blocks of 6 pixels), k x k layers whose group's padded input fits in 256 KiB,
+///   as every block of 16 output channels reads it all again: the grouped layers above (0.42 ->
+///   0.36, 0.42 -> 0.33, 0.48 -> 0.37; 7x7 0.87 -> 0.62), not the dense stride-2 layers from
+///   56x56 and 28x28 (1.22 -> 1.32, 1.25 -> 1.20-1.78).
+#[cfg(target_arch = "x86_64")]
+fn direct_suits(g: &ConvGeom) -> bool {
+    let k = g.cin_g() * g.kh * g.kw;
+    if !crate::kernels::par::has_avx2_fma() || k < 64 || g.cin_g() < 16 || g.cout_g() < 16 {
+        return false;
+    }
+    let taps = g.kh * g.kw;
+    if has_avx512f() {
+        taps > 1 || (g.h_out * g.w_out <= 196 && k >= 256)
+    } else {
+        let padded = (g.h + g.pads[0] + g.pads[2]) * (g.w + g.pads[1] + g.pads[3]);
+        taps > 1 && 4 * g.cin_g() * padded <= 256 * 1024
+    }
+}
+
+/// Whether the pixel-vectorised kernel (AVX-512 only) beats `gemm` on a 1x1 layer: where few
+/// output channels (at most 64, not a multiple of 6) leave a ragged edge on the `gemm` crate's
+/// 6-column micro-kernel and the sum is deep enough to hide the epilogue (`c_in >= 64`). From
+/// `bench_wide` (1 thread, ms, `gemm` -> wide): SqueezeNet's squeeze layers 64 -> 16 and 128 ->
+/// 16 on 55x55, 128 -> 32 on 27x27 and 512 -> 64 on 13x13: 0.19 -> 0.07, 0.40 -> 0.13, 0.11 ->
+/// 0.07, 0.15 -> 0.12. Not with more output channels (128 -> 128 on 28x28: 0.26 -> 0.27) or
+/// a multiple of 6 (MobileNetV2's 96 -> 24 and 144 -> 24 on 56x56: 0.14 -> 0.16, 0.21 -> 0.24).
+#[cfg(target_arch = "x86_64")]
+fn wide_suits(g: &ConvGeom) -> bool {
+    has_avx512f()
+        && g.kh * g.kw == 1
+        && g.pads == [0; 4]
+        && g.cout_g() <= 64
+        && !g.cout_g().is_multiple_of(6)
+        && g.cin_g() >= 64
 }
 
 impl DenseConv {
@@ -29,6 +84,12 @@ impl DenseConv {
         } else if let Some(tile) = Winograd::choose(&geom).filter(|_| winograd) {
             DenseConv::Winograd(Winograd::new(geom, &weights, epi, tile, threads))
         } else {
+            #[cfg(target_arch = "x86_64")]
+            if direct_suits(&geom) {
+                return DenseConv::Direct(DirectConv::new(geom, &weights, epi, threads));
+            } else if wide_suits(&geom) {
+                return DenseConv::Wide(WideConv::new(geom, &weights, epi, threads));
+            }
             DenseConv::Gemm(GemmConv::new(geom, weights, epi, threads))
         }
     }
@@ -42,6 +103,10 @@ impl DenseConv {
                 Tile::F4 => "winograd F(4x4)",
             },
             DenseConv::Depthwise(_) => "depthwise",
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Direct(_) => "direct",
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Wide(_) => "wide",
         }
     }
 
@@ -51,6 +116,10 @@ impl DenseConv {
             DenseConv::Gemm(k) => k.scratch_len(),
             DenseConv::Winograd(k) => k.scratch_len(),
             DenseConv::Depthwise(k) => k.scratch_len(),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Direct(k) => k.scratch_len(),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Wide(k) => k.scratch_len(),
         }
     }
 
@@ -68,6 +137,10 @@ impl DenseConv {
             DenseConv::Gemm(k) => k.run(input, residual, residual2, output, scratch),
             DenseConv::Winograd(k) => k.run(input, [residual, residual2], output, scratch),
             DenseConv::Depthwise(k) => k.run(input, [residual, residual2], output, scratch),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Direct(k) => k.run(input, [residual, residual2], output, scratch),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::Wide(k) => k.run(input, [residual, residual2], output, scratch),
         }
     }
 }

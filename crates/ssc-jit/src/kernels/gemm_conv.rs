@@ -13,8 +13,11 @@ pub(crate) struct GemmConv {
     /// `[c_out, K]` with `K = c_in/group * kh * kw`: ONNX's layout is already this.
     weights: Vec<f32>,
     epi: Epilogue,
-    /// 1x1, stride 1, no padding: the input is already the column matrix.
+    /// 1x1, no padding: the column matrix is the input itself (stride 1) or its phase-(0, 0)
+    /// image (a strided 1x1 conv: the input subsampled, one copy; see [`Phases`]), read in place.
     direct: bool,
+    /// A strided `direct` conv, whose columns are the phase-(0, 0) image.
+    subsample: bool,
     /// Output columns per tile of the blocked path (0: one whole-image column matrix).
     chunk: usize,
     /// Threads the plan runs on (sizes the per-thread tiles of the scratch).
@@ -32,12 +35,10 @@ impl GemmConv {
         epi: Epilogue,
         threads: usize,
     ) -> GemmConv {
-        let direct = geom.kh == 1
-            && geom.kw == 1
-            && geom.stride == [1, 1]
-            && geom.pads == [0; 4]
-            && geom.h_out == geom.h
-            && geom.w_out == geom.w;
+        // With a 1x1 kernel and no padding, the phase-(0, 0) image is `ceil(h / sh) x
+        // ceil(w / sw)`, which is the output's extent: it is the column matrix.
+        let direct = geom.kh == 1 && geom.kw == 1 && geom.pads == [0; 4];
+        let subsample = direct && geom.stride != [1, 1];
         let k = geom.cin_g() * geom.kh * geom.kw;
         let p = geom.h_out * geom.w_out;
         // Column tiles: the im2col block (k x chunk) and the output block (cout_g x chunk) each
@@ -56,6 +57,7 @@ impl GemmConv {
             weights,
             epi,
             direct,
+            subsample,
             chunk,
             threads: threads.max(1),
         }
@@ -69,7 +71,9 @@ impl GemmConv {
     /// [`Phases`]), then one column tile per thread or the column matrix of one group (none
     /// for a 1x1 conv, which reads its input directly).
     pub(crate) fn scratch_len(&self) -> usize {
-        if self.direct {
+        if self.subsample {
+            self.geom.c_in * self.geom.h_out * self.geom.w_out
+        } else if self.direct {
             0
         } else if self.chunk > 0 {
             Phases::of(&self.geom).len() + self.threads * self.k() * self.chunk
@@ -91,11 +95,20 @@ impl GemmConv {
         let g = &self.geom;
         let res = [residual, residual2];
         let ph = Phases::of(g);
-        let (phases, scratch) = scratch.split_at_mut(if self.direct { 0 } else { ph.len() });
-        if !self.direct {
+        let len = if self.subsample {
+            g.c_in * g.h_out * g.w_out
+        } else if self.direct {
+            0
+        } else {
+            ph.len()
+        };
+        let (phases, scratch) = scratch.split_at_mut(len);
+        if !self.direct || self.subsample {
             ph.fill(g, input, phases);
         }
         let phases: &[f32] = phases;
+        // A direct conv's column matrix: the input, or its phase-(0, 0) image.
+        let input = if self.subsample { phases } else { input };
         if self.chunk > 0 {
             self.run_tiled(input, phases, res, output, scratch);
         } else {
@@ -280,17 +293,17 @@ impl GemmConv {
 /// reads padded pixel `(y*sh + ky*dh, x*sw + kx*dw)`, i.e. phase `((ky*dh) % sh, (kx*dw) % sw)`
 /// at `(y + (ky*dh) / sh, x + (kx*dw) / sw)`.
 #[derive(Clone, Copy)]
-struct Phases {
-    sh: usize,
-    sw: usize,
+pub(crate) struct Phases {
+    pub(crate) sh: usize,
+    pub(crate) sw: usize,
     c: usize,
     /// Phase image height and width: the padded extent divided by the stride, rounded up.
-    hq: usize,
-    wq: usize,
+    pub(crate) hq: usize,
+    pub(crate) wq: usize,
 }
 
 impl Phases {
-    fn of(g: &ConvGeom) -> Phases {
+    pub(crate) fn of(g: &ConvGeom) -> Phases {
         let (sh, sw) = (g.stride[0], g.stride[1]);
         let hp = g.h + g.pads[0] + g.pads[2];
         let wp = g.w + g.pads[1] + g.pads[3];
@@ -303,20 +316,33 @@ impl Phases {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sh * self.sw * self.c * self.hq * self.wq
     }
 
     /// Start of channel `c`'s image of phase `(py, px)`.
-    fn plane(&self, py: usize, px: usize, c: usize) -> usize {
+    pub(crate) fn plane(&self, py: usize, px: usize, c: usize) -> usize {
         ((py * self.sw + px) * self.c + c) * self.hq * self.wq
     }
 
-    /// Writes every phase image of `x` (`[c_in, h, w]`), channels in parallel; cells past the
-    /// padded extent (when it does not divide by the stride) are zero and never read.
-    fn fill(&self, g: &ConvGeom, x: &[f32], out: &mut [f32]) {
+    /// Writes the phase images of `x` (`[c_in, h, w]`) that some tap reads, channels in
+    /// parallel (`out` must reach the last of them: a 1x1 conv reads phase (0, 0) only, whose
+    /// planes come first); cells past the padded extent (when it does not divide by the stride)
+    /// are zero and never read.
+    pub(crate) fn fill(&self, g: &ConvGeom, x: &[f32], out: &mut [f32]) {
         let me = *self;
         let g = *g;
+        let used = |phase: usize, taps: usize, dil: usize, stride: usize| {
+            (0..taps).any(|t| (t * dil) % stride == phase)
+        };
+        let last = (0..me.sh * me.sw)
+            .rev()
+            .filter(|&i| used(i / me.sw, g.kh, g.dilation[0], me.sh))
+            .find(|&i| used(i % me.sw, g.kw, g.dilation[1], me.sw))
+            .map_or(0, |i| {
+                me.plane(i / me.sw, i % me.sw, me.c - 1) + me.hq * me.wq
+            });
+        assert!(last <= out.len(), "phase images overrun the scratch");
         let ptr = SendPtr(out.as_mut_ptr());
         for_ranges(
             self.c,
@@ -325,10 +351,11 @@ impl Phases {
             move |b, e| {
                 for c in b..e {
                     let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-                    for py in 0..me.sh {
-                        for px in 0..me.sw {
+                    for py in (0..me.sh).filter(|&py| used(py, g.kh, g.dilation[0], me.sh)) {
+                        for px in (0..me.sw).filter(|&px| used(px, g.kw, g.dilation[1], me.sw)) {
                             let at = me.plane(py, px, c);
-                            // SAFETY: each task writes the planes of its own channels only.
+                            // SAFETY: each task writes the planes of its own channels only,
+                            // all inside `out` (asserted above).
                             let dst = unsafe {
                                 std::slice::from_raw_parts_mut(ptr.get().add(at), me.hq * me.wq)
                             };
@@ -365,8 +392,14 @@ impl Phases {
             match sw {
                 1 => d.copy_from_slice(&s[..d.len()]),
                 2 => {
-                    for (d, p) in d.iter_mut().zip(s.chunks(2)) {
+                    // Whole pairs as a fixed-width deinterleave; the last element of an odd
+                    // row alone.
+                    let n = d.len().min(s.len() / 2);
+                    for (d, p) in d[..n].iter_mut().zip(s.chunks_exact(2)) {
                         *d = p[0];
+                    }
+                    if n < d.len() {
+                        d[n] = s[2 * n];
                     }
                 }
                 _ => {
@@ -435,6 +468,11 @@ mod tests {
             (3, 20, 1, 23, 21, 7, 2, 1, [3; 4]),
             (32, 64, 1, 80, 80, 1, 1, 1, [0; 4]),
             (16, 32, 2, 40, 40, 3, 1, 1, [1; 4]),
+            // Strided 1x1: the phase-(0, 0) image read in place (odd and even extents), and
+            // with padding, through im2col with the unread phases left unwritten.
+            (16, 24, 2, 11, 9, 1, 2, 1, [0; 4]),
+            (32, 64, 1, 56, 56, 1, 2, 1, [0; 4]),
+            (8, 12, 1, 10, 9, 1, 3, 1, [1, 0, 2, 1]),
         ];
         for (ci, co, grp, h, w, k, s, d, pads) in cases {
             let g = ConvGeom {

@@ -2,6 +2,8 @@
 
 pub(crate) mod dense;
 pub(crate) mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
@@ -10,6 +12,8 @@ pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod wide;
 pub(crate) mod winograd;
 
 use crate::spec::Activation;

@@ -1,0 +1,527 @@
+//! Direct convolution as an implicit GEMM over the zero-padded input, vectorised over output
+//! channels: no column matrix, and no wasted columns at any image size. Tap `k = (ci, ky, kx)`
+//! of output pixel `p` reads the padded input at `base[p] + offset[k]`, whatever the stride or
+//! dilation (an unpadded input is read in place). A register block is 6 pixels x 16 output
+//! channels (two AVX2 vectors of a pre-packed `[k][16]` weight block): per tap, 6 broadcast
+//! loads and 2 vector loads feed 12 FMAs. This is the layout ORT's NCHWc kernels compute in,
+//! applied to NCHW tensors by broadcasting input pixels instead of loading them as vectors. It
+//! suits the layers where im2col + `gemm` loses to its own overheads: grouped and strided convs
+//! with few channels per group, and small images (`kernels::dense` picks it per layer, from
+//! `bench_direct`).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use crate::kernels::epilogue_in_place;
+use crate::kernels::gemm_conv::Phases;
+use crate::kernels::par::{simd, SendPtr};
+use crate::spec::{ConvGeom, Epilogue};
+
+/// Most pixels per register block: 6 with AVX2 (12 accumulators of 16 registers), 24 with
+/// AVX-512 (24 of 32; the broadcasts fold into the FMAs).
+const PX: usize = 6;
+const PX512: usize = 24;
+/// Output channels per register block: two AVX2 vectors.
+const CB: usize = 16;
+/// Taps per chunk of the sum: 16 KiB of weights.
+const KC: usize = 256;
+/// Most pixels per tile, whose `[TILE][CB]` partial sums (24 KiB) stay in L1/L2 until the
+/// epilogue stores them.
+const TILE: usize = 384;
+
+/// Whether the host has AVX-512F (detected once; `std` caches the answer).
+pub(crate) fn has_avx512f() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
+/// Calls `$f::<n>($x)` for a block of `n` pixels, one of the listed sizes.
+macro_rules! blocks {
+    ($f:ident, $n:expr, $x:expr, $($k:literal)*) => {
+        match $n {
+            $($k => $f::<$k>($x),)*
+            n => unreachable!("a block of {n} pixels"),
+        }
+    };
+}
+
+/// A dense (possibly grouped, strided or dilated) convolution computed directly.
+pub(crate) struct DirectConv {
+    geom: ConvGeom,
+    /// The padded input's layout: `geom` at stride 1 (`padded`), as one phase.
+    ph: Phases,
+    padded: ConvGeom,
+    /// Per group, per block of [`CB`] output channels: `[k][CB]` with `k = cin_g * kh * kw`,
+    /// the channels past the group's last zero.
+    packed: Vec<f32>,
+    /// Offset of tap `k = (ci, ky, kx)` of group 0 in the padded input, relative to a pixel's
+    /// base: `ci * hp * wp + ky * dh * wp + kx * dw` (group `g` adds `g * cin_g` planes).
+    offsets: Vec<u32>,
+    /// Base of output pixel `p = y * w_out + x` in the padded input: `y * sh * wp + x * sw`.
+    bases: Vec<u32>,
+    epi: Epilogue,
+    /// Threads the plan runs on (one block of partial sums each in the scratch).
+    threads: usize,
+    /// Whether the host has AVX-512F: the blocks are then 16 pixels x one 16-channel register.
+    avx512: bool,
+}
+
+impl DirectConv {
+    /// `weights` is ONNX's `[c_out, c_in/group, kh, kw]`. The host must have AVX2 and FMA.
+    pub(crate) fn new(
+        geom: ConvGeom,
+        weights: &[f32],
+        epi: Epilogue,
+        threads: usize,
+    ) -> DirectConv {
+        let g = geom;
+        // The padded input, not split into phases: pixels are broadcast one by one, so a
+        // stride needs no contiguous rows, and a padded copy is cheaper than a deinterleave.
+        let padded = ConvGeom {
+            stride: [1, 1],
+            ..g
+        };
+        let ph = Phases::of(&padded);
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        let k = cin_g * g.kh * g.kw;
+        let blocks = cout_g.div_ceil(CB);
+        let mut packed = vec![0.0; g.group * blocks * k * CB];
+        for grp in 0..g.group {
+            for co in 0..cout_g {
+                let dst = (grp * blocks + co / CB) * k * CB + co % CB;
+                let src = &weights[(grp * cout_g + co) * k..][..k];
+                for (kk, &w) in src.iter().enumerate() {
+                    packed[dst + kk * CB] = w;
+                }
+            }
+        }
+        let offsets = (0..k)
+            .map(|kk| {
+                let ci = kk / (g.kh * g.kw);
+                let ty = ((kk / g.kw) % g.kh) * g.dilation[0];
+                let tx = (kk % g.kw) * g.dilation[1];
+                let o = ph.plane(0, 0, ci) + ty * ph.wq + tx;
+                u32::try_from(o).expect("padded input under 2^32 floats")
+            })
+            .collect();
+        let p = g.h_out * g.w_out;
+        let bases = (0..p)
+            .map(|i| {
+                let (y, x) = (i / g.w_out * g.stride[0], i % g.w_out * g.stride[1]);
+                u32::try_from(y * ph.wq + x).expect("small image")
+            })
+            .collect();
+        DirectConv {
+            geom,
+            ph,
+            padded,
+            packed,
+            offsets,
+            bases,
+            epi,
+            threads: threads.max(1),
+            avx512: has_avx512f(),
+        }
+    }
+
+    /// The AVX2 blocks even on an AVX-512 host (tests cover both).
+    #[cfg(test)]
+    fn avx2_only(mut self) -> DirectConv {
+        self.avx512 = false;
+        self
+    }
+
+    /// Whether the padded input is the input itself (no padding), read in place.
+    fn in_place(&self) -> bool {
+        self.geom.pads == [0; 4]
+    }
+
+    /// f32 elements of the padded input in the scratch (none when read in place).
+    fn ph_len(&self) -> usize {
+        if self.in_place() {
+            0
+        } else {
+            self.ph.len()
+        }
+    }
+
+    /// f32 elements of scratch one image needs: the padded input, then one tile of
+    /// `[TILE][CB]` partial sums per thread.
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.ph_len() + self.threads * TILE * CB
+    }
+
+    /// One image: `input` is `[c_in, h, w]`; `output` and the residuals are
+    /// `[c_out, h_out, w_out]` (a second residual is added after the first).
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        res: [Option<&[f32]>; 2],
+        output: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        use rayon::prelude::*;
+        let g = &self.geom;
+        let (padded, sums) = scratch.split_at_mut(self.ph_len());
+        let padded: &[f32] = if self.in_place() {
+            input
+        } else {
+            self.ph.fill(&self.padded, input, padded);
+            padded
+        };
+        let per = TILE * CB;
+        assert!(sums.len() >= self.threads * per);
+        let sums = SendPtr(sums.as_mut_ptr());
+        assert_eq!(output.len(), g.c_out * g.h_out * g.w_out);
+        let blocks = g.cout_g().div_ceil(CB);
+        let n_tasks = g.group * blocks;
+        let out = SendPtr(output.as_mut_ptr());
+        let task = |t: usize| {
+            let slot = rayon::current_thread_index().unwrap_or(0) % self.threads;
+            // SAFETY: each pool thread owns block `slot` of partial sums (the scratch holds
+            // `threads` of them, asserted above) and runs one task at a time.
+            let acc = unsafe { std::slice::from_raw_parts_mut(sums.get().add(slot * per), per) };
+            self.block(t / blocks, t % blocks, padded, res, out, acc)
+        };
+        if rayon::current_num_threads() <= 1 {
+            simd(
+                #[inline(always)]
+                || (0..n_tasks).for_each(task),
+            );
+        } else {
+            (0..n_tasks).into_par_iter().for_each(|t| {
+                simd(
+                    #[inline(always)]
+                    || task(t),
+                )
+            });
+        }
+    }
+
+    /// Output channels `blk * CB..` of group `grp`, every pixel, then their epilogue; `acc`
+    /// holds `[TILE][CB]` partial sums.
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        grp: usize,
+        blk: usize,
+        padded: &[f32],
+        res: [Option<&[f32]>; 2],
+        out: SendPtr,
+        acc: &mut [f32],
+    ) {
+        let g = &self.geom;
+        let (k, p) = (self.offsets.len(), g.h_out * g.w_out);
+        let w = &self.packed[(grp * g.cout_g().div_ceil(CB) + blk) * k * CB..][..k * CB];
+        let src = &padded[grp * g.cin_g() * self.ph.hq * self.ph.wq..];
+        // Every read is `src[bases[i] + offsets[k]]`: a tap of a valid output pixel, inside the
+        // group's padded input.
+        let reach = self.offsets.iter().max().map_or(0, |&o| o as usize)
+            + self.bases.iter().max().map_or(0, |&b| b as usize);
+        assert!(reach < src.len() && acc.len() >= TILE * CB && self.bases.len() == p);
+        let c0 = grp * g.cout_g() + blk * CB;
+        let n_ch = CB.min((grp + 1) * g.cout_g() - c0);
+        // SAFETY: output channels c0..c0 + n_ch belong to this task only, inside the output
+        // (its length is asserted in `run`).
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(c0 * p), n_ch * p) };
+        let px = if self.avx512 { PX512 } else { PX };
+        // Tiles of at most TILE pixels, and in them blocks of at most `px` pixels, all of
+        // balanced sizes (49 pixels: blocks of 17 + 16 + 16).
+        let tiles = p.div_ceil(TILE);
+        for t in 0..tiles {
+            let (i0, i1) = (p * t / tiles, p * (t + 1) / tiles);
+            let tp = i1 - i0;
+            let nb = tp.div_ceil(px);
+            // Taps in chunks whose weights (`KC x CB`) stay in L1 while every pixel block
+            // reads them; the sums carry over in `acc`. (Whole, a 7x7 layer's 1152 taps
+            // streamed 73 KB of weights from L2 per block of pixels.)
+            for (c, (w, offsets)) in w.chunks(KC * CB).zip(self.offsets.chunks(KC)).enumerate() {
+                let mut i = i0;
+                for b in 0..nb {
+                    let n = tp / nb + usize::from(b < tp % nb);
+                    let bases = &self.bases[i..i + n];
+                    let a = acc[(i - i0) * CB..].as_mut_ptr();
+                    let x = (w.as_ptr(), offsets, src.as_ptr(), bases, a, c == 0);
+                    // SAFETY: AVX2 and FMA (AVX-512F for `avx512`) are required by `new`'s
+                    // contract; reads are in bounds (asserted above), `w` holds
+                    // `offsets.len() * CB` floats and `a` the `n * CB` partial sums of these
+                    // pixels.
+                    unsafe {
+                        if self.avx512 {
+                            blocks!(product512, n, x, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+                        } else {
+                            blocks!(product, n, x, 1 2 3 4 5 6);
+                        }
+                    }
+                    i += n;
+                }
+            }
+            for (j, a) in acc[..tp * CB].chunks_exact(CB).enumerate() {
+                for (c, &v) in a[..n_ch].iter().enumerate() {
+                    dst[c * p + i0 + j] = v;
+                }
+            }
+            for c in 0..n_ch {
+                let at = (c0 + c) * p;
+                let bias = self.epi.bias.as_ref().map_or(0.0, |b| b[c0 + c]);
+                let rr = res.map(|r| r.map(|r| &r[at + i0..at + i1]));
+                epilogue_in_place(&mut dst[c * p + i0..c * p + i1], bias, rr, self.epi.act);
+            }
+        }
+    }
+}
+
+/// [`product`] on AVX-512: `P` pixels x 16 channels in `P` accumulators (per tap, one weight
+/// load and `P` broadcasts feed `P` FMAs).
+///
+/// # Safety
+/// As [`product`], with AVX-512F in place of AVX2 and FMA.
+#[target_feature(enable = "avx512f")]
+unsafe fn product512<const P: usize>(
+    (w, offsets, src, bases, acc, first): (*const f32, &[u32], *const f32, &[u32], *mut f32, bool),
+) {
+    debug_assert!(bases.len() == P);
+    // SAFETY: see the contract above.
+    unsafe {
+        let s: [*const f32; P] = std::array::from_fn(|j| src.add(bases[j] as usize));
+        let mut a = [_mm512_setzero_ps(); P];
+        if !first {
+            for (j, a) in a.iter_mut().enumerate() {
+                *a = _mm512_loadu_ps(acc.add(j * CB));
+            }
+        }
+        let mut wk = w;
+        for &o in offsets {
+            let o = o as usize;
+            let wv = _mm512_loadu_ps(wk);
+            for j in 0..P {
+                a[j] = _mm512_fmadd_ps(_mm512_set1_ps(*s[j].add(o)), wv, a[j]);
+            }
+            wk = wk.add(CB);
+        }
+        for (j, a) in a.iter().enumerate() {
+            _mm512_storeu_ps(acc.add(j * CB), *a);
+        }
+    }
+}
+
+/// `acc[j][c] (+)= Σ_k w[k][c] · src[bases[j] + offsets[k]]` for the `P` pixels of `bases` and
+/// the [`CB`] channels of `w`, in `2P` accumulators (`first`: `acc` starts at zero, else from
+/// its contents).
+///
+/// # Safety
+/// The host has AVX2 and FMA; `w` holds `offsets.len() * CB` floats, every
+/// `src[bases[j] + offsets[k]]` is in bounds, `bases` holds `P` entries and `acc` `P * CB`
+/// floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn product<const P: usize>(
+    (w, offsets, src, bases, acc, first): (*const f32, &[u32], *const f32, &[u32], *mut f32, bool),
+) {
+    debug_assert!(bases.len() == P);
+    // SAFETY: see the contract above.
+    unsafe {
+        let s: [*const f32; P] = std::array::from_fn(|j| src.add(bases[j] as usize));
+        let mut a = [[_mm256_setzero_ps(); 2]; P];
+        if !first {
+            for (j, a) in a.iter_mut().enumerate() {
+                *a = [
+                    _mm256_loadu_ps(acc.add(j * CB)),
+                    _mm256_loadu_ps(acc.add(j * CB + 8)),
+                ];
+            }
+        }
+        let mut wk = w;
+        for &o in offsets {
+            let o = o as usize;
+            let w0 = _mm256_loadu_ps(wk);
+            let w1 = _mm256_loadu_ps(wk.add(8));
+            for j in 0..P {
+                let b = _mm256_broadcast_ss(&*s[j].add(o));
+                a[j][0] = _mm256_fmadd_ps(b, w0, a[j][0]);
+                a[j][1] = _mm256_fmadd_ps(b, w1, a[j][1]);
+            }
+            wk = wk.add(CB);
+        }
+        for (j, a) in a.iter().enumerate() {
+            _mm256_storeu_ps(acc.add(j * CB), a[0]);
+            _mm256_storeu_ps(acc.add(j * CB + 8), a[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gemm_conv::GemmConv;
+    use crate::kernels::par::has_avx2_fma;
+    use crate::kernels::winograd::Winograd;
+    use crate::spec::Activation;
+    use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
+
+    fn geom(
+        (c_in, c_out, group): (usize, usize, usize),
+        (h, w): (usize, usize),
+        (k, stride, dilation): (usize, usize, usize),
+        pads: [usize; 4],
+    ) -> ConvGeom {
+        ConvGeom {
+            c_in,
+            c_out,
+            group,
+            h,
+            w,
+            kh: k,
+            kw: k,
+            stride: [stride; 2],
+            dilation: [dilation; 2],
+            pads,
+            h_out: (h + pads[0] + pads[2] - dilation * (k - 1) - 1) / stride + 1,
+            w_out: (w + pads[1] + pads[3] - dilation * (k - 1) - 1) / stride + 1,
+        }
+    }
+
+    /// Against the reference convolution, with the AVX-512 and the AVX2 blocks (the first
+    /// where the host has it): partial channel blocks, groups, strides 1-3, dilation, asymmetric
+    /// and zero pads, several tap chunks and pixel tiles, two residuals, 1 and 2 threads, NaN
+    /// scratch.
+    #[test]
+    fn matches_the_reference_convolution() {
+        if !has_avx2_fma() {
+            return;
+        }
+        let cases = [
+            geom((16, 32, 4), (11, 9), (3, 2, 1), [1; 4]),
+            geom((12, 18, 3), (10, 10), (3, 1, 1), [1; 4]),
+            geom((3, 20, 1), (23, 21), (7, 2, 1), [3; 4]),
+            geom((8, 10, 2), (9, 12), (3, 1, 2), [2, 1, 0, 2]),
+            geom((6, 9, 1), (13, 8), (5, 3, 1), [0; 4]),
+            geom((32, 64, 4), (7, 7), (3, 1, 1), [1; 4]),
+            geom((4, 8, 1), (6, 5), (1, 2, 1), [0, 1, 1, 0]),
+            // Two chunks of taps (288), several pixel tiles (1800 pixels), 1x1 read in place.
+            geom((64, 32, 2), (9, 8), (3, 1, 1), [1; 4]),
+            geom((4, 16, 1), (45, 40), (3, 1, 1), [1; 4]),
+            geom((40, 24, 1), (7, 6), (1, 1, 1), [0; 4]),
+            geom((40, 24, 1), (7, 6), (1, 2, 1), [0; 4]),
+        ];
+        for g in cases {
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            let w = pattern(g.c_out * g.cin_g() * g.kh * g.kw, 53, 97, 0.01);
+            let n = g.c_out * g.h_out * g.w_out;
+            let (r1, r2) = (pattern(n, 7, 11, 0.3), pattern(n, 5, 13, 0.2));
+            for (threads, residuals, act) in [
+                (1, 0, Activation::Relu),
+                (2, 1, Activation::None),
+                (2, 2, Activation::Clip(-0.5, 0.5)),
+            ] {
+                let epi = Epilogue {
+                    bias: Some(pattern(g.c_out, 3, 17, 0.1)),
+                    residual: residuals > 0,
+                    act,
+                };
+                let r = [
+                    (residuals > 0).then_some(&r1[..]),
+                    (residuals > 1).then_some(&r2[..]),
+                ];
+                let want = reference_conv(&g, &x, &w, &epi, r);
+                let kern = DirectConv::new(g, &w, epi.clone(), threads);
+                let avx512 = kern.avx512;
+                for kern in [
+                    kern,
+                    DirectConv::new(g, &w, epi.clone(), threads).avx2_only(),
+                ] {
+                    let mut scratch = vec![f32::NAN; kern.scratch_len()];
+                    let mut y = vec![f32::NAN; n];
+                    in_pool(threads, || kern.run(&x, r, &mut y, &mut scratch));
+                    let e = rel_err(&y, &want);
+                    assert!(
+                        e < 1e-5,
+                        "{g:?} {threads} threads, avx512 {}: rel err {e:e}",
+                        kern.avx512
+                    );
+                    if !avx512 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Direct against im2col + gemm on the layers it might take, interleaved in one process:
+    /// `cargo test --release -p ssc-jit bench_direct -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_direct() {
+        let shapes = [
+            geom((3, 64, 1), (224, 224), (7, 2, 1), [3; 4]),
+            geom((3, 32, 1), (224, 224), (3, 2, 1), [1; 4]),
+            geom((3, 64, 1), (224, 224), (3, 2, 1), [0; 4]),
+            geom((64, 128, 4), (56, 56), (3, 2, 1), [1; 4]),
+            geom((128, 256, 4), (28, 28), (3, 2, 1), [1; 4]),
+            geom((256, 512, 4), (14, 14), (3, 2, 1), [1; 4]),
+            geom((256, 256, 4), (14, 14), (3, 1, 1), [1; 4]),
+            geom((512, 512, 4), (7, 7), (3, 1, 1), [1; 4]),
+            geom((64, 128, 1), (56, 56), (3, 2, 1), [1; 4]),
+            geom((128, 256, 1), (28, 28), (3, 2, 1), [1; 4]),
+            geom((256, 512, 1), (14, 14), (3, 2, 1), [1; 4]),
+            geom((512, 512, 1), (7, 7), (3, 1, 1), [1; 4]),
+            geom((64, 64, 4), (56, 56), (3, 1, 1), [1; 4]),
+            geom((256, 256, 1), (14, 14), (3, 1, 1), [1; 4]),
+            geom((128, 128, 4), (28, 28), (3, 1, 1), [1; 4]),
+            geom((64, 256, 1), (13, 13), (3, 1, 1), [1; 4]),
+            geom((32, 128, 1), (27, 27), (3, 1, 1), [1; 4]),
+            geom((160, 320, 4), (7, 7), (3, 1, 1), [1; 4]),
+            geom((512, 512, 1), (7, 7), (1, 1, 1), [0; 4]),
+            geom((256, 256, 1), (14, 14), (1, 1, 1), [0; 4]),
+            geom((128, 128, 1), (28, 28), (1, 1, 1), [0; 4]),
+            geom((64, 64, 1), (56, 56), (1, 1, 1), [0; 4]),
+            geom((64, 128, 1), (56, 56), (1, 2, 1), [0; 4]),
+            geom((128, 256, 1), (28, 28), (1, 2, 1), [0; 4]),
+            geom((256, 512, 1), (14, 14), (1, 2, 1), [0; 4]),
+            geom((960, 160, 1), (7, 7), (1, 1, 1), [0; 4]),
+            geom((384, 64, 1), (14, 14), (1, 1, 1), [0; 4]),
+        ];
+        for g in shapes {
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            let w = pattern(g.c_out * g.cin_g() * g.kh * g.kw, 53, 97, 0.01);
+            let epi = Epilogue::default();
+            let gc = GemmConv::new(g, w.clone(), epi.clone(), 1);
+            let dc = DirectConv::new(g, &w, epi.clone(), 1);
+            let wg = Winograd::choose(&g).map(|tile| Winograd::new(g, &w, epi.clone(), tile, 1));
+            let wl = wg.as_ref().map_or(0, |k| k.scratch_len());
+            let mut scratch = vec![0.0; gc.scratch_len().max(dc.scratch_len()).max(wl)];
+            let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
+            let mut t = [vec![], vec![], vec![]];
+            in_pool(1, || {
+                for _ in 0..15 {
+                    let s = std::time::Instant::now();
+                    gc.run(&x, None, None, &mut y, &mut scratch);
+                    t[0].push(s.elapsed());
+                    let s = std::time::Instant::now();
+                    dc.run(&x, [None, None], &mut y, &mut scratch);
+                    t[1].push(s.elapsed());
+                    if let Some(wg) = &wg {
+                        let s = std::time::Instant::now();
+                        wg.run(&x, [None, None], &mut y, &mut scratch);
+                        t[2].push(s.elapsed());
+                    }
+                }
+            });
+            let med = |v: &mut Vec<std::time::Duration>| {
+                v.sort();
+                v[v.len() / 2].as_secs_f64() * 1e3
+            };
+            let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
+            let [a, b, c] = &mut t;
+            let wino = if c.is_empty() {
+                String::new()
+            } else {
+                format!("  winograd {:.3}", med(c))
+            };
+            let (a, b) = (med(a), med(b));
+            eprintln!(
+                "{:>3}->{:<3} g{} {:>3}x{:<3} k{} s{}: im2col {a:.3} ms ({:.0} GF/s)  direct {b:.3} ({:.0}){wino}",
+                g.c_in, g.c_out, g.group, g.h, g.w, g.kh, g.stride[0], gf(a), gf(b)
+            );
+        }
+    }
+}
