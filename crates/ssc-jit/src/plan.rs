@@ -482,6 +482,125 @@ fn use_stream(p: &ConvParts, opts: &JitOptions, density: Option<f32>) -> bool {
     depthwise || density <= opts.sparse_threshold
 }
 
+/// `Add(Conv_kxk(x), Conv_1x1(x))`, the SSC decomposition ssc-opt writes (a grouped k x k
+/// conv plus a pointwise one, both on `x`), as one step computing both convs and the Add (and
+/// the chain after it) in one direct conv ([`DenseConv::ssc_pair`]), when `op` is either conv
+/// and the other one is not planned yet. The 1x1 conv must read the pixel one of the k x k
+/// taps reads (no padding, the same stride and output), each conv's output must have the Add
+/// as its only reader, and neither conv may want the sparse kernel.
+fn ssc_pair(
+    g: &Graph,
+    op: OpId,
+    opset: i64,
+    opts: &JitOptions,
+    ready: &HashSet<ValueId>,
+) -> Option<Native> {
+    let o = g.op(op);
+    let (x, y) = (o.input(0)?, o.output(0)?);
+    let (add, _) = g.sole_consumer(y)?;
+    let ao = g.op(add);
+    if !ao.desc.is_onnx() || ao.desc.op_type != "Add" || ao.inputs().len() != 2 {
+        return None;
+    }
+    let other = if ao.input(0) == Some(y) {
+        ao.input(1)?
+    } else {
+        ao.input(0)?
+    };
+    if other == y || ready.contains(&other) || g.sole_consumer(other)?.0 != add {
+        return None;
+    }
+    let (op2, _) = g.producer(other)?;
+    let o2 = g.op(op2);
+    if !o2.desc.is_onnx() || o2.desc.op_type != "Conv" || o2.input(0) != Some(x) {
+        return None;
+    }
+    if o.outputs().iter().flatten().count() != 1 || o2.outputs().iter().flatten().count() != 1 {
+        return None;
+    }
+    let pointwise = |p: &ConvParts| {
+        let gm = &p.geom;
+        gm.kh == 1 && gm.kw == 1 && gm.group == 1 && gm.pads == [0; 4]
+    };
+    let (pa, pb) = (conv_parts(g, op)?, conv_parts(g, op2)?);
+    let ((a, a_op, a_out), (b, b_op, b_out)) = if pointwise(&pb) && !pointwise(&pa) {
+        ((pa, op, y), (pb, op2, other))
+    } else if pointwise(&pa) && !pointwise(&pb) {
+        ((pb, op2, other), (pa, op, y))
+    } else {
+        return None;
+    };
+    let (ga, gb) = (a.geom, b.geom);
+    let same_out = ga.c_out == gb.c_out && (ga.h_out, ga.w_out) == (gb.h_out, gb.w_out);
+    if !same_out || ga.stride != gb.stride || a.batch != b.batch {
+        return None;
+    }
+    // The k x k tap at the output pixel's own input position, (pad_top, pad_left) / dilation.
+    let tap = [0, 1].map(|i| ga.pads[i] / ga.dilation[i]);
+    if (0..2).any(|i| ga.pads[i] % ga.dilation[i] != 0) || tap[0] >= ga.kh || tap[1] >= ga.kw {
+        return None;
+    }
+    for (p, c) in [(&a, a_op), (&b, b_op)] {
+        if use_stream(p, opts, ssc_passes::sparse_density_of(&g.op(c).desc)) {
+            return None;
+        }
+    }
+    // The epilogue after the Add, walked from whichever conv's annotation goes through it.
+    let chain = [(b_op, a_out), (a_op, b_out)]
+        .into_iter()
+        .find_map(|(c, partner)| {
+            let mut r = ready.clone();
+            r.insert(partner);
+            let ch = fusion_chain(g, c, opset, &r);
+            (ch.residual == Some(partner) && ch.absorbed.first() == Some(&add)).then_some(ch)
+        })?;
+    let bias = match (&a.bias, &b.bias) {
+        (None, None) => None,
+        (ba, bb) => Some(
+            (0..ga.c_out)
+                .map(|c| ba.as_ref().map_or(0.0, |v| v[c]) + bb.as_ref().map_or(0.0, |v| v[c]))
+                .collect(),
+        ),
+    };
+    let epi = Epilogue {
+        bias,
+        residual: chain.residual2.is_some(),
+        act: chain.act,
+    };
+    let tail = format!(
+        "{}{}{}",
+        if epi.bias.is_some() { " +bias" } else { "" },
+        if epi.residual { " +add" } else { "" },
+        act_name(epi.act)
+    );
+    let pw = crate::kernels::dense::Pointwise {
+        weights: &b.weights,
+        tap,
+    };
+    let threads = opts.threads.max(1);
+    let k = DenseConv::ssc_pair(ga, &a.weights, pw, epi, threads, opts.winograd)?;
+    let mut absorbed = chain.absorbed;
+    absorbed.push(op2);
+    Some(Native {
+        what: format!(
+            "conv {} {}x{} g={} + 1x1 (SSC pair){tail}",
+            k.kind(),
+            ga.kh,
+            ga.kw,
+            ga.group
+        ),
+        kernel: Kernel::DenseConv {
+            k: Box::new(k),
+            batch: a.batch,
+            in_len: ga.c_in * ga.h * ga.w,
+            out_len: ga.c_out * ga.h_out * ga.w_out,
+        },
+        inputs: vec![Some(x), chain.residual2, None],
+        output: chain.output,
+        absorbed,
+    })
+}
+
 /// Builds the plan. `m` must already carry inferred static shapes.
 pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Result<Plan, JitError> {
     let g = &m.graph;
@@ -825,6 +944,9 @@ fn lower_native(
     };
     match d.op_type.as_str() {
         "Conv" => {
+            if let Some(n) = ssc_pair(g, op, opset, opts, ready) {
+                return Some(n);
+            }
             let parts = conv_parts(g, op)?;
             single_out(o)?;
             let chain = fusion_chain(g, op, opset, ready);

@@ -198,3 +198,70 @@ fn winograd_layers_match_the_reference() {
         assert!(e <= RTOL, "Winograd vs direct/im2col off by {e:.3e}");
     }
 }
+
+/// Two SSC pairs as ssc-opt writes them, `Add(Conv_3x3_grouped(x), Conv_1x1(x))`: the first at
+/// stride 1 with the block's skip connection and Relu after the Add, the second at stride 2
+/// with Relu. Weights seeded in [-0.05, 0.05).
+fn ssc_pair_model() -> Model {
+    let mut m = ssc_ir::parse_model(
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[1,32,14,14]) -> (%y: float[1,64,7,7]) {
+  init %wa: float[32,16,3,3] = zeros
+  init %ba: float[32] = zeros
+  init %wb: float[32,32,1,1] = zeros
+  init %bb: float[32] = zeros
+  init %wc: float[64,16,3,3] = zeros
+  init %bc: float[64] = zeros
+  init %wd: float[64,32,1,1] = zeros
+  %a = Conv(%x, %wa, %ba) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2}
+  %b = Conv(%x, %wb, %bb) {kernel_shape=[1, 1]}
+  %s = Add(%b, %a)
+  %t = Add(%s, %x)
+  %r = Relu(%t)
+  %c = Conv(%r, %wc, %bc) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], group=2}
+  %d = Conv(%r, %wd) {kernel_shape=[1, 1], strides=[2, 2]}
+  %u = Add(%c, %d)
+  %y = Relu(%u)
+}
+"#,
+    )
+    .unwrap();
+    let g = &mut m.graph;
+    let mut seed = 0x55c_0001u64;
+    for id in g.initializer_ids() {
+        let t = g.initializer(id).unwrap();
+        let dims = t.dims.clone();
+        let vals: Vec<f32> = xorshift(&mut seed, dims.iter().product())
+            .into_iter()
+            .map(|v| v * 0.05)
+            .collect();
+        g.set_initializer(id, Tensor::from_f32(dims, &vals));
+    }
+    m
+}
+
+#[test]
+fn ssc_pairs_run_as_one_conv_and_match_the_reference() {
+    let m = ssc_pair_model();
+    let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
+    let kinds: Vec<String> = c.steps().iter().map(|s| s.kernel.clone()).collect();
+    // The pair needs the direct kernel (AVX2 + FMA); elsewhere each conv is its own step.
+    if cfg!(target_arch = "x86_64")
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        assert_eq!(
+            kinds,
+            [
+                "conv direct 3x3 g=2 + 1x1 (SSC pair) +bias +add +relu",
+                "conv direct 3x3 g=2 + 1x1 (SSC pair) +bias +relu"
+            ],
+            "{kinds:?}"
+        );
+    }
+    let e1 = check("ssc pairs", &m, 1, false);
+    let e2 = check("ssc pairs", &m, 2, false);
+    eprintln!("ssc pair model: worst rel err {e1:.2e} (1 thread), {e2:.2e} (2 threads)");
+}

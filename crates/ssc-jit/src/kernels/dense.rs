@@ -23,6 +23,17 @@ pub(crate) enum DenseConv {
     Wide(WideConv),
 }
 
+/// A 1x1 conv summed into a k x k one that reads the same input: the SSC pair `Add(Conv_kxk(x),
+/// Conv_1x1(x))` ssc-opt writes, computed as one direct conv whose every output also takes the
+/// 1x1 taps over all input channels, at the k x k grid's tap `(ty, tx)` (the one at the output
+/// pixel's own input position): no intermediate tensor, one pass, one epilogue.
+pub(crate) struct Pointwise<'a> {
+    /// `[c_out, c_in]`.
+    pub weights: &'a [f32],
+    /// The k x k kernel's tap (in kernel cells) that reads the pixel the 1x1 conv reads.
+    pub tap: [usize; 2],
+}
+
 /// Whether the direct kernel beats the others on a layer Winograd does not take, from
 /// `bench_direct` (1 thread, ms, im2col + `gemm` -> direct). It needs a deep enough sum per
 /// output (`K >= 64` and 16 input channels per group: ResNet's 3-channel 7x7 stem went from
@@ -55,7 +66,9 @@ fn direct_suits(g: &ConvGeom) -> bool {
 
 /// Whether the pixel-vectorised kernel (AVX-512 only) beats `gemm` on a 1x1 layer: where few
 /// output channels (at most 64, not a multiple of 6) leave a ragged edge on the `gemm` crate's
-/// 6-column micro-kernel and the sum is deep enough to hide the epilogue (`c_in >= 64`). From
+/// 6-column micro-kernel and the sum is deep enough to hide the epilogue (`c_in >= 64` and at
+/// least twice the outputs: 64 -> 64 on 56x56 tied in isolation, 0.26 ms, and lost in
+/// ResNet, 0.28-0.30 -> 0.30-0.34). From
 /// `bench_wide` (1 thread, ms, `gemm` -> wide): SqueezeNet's squeeze layers 64 -> 16 and 128 ->
 /// 16 on 55x55, 128 -> 32 on 27x27 and 512 -> 64 on 13x13: 0.19 -> 0.07, 0.40 -> 0.13, 0.11 ->
 /// 0.07, 0.15 -> 0.12. Not with more output channels (128 -> 128 on 28x28: 0.26 -> 0.27) or
@@ -67,7 +80,7 @@ fn wide_suits(g: &ConvGeom) -> bool {
         && g.pads == [0; 4]
         && g.cout_g() <= 64
         && !g.cout_g().is_multiple_of(6)
-        && g.cin_g() >= 64
+        && g.cin_g() >= 64.max(2 * g.cout_g())
 }
 
 impl DenseConv {
@@ -92,6 +105,30 @@ impl DenseConv {
             }
             DenseConv::Gemm(GemmConv::new(geom, weights, epi, threads))
         }
+    }
+
+    /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when the direct
+    /// kernel suits the k x k conv and Winograd does not take it, or its output is at most
+    /// 14x14 (where the direct kernel tied F(2x2) alone: 0.58 against 0.52-0.54 ms on 256
+    /// channels in 4 groups, and the pair saves the 1x1 conv's pass); `None` otherwise.
+    pub(crate) fn ssc_pair(
+        geom: ConvGeom,
+        weights: &[f32],
+        pw: Pointwise,
+        epi: Epilogue,
+        threads: usize,
+        winograd: bool,
+    ) -> Option<DenseConv> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let wino = winograd && Winograd::choose(&geom).is_some();
+            if direct_suits(&geom) && (!wino || geom.h_out * geom.w_out <= 196) {
+                let k = DirectConv::with_pointwise(geom, weights, Some(pw), epi, threads);
+                return Some(DenseConv::Direct(k));
+            }
+        }
+        let _ = (geom, weights, pw, epi, threads, winograd);
+        None
     }
 
     /// The kernel's name in step reports.

@@ -13,6 +13,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernels::dense::Pointwise;
 use crate::kernels::epilogue_in_place;
 use crate::kernels::gemm_conv::Phases;
 use crate::kernels::par::{simd, SendPtr};
@@ -51,12 +52,15 @@ pub(crate) struct DirectConv {
     /// The padded input's layout: `geom` at stride 1 (`padded`), as one phase.
     ph: Phases,
     padded: ConvGeom,
-    /// Per group, per block of [`CB`] output channels: `[k][CB]` with `k = cin_g * kh * kw`,
-    /// the channels past the group's last zero.
+    /// Per group, per block of [`CB`] output channels: `[k][CB]` (see `offsets`), the channels
+    /// past the group's last zero.
     packed: Vec<f32>,
-    /// Offset of tap `k = (ci, ky, kx)` of group 0 in the padded input, relative to a pixel's
-    /// base: `ci * hp * wp + ky * dh * wp + kx * dw` (group `g` adds `g * cin_g` planes).
+    /// Per group, the offset of each tap in the padded input, relative to a pixel's base: `[k]`
+    /// with `k = cin_g * kh * kw` (tap `(ci, ky, kx)` at `c * hp * wp + ky * dh * wp + kx *
+    /// dw` for the group's channel `c`), then `c_in` 1x1 taps with a [`Pointwise`].
     offsets: Vec<u32>,
+    /// Taps per output.
+    k: usize,
     /// Base of output pixel `p = y * w_out + x` in the padded input: `y * sh * wp + x * sw`.
     bases: Vec<u32>,
     epi: Epilogue,
@@ -74,6 +78,18 @@ impl DirectConv {
         epi: Epilogue,
         threads: usize,
     ) -> DirectConv {
+        DirectConv::with_pointwise(geom, weights, None, epi, threads)
+    }
+
+    /// [`new`](Self::new), plus the taps of a 1x1 conv over all `c_in` channels in every
+    /// output (see [`Pointwise`]; its bias belongs in `epi`).
+    pub(crate) fn with_pointwise(
+        geom: ConvGeom,
+        weights: &[f32],
+        pw: Option<Pointwise>,
+        epi: Epilogue,
+        threads: usize,
+    ) -> DirectConv {
         let g = geom;
         // The padded input, not split into phases: pixels are broadcast one by one, so a
         // stride needs no contiguous rows, and a padded copy is cheaper than a deinterleave.
@@ -83,27 +99,37 @@ impl DirectConv {
         };
         let ph = Phases::of(&padded);
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-        let k = cin_g * g.kh * g.kw;
+        let kg = cin_g * g.kh * g.kw;
+        let k = kg + pw.as_ref().map_or(0, |_| g.c_in);
         let blocks = cout_g.div_ceil(CB);
         let mut packed = vec![0.0; g.group * blocks * k * CB];
         for grp in 0..g.group {
             for co in 0..cout_g {
+                let c = grp * cout_g + co;
                 let dst = (grp * blocks + co / CB) * k * CB + co % CB;
-                let src = &weights[(grp * cout_g + co) * k..][..k];
-                for (kk, &w) in src.iter().enumerate() {
+                let taps = weights[c * kg..][..kg].iter();
+                let extra = pw.iter().flat_map(|pw| &pw.weights[c * g.c_in..][..g.c_in]);
+                for (kk, &w) in taps.chain(extra).enumerate() {
                     packed[dst + kk * CB] = w;
                 }
             }
         }
-        let offsets = (0..k)
-            .map(|kk| {
-                let ci = kk / (g.kh * g.kw);
+        let at = |c: usize, ty: usize, tx: usize| {
+            let o = ph.plane(0, 0, c) + ty * ph.wq + tx;
+            u32::try_from(o).expect("padded input under 2^32 floats")
+        };
+        let mut offsets = Vec::with_capacity(g.group * k);
+        for grp in 0..g.group {
+            offsets.extend((0..kg).map(|kk| {
+                let ci = grp * cin_g + kk / (g.kh * g.kw);
                 let ty = ((kk / g.kw) % g.kh) * g.dilation[0];
-                let tx = (kk % g.kw) * g.dilation[1];
-                let o = ph.plane(0, 0, ci) + ty * ph.wq + tx;
-                u32::try_from(o).expect("padded input under 2^32 floats")
-            })
-            .collect();
+                at(ci, ty, (kk % g.kw) * g.dilation[1])
+            }));
+            if let Some(pw) = &pw {
+                let [ty, tx] = [pw.tap[0] * g.dilation[0], pw.tap[1] * g.dilation[1]];
+                offsets.extend((0..g.c_in).map(|ci| at(ci, ty, tx)));
+            }
+        }
         let p = g.h_out * g.w_out;
         let bases = (0..p)
             .map(|i| {
@@ -117,6 +143,7 @@ impl DirectConv {
             padded,
             packed,
             offsets,
+            k,
             bases,
             epi,
             threads: threads.max(1),
@@ -211,12 +238,13 @@ impl DirectConv {
         acc: &mut [f32],
     ) {
         let g = &self.geom;
-        let (k, p) = (self.offsets.len(), g.h_out * g.w_out);
+        let (k, p) = (self.k, g.h_out * g.w_out);
+        let offsets = &self.offsets[grp * k..(grp + 1) * k];
         let w = &self.packed[(grp * g.cout_g().div_ceil(CB) + blk) * k * CB..][..k * CB];
-        let src = &padded[grp * g.cin_g() * self.ph.hq * self.ph.wq..];
+        let src = padded;
         // Every read is `src[bases[i] + offsets[k]]`: a tap of a valid output pixel, inside the
-        // group's padded input.
-        let reach = self.offsets.iter().max().map_or(0, |&o| o as usize)
+        // padded input.
+        let reach = offsets.iter().max().map_or(0, |&o| o as usize)
             + self.bases.iter().max().map_or(0, |&b| b as usize);
         assert!(reach < src.len() && acc.len() >= TILE * CB && self.bases.len() == p);
         let c0 = grp * g.cout_g() + blk * CB;
@@ -235,7 +263,7 @@ impl DirectConv {
             // Taps in chunks whose weights (`KC x CB`) stay in L1 while every pixel block
             // reads them; the sums carry over in `acc`. (Whole, a 7x7 layer's 1152 taps
             // streamed 73 KB of weights from L2 per block of pixels.)
-            for (c, (w, offsets)) in w.chunks(KC * CB).zip(self.offsets.chunks(KC)).enumerate() {
+            for (c, (w, offsets)) in w.chunks(KC * CB).zip(offsets.chunks(KC)).enumerate() {
                 let mut i = i0;
                 for b in 0..nb {
                     let n = tp / nb + usize::from(b < tp % nb);
@@ -441,6 +469,65 @@ mod tests {
                     if !avx512 {
                         break;
                     }
+                }
+            }
+        }
+    }
+
+    /// An SSC pair as one conv ([`Pointwise`]): against the reference k x k conv plus the
+    /// reference 1x1 conv, then a residual and the activation in f64; with AVX-512 and AVX2
+    /// blocks, groups, strides 1 and 2, a 5x5 kernel, two tap chunks.
+    #[test]
+    fn pointwise_pair_matches_two_reference_convolutions() {
+        if !has_avx2_fma() {
+            return;
+        }
+        let cases = [
+            geom((16, 32, 4), (11, 9), (3, 2, 1), [1; 4]),
+            geom((64, 48, 2), (7, 7), (3, 1, 1), [1; 4]),
+            geom((8, 16, 1), (10, 10), (5, 1, 1), [2; 4]),
+        ];
+        for g in cases {
+            let pg = ConvGeom {
+                group: 1,
+                kh: 1,
+                kw: 1,
+                pads: [0; 4],
+                ..g
+            };
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            let wa = pattern(g.c_out * g.cin_g() * g.kh * g.kw, 53, 97, 0.01);
+            let wb = pattern(g.c_out * g.c_in, 29, 89, 0.01);
+            let n = g.c_out * g.h_out * g.w_out;
+            let r = pattern(n, 7, 11, 0.3);
+            let bias = pattern(g.c_out, 3, 17, 0.1);
+            let plain = Epilogue::default();
+            let ya = reference_conv(&g, &x, &wa, &plain, [None, None]);
+            let yb = reference_conv(&pg, &x, &wb, &plain, [None, None]);
+            let p = g.h_out * g.w_out;
+            let want: Vec<f64> = (0..n)
+                .map(|i| (ya[i] + yb[i] + bias[i / p] as f64 + r[i] as f64).max(0.0))
+                .collect();
+            let epi = Epilogue {
+                bias: Some(bias.clone()),
+                residual: true,
+                act: Activation::Relu,
+            };
+            let pw = || Pointwise {
+                weights: &wb,
+                tap: [g.kh / 2, g.kw / 2],
+            };
+            for threads in [1, 2] {
+                let kern = DirectConv::with_pointwise(g, &wa, Some(pw()), epi.clone(), threads);
+                let avx2 = DirectConv::with_pointwise(g, &wa, Some(pw()), epi.clone(), threads);
+                for kern in [kern, avx2.avx2_only()] {
+                    let mut scratch = vec![f32::NAN; kern.scratch_len()];
+                    let mut y = vec![f32::NAN; n];
+                    in_pool(threads, || {
+                        kern.run(&x, [Some(&r), None], &mut y, &mut scratch)
+                    });
+                    let e = rel_err(&y, &want);
+                    assert!(e < 1e-5, "{g:?} {threads} threads: rel err {e:e}");
                 }
             }
         }
