@@ -108,9 +108,11 @@ impl DenseConv {
     }
 
     /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when the direct
-    /// kernel suits the k x k conv and Winograd does not take it, or its output is at most
-    /// 14x14 (where the direct kernel tied F(2x2) alone: 0.58 against 0.52-0.54 ms on 256
-    /// channels in 4 groups, and the pair saves the 1x1 conv's pass); `None` otherwise.
+    /// kernel suits the k x k conv and Winograd does not take it; `None` otherwise. Against the
+    /// two convs apart on the kernels they would take (`bench_pairs`, 1 thread, ms): 4-group
+    /// stride-2 layers from 56x56, 28x28 and 14x14 0.52 -> 0.49, 0.52 -> 0.45, 0.46 -> 0.44,
+    /// and on 7x7 0.85 -> 0.83; on 14x14 at stride 1 (F(2x2) apart) 0.81 either way, so
+    /// Winograd keeps those.
     pub(crate) fn ssc_pair(
         geom: ConvGeom,
         weights: &[f32],
@@ -120,12 +122,9 @@ impl DenseConv {
         winograd: bool,
     ) -> Option<DenseConv> {
         #[cfg(target_arch = "x86_64")]
-        {
-            let wino = winograd && Winograd::choose(&geom).is_some();
-            if direct_suits(&geom) && (!wino || geom.h_out * geom.w_out <= 196) {
-                let k = DirectConv::with_pointwise(geom, weights, Some(pw), epi, threads);
-                return Some(DenseConv::Direct(k));
-            }
+        if direct_suits(&geom) && !(winograd && Winograd::choose(&geom).is_some()) {
+            let k = DirectConv::with_pointwise(geom, weights, Some(pw), epi, threads);
+            return Some(DenseConv::Direct(k));
         }
         let _ = (geom, weights, pw, epi, threads, winograd);
         None

@@ -612,3 +612,98 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod pair_bench {
+    use super::*;
+    use crate::kernels::dense::DenseConv;
+    use crate::testutil::{in_pool, pattern};
+
+    /// An SSC pair as one direct conv against its two convs run apart (each on the kernel the
+    /// plan would pick), interleaved in one process:
+    /// `cargo test --release -p ssc-jit bench_pairs -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_pairs() {
+        for (c, hw, s) in [
+            (64, 56, 2),
+            (128, 28, 2),
+            (256, 14, 1),
+            (256, 14, 2),
+            (512, 7, 1),
+        ] {
+            let co = if s == 2 { 2 * c } else { c };
+            let h_out = (hw - 1) / s + 1;
+            let ga = ConvGeom {
+                c_in: c,
+                c_out: co,
+                group: 4,
+                h: hw,
+                w: hw,
+                kh: 3,
+                kw: 3,
+                stride: [s, s],
+                dilation: [1, 1],
+                pads: [1; 4],
+                h_out,
+                w_out: h_out,
+            };
+            let gb = ConvGeom {
+                group: 1,
+                kh: 1,
+                kw: 1,
+                pads: [0; 4],
+                ..ga
+            };
+            let x = pattern(c * hw * hw, 37, 101, 0.02);
+            let wa = pattern(co * (c / 4) * 9, 53, 97, 0.01);
+            let wb = pattern(co * c, 29, 89, 0.01);
+            let n = co * h_out * h_out;
+            let r = pattern(n, 7, 11, 0.3);
+            let epi = |res| Epilogue {
+                bias: Some(vec![0.1; co]),
+                residual: res,
+                act: crate::spec::Activation::Relu,
+            };
+            let pair = DirectConv::with_pointwise(
+                ga,
+                &wa,
+                Some(Pointwise {
+                    weights: &wb,
+                    tap: [1, 1],
+                }),
+                epi(true),
+                1,
+            );
+            let a = DenseConv::new(ga, wa.clone(), epi(false), 1, true);
+            let b = DenseConv::new(gb, wb.clone(), epi(true), 1, true);
+            let len = pair.scratch_len().max(a.scratch_len()).max(b.scratch_len());
+            let mut scratch = vec![0.0; len];
+            let (mut t, mut y) = (vec![0.0; n], vec![0.0; n]);
+            let mut ts = [vec![], vec![]];
+            in_pool(1, || {
+                for _ in 0..21 {
+                    let s0 = std::time::Instant::now();
+                    pair.run(&x, [Some(&r), None], &mut y, &mut scratch);
+                    ts[0].push(s0.elapsed());
+                    let s0 = std::time::Instant::now();
+                    a.run(&x, None, None, &mut t, &mut scratch);
+                    b.run(&x, Some(&t), Some(&r), &mut y, &mut scratch);
+                    ts[1].push(s0.elapsed());
+                }
+            });
+            let med = |v: &mut Vec<std::time::Duration>| {
+                v.sort();
+                v[v.len() / 2].as_secs_f64() * 1e3
+            };
+            let [p, q] = &mut ts;
+            eprintln!(
+                "{c:>3}->{co:<3} g4 {hw:>2}x{hw:<2} s{s}: pair {:.3} ms, apart {:.3} ms ({} + {})",
+                med(p),
+                med(q),
+                a.kind(),
+                b.kind()
+            );
+        }
+    }
+}
