@@ -36,23 +36,24 @@ pub(crate) struct Pointwise<'a> {
 
 /// Whether the direct kernel beats the others on a layer Winograd does not take, from
 /// `bench_direct` (1 thread, ms, im2col + `gemm` -> direct). It needs a deep enough sum per
-/// output (`K >= 64` and 16 input channels per group: ResNet's 3-channel 7x7 stem went from
-/// 2.50 to 2.67, and MobileNet's 3x3 stem ran at half im2col's speed, as moving the sums into
-/// the NCHW output costs as much as their few taps) and 16 output channels per group.
-/// - With AVX-512 (blocks of up to 24 pixels), every such k x k layer: grouped 3x3 layers of
-///   16-128 channels per group at stride 2 from 56x56, 28x28 and 14x14 (0.41 -> 0.36,
-///   0.42 -> 0.32, 0.49 -> 0.30) and at stride 1 on 7x7 (0.88 -> 0.57), dense stride-2 3x3
-///   layers (1.26 -> 1.15, 1.27 -> 1.12, 1.55 -> 1.20). Also 1x1 layers of at most 14x14 outputs
-///   and 256 input channels or more (512 -> 512 on 7x7 0.30 -> 0.25, 960 -> 160 0.19 -> 0.14,
-///   384 -> 64 on 14x14 0.12 -> 0.09; with 128 inputs, 0.146 -> 0.156, so not those).
-/// - With AVX2 (blocks of 6 pixels), k x k layers whose group's padded input fits in 256 KiB,
+/// output (`K >= 64`: MobileNet's and SqueezeNet's 3x3 stems, K = 27, ran at half im2col's
+/// speed) and 16 output channels per group.
+/// - With AVX-512 (16-pixel blocks transposed in registers and stored with their epilogue),
+///   every such k x k layer: ResNet's 7x7 stem (2.54 -> 2.29); grouped 3x3 layers of 16-128
+///   channels per group at stride 2 from 56x56, 28x28 and 14x14 (0.43 -> 0.31, 0.42 -> 0.30,
+///   0.52 -> 0.31) and at stride 1 on 7x7 (0.89 -> 0.61); dense stride-2 3x3 layers (1.23 ->
+///   1.09, 1.26 -> 1.11, 1.53 -> 1.35). Also 1x1 layers of at most 14x14 outputs and 256
+///   input channels or more (512 -> 512 on 7x7 0.30 -> 0.25, 960 -> 160 0.19 -> 0.14, 384 ->
+///   64 on 14x14 0.12 -> 0.09; with 128 inputs, 0.146 -> 0.156, so not those).
+/// - With AVX2 (blocks of 6 pixels through a scatter), k x k layers with 16+ input channels per
+///   group (the 7x7 stem went from 2.50 to 2.67) whose group's padded input fits in 256 KiB,
 ///   as every block of 16 output channels reads it all again: the grouped layers above (0.42 ->
 ///   0.36, 0.42 -> 0.33, 0.48 -> 0.37; 7x7 0.87 -> 0.62), not the dense stride-2 layers from
 ///   56x56 and 28x28 (1.22 -> 1.32, 1.25 -> 1.20-1.78).
 #[cfg(target_arch = "x86_64")]
 fn direct_suits(g: &ConvGeom) -> bool {
     let k = g.cin_g() * g.kh * g.kw;
-    if !crate::kernels::par::has_avx2_fma() || k < 64 || g.cin_g() < 16 || g.cout_g() < 16 {
+    if !crate::kernels::par::has_avx2_fma() || k < 64 || g.cout_g() < 16 {
         return false;
     }
     let taps = g.kh * g.kw;
@@ -60,7 +61,7 @@ fn direct_suits(g: &ConvGeom) -> bool {
         taps > 1 || (g.h_out * g.w_out <= 196 && k >= 256)
     } else {
         let padded = (g.h + g.pads[0] + g.pads[2]) * (g.w + g.pads[1] + g.pads[3]);
-        taps > 1 && 4 * g.cin_g() * padded <= 256 * 1024
+        taps > 1 && g.cin_g() >= 16 && 4 * g.cin_g() * padded <= 256 * 1024
     }
 }
 

@@ -14,9 +14,9 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::dense::Pointwise;
-use crate::kernels::epilogue_in_place;
 use crate::kernels::gemm_conv::Phases;
 use crate::kernels::par::{simd, SendPtr};
+use crate::kernels::{epilogue_in_place, InRegs};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// Most pixels per register block: 6 with AVX2 (12 accumulators of 16 registers), 24 with
@@ -252,21 +252,59 @@ impl DirectConv {
         // SAFETY: output channels c0..c0 + n_ch belong to this task only, inside the output
         // (its length is asserted in `run`).
         let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(c0 * p), n_ch * p) };
+        // With AVX-512 and an epilogue it can apply in registers, whole 16-pixel blocks end in
+        // `product512_out`, straight into the output; the other pixels of a tile go through
+        // `acc`, a scatter and the epilogue pass.
+        let mut fused = InRegs::<CB>::of(&self.epi, c0, n_ch).filter(|_| self.avx512);
         let px = if self.avx512 { PX512 } else { PX };
-        // Tiles of at most TILE pixels, and in them blocks of at most `px` pixels, all of
-        // balanced sizes (49 pixels: blocks of 17 + 16 + 16).
         let tiles = p.div_ceil(TILE);
         for t in 0..tiles {
             let (i0, i1) = (p * t / tiles, p * (t + 1) / tiles);
-            let tp = i1 - i0;
-            let nb = tp.div_ceil(px);
+            // Pixels `i0..i_out` in whole 16-pixel blocks stored directly, then the rest in
+            // blocks of at most `px` pixels of balanced sizes (49 without `fused`: 17 + 16 +
+            // 16). A remainder under 8 joins the last whole block (49: 16 + 16 + 17), as a
+            // block of a few pixels reloads every weight for a few FMAs each.
+            let (whole, r) = ((i1 - i0) / 16, (i1 - i0) % 16);
+            let whole = if whole > 0 && r > 0 && r < 8 {
+                whole - 1
+            } else {
+                whole
+            };
+            let i_out = i0 + fused.as_ref().map_or(0, |_| 16 * whole);
+            let rest = i1 - i_out;
+            let nb = rest.div_ceil(px);
+            let last = k.div_ceil(KC) - 1;
             // Taps in chunks whose weights (`KC x CB`) stay in L1 while every pixel block
             // reads them; the sums carry over in `acc`. (Whole, a 7x7 layer's 1152 taps
             // streamed 73 KB of weights from L2 per block of pixels.)
             for (c, (w, offsets)) in w.chunks(KC * CB).zip(offsets.chunks(KC)).enumerate() {
-                let mut i = i0;
+                for i in (i0..i_out).step_by(16) {
+                    let a = acc[(i - i0) * CB..].as_mut_ptr();
+                    let x = (
+                        w.as_ptr(),
+                        offsets,
+                        src.as_ptr(),
+                        &self.bases[i..i + 16],
+                        a,
+                        c == 0,
+                    );
+                    // SAFETY: AVX-512F (`fused` is only set with it); reads in bounds (asserted
+                    // above), `w` holds `offsets.len() * CB` floats, `a` the 16 * CB partial
+                    // sums of these pixels; the output rows and residuals hold pixels
+                    // i..i + 16 of the task's `n_ch` channels.
+                    unsafe {
+                        match &mut fused {
+                            Some(f) if c == last => {
+                                f.res = res.map(|r| r.map(|r| r[c0 * p + i..].as_ptr()));
+                                product512_out(x, dst[i..].as_mut_ptr(), p, n_ch, f);
+                            }
+                            _ => product512::<16>(x),
+                        }
+                    }
+                }
+                let mut i = i_out;
                 for b in 0..nb {
-                    let n = tp / nb + usize::from(b < tp % nb);
+                    let n = rest / nb + usize::from(b < rest % nb);
                     let bases = &self.bases[i..i + n];
                     let a = acc[(i - i0) * CB..].as_mut_ptr();
                     let x = (w.as_ptr(), offsets, src.as_ptr(), bases, a, c == 0);
@@ -284,30 +322,36 @@ impl DirectConv {
                     i += n;
                 }
             }
-            for (j, a) in acc[..tp * CB].chunks_exact(CB).enumerate() {
+            let skip = i_out - i0;
+            for (j, a) in acc[skip * CB..(i1 - i0) * CB].chunks_exact(CB).enumerate() {
                 for (c, &v) in a[..n_ch].iter().enumerate() {
-                    dst[c * p + i0 + j] = v;
+                    dst[c * p + i_out + j] = v;
                 }
             }
             for c in 0..n_ch {
                 let at = (c0 + c) * p;
                 let bias = self.epi.bias.as_ref().map_or(0.0, |b| b[c0 + c]);
-                let rr = res.map(|r| r.map(|r| &r[at + i0..at + i1]));
-                epilogue_in_place(&mut dst[c * p + i0..c * p + i1], bias, rr, self.epi.act);
+                let rr = res.map(|r| r.map(|r| &r[at + i_out..at + i1]));
+                let o = &mut dst[c * p + i_out..c * p + i1];
+                epilogue_in_place(o, bias, rr, self.epi.act);
             }
         }
     }
 }
 
-/// [`product`] on AVX-512: `P` pixels x 16 channels in `P` accumulators (per tap, one weight
-/// load and `P` broadcasts feed `P` FMAs).
+/// The arguments of a product: packed weights, tap offsets, the padded input, the block's
+/// pixel bases, its partial sums, and whether they start at zero (the first chunk of taps).
+type Args<'a> = (*const f32, &'a [u32], *const f32, &'a [u32], *mut f32, bool);
+
+/// The `P` accumulators (16 channels of one pixel each) of an AVX-512 block: `acc` (or zero
+/// for the first chunk) plus this chunk's taps. Per tap, one weight load and `P` broadcasts
+/// feed `P` FMAs.
 ///
 /// # Safety
 /// As [`product`], with AVX-512F in place of AVX2 and FMA.
 #[target_feature(enable = "avx512f")]
-unsafe fn product512<const P: usize>(
-    (w, offsets, src, bases, acc, first): (*const f32, &[u32], *const f32, &[u32], *mut f32, bool),
-) {
+#[inline]
+unsafe fn sums512<const P: usize>((w, offsets, src, bases, acc, first): Args) -> [__m512; P] {
     debug_assert!(bases.len() == P);
     // SAFETY: see the contract above.
     unsafe {
@@ -327,10 +371,89 @@ unsafe fn product512<const P: usize>(
             }
             wk = wk.add(CB);
         }
-        for (j, a) in a.iter().enumerate() {
+        a
+    }
+}
+
+/// [`product`] on AVX-512: `P` pixels x 16 channels in `P` accumulators, stored to `acc`.
+///
+/// # Safety
+/// As [`product`], with AVX-512F in place of AVX2 and FMA.
+#[target_feature(enable = "avx512f")]
+unsafe fn product512<const P: usize>(x: Args) {
+    // SAFETY: see the contract above.
+    unsafe {
+        let acc = x.4;
+        for (j, a) in sums512::<P>(x).iter().enumerate() {
             _mm512_storeu_ps(acc.add(j * CB), *a);
         }
     }
+}
+
+/// The last chunk of a 16-pixel AVX-512 block, stored straight into the NCHW output: the
+/// accumulators (one pixel's 16 channels each) transposed in registers into one vector of 16
+/// pixels per channel, then through the epilogue, one store per channel. Against the sums'
+/// round trip through `acc` and a scalar scatter, this removes 256 scalar stores and the
+/// epilogue pass per block.
+///
+/// # Safety
+/// As [`product`], with AVX-512F in place of AVX2 and FMA, and `dst` (channel `c` at
+/// `dst + c * p`) and `f`'s residuals hold 16 floats for each of the `n_ch` channels.
+#[target_feature(enable = "avx512f")]
+unsafe fn product512_out(x: Args, dst: *mut f32, p: usize, n_ch: usize, f: &InRegs<CB>) {
+    // SAFETY: see the contract above.
+    unsafe {
+        let t = transpose16(sums512::<16>(x));
+        let (lo, hi) = (_mm512_set1_ps(f.lo), _mm512_set1_ps(f.hi));
+        for (c, &v) in t.iter().enumerate().take(n_ch) {
+            let mut y = _mm512_add_ps(v, _mm512_set1_ps(f.bias[c]));
+            for r in f.res.iter().flatten() {
+                y = _mm512_add_ps(y, _mm512_loadu_ps(r.add(c * p)));
+            }
+            y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+            _mm512_storeu_ps(dst.add(c * p), y);
+        }
+    }
+}
+
+/// The transpose of a 16 x 16 block of f32 held in 16 registers (row `i` in `r[i]`): 64
+/// shuffles, in three rounds (pairs of floats, pairs of pairs, 128-bit lanes).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // a[2i] lane L: r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]; a[2i+1]: the same for
+    // 4L+2 and 4L+3.
+    let a: [__m512; 16] = std::array::from_fn(|k| {
+        let (x, y) = (r[k & !1], r[k | 1]);
+        if k % 2 == 0 {
+            _mm512_unpacklo_ps(x, y)
+        } else {
+            _mm512_unpackhi_ps(x, y)
+        }
+    });
+    // b[4i + q] lane L: channel 4L + q of rows 4i..4i + 4.
+    let b: [__m512; 16] = std::array::from_fn(|k| {
+        let (i, q) = (k / 4, k % 4);
+        let (x, y) = (a[4 * i + q / 2], a[4 * i + 2 + q / 2]);
+        if q % 2 == 0 {
+            _mm512_shuffle_ps::<0x44>(x, y)
+        } else {
+            _mm512_shuffle_ps::<0xEE>(x, y)
+        }
+    });
+    // Channel 4L + q gathers lane L of b[q], b[4 + q], b[8 + q], b[12 + q].
+    let mut out = [_mm512_setzero_ps(); 16];
+    for q in 0..4 {
+        let c1 = _mm512_shuffle_f32x4::<0x88>(b[q], b[4 + q]);
+        let c2 = _mm512_shuffle_f32x4::<0x88>(b[8 + q], b[12 + q]);
+        let d1 = _mm512_shuffle_f32x4::<0xDD>(b[q], b[4 + q]);
+        let d2 = _mm512_shuffle_f32x4::<0xDD>(b[8 + q], b[12 + q]);
+        out[q] = _mm512_shuffle_f32x4::<0x88>(c1, c2);
+        out[8 + q] = _mm512_shuffle_f32x4::<0xDD>(c1, c2);
+        out[4 + q] = _mm512_shuffle_f32x4::<0x88>(d1, d2);
+        out[12 + q] = _mm512_shuffle_f32x4::<0xDD>(d1, d2);
+    }
+    out
 }
 
 /// `acc[j][c] (+)= Σ_k w[k][c] · src[bases[j] + offsets[k]]` for the `P` pixels of `bases` and
@@ -342,9 +465,7 @@ unsafe fn product512<const P: usize>(
 /// `src[bases[j] + offsets[k]]` is in bounds, `bases` holds `P` entries and `acc` `P * CB`
 /// floats.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn product<const P: usize>(
-    (w, offsets, src, bases, acc, first): (*const f32, &[u32], *const f32, &[u32], *mut f32, bool),
-) {
+unsafe fn product<const P: usize>((w, offsets, src, bases, acc, first): Args) {
     debug_assert!(bases.len() == P);
     // SAFETY: see the contract above.
     unsafe {
@@ -440,6 +561,8 @@ mod tests {
                 (1, 0, Activation::Relu),
                 (2, 1, Activation::None),
                 (2, 2, Activation::Clip(-0.5, 0.5)),
+                // Not an epilogue the AVX-512 blocks apply in registers: all through `acc`.
+                (1, 1, Activation::LeakyRelu(0.1)),
             ] {
                 let epi = Epilogue {
                     bias: Some(pattern(g.c_out, 3, 17, 0.1)),

@@ -16,7 +16,42 @@ pub(crate) mod sparse;
 pub(crate) mod wide;
 pub(crate) mod winograd;
 
-use crate::spec::Activation;
+use crate::spec::{Activation, Epilogue};
+
+/// A conv epilogue applied in registers to a block of `N` output channels before the store:
+/// `min(max(acc + bias + res + res2, lo), hi)`, which covers no activation (`(-inf, inf)`),
+/// Relu and Clip (Leaky Relu stays in the epilogue pass).
+pub(crate) struct InRegs<const N: usize> {
+    /// The block's channels' biases (zero past its last channel).
+    pub bias: [f32; N],
+    /// The residuals at the block's first channel and pixel (the kernel knows their strides).
+    pub res: [Option<*const f32>; 2],
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl<const N: usize> InRegs<N> {
+    /// `epi` for output channels `c0..c0 + n` (`n <= N`), with no residual pointers yet;
+    /// `None` for an activation the form does not cover.
+    pub(crate) fn of(epi: &Epilogue, c0: usize, n: usize) -> Option<InRegs<N>> {
+        let (lo, hi) = match epi.act {
+            Activation::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Activation::Relu => (0.0, f32::INFINITY),
+            Activation::Clip(lo, hi) => (lo, hi),
+            Activation::LeakyRelu(_) => return None,
+        };
+        let bias = std::array::from_fn(|c| match &epi.bias {
+            Some(b) if c < n => b[c0 + c],
+            _ => 0.0,
+        });
+        Some(InRegs {
+            bias,
+            res: [None; 2],
+            lo,
+            hi,
+        })
+    }
+}
 
 /// A row-major-output matrix product through the `gemm` crate:
 /// `dst = (read_dst ? dst : 0) + scale * lhs * rhs`, where `dst` is `m x n` with row stride

@@ -15,8 +15,8 @@ use std::arch::x86_64::*;
 
 use crate::kernels::gemm_conv::Phases;
 use crate::kernels::par::{simd, SendPtr};
-use crate::kernels::{epilogue, epilogue_in_place};
-use crate::spec::{Activation, ConvGeom, Epilogue};
+use crate::kernels::{epilogue, epilogue_in_place, InRegs};
+use crate::spec::{ConvGeom, Epilogue};
 
 /// Output channels per register block.
 const R: usize = 8;
@@ -203,23 +203,8 @@ impl WideConv {
                 )
             };
             // A 1x1 conv's epilogue runs in registers (Leaky Relu in a pass after).
-            let (lo, hi) = match self.epi.act {
-                Activation::None => (Some(f32::NEG_INFINITY), f32::INFINITY),
-                Activation::Relu => (Some(0.0), f32::INFINITY),
-                Activation::Clip(lo, hi) => (Some(lo), hi),
-                Activation::LeakyRelu(_) => (None, 0.0),
-            };
-            let mut fused = lo.filter(|_| self.pointwise()).map(|lo| Fused {
-                bias: std::array::from_fn(|r| {
-                    let b = self.epi.bias.as_ref();
-                    b.and_then(|b| b.get(c0 + r).filter(|_| r < nr))
-                        .copied()
-                        .unwrap_or(0.0)
-                }),
-                res: [None; 2],
-                lo,
-                hi,
-            });
+            // A 1x1 conv's epilogue runs in registers (Leaky Relu in a pass after).
+            let mut fused = InRegs::<R>::of(&self.epi, c0, nr).filter(|_| self.pointwise());
             let mut t = t0;
             while t < t1 {
                 let n = TB.min(t1 - t);
@@ -269,18 +254,8 @@ impl WideConv {
     }
 }
 
-/// The epilogue of a 1x1 conv's block, applied in registers before the store: `min(max(acc +
-/// bias + res + res2, lo), hi)` (Relu and Clip; `None` is `(-inf, inf)`).
-struct Fused {
-    bias: [f32; R],
-    /// The residuals at the block's first row and column (row stride as `dst`'s).
-    res: [Option<*const f32>; 2],
-    lo: f32,
-    hi: f32,
-}
-
 /// `dst[r][t] = Σ_k w[k][r] · src[offsets[k] + t]` for `r < nr` and `t < n` (at most [`TB`]),
-/// in `R x NV` accumulators, then through `fused` if given: per tap, `NV` masked vector loads
+/// in `R x NV` accumulators, then through `fused` (a 1x1 conv's epilogue) if given: per tap, `NV` masked vector loads
 /// and [`R`] weight broadcasts feed `R * NV` FMAs.
 ///
 /// # Safety
@@ -295,7 +270,7 @@ unsafe fn product(
     dst: *mut f32,
     rs: usize,
     (nr, n): (usize, usize),
-    fused: Option<&Fused>,
+    fused: Option<&InRegs<R>>,
 ) {
     // SAFETY: see the contract above; masked-off lanes are neither read nor written.
     unsafe {
@@ -340,6 +315,7 @@ mod tests {
     use super::*;
     use crate::kernels::direct::has_avx512f;
     use crate::kernels::gemm_conv::GemmConv;
+    use crate::spec::Activation;
     use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
 
     fn geom(
