@@ -83,3 +83,34 @@ pub(crate) fn pattern(n: usize, mul: usize, modulo: usize, scale: f32) -> Vec<f3
         .map(|i| ((i * mul % modulo) as f32 - (modulo / 2) as f32) * scale)
         .collect()
 }
+
+/// The median of `v` in milliseconds (sorts `v`): the kernel benches' statistic.
+pub(crate) fn median_ms(v: &mut [std::time::Duration]) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+/// The geometry of a square-kernel conv, its output extent from ONNX's formula: `ch` is
+/// `(c_in, c_out, group)`, `hw` the input's `(h, w)`, `kernel` `(k, stride, dilation)`.
+pub(crate) fn conv_geom(
+    (c_in, c_out, group): (usize, usize, usize),
+    (h, w): (usize, usize),
+    (k, stride, dilation): (usize, usize, usize),
+    pads: [usize; 4],
+) -> ConvGeom {
+    let span = dilation * (k - 1) + 1;
+    ConvGeom {
+        c_in,
+        c_out,
+        group,
+        h,
+        w,
+        kh: k,
+        kw: k,
+        stride: [stride; 2],
+        dilation: [dilation; 2],
+        pads,
+        h_out: (h + pads[0] + pads[2] - span) / stride + 1,
+        w_out: (w + pads[1] + pads[3] - span) / stride + 1,
+    }
+}

@@ -145,20 +145,23 @@ graph g(%x: float[1,64,23,23]) -> (%y: float[1,128,23,23]) {
 "#,
     )
     .unwrap();
+    seed_initializers(&mut m, 0x2545_f491_4f6c_dd1d);
+    m
+}
+
+/// Replaces every initializer of `m` with values in [-0.05, 0.05) from xorshift64 seeded with
+/// `seed` (times 0.05, a power-of-two rescaling of 0.1: the same values as
+/// `(u / 2^24 - 0.5) * 0.1`).
+fn seed_initializers(m: &mut Model, mut seed: u64) {
     let g = &mut m.graph;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
     for id in g.initializer_ids() {
-        let t = g.initializer(id).unwrap();
-        let dims = t.dims.clone();
-        // [-1, 1) times 0.05 (a power-of-two rescaling of 0.1: the same values as
-        // `(u / 2^24 - 0.5) * 0.1`).
+        let dims = g.initializer(id).unwrap().dims.clone();
         let vals: Vec<f32> = xorshift(&mut seed, dims.iter().product())
             .into_iter()
             .map(|v| v * 0.05)
             .collect();
         g.set_initializer(id, Tensor::from_f32(dims, &vals));
     }
-    m
 }
 
 #[test]
@@ -228,17 +231,7 @@ graph g(%x: float[1,32,14,14]) -> (%y: float[1,64,7,7]) {
 "#,
     )
     .unwrap();
-    let g = &mut m.graph;
-    let mut seed = 0x55c_0001u64;
-    for id in g.initializer_ids() {
-        let t = g.initializer(id).unwrap();
-        let dims = t.dims.clone();
-        let vals: Vec<f32> = xorshift(&mut seed, dims.iter().product())
-            .into_iter()
-            .map(|v| v * 0.05)
-            .collect();
-        g.set_initializer(id, Tensor::from_f32(dims, &vals));
-    }
+    seed_initializers(&mut m, 0x55c_0001);
     m
 }
 

@@ -15,8 +15,8 @@ use std::arch::x86_64::*;
 
 use crate::kernels::dense::Pointwise;
 use crate::kernels::gemm_conv::Phases;
-use crate::kernels::par::{simd, SendPtr};
-use crate::kernels::{epilogue_in_place, InRegs};
+use crate::kernels::par::{for_tasks, SendPtr};
+use crate::kernels::{epilogue_in_place, pack_channel_blocks, InRegs};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// Most pixels per register block: 6 with AVX2 (12 accumulators of 16 registers), 24 with
@@ -101,33 +101,19 @@ impl DirectConv {
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let kg = cin_g * g.kh * g.kw;
         let k = kg + pw.as_ref().map_or(0, |_| g.c_in);
-        let blocks = cout_g.div_ceil(CB);
-        let mut packed = vec![0.0; g.group * blocks * k * CB];
-        for grp in 0..g.group {
-            for co in 0..cout_g {
-                let c = grp * cout_g + co;
-                let dst = (grp * blocks + co / CB) * k * CB + co % CB;
-                let taps = weights[c * kg..][..kg].iter();
-                let extra = pw.iter().flat_map(|pw| &pw.weights[c * g.c_in..][..g.c_in]);
-                for (kk, &w) in taps.chain(extra).enumerate() {
-                    packed[dst + kk * CB] = w;
-                }
-            }
-        }
-        let at = |c: usize, ty: usize, tx: usize| {
-            let o = ph.plane(0, 0, c) + ty * ph.wq + tx;
-            u32::try_from(o).expect("padded input under 2^32 floats")
-        };
+        let packed = pack_channel_blocks((g.group, cout_g, k), CB, |c| {
+            let taps = weights[c * kg..][..kg].iter();
+            taps.chain(
+                pw.iter()
+                    .flat_map(move |pw| &pw.weights[c * g.c_in..][..g.c_in]),
+            )
+        });
         let mut offsets = Vec::with_capacity(g.group * k);
         for grp in 0..g.group {
-            offsets.extend((0..kg).map(|kk| {
-                let ci = grp * cin_g + kk / (g.kh * g.kw);
-                let ty = ((kk / g.kw) % g.kh) * g.dilation[0];
-                at(ci, ty, (kk % g.kw) * g.dilation[1])
-            }));
+            offsets.extend(ph.taps(&padded, grp * cin_g));
             if let Some(pw) = &pw {
                 let [ty, tx] = [pw.tap[0] * g.dilation[0], pw.tap[1] * g.dilation[1]];
-                offsets.extend((0..g.c_in).map(|ci| at(ci, ty, tx)));
+                offsets.extend((0..g.c_in).map(|ci| ph.tap(ci, ty, tx)));
             }
         }
         let p = g.h_out * g.w_out;
@@ -187,7 +173,6 @@ impl DirectConv {
         output: &mut [f32],
         scratch: &mut [f32],
     ) {
-        use rayon::prelude::*;
         let g = &self.geom;
         let (padded, sums) = scratch.split_at_mut(self.ph_len());
         let padded: &[f32] = if self.in_place() {
@@ -203,26 +188,12 @@ impl DirectConv {
         let blocks = g.cout_g().div_ceil(CB);
         let n_tasks = g.group * blocks;
         let out = SendPtr(output.as_mut_ptr());
-        let task = |t: usize| {
-            let slot = rayon::current_thread_index().unwrap_or(0) % self.threads;
+        for_tasks(n_tasks, self.threads, |t, slot| {
             // SAFETY: each pool thread owns block `slot` of partial sums (the scratch holds
             // `threads` of them, asserted above) and runs one task at a time.
             let acc = unsafe { std::slice::from_raw_parts_mut(sums.get().add(slot * per), per) };
             self.block(t / blocks, t % blocks, padded, res, out, acc)
-        };
-        if rayon::current_num_threads() <= 1 {
-            simd(
-                #[inline(always)]
-                || (0..n_tasks).for_each(task),
-            );
-        } else {
-            (0..n_tasks).into_par_iter().for_each(|t| {
-                simd(
-                    #[inline(always)]
-                    || task(t),
-                )
-            });
-        }
+        });
     }
 
     /// Output channels `blk * CB..` of group `grp`, every pixel, then their epilogue; `acc`
@@ -505,29 +476,7 @@ mod tests {
     use crate::kernels::par::has_avx2_fma;
     use crate::kernels::winograd::Winograd;
     use crate::spec::Activation;
-    use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
-
-    fn geom(
-        (c_in, c_out, group): (usize, usize, usize),
-        (h, w): (usize, usize),
-        (k, stride, dilation): (usize, usize, usize),
-        pads: [usize; 4],
-    ) -> ConvGeom {
-        ConvGeom {
-            c_in,
-            c_out,
-            group,
-            h,
-            w,
-            kh: k,
-            kw: k,
-            stride: [stride; 2],
-            dilation: [dilation; 2],
-            pads,
-            h_out: (h + pads[0] + pads[2] - dilation * (k - 1) - 1) / stride + 1,
-            w_out: (w + pads[1] + pads[3] - dilation * (k - 1) - 1) / stride + 1,
-        }
-    }
+    use crate::testutil::{conv_geom as geom, in_pool, pattern, reference_conv, rel_err};
 
     /// Against the reference convolution, with the AVX-512 and the AVX2 blocks (the first
     /// where the host has it): partial channel blocks, groups, strides 1-3, dilation, asymmetric
@@ -716,10 +665,7 @@ mod tests {
                     }
                 }
             });
-            let med = |v: &mut Vec<std::time::Duration>| {
-                v.sort();
-                v[v.len() / 2].as_secs_f64() * 1e3
-            };
+            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
             let [a, b, c] = &mut t;
             let wino = if c.is_empty() {
@@ -815,10 +761,7 @@ mod pair_bench {
                     ts[1].push(s0.elapsed());
                 }
             });
-            let med = |v: &mut Vec<std::time::Duration>| {
-                v.sort();
-                v[v.len() / 2].as_secs_f64() * 1e3
-            };
+            let med = crate::testutil::median_ms;
             let [p, q] = &mut ts;
             eprintln!(
                 "{c:>3}->{co:<3} g4 {hw:>2}x{hw:<2} s{s}: pair {:.3} ms, apart {:.3} ms ({} + {})",

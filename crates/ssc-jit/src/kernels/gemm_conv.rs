@@ -4,7 +4,7 @@
 //! the specialised dense ones per layer.)
 
 use crate::kernels::epilogue_in_place;
-use crate::kernels::par::{for_ranges, par_units, simd, SendPtr};
+use crate::kernels::par::{for_ranges, for_tasks, par_units, SendPtr};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// A dense (possibly grouped) convolution with its weights in GEMM layout.
@@ -207,36 +207,23 @@ impl GemmConv {
         output: &mut [f32],
         scratch: &mut [f32],
     ) {
-        use rayon::prelude::*;
         let g = self.geom;
         let n_tasks = g.group * (g.h_out * g.w_out).div_ceil(self.chunk);
         let out = SendPtr(output.as_mut_ptr());
         let scr = SendPtr(scratch.as_mut_ptr());
-        if rayon::current_num_threads() <= 1 {
-            simd(
-                #[inline(always)]
-                || {
-                    for t in 0..n_tasks {
-                        self.tile(t, input, phases, res, out, scr);
-                    }
-                },
-            );
-        } else {
-            (0..n_tasks).into_par_iter().for_each(|t| {
-                simd(
-                    #[inline(always)]
-                    || self.tile(t, input, phases, res, out, scr),
-                )
-            });
-        }
+        for_tasks(n_tasks, self.threads, |t, slot| {
+            self.tile(t, slot, input, phases, res, out, scr)
+        });
     }
 
-    /// Task `t` of [`run_tiled`](Self::run_tiled): `out` is the `c_out x p` output and `scr`
-    /// the scratch after the phase images.
+    /// Task `t` of [`run_tiled`](Self::run_tiled), on the thread owning scratch tile `slot`:
+    /// `out` is the `c_out x p` output and `scr` the scratch after the phase images.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn tile(
         &self,
         t: usize,
+        slot: usize,
         input: &[f32],
         phases: &[f32],
         res: [Option<&[f32]>; 2],
@@ -252,7 +239,6 @@ impl GemmConv {
         let (col, col_rs): (&[f32], usize) = if self.direct {
             (&input[grp * cin_g * p + c0..], p)
         } else {
-            let slot = rayon::current_thread_index().unwrap_or(0) % self.threads;
             // SAFETY: each pool thread owns tile slot `slot` of the scratch (sized for
             // `threads` tiles) and runs one task at a time.
             let col =
@@ -323,6 +309,24 @@ impl Phases {
     /// Start of channel `c`'s image of phase `(py, px)`.
     pub(crate) fn plane(&self, py: usize, px: usize, c: usize) -> usize {
         ((py * self.sw + px) * self.c + c) * self.hq * self.wq
+    }
+
+    /// Offset from an output pixel's position `y * wq + x` (in phase-image coordinates) to
+    /// what channel `c`'s tap at `(ty, tx)` (kernel cell times dilation) reads: phase
+    /// `(ty % sh, tx % sw)` at `(ty / sh, tx / sw)`.
+    pub(crate) fn tap(&self, c: usize, ty: usize, tx: usize) -> u32 {
+        let o = self.plane(ty % self.sh, tx % self.sw, c) + (ty / self.sh) * self.wq + tx / self.sw;
+        u32::try_from(o).expect("phase images under 2^32 floats")
+    }
+
+    /// [`Phases::tap`] for every tap of a group of `g` whose first input channel is `c0`, in
+    /// ONNX's weight order `(ci, ky, kx)`.
+    pub(crate) fn taps<'a>(&'a self, g: &'a ConvGeom, c0: usize) -> impl Iterator<Item = u32> + 'a {
+        (0..g.cin_g() * g.kh * g.kw).map(move |k| {
+            let ci = c0 + k / (g.kh * g.kw);
+            let ty = ((k / g.kw) % g.kh) * g.dilation[0];
+            self.tap(ci, ty, (k % g.kw) * g.dilation[1])
+        })
     }
 
     /// Writes the phase images of `x` (`[c_in, h, w]`) that some tap reads, channels in

@@ -18,6 +18,27 @@ pub(crate) mod winograd;
 
 use crate::spec::{Activation, Epilogue};
 
+/// Conv weights packed for kernels that load `width` output channels per tap: `[group][block
+/// of width channels][k][width]`, where `taps(c)` yields output channel `c`'s `k` weights in
+/// tap order; channels past a group's last are zero.
+pub(crate) fn pack_channel_blocks<'a, I: Iterator<Item = &'a f32>>(
+    (group, cout_g, k): (usize, usize, usize),
+    width: usize,
+    taps: impl Fn(usize) -> I,
+) -> Vec<f32> {
+    let blocks = cout_g.div_ceil(width);
+    let mut packed = vec![0.0; group * blocks * k * width];
+    for grp in 0..group {
+        for co in 0..cout_g {
+            let dst = (grp * blocks + co / width) * k * width + co % width;
+            for (kk, &w) in taps(grp * cout_g + co).take(k).enumerate() {
+                packed[dst + kk * width] = w;
+            }
+        }
+    }
+    packed
+}
+
 /// A conv epilogue applied in registers to a block of `N` output channels before the store:
 /// `min(max(acc + bias + res + res2, lo), hi)`, which covers no activation (`(-inf, inf)`),
 /// Relu and Clip (Leaky Relu stays in the epilogue pass).

@@ -89,6 +89,26 @@ pub(crate) fn for_ranges(n: usize, min_part: usize, f: impl Fn(usize, usize) + S
     });
 }
 
+/// Runs `f(task, slot)` for every task in `0..n`: one after the other on one thread, else as
+/// rayon tasks. `slot` is the running thread's index modulo `slots`: with `slots` at least the
+/// pool's size, each thread owns one slot of a per-thread scratch (it runs one task at a time).
+pub(crate) fn for_tasks(n: usize, slots: usize, f: impl Fn(usize, usize) + Sync + Send) {
+    let slot = || rayon::current_thread_index().unwrap_or(0) % slots.max(1);
+    if rayon::current_num_threads() <= 1 {
+        simd(
+            #[inline(always)]
+            || (0..n).for_each(|t| f(t, slot())),
+        );
+    } else {
+        (0..n).into_par_iter().for_each(|t| {
+            simd(
+                #[inline(always)]
+                || f(t, slot()),
+            )
+        });
+    }
+}
+
 /// Splits `out` into parts of whole `unit`-element units (about 4 parts per thread, each at
 /// least `min_units` units) and runs `f(first_unit, part)` on each in parallel, or `f(0, out)`
 /// on one thread or a small `out`: the safe form of a kernel's parallel loop over rows,

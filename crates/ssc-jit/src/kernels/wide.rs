@@ -14,8 +14,8 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::gemm_conv::Phases;
-use crate::kernels::par::{simd, SendPtr};
-use crate::kernels::{epilogue, epilogue_in_place, InRegs};
+use crate::kernels::par::{for_tasks, SendPtr};
+use crate::kernels::{epilogue, epilogue_in_place, pack_channel_blocks, InRegs};
 use crate::spec::{ConvGeom, Epilogue};
 
 /// Output channels per register block.
@@ -51,26 +51,8 @@ impl WideConv {
         let ph = Phases::of(&g);
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let k = cin_g * g.kh * g.kw;
-        let blocks = cout_g.div_ceil(R);
-        let mut packed = vec![0.0; g.group * blocks * k * R];
-        for grp in 0..g.group {
-            for co in 0..cout_g {
-                let dst = (grp * blocks + co / R) * k * R + co % R;
-                let src = &weights[(grp * cout_g + co) * k..][..k];
-                for (kk, &w) in src.iter().enumerate() {
-                    packed[dst + kk * R] = w;
-                }
-            }
-        }
-        let offsets = (0..k)
-            .map(|kk| {
-                let ci = kk / (g.kh * g.kw);
-                let ty = ((kk / g.kw) % g.kh) * g.dilation[0];
-                let tx = (kk % g.kw) * g.dilation[1];
-                let o = ph.plane(ty % ph.sh, tx % ph.sw, ci) + (ty / ph.sh) * ph.wq + tx / ph.sw;
-                u32::try_from(o).expect("phase images under 2^32 floats")
-            })
-            .collect();
+        let packed = pack_channel_blocks((g.group, cout_g, k), R, |c| weights[c * k..][..k].iter());
+        let offsets = ph.taps(&g, 0).collect();
         WideConv {
             geom,
             ph,
@@ -129,7 +111,6 @@ impl WideConv {
         output: &mut [f32],
         scratch: &mut [f32],
     ) {
-        use rayon::prelude::*;
         let g = &self.geom;
         let (phases, bufs) = scratch.split_at_mut(self.ph_len());
         let phases: &[f32] = if self.ph_len() == 0 {
@@ -143,23 +124,9 @@ impl WideConv {
         let tiles = g.h_out.div_ceil(self.rows);
         let n_tasks = g.group * tiles;
         let (out, bufs) = (SendPtr(output.as_mut_ptr()), SendPtr(bufs.as_mut_ptr()));
-        let task = |t: usize| {
-            let slot = rayon::current_thread_index().unwrap_or(0) % self.threads;
+        for_tasks(n_tasks, self.threads, |t, slot| {
             self.tile(t / tiles, t % tiles, phases, res, out, bufs, slot)
-        };
-        if rayon::current_num_threads() <= 1 {
-            simd(
-                #[inline(always)]
-                || (0..n_tasks).for_each(task),
-            );
-        } else {
-            (0..n_tasks).into_par_iter().for_each(|t| {
-                simd(
-                    #[inline(always)]
-                    || task(t),
-                )
-            });
-        }
+        });
     }
 
     /// Output rows of tile `tile` of group `grp`, every output channel of the group.
@@ -318,26 +285,14 @@ mod tests {
     use crate::spec::Activation;
     use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
 
+    /// A conv of kernel `k` at `stride`, undilated (see `testutil::conv_geom`).
     fn geom(
-        (c_in, c_out, group): (usize, usize, usize),
-        (h, w): (usize, usize),
+        ch: (usize, usize, usize),
+        hw: (usize, usize),
         (k, stride): (usize, usize),
         pads: [usize; 4],
     ) -> ConvGeom {
-        ConvGeom {
-            c_in,
-            c_out,
-            group,
-            h,
-            w,
-            kh: k,
-            kw: k,
-            stride: [stride; 2],
-            dilation: [1; 2],
-            pads,
-            h_out: (h + pads[0] + pads[2] - (k - 1) - 1) / stride + 1,
-            w_out: (w + pads[1] + pads[3] - (k - 1) - 1) / stride + 1,
-        }
+        crate::testutil::conv_geom(ch, hw, (k, stride, 1), pads)
     }
 
     /// Against the reference convolution (on AVX-512 hosts): 1x1 in place and strided, a
@@ -440,10 +395,7 @@ mod tests {
                     t[1].push(s.elapsed());
                 }
             });
-            let med = |v: &mut Vec<std::time::Duration>| {
-                v.sort();
-                v[v.len() / 2].as_secs_f64() * 1e3
-            };
+            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
             let [a, b] = &mut t;
             let (a, b) = (med(a), med(b));

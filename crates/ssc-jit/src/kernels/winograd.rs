@@ -996,10 +996,7 @@ mod tests {
                     t[3].push(s.elapsed());
                 }
             });
-            let med = |v: &mut Vec<std::time::Duration>| {
-                v.sort();
-                v[v.len() / 2].as_secs_f64() * 1e3
-            };
+            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
             let [a, b, c, d] = &mut t;
             let (a, b, c, d) = (med(a), med(b), med(c), med(d));
