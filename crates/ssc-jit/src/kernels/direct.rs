@@ -1,13 +1,17 @@
 //! Direct convolution as an implicit GEMM over the zero-padded input, vectorised over output
 //! channels: no column matrix, and no wasted columns at any image size. Tap `k = (ci, ky, kx)`
 //! of output pixel `p` reads the padded input at `base[p] + offset[k]`, whatever the stride or
-//! dilation (an unpadded input is read in place). A register block is 6 pixels x 16 output
-//! channels (two AVX2 vectors of a pre-packed `[k][16]` weight block): per tap, 6 broadcast
-//! loads and 2 vector loads feed 12 FMAs. This is the layout ORT's NCHWc kernels compute in,
-//! applied to NCHW tensors by broadcasting input pixels instead of loading them as vectors. It
-//! suits the layers where im2col + `gemm` loses to its own overheads: grouped and strided convs
-//! with few channels per group, and small images (`kernels::dense` picks it per layer, from
-//! `bench_direct`).
+//! dilation (an unpadded input is read in place). Weights are pre-packed as `[k][16]` blocks
+//! of output channels. With AVX2 a register block is 6 pixels x 16 channels (two vectors):
+//! per tap, 6 broadcast loads and 2 vector loads feed 12 FMAs. With AVX-512 it is up to 24
+//! pixels x 16 channels (one vector each, the broadcasts folded into the FMAs), and a block of
+//! 16 pixels is transposed in registers at the end and stored into the 16 NCHW planes with its
+//! epilogue; other blocks go through a partial-sum buffer, a scatter and an epilogue pass.
+//! This is the layout ORT's NCHWc kernels compute in, applied to NCHW tensors by broadcasting
+//! input pixels instead of loading them as vectors. It suits the layers where im2col + `gemm`
+//! loses to its own overheads: grouped and strided convs, small images and stems
+//! (`kernels::dense` picks it per layer, from `bench_direct`), and SSC pairs, a k x k conv and
+//! a 1x1 conv on the same input summed, as one conv ([`Pointwise`]).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -66,7 +70,8 @@ pub(crate) struct DirectConv {
     epi: Epilogue,
     /// Threads the plan runs on (one block of partial sums each in the scratch).
     threads: usize,
-    /// Whether the host has AVX-512F: the blocks are then 16 pixels x one 16-channel register.
+    /// Whether the host has AVX-512F: blocks of up to 24 pixels, each in one 16-channel
+    /// register.
     avx512: bool,
 }
 
@@ -185,6 +190,8 @@ impl DirectConv {
         assert!(sums.len() >= self.threads * per);
         let sums = SendPtr(sums.as_mut_ptr());
         assert_eq!(output.len(), g.c_out * g.h_out * g.w_out);
+        // The residuals are read like the output (raw pointers in the fused epilogue).
+        assert!(res.iter().flatten().all(|r| r.len() >= output.len()));
         let blocks = g.cout_g().div_ceil(CB);
         let n_tasks = g.group * blocks;
         let out = SendPtr(output.as_mut_ptr());

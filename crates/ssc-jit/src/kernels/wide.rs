@@ -1,13 +1,15 @@
-//! Direct convolution vectorised over output pixels, for AVX-512 hosts: the form for layers
-//! with many pixels and few taps per output, where `kernels::direct` (vectorised over output
-//! channels) pays more to move its sums into NCHW than to compute them, and im2col + `gemm`
-//! copies every input value `kh * kw` times before multiplying: 1x1 convs (read in place, or
-//! from the subsampled phase image at a stride) and few-channel stems. Output pixel `(y, x)` is
-//! computed at "wide" column `t = y * wq + x` of the phase images' row pitch `wq` (see
+//! Direct convolution vectorised over output pixels, for AVX-512 hosts. Output pixel `(y, x)`
+//! is computed at "wide" column `t = y * wq + x` of the phase images' row pitch `wq` (see
 //! `gemm_conv::Phases`), where every tap `k` reads `t + offset[k]`: a register block is 8
 //! output channels x 48 columns (three vectors), and per tap 3 vector loads and 8 weight
 //! broadcasts feed 24 FMAs. The `wq - w_out` columns past each output row (none for a 1x1
-//! conv) are computed and dropped; masked loads and stores end each tile.
+//! conv) are computed and dropped; masked loads and stores end each tile. A 1x1 conv reads
+//! its input in place (or its subsampled phase image at a stride), stores into the output
+//! rows and applies its epilogue in registers. `kernels::dense` gives it the 1x1 layers with
+//! few output channels (SqueezeNet's squeeze layers), where the `gemm` crate's 6-column
+//! micro-kernel leaves a ragged edge; any other conv is computed correctly too (the unit test
+//! covers a padded 7x7 stride-2 stem), but measured no faster than im2col there
+//! (`bench_wide`).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -120,6 +122,8 @@ impl WideConv {
             phases
         };
         assert_eq!(output.len(), g.c_out * g.h_out * g.w_out);
+        // The residuals are read like the output (raw pointers in the fused epilogue).
+        assert!(res.iter().flatten().all(|r| r.len() >= output.len()));
         assert!(bufs.len() >= self.scratch_len() - self.ph_len());
         let tiles = g.h_out.div_ceil(self.rows);
         let n_tasks = g.group * tiles;
@@ -169,7 +173,6 @@ impl WideConv {
                     tc,
                 )
             };
-            // A 1x1 conv's epilogue runs in registers (Leaky Relu in a pass after).
             // A 1x1 conv's epilogue runs in registers (Leaky Relu in a pass after).
             let mut fused = InRegs::<R>::of(&self.epi, c0, nr).filter(|_| self.pointwise());
             let mut t = t0;
@@ -222,8 +225,8 @@ impl WideConv {
 }
 
 /// `dst[r][t] = Σ_k w[k][r] · src[offsets[k] + t]` for `r < nr` and `t < n` (at most [`TB`]),
-/// in `R x NV` accumulators, then through `fused` (a 1x1 conv's epilogue) if given: per tap, `NV` masked vector loads
-/// and [`R`] weight broadcasts feed `R * NV` FMAs.
+/// in `R x NV` accumulators, then through `fused` (a 1x1 conv's epilogue) if given: per tap,
+/// `NV` masked vector loads and [`R`] weight broadcasts feed `R * NV` FMAs.
 ///
 /// # Safety
 /// The host has AVX-512F; `w` holds `offsets.len() * R` floats; `src[offsets[k] + t]` is in
