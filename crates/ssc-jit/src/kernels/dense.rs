@@ -68,8 +68,8 @@ fn direct_suits(g: &ConvGeom) -> bool {
 /// Whether the pixel-vectorised kernel (AVX-512 only) beats `gemm` on a 1x1 layer: where few
 /// output channels (at most 64, not a multiple of 6) leave a ragged edge on the `gemm` crate's
 /// 6-column micro-kernel and the sum is deep enough to hide the epilogue (`c_in >= 64` and at
-/// least twice the outputs: 64 -> 64 on 56x56 tied in isolation, 0.26 ms, and lost in
-/// ResNet, 0.28-0.30 -> 0.30-0.34). From
+/// least twice the outputs: 64 -> 64 on 56x56 tied in isolation, 0.26 ms, and gained
+/// nothing in five interleaved runs of the SSC ResNet-18). From
 /// `bench_wide` (1 thread, ms, `gemm` -> wide): SqueezeNet's squeeze layers 64 -> 16 and 128 ->
 /// 16 on 55x55, 128 -> 32 on 27x27 and 512 -> 64 on 13x13: 0.19 -> 0.07, 0.40 -> 0.13, 0.11 ->
 /// 0.07, 0.15 -> 0.12. Not with more output channels (128 -> 128 on 28x28: 0.26 -> 0.27) or
@@ -111,9 +111,9 @@ impl DenseConv {
     /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when the direct
     /// kernel suits the k x k conv and Winograd does not take it; `None` otherwise. Against the
     /// two convs apart on the kernels they would take (`bench_pairs`, 1 thread, ms): 4-group
-    /// stride-2 layers from 56x56, 28x28 and 14x14 0.52 -> 0.49, 0.52 -> 0.45, 0.46 -> 0.44,
-    /// and on 7x7 0.85 -> 0.83; on 14x14 at stride 1 (F(2x2) apart) 0.81 either way, so
-    /// Winograd keeps those.
+    /// stride-2 layers from 56x56, 28x28 and 14x14 0.47 -> 0.46, 0.50 -> 0.43, 0.44 -> 0.42,
+    /// and level on 7x7 (0.83 -> 0.84; one pass over the output instead of two); on 14x14 at
+    /// stride 1 (F(2x2) apart) 0.78-0.81 either way, so Winograd keeps those.
     pub(crate) fn ssc_pair(
         geom: ConvGeom,
         weights: &[f32],
