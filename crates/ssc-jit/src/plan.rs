@@ -540,6 +540,11 @@ fn ssc_pair(
     if (0..2).any(|i| ga.pads[i] % ga.dilation[i] != 0) || tap[0] >= ga.kh || tap[1] >= ga.kw {
         return None;
     }
+    // The kernel choice first: it needs only the geometry, the checks below read every weight
+    // and walk the epilogue chain.
+    if !DenseConv::pair_suits(&ga, opts.winograd) {
+        return None;
+    }
     for (p, c) in [(&a, a_op), (&b, b_op)] {
         if use_stream(p, opts, ssc_passes::sparse_density_of(&g.op(c).desc)) {
             return None;

@@ -4,8 +4,10 @@
 
 use crate::kernels::depthwise::Depthwise;
 #[cfg(target_arch = "x86_64")]
-use crate::kernels::direct::{has_avx512f, DirectConv};
+use crate::kernels::direct::DirectConv;
 use crate::kernels::gemm_conv::GemmConv;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::par::has_avx512f;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::wide::WideConv;
 use crate::kernels::winograd::{Tile, Winograd};
@@ -108,12 +110,26 @@ impl DenseConv {
         }
     }
 
-    /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when the direct
-    /// kernel suits the k x k conv and Winograd does not take it; `None` otherwise. Against the
-    /// two convs apart on the kernels they would take (`bench_pairs`, 1 thread, ms): 4-group
-    /// stride-2 layers from 56x56, 28x28 and 14x14 0.47 -> 0.46, 0.50 -> 0.43, 0.44 -> 0.42,
-    /// and level on 7x7 (0.83 -> 0.84; one pass over the output instead of two); on 14x14 at
-    /// stride 1 (F(2x2) apart) 0.78-0.81 either way, so Winograd keeps those.
+    /// Whether an SSC pair whose k x k conv is `geom` runs as one conv ([`DenseConv::ssc_pair`]):
+    /// when the direct kernel suits the k x k conv and Winograd (allowed by `winograd`) does
+    /// not take it. Against the two convs apart on the kernels they would take (`bench_pairs`,
+    /// 1 thread, ms): 4-group stride-2 layers from 56x56, 28x28 and 14x14 0.47 -> 0.46, 0.50 ->
+    /// 0.43, 0.44 -> 0.42, and level on 7x7 (0.83 -> 0.84; one pass over the output instead of
+    /// two); on 14x14 at stride 1 (F(2x2) apart) 0.78-0.81 either way, so Winograd keeps those.
+    pub(crate) fn pair_suits(geom: &ConvGeom, winograd: bool) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            direct_suits(geom) && !(winograd && Winograd::choose(geom).is_some())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (geom, winograd);
+            false
+        }
+    }
+
+    /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when
+    /// [`DenseConv::pair_suits`] says so; `None` otherwise.
     pub(crate) fn ssc_pair(
         geom: ConvGeom,
         weights: &[f32],
@@ -122,13 +138,22 @@ impl DenseConv {
         threads: usize,
         winograd: bool,
     ) -> Option<DenseConv> {
-        #[cfg(target_arch = "x86_64")]
-        if direct_suits(&geom) && !(winograd && Winograd::choose(&geom).is_some()) {
-            let k = DirectConv::with_pointwise(geom, weights, Some(pw), epi, threads);
-            return Some(DenseConv::Direct(k));
+        if !DenseConv::pair_suits(&geom, winograd) {
+            return None;
         }
-        let _ = (geom, weights, pw, epi, threads, winograd);
-        None
+        #[cfg(target_arch = "x86_64")]
+        return Some(DenseConv::Direct(DirectConv::with_pointwise(
+            geom,
+            weights,
+            Some(pw),
+            epi,
+            threads,
+        )));
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (weights, pw, epi, threads);
+            unreachable!("pair_suits is false off x86-64")
+        }
     }
 
     /// The kernel's name in step reports.

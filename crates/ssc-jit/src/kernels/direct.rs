@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 
 use crate::kernels::dense::Pointwise;
 use crate::kernels::gemm_conv::Phases;
-use crate::kernels::par::{for_tasks, SendPtr};
+use crate::kernels::par::{for_tasks, has_avx512f, SendPtr};
 use crate::kernels::{epilogue_in_place, pack_channel_blocks, InRegs};
 use crate::spec::{ConvGeom, Epilogue};
 
@@ -35,11 +35,6 @@ const KC: usize = 256;
 /// epilogue stores them.
 const TILE: usize = 384;
 
-/// Whether the host has AVX-512F (detected once; `std` caches the answer).
-pub(crate) fn has_avx512f() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-
 /// Calls `$f::<n>($x)` for a block of `n` pixels, one of the listed sizes.
 macro_rules! blocks {
     ($f:ident, $n:expr, $x:expr, $($k:literal)*) => {
@@ -53,9 +48,8 @@ macro_rules! blocks {
 /// A dense (possibly grouped, strided or dilated) convolution computed directly.
 pub(crate) struct DirectConv {
     geom: ConvGeom,
-    /// The padded input's layout: `geom` at stride 1 (`padded`), as one phase.
+    /// The padded input's layout: [`DirectConv::padded`], as one phase.
     ph: Phases,
-    padded: ConvGeom,
     /// Per group, per block of [`CB`] output channels: `[k][CB]` (see `offsets`), the channels
     /// past the group's last zero.
     packed: Vec<f32>,
@@ -96,12 +90,7 @@ impl DirectConv {
         threads: usize,
     ) -> DirectConv {
         let g = geom;
-        // The padded input, not split into phases: pixels are broadcast one by one, so a
-        // stride needs no contiguous rows, and a padded copy is cheaper than a deinterleave.
-        let padded = ConvGeom {
-            stride: [1, 1],
-            ..g
-        };
+        let padded = DirectConv::padded(&g);
         let ph = Phases::of(&padded);
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         let kg = cin_g * g.kh * g.kw;
@@ -131,7 +120,6 @@ impl DirectConv {
         DirectConv {
             geom,
             ph,
-            padded,
             packed,
             offsets,
             k,
@@ -147,6 +135,16 @@ impl DirectConv {
     fn avx2_only(mut self) -> DirectConv {
         self.avx512 = false;
         self
+    }
+
+    /// `g` at stride 1: the geometry whose single phase image is the padded input. Not split
+    /// into phases: pixels are broadcast one by one, so a stride needs no contiguous rows, and
+    /// a padded copy is cheaper than a deinterleave.
+    fn padded(g: &ConvGeom) -> ConvGeom {
+        ConvGeom {
+            stride: [1, 1],
+            ..*g
+        }
     }
 
     /// Whether the padded input is the input itself (no padding), read in place.
@@ -183,7 +181,7 @@ impl DirectConv {
         let padded: &[f32] = if self.in_place() {
             input
         } else {
-            self.ph.fill(&self.padded, input, padded);
+            self.ph.fill(&DirectConv::padded(g), input, padded);
             padded
         };
         let per = TILE * CB;

@@ -67,19 +67,31 @@ impl GemmConv {
         self.geom.cin_g() * self.geom.kh * self.geom.kw
     }
 
-    /// f32 elements of scratch one image needs: the padded, phase-split input (see
-    /// [`Phases`]), then one column tile per thread or the column matrix of one group (none
-    /// for a 1x1 conv, which reads its input directly).
-    pub(crate) fn scratch_len(&self) -> usize {
+    /// f32 elements of the phase images at the start of the scratch: all of them, only the
+    /// phase-(0, 0) image of a strided 1x1 conv, none for a 1x1 conv read in place.
+    fn phases_len(&self) -> usize {
+        let g = &self.geom;
         if self.subsample {
-            self.geom.c_in * self.geom.h_out * self.geom.w_out
+            g.c_in * g.h_out * g.w_out
         } else if self.direct {
             0
-        } else if self.chunk > 0 {
-            Phases::of(&self.geom).len() + self.threads * self.k() * self.chunk
         } else {
-            Phases::of(&self.geom).len() + self.k() * self.geom.h_out * self.geom.w_out
+            Phases::of(g).len()
         }
+    }
+
+    /// f32 elements of scratch one image needs: the phase images (see [`Phases`]), then one
+    /// column tile per thread or the column matrix of one group (none for a 1x1 conv, which
+    /// reads its columns in place).
+    pub(crate) fn scratch_len(&self) -> usize {
+        let cols = if self.direct {
+            0
+        } else if self.chunk > 0 {
+            self.threads * self.k() * self.chunk
+        } else {
+            self.k() * self.geom.h_out * self.geom.w_out
+        };
+        self.phases_len() + cols
     }
 
     /// One image: `input` is `[c_in, h, w]`; `output` and the residuals are
@@ -94,17 +106,9 @@ impl GemmConv {
     ) {
         let g = &self.geom;
         let res = [residual, residual2];
-        let ph = Phases::of(g);
-        let len = if self.subsample {
-            g.c_in * g.h_out * g.w_out
-        } else if self.direct {
-            0
-        } else {
-            ph.len()
-        };
-        let (phases, scratch) = scratch.split_at_mut(len);
-        if !self.direct || self.subsample {
-            ph.fill(g, input, phases);
+        let (phases, scratch) = scratch.split_at_mut(self.phases_len());
+        if !phases.is_empty() {
+            Phases::of(g).fill(g, input, phases);
         }
         let phases: &[f32] = phases;
         // A direct conv's column matrix: the input, or its phase-(0, 0) image.

@@ -35,6 +35,13 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
+/// Whether the host has AVX-512F (detected once; `std` caches the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512f() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
 /// Runs `f` inside a function compiled for AVX2 + FMA when the host has them, so the loops `f`
 /// inlines (elementwise maps, epilogues, transforms, pooling) vectorise 8 wide instead of the
 /// baseline's 4 (the crate is built for plain x86-64). `f` is generic, so it is instantiated,

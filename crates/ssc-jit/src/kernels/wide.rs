@@ -283,8 +283,8 @@ unsafe fn product(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::direct::has_avx512f;
     use crate::kernels::gemm_conv::GemmConv;
+    use crate::kernels::par::has_avx512f;
     use crate::spec::Activation;
     use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
 
