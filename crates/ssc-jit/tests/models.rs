@@ -235,6 +235,57 @@ graph g(%x: float[1,32,14,14]) -> (%y: float[1,64,7,7]) {
     m
 }
 
+/// Two SSC pairs Winograd takes (3x3 stride 1 with 16 channels per group on 24x24: F(4x4)),
+/// the first with the block's skip connection and Relu after the Add, the second with the 1x1
+/// conv first in the Add and Relu. Weights seeded in [-0.05, 0.05).
+fn winograd_pair_model() -> Model {
+    let mut m = ssc_ir::parse_model(
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[1,64,24,24]) -> (%y: float[1,64,24,24]) {
+  init %wa: float[64,16,3,3] = zeros
+  init %ba: float[64] = zeros
+  init %wb: float[64,64,1,1] = zeros
+  init %bb: float[64] = zeros
+  init %wc: float[64,16,3,3] = zeros
+  init %wd: float[64,64,1,1] = zeros
+  init %bd: float[64] = zeros
+  %a = Conv(%x, %wa, %ba) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4}
+  %b = Conv(%x, %wb, %bb) {kernel_shape=[1, 1]}
+  %s = Add(%a, %b)
+  %t = Add(%s, %x)
+  %r = Relu(%t)
+  %c = Conv(%r, %wc) {kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4}
+  %d = Conv(%r, %wd, %bd) {kernel_shape=[1, 1]}
+  %u = Add(%d, %c)
+  %y = Relu(%u)
+}
+"#,
+    )
+    .unwrap();
+    seed_initializers(&mut m, 0x55c_0002);
+    m
+}
+
+#[test]
+fn ssc_pairs_winograd_takes_run_as_one_step_and_match_the_reference() {
+    let m = winograd_pair_model();
+    let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
+    let kinds: Vec<String> = c.steps().iter().map(|s| s.kernel.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv winograd F(4x4) 3x3 g=4 + 1x1 (SSC pair) +bias +add +relu",
+            "conv winograd F(4x4) 3x3 g=4 + 1x1 (SSC pair) +bias +relu"
+        ],
+        "{kinds:?}"
+    );
+    let e1 = check("winograd ssc pairs", &m, 1, false);
+    let e2 = check("winograd ssc pairs", &m, 2, false);
+    eprintln!("winograd ssc pair model: worst rel err {e1:.2e} (1 thread), {e2:.2e} (2 threads)");
+}
+
 #[test]
 fn ssc_pairs_run_as_one_conv_and_match_the_reference() {
     let m = ssc_pair_model();

@@ -117,18 +117,27 @@ impl DenseConv {
     /// 0.43, 0.44 -> 0.42, and level on 7x7 (0.83 -> 0.84; one pass over the output instead of
     /// two); on 14x14 at stride 1 (F(2x2) apart) 0.78-0.81 either way, so Winograd keeps those.
     pub(crate) fn pair_suits(geom: &ConvGeom, winograd: bool) -> bool {
+        if DenseConv::winograd_pair(geom, winograd).is_some() {
+            return true;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             direct_suits(geom) && !(winograd && Winograd::choose(geom).is_some())
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (geom, winograd);
             false
         }
     }
 
-    /// The SSC pair `geom` (k x k, `weights`) + `pw` as one direct conv, when
+    /// The Winograd tile for an SSC pair whose k x k conv Winograd takes, when the output has
+    /// the input's size (the 1x1 conv then reads the output pixel's own input pixel).
+    fn winograd_pair(geom: &ConvGeom, winograd: bool) -> Option<Tile> {
+        let same = geom.h_out == geom.h && geom.w_out == geom.w;
+        Winograd::choose(geom).filter(|_| winograd && same)
+    }
+
+    /// The SSC pair `geom` (k x k, `weights`) + `pw` as one kernel, when
     /// [`DenseConv::pair_suits`] says so; `None` otherwise.
     pub(crate) fn ssc_pair(
         geom: ConvGeom,
@@ -138,6 +147,10 @@ impl DenseConv {
         threads: usize,
         winograd: bool,
     ) -> Option<DenseConv> {
+        if let Some(tile) = DenseConv::winograd_pair(&geom, winograd) {
+            let k = Winograd::new(geom, weights, epi, tile, threads);
+            return Some(DenseConv::Winograd(k.with_pointwise(pw.weights.to_vec())));
+        }
         if !DenseConv::pair_suits(&geom, winograd) {
             return None;
         }

@@ -8,6 +8,7 @@ pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
 pub(crate) mod par;
+mod phases;
 pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod small_k;
@@ -260,44 +261,54 @@ pub(crate) fn copy_row(d: &mut [f32], s: &[f32]) {
     }
 }
 
-/// One zero-padded row split into its `M` column phases: `out[p][i] = pad[M i + p]`, where
-/// `pad[q]` is `line[q - pl]` inside the line and 0 outside (the phases have one length).
-/// Interior groups of `M` columns are copied with no padding tests, eight groups at a time.
+/// One input row split into its `M` column phases (`M <= 4`): entry `k` of phase `p`, at
+/// `dst + p plen + k` for `k < n`, is `line[M (k - s) + p]`, or 0 where that column is
+/// outside the line (`k < s`, or past its end). Eight entries of every phase at a time by
+/// register shuffles when `avx2` (masked loads at the line's end), the rest one by one.
+/// (Raw pointers: through arrays of slices, the bounds checks and slice bookkeeping cost
+/// more than the copy.)
+///
+/// # Safety
+/// `line` has `w` readable floats; every `dst + p plen + k` (`p < M`, `k < n`) is writable
+/// and none overlaps `line`; `avx2` is set only on AVX2 hosts.
 #[inline(always)]
-pub(crate) fn split_row<const M: usize>(line: &[f32], pl: usize, out: [&mut [f32]; M]) {
-    let (n, w) = (out.iter().map(|o| o.len()).min().unwrap_or(0), line.len());
-    let mut out = out.map(|o| &mut o[..n]);
-    let at = |q: usize| {
-        if q >= pl && q - pl < w {
-            line[q - pl]
-        } else {
-            0.0
-        }
-    };
-    // Groups i whose columns M i .. M i + M - 1 all lie inside the line.
-    let lo = pl.div_ceil(M).min(n);
-    let hi = ((pl + w) / M).clamp(lo, n);
-    for i in (0..lo).chain(hi..n) {
-        for (p, o) in out.iter_mut().enumerate() {
-            o[i] = at(M * i + p);
-        }
-    }
-    if lo < hi {
-        let src = &line[M * lo - pl..M * hi - pl];
-        // Eight groups at a time, each phase gathered into one array (a few shuffles in the
-        // AVX2 code this is inlined into), then the remaining groups one by one.
-        let mut i = lo;
-        for eight in src.chunks_exact(8 * M) {
-            for (p, o) in out.iter_mut().enumerate() {
-                let v: [f32; 8] = std::array::from_fn(|t| eight[t * M + p]);
-                o[i..i + 8].copy_from_slice(&v);
+pub(crate) unsafe fn split_line<const M: usize>(
+    line: *const f32,
+    w: usize,
+    s: usize,
+    (dst, plen, n): (*mut f32, usize, usize),
+    avx2: bool,
+) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = avx2;
+    debug_assert!(M <= 4);
+    // SAFETY: every access is one of the caller's ranges: `line + x` for `x < w`, `dst + p
+    // plen + k` for `k < n`.
+    unsafe {
+        let at = |p: usize, k: usize| dst.add(p * plen + k);
+        for k in 0..s.min(n) {
+            for p in 0..M {
+                *at(p, k) = 0.0;
             }
-            i += 8;
         }
-        for (i, group) in (i..hi).zip(src[(i - lo) * M..].chunks_exact(M)) {
-            for (o, &v) in out.iter_mut().zip(group) {
-                o[i] = v;
+        let mut k = s;
+        while k < n {
+            let (x0, groups) = (M * (k - s), 8.min(n - k));
+            #[cfg(target_arch = "x86_64")]
+            if avx2 && groups == 8 {
+                // Past the line's end the pointer is only formed (`wrapping_add`), never read.
+                let src = line.wrapping_add(x0);
+                phases::split::<M>(src, w.saturating_sub(x0), dst.add(k), plen);
+                k += 8;
+                continue;
             }
+            for t in 0..groups {
+                for p in 0..M {
+                    let x = x0 + M * t + p;
+                    *at(p, k + t) = if x < w { *line.add(x) } else { 0.0 };
+                }
+            }
+            k += groups;
         }
     }
 }

@@ -28,19 +28,36 @@ pub(crate) unsafe fn small_k(
 ) {
     // SAFETY: every block reads and writes inside the bounds the caller guarantees.
     unsafe {
+        // Whole 16-column blocks, 4 rows at a time.
+        let n16 = n8 / 16 * 16;
         let mut k = 0;
         while k + 4 <= co {
-            rows::<4>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n8);
+            rows::<4>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n16);
             k += 4;
         }
         while k < co {
-            rows::<1>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n8);
+            rows::<1>(u.add(k * ci), ci, v, dst.add(k * tb), tb, n16);
             k += 1;
+        }
+        if n16 < n8 {
+            // The last 8 columns, 8 rows at a time: 8 accumulators, as many as the 4 x 16
+            // blocks keep, so the FMAs' latency stays hidden (4 rows of one vector ran the
+            // tail at half speed).
+            let (v, dst) = (v.add(n16), dst.add(n16));
+            let mut k = 0;
+            while k + 8 <= co {
+                block::<8, 1>(u.add(k * ci), ci, v, dst.add(k * tb), tb);
+                k += 8;
+            }
+            while k < co {
+                block::<1, 1>(u.add(k * ci), ci, v, dst.add(k * tb), tb);
+                k += 1;
+            }
         }
     }
 }
 
-/// `KB` output rows, all `n8` columns.
+/// `KB` output rows, all `n16` columns (a multiple of 16).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn rows<const KB: usize>(
@@ -49,17 +66,12 @@ unsafe fn rows<const KB: usize>(
     v: *const f32,
     dst: *mut f32,
     tb: usize,
-    n8: usize,
+    n16: usize,
 ) {
-    // SAFETY: column blocks stay below `n8` (see `small_k`).
+    // SAFETY: column blocks stay below `n16` (see `small_k`).
     unsafe {
-        let mut t = 0;
-        while t + 16 <= n8 {
+        for t in (0..n16).step_by(16) {
             block::<KB, 2>(u, ci, v.add(t), dst.add(t), tb);
-            t += 16;
-        }
-        if t + 8 <= n8 {
-            block::<KB, 1>(u, ci, v.add(t), dst.add(t), tb);
         }
     }
 }

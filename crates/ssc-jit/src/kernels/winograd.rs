@@ -51,8 +51,8 @@ use std::ops::{Add, Mul, Sub};
 use rayon::prelude::*;
 
 use crate::kernels::par::{for_ranges, has_avx2_fma, simd, SendPtr};
-use crate::kernels::{epilogue, sgemm, split_row};
-use crate::spec::{ConvGeom, Epilogue};
+use crate::kernels::{epilogue, epilogue_in_place, sgemm, split_line};
+use crate::spec::{Activation, ConvGeom, Epilogue};
 
 /// Bytes of one group's `V` and `M` blocks together with the `gemm` crate: about half of the
 /// 1 MiB L2 per core.
@@ -61,7 +61,7 @@ const BLOCK_BYTES: usize = 512 * 1024;
 /// Bytes of one group's `V` and `M` blocks together with the small-K loop, whose blocks go
 /// to the threads whole: with the split input rows and the group's filters, about a quarter
 /// of L2.
-const SMALL_BLOCK_BYTES: usize = 192 * 1024;
+const SMALL_BLOCK_BYTES: usize = 768 * 1024;
 
 /// Fewest tiles per block for the `gemm` crate (unless the image has fewer): the GEMMs' `n`,
 /// below which `gemm`'s packing and call overhead dominate.
@@ -134,6 +134,16 @@ pub(crate) struct Winograd {
     /// Block buffers (split rows, `V`, `M`) in the scratch: one per thread with `small_k`,
     /// else one.
     slots: usize,
+    /// Where the split rows hold the input: column `x` of a row is entry `x / m + shift` of
+    /// its phase `x mod m` (`shift` entries of left padding, `ceil(pad_left / m)`).
+    shift: usize,
+    /// Per patch column `j < m + 2`: the phase and the entry offset (from the tile's index)
+    /// that hold padded column `m tx + j` of tile `tx`.
+    cols: [(usize, usize); 6],
+    /// An SSC pair's 1x1 conv on the same input (`[c_out][c_in]`; the biases are summed in
+    /// `epi`): added to each block's output rows once all groups have written them, before the
+    /// residuals and the activation (see [`Winograd::with_pointwise`]).
+    pointwise: Option<Vec<f32>>,
 }
 
 impl Winograd {
@@ -219,11 +229,21 @@ impl Winograd {
             fit.max(MIN_TILES.div_ceil(tw))
         }
         .clamp(1, th);
+        // As many blocks, as even as they go.
+        let rows = th.div_ceil(th.div_ceil(rows));
         let slots = if small_k {
             threads.min(th.div_ceil(rows))
         } else {
             1
         };
+        // Padded column `m tx + j` is input column `x = m tx + j - pad_left`: phase
+        // `x mod m`, entry `x / m + shift = tx + (j - pad_left) / m + shift` (floored).
+        let shift = geom.pads[1].div_ceil(m);
+        let cols = std::array::from_fn(|j| {
+            let x = j as isize - geom.pads[1] as isize;
+            let (m, shift) = (m as isize, shift as isize);
+            (x.rem_euclid(m) as usize, (x.div_euclid(m) + shift) as usize)
+        });
         Winograd {
             geom,
             tile,
@@ -237,7 +257,25 @@ impl Winograd {
                 .max((rows - 1) * tw + tw.next_multiple_of(8)),
             small_k,
             slots,
+            shift,
+            cols,
+            pointwise: None,
         }
+    }
+
+    /// The SSC pair `Add(this conv, 1x1 conv)` on one input as one kernel: `weights` are the 1x1
+    /// conv's `[c_out, c_in]` and `epi` (set in `new`) carries both biases and the epilogue
+    /// after the Add. The 1x1 conv must read the output pixel's own input pixel (stride 1, no
+    /// padding), so this conv's output has the input's size. Each block's output rows, written
+    /// by the transforms with the bias only, take the 1x1 product on the same rows through
+    /// `gemm` while they are in L2, then the residuals and the activation: the 3x3 output
+    /// never goes through memory as a tensor of its own, and the input rows the 1x1 product
+    /// reads were just split.
+    pub(crate) fn with_pointwise(mut self, weights: Vec<f32>) -> Winograd {
+        let g = &self.geom;
+        assert!(g.h_out == g.h && g.w_out == g.w && weights.len() == g.c_out * g.c_in);
+        self.pointwise = Some(weights);
+        self
     }
 
     /// The tile this kernel computes with.
@@ -245,10 +283,11 @@ impl Winograd {
         self.tile
     }
 
-    /// Floats per row of a split input phase: `tw + 1` entries, with zeros up to a whole
-    /// number of vectors of tiles.
+    /// Floats per row of a split input phase: what the transform reads for a whole number of
+    /// vectors of tiles, `tw` rounded up to 8 plus the largest column offset.
     fn phase_row(&self) -> usize {
-        self.tw.next_multiple_of(8) + 1
+        let a = self.tile.m() + 2;
+        self.tw.next_multiple_of(8) + self.cols[..a].iter().map(|c| c.1).max().unwrap_or(0)
     }
 
     /// Floats of one channel's split input for one block: `m` phases of `m * rows + 2` rows.
@@ -378,16 +417,24 @@ impl Winograd {
             );
             self.input_block(split, ty0, ty1, v, parallel);
             self.products(grp, v, m, (ty1 - ty0) * self.tw, parallel);
+            // With a pointwise tail, the residuals and the activation come after it.
+            let (r, pw) = match self.pointwise {
+                Some(_) => ([None, None], true),
+                None => (res, false),
+            };
             match self.tile {
-                Tile::F2 => self.output_block::<4, 2>(grp, m, ty0, ty1, res, out, parallel),
-                Tile::F4 => self.output_block::<6, 4>(grp, m, ty0, ty1, res, out, parallel),
+                Tile::F2 => self.output_block::<4, 2>(grp, m, ty0, ty1, r, out, parallel, pw),
+                Tile::F4 => self.output_block::<6, 4>(grp, m, ty0, ty1, r, out, parallel, pw),
             }
+        }
+        if let Some(w) = &self.pointwise {
+            self.pointwise_rows(w, input, ty0, ty1, res, out, parallel);
         }
     }
 
-    /// Rows `r0 ..` of channel `src` (`h x w`) zero-padded (to `m th + 2` rows of
-    /// `m (tw + 1)`), split into their `m` column phases, one after the other in `dst` (rows
-    /// of [`Winograd::phase_row`]), as many rows as `dst` holds.
+    /// Padded rows `r0 ..` of channel `src` (`h x w`; rows outside the input are zeros), split
+    /// into their `m` column phases (see [`Winograd::shift`]), one phase after the other in
+    /// `dst` (rows of [`Winograd::phase_row`]), as many rows as `dst` holds.
     #[inline(always)]
     fn split_channel(&self, src: &[f32], r0: usize, dst: &mut [f32]) {
         match self.tile {
@@ -400,18 +447,38 @@ impl Winograd {
     #[inline(always)]
     fn split_channel_into<const M: usize>(&self, src: &[f32], r0: usize, dst: &mut [f32]) {
         let g = &self.geom;
-        let (pt, pl) = (g.pads[0], g.pads[1]);
+        let pt = g.pads[0];
         let n = self.phase_row();
-        let mut phases = split_phases::<M>(dst);
-        for r in 0..phases[0].len() / n {
-            let rows = phases.each_mut().map(|p| &mut p[r * n..(r + 1) * n]);
+        let plen = dst.len() / M;
+        assert!(src.len() >= g.h * g.w && plen.is_multiple_of(n));
+        let avx2 = has_avx2_fma();
+        for r in 0..plen / n {
             let y = r0 + r;
             if y >= pt && y < pt + g.h {
-                split_row(&src[(y - pt) * g.w..(y - pt + 1) * g.w], pl, rows);
+                // SAFETY: input row `y - pt` is inside `src` (asserted), and row `r` of every
+                // phase, `dst[p plen + r n ..][..n]`, inside `dst`; AVX2 was detected.
+                unsafe {
+                    let line = src.as_ptr().add((y - pt) * g.w);
+                    let at = dst.as_mut_ptr().add(r * n);
+                    split_line::<M>(line, g.w, self.shift, (at, plen, n), avx2);
+                }
             } else {
-                rows.into_iter().for_each(|p| p.fill(0.0));
+                for p in 0..M {
+                    dst[p * plen + r * n..][..n].fill(0.0);
+                }
             }
         }
+    }
+
+    /// Pointers to patch column `j` of tile 0, for `j < A`, in the split input `s` of one
+    /// channel (`M` phases), from entry `at` of each phase (the first patch row).
+    #[inline(always)]
+    fn patch_cols<const M: usize, const A: usize>(&self, s: &[f32], at: usize) -> [*const f32; A] {
+        let plen = s.len() / M;
+        std::array::from_fn(|j| {
+            let (p, off) = self.cols[j];
+            s[p * plen + at + off..].as_ptr()
+        })
     }
 
     /// `V[ξ][c][t]` for the channels `c` of one group (split in `split`) and the tiles of tile
@@ -447,20 +514,21 @@ impl Winograd {
                         let t0 = (ty - ty0) * tw;
                         // SAFETY: the transform reads rows `m (ty - ty0) ..` `+ m + 2` of each
                         // phase (`n` floats each, inside the block's split input of
-                        // `m rows + 2` rows) up to entry `w8 + 1 <= n`, and writes
-                        // `V[ξ][c][t0 .. t0 + w8]` for every `ξ` through a pointer derived from
-                        // all of `v`: channel `c`'s rows (`t0 + w8 <= tb`, see `new`).
+                        // `m rows + 2` rows) at entries `off_j + tx` for `tx < w8`, all below
+                        // `n = w8 + max off_j` (`phase_row`), and writes `V[ξ][c][t0 .. t0 +
+                        // w8]` for every `ξ` through a pointer derived from all of `v`: channel
+                        // `c`'s rows (`t0 + w8 <= tb`, see `new`).
                         unsafe {
                             match self.tile {
-                                Tile::F2 => input_row::<2, 4>(
-                                    phase_rows::<2>(s, 2 * (ty - ty0) * n),
+                                Tile::F2 => input_row::<4>(
+                                    self.patch_cols::<2, 4>(s, 2 * (ty - ty0) * n),
                                     n,
                                     w8,
                                     vp.get().add(c * tb + t0),
                                     vs,
                                 ),
-                                Tile::F4 => input_row::<4, 6>(
-                                    phase_rows::<4>(s, 4 * (ty - ty0) * n),
+                                Tile::F4 => input_row::<6>(
+                                    self.patch_cols::<4, 6>(s, 4 * (ty - ty0) * n),
                                     n,
                                     w8,
                                     vp.get().add(c * tb + t0),
@@ -535,8 +603,69 @@ impl Winograd {
         );
     }
 
+    /// The pointwise tail of tile rows `ty0..ty1`: `out[k][p] += Σ_c w[k][c] input[c][p]` over
+    /// the block's output pixels `p` (all channels; the input has the output's size), then the
+    /// residuals and the activation in place.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pointwise_rows(
+        &self,
+        w: &[f32],
+        input: &[f32],
+        ty0: usize,
+        ty1: usize,
+        res: [Option<&[f32]>; 2],
+        out: SendPtr,
+        parallel: bool,
+    ) {
+        let g = self.geom;
+        let plane = g.h_out * g.w_out;
+        let m = self.tile.m();
+        let (p0, p1) = (m * ty0 * g.w_out, (m * ty1).min(g.h_out) * g.w_out);
+        assert!(input.len() >= g.c_in * plane && w.len() == g.c_out * g.c_in && p1 <= plane);
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        // SAFETY: `dst` rows `k * plane + p0 ..` `+ (p1 - p0)` lie inside the output (`c_out`
+        // planes) and belong to this block alone (tasks own whole blocks, or the block runs
+        // alone with `parallel`); `lhs` is `c_out x c_in` and `rhs` reads `c_in` rows of
+        // `p1 - p0` inside the input, both as asserted above.
+        unsafe {
+            sgemm(
+                (g.c_out, p1 - p0, g.c_in),
+                out.get().add(p0),
+                plane,
+                true,
+                (w.as_ptr(), g.c_in, 1),
+                (input.as_ptr().add(p0), plane, 1),
+                1.0,
+                threads,
+            );
+        }
+        let act = self.epi.act;
+        spread(
+            parallel,
+            g.c_out,
+            4,
+            #[inline(always)]
+            |k0, k1| {
+                for k in k0..k1 {
+                    let at = k * plane + p0;
+                    let r = res.map(|r| r.map(|r| &r[at..at + (p1 - p0)]));
+                    // SAFETY: as for the product above; channel `k`'s rows belong to this
+                    // task.
+                    let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), p1 - p0) };
+                    epilogue_in_place(o, 0.0, r, act);
+                }
+            },
+        );
+    }
+
     /// Output rows `m*ty0 .. m*ty1` (clipped to `h_out`) of group `grp`'s output channels from
-    /// `M`, with the epilogue, by the output transform of `A x A` positions to `M x M` outputs.
+    /// `M`, with the epilogue (only its bias when `bias_only`; `res` is then empty), by the
+    /// output transform of `A x A` positions to `M x M` outputs.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn output_block<const A: usize, const M: usize>(
@@ -548,13 +677,18 @@ impl Winograd {
         res: [Option<&[f32]>; 2],
         out: SendPtr,
         parallel: bool,
+        bias_only: bool,
     ) {
         let g = self.geom;
         debug_assert_eq!(M, self.tile.m());
         let (tw, tb, wo, ho) = (self.tw, self.tb, g.w_out, g.h_out);
         let ms = self.m_pos();
         let plane = ho * wo;
-        let act = self.epi.act;
+        let act = if bias_only {
+            Activation::None
+        } else {
+            self.epi.act
+        };
         let co = g.cout_g();
         spread(
             parallel,
@@ -605,23 +739,6 @@ impl Winograd {
             },
         );
     }
-}
-
-/// `dst` cut into `M` equal phases.
-fn split_phases<const M: usize>(dst: &mut [f32]) -> [&mut [f32]; M] {
-    let n = dst.len() / M;
-    let mut rest = dst;
-    std::array::from_fn(|_| {
-        let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
-        rest = b;
-        a
-    })
-}
-
-/// Pointers to offset `at` of each of the `M` phases of one channel's split input `s`.
-fn phase_rows<const M: usize>(s: &[f32], at: usize) -> [*const f32; M] {
-    let n = s.len() / M;
-    std::array::from_fn(|p| s[p * n..(p + 1) * n][at..].as_ptr())
 }
 
 /// `G g Gᵀ` for one 3x3 kernel, row-major `(m + 2)²` (the first 16 entries for F(2x2)),
@@ -774,19 +891,19 @@ fn at<const A: usize, const M: usize>(x: [F8; A]) -> [F8; M] {
     y
 }
 
-/// `Bᵀ d B` for one tile row, eight tiles at a time: `r[p]` points at phase `p` of the tile
-/// row's first padded row (rows `n` floats apart), so patch row `i`, column `j` of tile `tx`
-/// is `r[j % M][i n + tx + j / M]`; position `ξ` of tile `tx` goes to `out[ξ vs + tx]`, for
-/// `tx < w8` (a multiple of 8: the tiles past the row's end are scratch the caller overwrites
-/// or ignores). Raw pointers: through slices, the bounds checks and the arrays of fat
-/// pointers cost more than the arithmetic.
+/// `Bᵀ d B` for one tile row, eight tiles at a time: `c[j]` points at patch column `j` of tile
+/// 0 in the tile row's first padded row (rows `n` floats apart, tiles one float apart), so
+/// patch row `i`, column `j` of tile `tx` is `c[j][i n + tx]`; position `ξ` of tile `tx` goes
+/// to `out[ξ vs + tx]`, for `tx < w8` (a multiple of 8: the tiles past the row's end are
+/// scratch the caller overwrites or ignores). Raw pointers: through slices, the bounds
+/// checks and the arrays of fat pointers cost more than the arithmetic.
 ///
 /// # Safety
-/// Every `r[p] + i n + k` for `i < A`, `k <= w8` is readable, every `out + ξ vs + t` for
+/// Every `c[j] + i n + k` for `i, j < A`, `k < w8` is readable, every `out + ξ vs + t` for
 /// `ξ < A²`, `t < w8` is writable, and the two do not overlap.
 #[inline(always)]
-unsafe fn input_row<const M: usize, const A: usize>(
-    r: [*const f32; M],
+unsafe fn input_row<const A: usize>(
+    c: [*const f32; A],
     n: usize,
     w8: usize,
     out: *mut f32,
@@ -797,8 +914,8 @@ unsafe fn input_row<const M: usize, const A: usize>(
         // `memset` per eight tiles.
         let mut cols = [[const { MaybeUninit::<F8>::uninit() }; A]; A];
         for (j, col) in cols.iter_mut().enumerate() {
-            // SAFETY: `i < A`, `tx + j / M + 8 <= w8 + 1` (see the contract).
-            let x = lanes::<A>(|i| unsafe { F8::read(r[j % M].add(i * n + tx + j / M)) });
+            // SAFETY: `i < A`, `tx + 8 <= w8` (see the contract).
+            let x = lanes::<A>(|i| unsafe { F8::read(c[j].add(i * n + tx)) });
             for (c, v) in col.iter_mut().zip(bt(x)) {
                 c.write(v);
             }
@@ -907,6 +1024,7 @@ mod tests {
             geom(64, 64, 4, 30, 29, [1; 4]),
             geom(24, 20, 4, 11, 18, [2, 1, 0, 1]),
             geom(256, 256, 2, 14, 14, [1; 4]),
+            geom(16, 16, 1, 9, 7, [1, 2, 1, 0]),
         ];
         for g in cases {
             assert!(Winograd::applies(&g), "{g:?}");
@@ -941,6 +1059,72 @@ mod tests {
                         assert!(
                             e < bound,
                             "{g:?} {tile:?} small_k {} threads {threads} {act:?}: rel err {e:e}",
+                            k.small_k
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// An SSC pair with its 1x1 conv as the pointwise tail ([`Winograd::with_pointwise`]),
+    /// against the two reference convs summed: both tiles and product paths, one and several
+    /// blocks, groups, a residual and an activation, 1 and 2 threads, NaN-filled scratch.
+    #[test]
+    fn pointwise_tail_matches_the_two_convs_summed() {
+        for g in [
+            geom(16, 16, 1, 8, 8, [1; 4]),
+            geom(64, 64, 4, 30, 29, [1; 4]),
+            geom(32, 48, 2, 13, 9, [1; 4]),
+        ] {
+            let g1 = ConvGeom {
+                group: 1,
+                kh: 1,
+                kw: 1,
+                pads: [0; 4],
+                ..g
+            };
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            let w = pattern(g.c_out * g.cin_g() * 9, 53, 97, 0.01);
+            let w1 = pattern(g.c_out * g.c_in, 29, 89, 0.01);
+            let p = g.h_out * g.w_out;
+            let res: Vec<f32> = (0..g.c_out * p).map(|i| (i % 7) as f32 * 0.3).collect();
+            for (threads, residual, act) in
+                [(1, false, Activation::None), (2, true, Activation::Relu)]
+            {
+                let epi = Epilogue {
+                    bias: Some((0..g.c_out).map(|k| k as f32 * 0.1 - 1.0).collect()),
+                    residual,
+                    act,
+                };
+                let r = [residual.then_some(&res[..]), None];
+                let plain = Epilogue::default();
+                let k3 = reference_conv(&g, &x, &w, &plain, [None, None]);
+                let linear = Epilogue {
+                    act: Activation::None,
+                    ..epi.clone()
+                };
+                let k1 = reference_conv(&g1, &x, &w1, &linear, r);
+                let want: Vec<f64> = k3
+                    .iter()
+                    .zip(&k1)
+                    .map(|(a, b)| match act {
+                        Activation::Relu => (a + b).max(0.0),
+                        _ => a + b,
+                    })
+                    .collect();
+                for (tile, bound) in [(Tile::F2, 1e-5), (Tile::F4, 2e-5)] {
+                    let new = || {
+                        Winograd::new(g, &w, epi.clone(), tile, threads).with_pointwise(w1.clone())
+                    };
+                    for k in [new(), new().through_gemm_crate()] {
+                        let mut scratch = vec![f32::NAN; k.scratch_len()];
+                        let mut y = vec![f32::NAN; g.c_out * p];
+                        in_pool(threads, || k.run(&x, r, &mut y, &mut scratch));
+                        let e = rel_err(&y, &want);
+                        assert!(
+                            e < bound,
+                            "{g:?} {tile:?} small_k {} threads {threads}: rel err {e:e}",
                             k.small_k
                         );
                     }
