@@ -8,6 +8,7 @@ use crate::kernels::direct::DirectConv;
 use crate::kernels::gemm_conv::GemmConv;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::par::has_avx512f;
+use crate::kernels::phase::PhaseConv;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::wide::WideConv;
 use crate::kernels::winograd::{Tile, Winograd};
@@ -19,6 +20,7 @@ pub(crate) enum DenseConv {
     Gemm(GemmConv),
     Winograd(Winograd),
     Depthwise(Depthwise),
+    Phase(PhaseConv),
     #[cfg(target_arch = "x86_64")]
     Direct(DirectConv),
     #[cfg(target_arch = "x86_64")]
@@ -97,6 +99,8 @@ impl DenseConv {
     ) -> DenseConv {
         if Depthwise::suits(&geom) {
             DenseConv::Depthwise(Depthwise::new(geom, weights, epi))
+        } else if winograd && PhaseConv::suits(&geom) {
+            DenseConv::Phase(PhaseConv::new(geom, &weights, epi, threads))
         } else if let Some(tile) = Winograd::choose(&geom).filter(|_| winograd) {
             DenseConv::Winograd(Winograd::new(geom, &weights, epi, tile, threads))
         } else {
@@ -176,8 +180,10 @@ impl DenseConv {
             DenseConv::Winograd(k) => match k.tile() {
                 Tile::F2 => "winograd F(2x2)",
                 Tile::F4 => "winograd F(4x4)",
+                Tile::F3K4 => "winograd F(3x3, 4x4)",
             },
             DenseConv::Depthwise(_) => "depthwise",
+            DenseConv::Phase(_) => "winograd F(3x3, 4x4) on 2x2 input phases",
             #[cfg(target_arch = "x86_64")]
             DenseConv::Direct(_) => "direct",
             #[cfg(target_arch = "x86_64")]
@@ -195,6 +201,7 @@ impl DenseConv {
             DenseConv::Direct(k) => k.scratch_len(),
             #[cfg(target_arch = "x86_64")]
             DenseConv::Wide(k) => k.scratch_len(),
+            DenseConv::Phase(k) => k.scratch_len(),
         }
     }
 
@@ -216,6 +223,7 @@ impl DenseConv {
             DenseConv::Direct(k) => k.run(input, [residual, residual2], output, scratch),
             #[cfg(target_arch = "x86_64")]
             DenseConv::Wide(k) => k.run(input, [residual, residual2], output, scratch),
+            DenseConv::Phase(k) => k.run(input, [residual, residual2], output, scratch),
         }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
 pub(crate) mod par;
+pub(crate) mod phase;
 mod phases;
 pub(crate) mod pool;
 pub(crate) mod rows;

@@ -3,7 +3,8 @@
 //! compiled to per-element inserts. At a row's end the loads are masked (the lanes past it
 //! read as zeros), so narrow rows need no zero-filled copy.
 //!
-//! Phase `p` of groups `g0 .. g0 + 8` is `x[M g + p]`; `M` is 2 or 4 (F(2x2) and F(4x4)).
+//! Phase `p` of groups `g0 .. g0 + 8` is `x[M g + p]`; `M` is 2, 3 or 4 (F(2x2), F(3x3, 4x4)
+//! and F(4x4)).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -53,6 +54,22 @@ pub(crate) unsafe fn split<const M: usize>(
             _mm256_storeu_ps(dst.add(stride), _mm256_shuffle_ps::<0xEE>(lo01, lo23));
             _mm256_storeu_ps(dst.add(2 * stride), _mm256_shuffle_ps::<0x44>(hi01, hi23));
             _mm256_storeu_ps(dst.add(3 * stride), _mm256_shuffle_ps::<0xEE>(hi01, hi23));
+        } else if M == 3 {
+            // Phase p's eight floats lie at lanes p, p + 3, p + 6 of `a`, and so on through
+            // `b` and `c`: two blends gather one of each lane, one permute orders them.
+            let load8 = |at: usize| _mm256_set_m128(load4(at + 4), load4(at));
+            let (a, b, c) = (load8(0), load8(8), load8(16));
+            let pick = |x: __m256, y: __m256, z: __m256, idx: __m256i| {
+                // Lanes 0, 3, 6 from `x`, 1, 4, 7 from `y`, 2, 5 from `z`.
+                let t = _mm256_blend_ps::<0b1001_0010>(x, y);
+                _mm256_permutevar8x32_ps(_mm256_blend_ps::<0b0010_0100>(t, z), idx)
+            };
+            let p0 = pick(a, b, c, _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5));
+            let p1 = pick(c, a, b, _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
+            let p2 = pick(b, c, a, _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
+            _mm256_storeu_ps(dst, p0);
+            _mm256_storeu_ps(dst.add(stride), p1);
+            _mm256_storeu_ps(dst.add(2 * stride), p2);
         } else {
             debug_assert_eq!(M, 2);
             // Even and odd entries of both vectors give groups 0, 1, 4, 5 | 2, 3, 6, 7; one
@@ -93,6 +110,7 @@ mod tests {
         }
         for valid in 0..=33 {
             check::<2>(valid);
+            check::<3>(valid);
             check::<4>(valid);
         }
     }

@@ -85,6 +85,10 @@ const SMALL_K: usize = 64;
 pub(crate) enum Tile {
     F2,
     F4,
+    /// F(3x3, 4x4): 3x3 outputs of a 4x4 kernel from 6x6 patches, on F(4x4, 3x3)'s six points
+    /// (so the same input transform `Bᵀ`): the stride-2 7x7 stem split into its input phases
+    /// ([`PhaseConv`](crate::kernels::phase::PhaseConv)).
+    F3K4,
 }
 
 impl Tile {
@@ -93,12 +97,26 @@ impl Tile {
         match self {
             Tile::F2 => 2,
             Tile::F4 => 4,
+            Tile::F3K4 => 3,
         }
     }
 
-    /// Positions of the transformed tile, `(m + 2)²`.
+    /// Kernel rows and columns.
+    pub(crate) const fn r(self) -> usize {
+        match self {
+            Tile::F2 | Tile::F4 => 3,
+            Tile::F3K4 => 4,
+        }
+    }
+
+    /// Patch rows and columns, `m + r - 1`.
+    const fn alpha(self) -> usize {
+        self.m() + self.r() - 1
+    }
+
+    /// Positions of the transformed tile, `alpha²`.
     const fn positions(self) -> usize {
-        (self.m() + 2) * (self.m() + 2)
+        self.alpha() * self.alpha()
     }
 }
 
@@ -165,7 +183,7 @@ impl Winograd {
     /// channels; below that, F(2x2) on layers of 128+ input channels from 16 tiles up, or 32
     /// when grouped; the rest stays on im2col.
     pub(crate) fn choose(g: &ConvGeom) -> Option<Tile> {
-        if !Winograd::applies(g) || g.cin_g() < 16 {
+        if !Winograd::applies(g, 3) || g.cin_g() < 16 {
             return None;
         }
         let tiles = |m: usize| g.h_out.div_ceil(m) * g.w_out.div_ceil(m);
@@ -179,19 +197,20 @@ impl Winograd {
         }
     }
 
-    /// Whether F(m x m, 3x3) computes `g` at all: a 3x3, stride-1, undilated kernel with at
-    /// least 2x2 outputs.
-    fn applies(g: &ConvGeom) -> bool {
-        g.kh == 3
-            && g.kw == 3
+    /// Whether F(m x m, r x r) computes `g` at all: an r x r (3x3 unless the tile says
+    /// otherwise), stride-1, undilated kernel with at least 2x2 outputs.
+    fn applies(g: &ConvGeom, r: usize) -> bool {
+        g.kh == r
+            && g.kw == r
             && g.stride == [1, 1]
             && g.dilation == [1, 1]
             && g.h_out >= 2
             && g.w_out >= 2
     }
 
-    /// Builds the kernel; `weights` is ONNX's `[c_out, c_in/group, 3, 3]`, `threads` the pool
-    /// size it will run on. Any geometry [`Winograd::applies`] to is computed correctly.
+    /// Builds the kernel; `weights` is ONNX's `[c_out, c_in/group, r, r]` (`tile.r()`),
+    /// `threads` the pool size it will run on. Any geometry [`Winograd::applies`] to is
+    /// computed correctly.
     pub(crate) fn new(
         geom: ConvGeom,
         weights: &[f32],
@@ -199,13 +218,14 @@ impl Winograd {
         tile: Tile,
         threads: usize,
     ) -> Winograd {
-        debug_assert!(Winograd::applies(&geom));
+        debug_assert!(Winograd::applies(&geom, tile.r()));
         debug_assert!(tile.positions() <= 36);
         let (co, ci, np) = (geom.c_out, geom.cin_g(), tile.positions());
         let mut u = vec![0.0f32; np * co * ci];
         for k in 0..co {
             for c in 0..ci {
-                let t = filter_transform(tile, &weights[(k * ci + c) * 9..][..9]);
+                let rr = tile.r() * tile.r();
+                let t = filter_transform(tile, &weights[(k * ci + c) * rr..][..rr]);
                 for (xi, &v) in t[..np].iter().enumerate() {
                     u[(xi * co + k) * ci + c] = v;
                 }
@@ -286,14 +306,15 @@ impl Winograd {
     /// Floats per row of a split input phase: what the transform reads for a whole number of
     /// vectors of tiles, `tw` rounded up to 8 plus the largest column offset.
     fn phase_row(&self) -> usize {
-        let a = self.tile.m() + 2;
+        let a = self.tile.alpha();
         self.tw.next_multiple_of(8) + self.cols[..a].iter().map(|c| c.1).max().unwrap_or(0)
     }
 
-    /// Floats of one channel's split input for one block: `m` phases of `m * rows + 2` rows.
+    /// Floats of one channel's split input for one block: `m` phases of `m * rows + r - 1`
+    /// rows.
     fn split_len(&self) -> usize {
         let m = self.tile.m();
-        m * (m * self.rows + 2) * self.phase_row()
+        m * (m * self.rows + self.tile.r() - 1) * self.phase_row()
     }
 
     /// Floats between positions of the `V` block: one group's `c_in / group` rows of `tb`,
@@ -425,6 +446,7 @@ impl Winograd {
             match self.tile {
                 Tile::F2 => self.output_block::<4, 2>(grp, m, ty0, ty1, r, out, parallel, pw),
                 Tile::F4 => self.output_block::<6, 4>(grp, m, ty0, ty1, r, out, parallel, pw),
+                Tile::F3K4 => self.output_block::<6, 3>(grp, m, ty0, ty1, r, out, parallel, pw),
             }
         }
         if let Some(w) = &self.pointwise {
@@ -440,6 +462,7 @@ impl Winograd {
         match self.tile {
             Tile::F2 => self.split_channel_into::<2>(src, r0, dst),
             Tile::F4 => self.split_channel_into::<4>(src, r0, dst),
+            Tile::F3K4 => self.split_channel_into::<3>(src, r0, dst),
         }
     }
 
@@ -529,6 +552,13 @@ impl Winograd {
                                 ),
                                 Tile::F4 => input_row::<6>(
                                     self.patch_cols::<4, 6>(s, 4 * (ty - ty0) * n),
+                                    n,
+                                    w8,
+                                    vp.get().add(c * tb + t0),
+                                    vs,
+                                ),
+                                Tile::F3K4 => input_row::<6>(
+                                    self.patch_cols::<3, 6>(s, 3 * (ty - ty0) * n),
                                     n,
                                     w8,
                                     vp.get().add(c * tb + t0),
@@ -745,6 +775,19 @@ impl Winograd {
 /// computed in f64 and rounded once. (A fixed array: a `Vec` per kernel tripled ResNet-18's
 /// compile time.)
 fn filter_transform(tile: Tile, w: &[f32]) -> [f32; 36] {
+    // F(3x3, 4x4): the rows of F(4x4, 3x3)'s `G` extended to a fourth power of each point,
+    // with the same scale factors (they come from the points, which the two share).
+    const G34: [[f64; 4]; 6] = [
+        [1.0 / 4.0, 0.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    if tile == Tile::F3K4 {
+        return transform_with(&G34, w);
+    }
     const G2: [[f64; 3]; 4] = [
         [1.0, 0.0, 0.0],
         [0.5, 0.5, 0.5],
@@ -759,21 +802,26 @@ fn filter_transform(tile: Tile, w: &[f32]) -> [f32; 36] {
         [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
         [0.0, 0.0, 1.0],
     ];
-    let g: &[[f64; 3]] = match tile {
-        Tile::F2 => &G2,
-        Tile::F4 => &G4,
-    };
+    match tile {
+        Tile::F2 => transform_with(&G2, w),
+        _ => transform_with(&G4, w),
+    }
+}
+
+/// `G g Gᵀ` for an `R x R` kernel `g` (row-major) and an `α x R` matrix `G` (`α <= 6`),
+/// row-major `α²`, in f64.
+fn transform_with<const R: usize>(g: &[[f64; R]], w: &[f32]) -> [f32; 36] {
     let a = g.len();
-    let mut gw = [[0.0f64; 3]; 6];
+    let mut gw = [[0.0f64; R]; 6];
     for (gi, row) in g.iter().zip(&mut gw) {
         for (j, v) in row.iter_mut().enumerate() {
-            *v = (0..3).map(|r| gi[r] * w[r * 3 + j] as f64).sum();
+            *v = (0..R).map(|r| gi[r] * w[r * R + j] as f64).sum();
         }
     }
     let mut out = [0.0f32; 36];
     for (i, row) in gw[..a].iter().enumerate() {
         for (j, gj) in g.iter().enumerate() {
-            out[i * a + j] = (0..3).map(|c| row[c] * gj[c]).sum::<f64>() as f32;
+            out[i * a + j] = (0..R).map(|c| row[c] * gj[c]).sum::<f64>() as f32;
         }
     }
     out
@@ -873,13 +921,20 @@ fn bt<const A: usize>(x: [F8; A]) -> [F8; A] {
     y
 }
 
-/// `Aᵀ x` for one column or row of `A` values, to `M = A - 2`: F(2x2)'s or F(4x4)'s.
+/// `Aᵀ x` for one column or row of `A` values, to `M` outputs: F(2x2)'s, F(4x4)'s or F(3x3,
+/// 4x4)'s.
 #[inline(always)]
 fn at<const A: usize, const M: usize>(x: [F8; A]) -> [F8; M] {
     let mut y = [x[0]; M];
     if A == 4 {
         y[0] = x[0] + x[1] + x[2];
         y[1] = x[1] - x[2] - x[3];
+    } else if M == 3 {
+        // F(3x3, 4x4): the first three powers of F(4x4, 3x3)'s points, infinity on the last.
+        let (a, b, c, d) = (x[1] + x[2], x[1] - x[2], x[3] + x[4], x[3] - x[4]);
+        y[0] = x[0] + a + c;
+        y[1] = b + d * 2.0;
+        y[2] = a + c * 4.0 + x[5];
     } else {
         debug_assert_eq!((A, M), (6, 4));
         let (a, b, c, d) = (x[1] + x[2], x[1] - x[2], x[3] + x[4], x[3] - x[4]);
@@ -1027,7 +1082,7 @@ mod tests {
             geom(16, 16, 1, 9, 7, [1, 2, 1, 0]),
         ];
         for g in cases {
-            assert!(Winograd::applies(&g), "{g:?}");
+            assert!(Winograd::applies(&g, 3), "{g:?}");
             let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
             let w = pattern(g.c_out * g.cin_g() * 9, 53, 97, 0.01);
             let p = g.h_out * g.w_out;
