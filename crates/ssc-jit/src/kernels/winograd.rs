@@ -165,23 +165,25 @@ pub(crate) struct Winograd {
 }
 
 impl Winograd {
-    /// The tile that computes `g` fastest, if Winograd beats im2col + GEMM on it at all.
-    /// Measured against the im2col path, single thread, interleaved in one process, two runs
-    /// at the final code (`bench_tiles` below; medians in ms, im2col / F(2x2) / F(4x4)):
-    /// - dense 64->64 on 56x56: 2.68-2.75 / 2.17-2.20 / 1.57-1.60; 128->128 on 28x28:
-    ///   2.55-2.56 / 1.70-1.78 / 1.46-1.51; 256->256 on 14x14: 2.67-2.73 / 1.84-1.91 /
-    ///   2.08-2.11; 512->512 on 7x7: 3.36-3.43 / 2.55-2.82 / 5.82-6.13 (4 F(4x4) tiles, most
-    ///   of them padding);
-    /// - 4 groups (block-grouped SSC ResNet-18): 64->64 on 56x56: 0.88-0.89 / 0.87-0.88 /
-    ///   0.79; 128->128 on 28x28: 0.76-0.83 / 0.72-0.73 / 0.66-0.70; 256->256 on 14x14:
-    ///   0.85-0.90 / 0.74-0.76 / 0.86-0.98; 512->512 on 7x7: 1.02 / 1.09-1.13 / 2.47-2.51;
-    /// - SqueezeNet's expand layers: 16->64 on 55x55: 0.67-0.69 / 0.68-0.71 / 0.54-0.56;
-    ///   32->128 on 27x27: 0.60-0.61 / 0.55-0.61 / 0.42-0.44; 64->256 on 13x13: 0.53-0.59 /
-    ///   0.40-0.56 / 0.43-0.62 (and 0.52-0.56 / 0.69-0.80 / 0.54-0.75 in earlier runs).
+    /// The tile that computes `g` fastest, if Winograd beats the other kernels on it at all.
+    /// Measured single thread, interleaved in one process, at the final code (`bench_tiles`
+    /// below, medians in ms, im2col / F(2x2) / F(4x4); the direct kernel from `bench_direct`
+    /// where it is the alternative):
+    /// - dense 64->64 on 56x56: 2.51 / 1.38 / 0.94; 128->128 on 28x28: 2.36 / 1.37 / 1.06;
+    ///   256->256 on 14x14: 2.50 / 1.64 / 1.73; 512->512 on 7x7: 3.11 / 2.23 / 4.92 (4 F(4x4)
+    ///   tiles, most of them padding);
+    /// - 4 groups (block-grouped SSC ResNet-18): 64->64 on 56x56: 0.77 / 0.53 / 0.43; 128->128
+    ///   on 28x28: 0.71 / 0.44 / 0.34; 256->256 on 14x14: 0.75 / 0.40 / 0.38 here, but F(4x4)
+    ///   lost with its 2.4 MB of transformed filters cold, as in a model (eight layers in
+    ///   turn: 0.53 against 0.47); 512->512 on 7x7: 0.90 / 0.75 / 1.74, and 0.57 direct;
+    /// - SqueezeNet's expand layers: 16->64 on 55x55: 0.62 / 0.43 / 0.33; 32->128 on 27x27:
+    ///   0.56 / 0.36 / 0.27; 64->256 on 13x13: 0.56 / 0.36 / 0.28, and 0.46 direct (the whole
+    ///   model: 6.2-6.4 ms with F(4x4) there against 6.6-6.9 with the direct kernel).
     ///
     /// So: F(4x4) from 36 tiles up (outputs of about 21x21 and larger) on groups of 16+
     /// channels; below that, F(2x2) on layers of 128+ input channels from 16 tiles up, or 32
-    /// when grouped; the rest stays on im2col.
+    /// when grouped, and F(4x4) on the other ungrouped layers of 16+ tiles; the rest goes to
+    /// the direct kernel or im2col.
     pub(crate) fn choose(g: &ConvGeom) -> Option<Tile> {
         if !Winograd::applies(g, 3) || g.cin_g() < 16 {
             return None;
@@ -192,6 +194,8 @@ impl Winograd {
             Some(Tile::F4)
         } else if tiles(2) >= min_f2 && g.c_in >= 128 {
             Some(Tile::F2)
+        } else if tiles(4) >= 16 && g.group == 1 {
+            Some(Tile::F4)
         } else {
             None
         }
