@@ -9,10 +9,11 @@
 //! `xp[c][2 oy + ky][2 ox + kx] = X[c, p, q][oy + a][ox + b]` with the phase images `X[c, p,
 //! q][i][j] = xp[c][2i + p][2j + q]`, so the output is the valid stride-1 correlation of the
 //! `4 c_in` phase images with the 4x4 kernels `w'[c, p, q][a][b] = w[c][2a + p][2b + q]`
-//! (zero where `2a + p` or `2b + q` reaches 7). Per output and channel pair that is 64
-//! products (49 of them nonzero) before Winograd and 36 / 9 = 4 after it, against 49 direct:
-//! 12x fewer multiplies in the products, for the cost of splitting the input (`4 c_in`
-//! small planes) and of the transforms.
+//! (zero where `2a + p` or `2b + q` reaches 7). Per output and pair of original channels
+//! that is 4 phase channels x 16 taps = 64 products (49 of them nonzero) before Winograd and
+//! 4 x 36 / 9 = 16 after it, against 49 direct: 3x fewer multiplies, for the cost of
+//! splitting the input (`4 c_in` small planes) and of the transforms. ResNet's stem (3 -> 64
+//! channels, 224x224): 2.29-2.39 ms direct, 1.87-2.01 ms this way, in the model.
 //!
 //! # Accuracy
 //! F(3x3, 4x4) shares F(4x4, 3x3)'s points and input transform; its filter and output

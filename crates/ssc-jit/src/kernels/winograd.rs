@@ -1,17 +1,20 @@
 //! Dense and grouped 3x3 stride-1 convolutions by Winograd's minimal filtering F(m x m, 3x3),
 //! m = 2 or 4: `(m + 2)²` multiplies per m x m output tile and channel pair instead of `9 m²`,
 //! so the multiply work drops 2.25x (F(2x2)) or 4x (F(4x4)); the transforms are linear-time and
-//! run on eight tiles per vector ([`F8`]).
+//! run on eight tiles per vector ([`F8`]). The same machinery computes F(3x3, 4x4) for 4x4
+//! kernels (36 multiplies per 3x3 outputs instead of 144), which the phase-split stride-2 7x7
+//! stem uses ([`PhaseConv`](crate::kernels::phase::PhaseConv)).
 //!
 //! # Algorithm
-//! With `d` an `α x α` input patch (`α = m + 2`) and `g` the 3x3 kernel, the m x m output tile
-//! is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` (Lavin & Gray, 2016). Per layer:
+//! With `d` an `α x α` input patch (`α = m + r - 1`) and `g` the r x r kernel, the m x m
+//! output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` (Lavin & Gray, 2016). Per layer:
 //! - *Filter transform (compile time, in f64):* `U[ξ][k][c] = (G g_kc Gᵀ)[ξ]` for the `α²`
 //!   positions `ξ` of the transformed tile.
-//! - *Input transform:* the zero-padded input rows of each block are split into their `m` column
-//!   phases (column `q` goes to phase `q mod m`, index `q / m`), so column `j` of the patch of
-//!   tile `tx` is entry `tx + j / m` of phase `j mod m`: each transform is a loop over a tile
-//!   row with contiguous loads and stores, `V[ξ][c][t] = (Bᵀ d_ct B)[ξ]`.
+//! - *Input transform:* the input rows of each block are split into their `m` column phases
+//!   (input column `x` goes to phase `x mod m`, entry `x / m` plus a shift for the left
+//!   padding; AVX2 shuffles straight from the row, masked at its end), so column `j` of the
+//!   patch of tile `tx` is entry `tx + off_j` of one phase: each transform is a loop over a
+//!   tile row with contiguous loads and stores, `V[ξ][c][t] = (Bᵀ d_ct B)[ξ]`.
 //! - *`α²` products per group:* `M[ξ] = U[ξ] · V[ξ]` (`c_out/group x c_in/group` times
 //!   `c_in/group x tiles`): through the `gemm` crate for deep groups, and through an AVX2
 //!   register-blocked loop ([`small_k`](crate::kernels::small_k)) for shallow ones
@@ -20,9 +23,12 @@
 //! - *Output transform and epilogue:* `Y = Aᵀ M A` per tile, interleaved into the output rows,
 //!   then bias, residuals and the activation while the row is in L1. Tiles past the output edge
 //!   are computed and dropped.
+//! - *SSC pairs* ([`Winograd::with_pointwise`]): `Add(this conv, 1x1 conv)` on one input adds
+//!   the 1x1 product (`gemm`) to each block's output rows while they are in L2, then the
+//!   residuals and the activation, so the pair is one step with no intermediate tensor.
 //!
-//! Tiles are processed in blocks of whole tile rows, and each block one group at a time, so a
-//! group's split input rows, `V`, `M` and filters stay in L2 together. With the `gemm` crate,
+//! Tiles are processed in blocks of whole tile rows (as many as fit [`SMALL_BLOCK_BYTES`] or
+//! [`BLOCK_BYTES`], the blocks evened out), and each block one group at a time. With the `gemm` crate,
 //! every phase of a block splits over the rayon pool (channels for the split and the
 //! transforms, positions for the products); with the small-K loop, whole blocks go to the
 //! threads, each with its own buffers (one parallel section per layer instead of four per
@@ -40,10 +46,10 @@
 //! 4.6e-7 (`scripts/bench_jit.sh`). The unit test bounds F(4x4) at 2e-5 of the output's scale.
 //!
 //! # Where it is used
-//! [`Winograd::choose`] takes it where it measured faster than im2col: F(4x4) on images of
-//! about 21x21 and up with groups of 16+ channels (ResNet's first two stages, SqueezeNet's
-//! larger expand layers, the grouped layers of block-grouped SSC models), F(2x2) on smaller
-//! images with 128+ input channels.
+//! [`Winograd::choose`] takes it where it measured faster than the other kernels: F(4x4) on
+//! images of about 21x21 and up with groups of 16+ channels (ResNet's first two stages,
+//! SqueezeNet's expand layers, the grouped layers of block-grouped SSC models) and on smaller
+//! ungrouped ones F(2x2) does not take, F(2x2) on smaller images with 128+ input channels.
 
 use std::mem::MaybeUninit;
 use std::ops::{Add, Mul, Sub};
@@ -59,8 +65,14 @@ use crate::spec::{Activation, ConvGeom, Epilogue};
 const BLOCK_BYTES: usize = 512 * 1024;
 
 /// Bytes of one group's `V` and `M` blocks together with the small-K loop, whose blocks go
-/// to the threads whole: with the split input rows and the group's filters, about a quarter
-/// of L2.
+/// to the threads whole. More than L2 holds, yet measured best: fewer, longer blocks read
+/// each group's transformed filters fewer times and stream better. Single layers, eight in
+/// turn so their data is cold as in a model, ms by tile rows per block: 4-group 64 channels
+/// on 56x56 (F(4x4)) 0.61 / 0.56 / 0.57 / 0.50 / 0.49 / 0.47 for 1 / 2 / 3 / 4 / 7 / 14 rows,
+/// 128 channels on 28x28 0.54 / 0.43 / 0.44 / 0.40 / 0.37 for 1 / 2 / 3 / 4 / 7, 256 on 14x14
+/// (F(2x2)) 0.77 / 0.59 / 0.54 / 0.49 / 0.46; the dense 64-channel layer on 56x56 prefers 2-3
+/// rows (0.99 against 1.04-1.10 for 7-14), which this budget gives it. (It was 192 KiB, 3
+/// rows: the SSC model's Winograd layers went from 0.52-0.61 to 0.40-0.50 ms.)
 const SMALL_BLOCK_BYTES: usize = 768 * 1024;
 
 /// Fewest tiles per block for the `gemm` crate (unless the image has fewer): the GEMMs' `n`,
