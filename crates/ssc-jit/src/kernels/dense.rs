@@ -114,12 +114,17 @@ impl DenseConv {
         }
     }
 
-    /// Whether an SSC pair whose k x k conv is `geom` runs as one conv ([`DenseConv::ssc_pair`]):
-    /// when the direct kernel suits the k x k conv and Winograd (allowed by `winograd`) does
-    /// not take it. Against the two convs apart on the kernels they would take (`bench_pairs`,
-    /// 1 thread, ms): 4-group stride-2 layers from 56x56, 28x28 and 14x14 0.47 -> 0.46, 0.50 ->
-    /// 0.43, 0.44 -> 0.42, and level on 7x7 (0.83 -> 0.84; one pass over the output instead of
-    /// two); on 14x14 at stride 1 (F(2x2) apart) 0.78-0.81 either way, so Winograd keeps those.
+    /// Whether an SSC pair whose k x k conv is `geom` runs as one step ([`DenseConv::ssc_pair`]):
+    /// through Winograd with the 1x1 product as a per-block tail where Winograd (allowed by
+    /// `winograd`) takes the k x k conv and the output has the input's size, else as one direct
+    /// conv where the direct kernel suits it.
+    /// - Winograd tail, in the SSC ResNet-18 against the two convs apart (`ssc-opt bench
+    ///   --kernels`, ms per pair): 56x56 0.73-0.78 -> 0.71-0.74, 28x28 0.67 -> 0.62-0.63,
+    ///   14x14 0.77-0.80 -> 0.73-0.76; the whole model 0.2-0.3 ms faster in 5 of 6 alternations.
+    /// - Direct, against the two convs apart on the kernels they would take (`bench_pairs`, 1
+    ///   thread, ms): 4-group stride-2 layers from 56x56, 28x28 and 14x14 0.47 -> 0.46, 0.50 ->
+    ///   0.43, 0.44 -> 0.42, and level on 7x7 (0.83 -> 0.84; one pass over the output instead
+    ///   of two).
     pub(crate) fn pair_suits(geom: &ConvGeom, winograd: bool) -> bool {
         if DenseConv::winograd_pair(geom, winograd).is_some() {
             return true;
