@@ -1,6 +1,6 @@
 //! Helpers the kernels' unit tests share: the reference convolution (the reference executor's
-//! Conv, then the JIT's epilogue in f64) every kernel is checked against, and a rayon pool of a
-//! given size to run a kernel in.
+//! Conv, then the JIT's epilogue in f64) every kernel is checked against, a rayon pool of a
+//! given size to run a kernel in, and the conv tests' geometries, data and epilogues.
 
 use ssc_ir::{Attribute, OpDesc, Tensor};
 
@@ -112,5 +112,37 @@ pub(crate) fn conv_geom(
         pads,
         h_out: (h + pads[0] + pads[2] - span) / stride + 1,
         w_out: (w + pads[1] + pads[3] - span) / stride + 1,
+    }
+}
+
+/// A conv test's data from fixed patterns: the input of `g`, weights with `taps` taps per
+/// output and input channel of a group, and a residual of the output's size.
+pub(crate) fn conv_data(g: &ConvGeom, taps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+    let w = pattern(g.c_out * g.cin_g() * taps, 53, 97, 0.01);
+    let res = (0..g.c_out * g.h_out * g.w_out)
+        .map(|i| (i % 7) as f32 * 0.3)
+        .collect();
+    (x, w, res)
+}
+
+/// The conv tests' epilogue: bias `0.1 k - 1` on channel `k`, a residual when `residual`.
+pub(crate) fn ramp_epilogue(c_out: usize, residual: bool, act: Activation) -> Epilogue {
+    Epilogue {
+        bias: Some((0..c_out).map(|k| k as f32 * 0.1 - 1.0).collect()),
+        residual,
+        act,
+    }
+}
+
+/// The 1x1 conv of an SSC pair whose k x k conv is `g`: one group, no padding, the same
+/// stride and output.
+pub(crate) fn pointwise_geom(g: &ConvGeom) -> ConvGeom {
+    ConvGeom {
+        group: 1,
+        kh: 1,
+        kw: 1,
+        pads: [0; 4],
+        ..*g
     }
 }

@@ -481,7 +481,9 @@ mod tests {
     use crate::kernels::par::has_avx2_fma;
     use crate::kernels::winograd::Winograd;
     use crate::spec::Activation;
-    use crate::testutil::{conv_geom as geom, in_pool, pattern, reference_conv, rel_err};
+    use crate::testutil::{
+        conv_geom as geom, in_pool, pattern, pointwise_geom, reference_conv, rel_err,
+    };
 
     /// Against the reference convolution, with the AVX-512 and the AVX2 blocks (the first
     /// where the host has it): partial channel blocks, groups, strides 1-3, dilation, asymmetric
@@ -565,13 +567,7 @@ mod tests {
             geom((8, 16, 1), (10, 10), (5, 1, 1), [2; 4]),
         ];
         for g in cases {
-            let pg = ConvGeom {
-                group: 1,
-                kh: 1,
-                kw: 1,
-                pads: [0; 4],
-                ..g
-            };
+            let pg = pointwise_geom(&g);
             let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
             let wa = pattern(g.c_out * g.cin_g() * g.kh * g.kw, 53, 97, 0.01);
             let wb = pattern(g.c_out * g.c_in, 29, 89, 0.01);

@@ -156,7 +156,7 @@ impl PhaseConv {
 mod tests {
     use super::*;
     use crate::spec::Activation;
-    use crate::testutil::{conv_geom, in_pool, pattern, reference_conv, rel_err};
+    use crate::testutil::{conv_data, conv_geom, in_pool, ramp_epilogue, reference_conv, rel_err};
 
     /// Against the reference convolution: ResNet's stem at a small size, odd and even input
     /// sizes (the last phase rows and columns past the padded input), asymmetric pads, one to
@@ -170,18 +170,12 @@ mod tests {
             conv_geom((4, 32, 1), (18, 21), (7, 2, 1), [0; 4]),
         ] {
             assert!(PhaseConv::suits(&g), "{g:?}");
-            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
-            let w = pattern(g.c_out * g.c_in * 49, 53, 97, 0.01);
+            let (x, w, res) = conv_data(&g, 49);
             let p = g.h_out * g.w_out;
-            let res: Vec<f32> = (0..g.c_out * p).map(|i| (i % 7) as f32 * 0.3).collect();
             for (threads, residual, act) in
                 [(1, false, Activation::Relu), (2, true, Activation::None)]
             {
-                let epi = Epilogue {
-                    bias: Some((0..g.c_out).map(|k| k as f32 * 0.1 - 1.0).collect()),
-                    residual,
-                    act,
-                };
+                let epi = ramp_epilogue(g.c_out, residual, act);
                 let r = [residual.then_some(&res[..]), None];
                 let want = reference_conv(&g, &x, &w, &epi, r);
                 let k = PhaseConv::new(g, &w, epi, threads);

@@ -1043,7 +1043,9 @@ mod tests {
     use super::*;
     use crate::kernels::gemm_conv::GemmConv;
     use crate::spec::Activation;
-    use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
+    use crate::testutil::{
+        conv_data, in_pool, pattern, pointwise_geom, ramp_epilogue, reference_conv, rel_err,
+    };
 
     fn geom(
         c_in: usize,
@@ -1078,6 +1080,16 @@ mod tests {
         }
     }
 
+    /// `k` on `x` with the residuals `r` in a pool of `threads`, its scratch and output
+    /// pre-filled with NaN (so a value it fails to write shows).
+    fn run_on_nan(k: &Winograd, x: &[f32], r: [Option<&[f32]>; 2], threads: usize) -> Vec<f32> {
+        let g = k.geom;
+        let mut scratch = vec![f32::NAN; k.scratch_len()];
+        let mut y = vec![f32::NAN; g.c_out * g.h_out * g.w_out];
+        in_pool(threads, || k.run(x, r, &mut y, &mut scratch));
+        y
+    }
+
     /// Every geometry edge for both tiles and both product paths: output sizes that are and
     /// are not multiples of the tile, asymmetric and zero pads, groups, one and several blocks,
     /// a residual and an activation, 1 and 2 threads. Bounds, relative to the output's scale:
@@ -1099,18 +1111,11 @@ mod tests {
         ];
         for g in cases {
             assert!(Winograd::applies(&g, 3), "{g:?}");
-            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
-            let w = pattern(g.c_out * g.cin_g() * 9, 53, 97, 0.01);
-            let p = g.h_out * g.w_out;
-            let res: Vec<f32> = (0..g.c_out * p).map(|i| (i % 7) as f32 * 0.3).collect();
+            let (x, w, res) = conv_data(&g, 9);
             for (threads, residual, act) in
                 [(1, false, Activation::None), (2, true, Activation::Relu)]
             {
-                let epi = Epilogue {
-                    bias: Some((0..g.c_out).map(|k| k as f32 * 0.1 - 1.0).collect()),
-                    residual,
-                    act,
-                };
+                let epi = ramp_epilogue(g.c_out, residual, act);
                 let r = [residual.then_some(&res[..]), None];
                 let want = reference_conv(&g, &x, &w, &epi, r);
                 for (tile, bound) in [(Tile::F2, 1e-5), (Tile::F4, 2e-5)] {
@@ -1123,10 +1128,7 @@ mod tests {
                         }),
                     ];
                     for k in kernels.into_iter().flatten() {
-                        let mut scratch = vec![f32::NAN; k.scratch_len()];
-                        let mut y = vec![f32::NAN; g.c_out * p];
-                        in_pool(threads, || k.run(&x, r, &mut y, &mut scratch));
-                        let e = rel_err(&y, &want);
+                        let e = rel_err(&run_on_nan(&k, &x, r, threads), &want);
                         assert!(
                             e < bound,
                             "{g:?} {tile:?} small_k {} threads {threads} {act:?}: rel err {e:e}",
@@ -1148,26 +1150,13 @@ mod tests {
             geom(64, 64, 4, 30, 29, [1; 4]),
             geom(32, 48, 2, 13, 9, [1; 4]),
         ] {
-            let g1 = ConvGeom {
-                group: 1,
-                kh: 1,
-                kw: 1,
-                pads: [0; 4],
-                ..g
-            };
-            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
-            let w = pattern(g.c_out * g.cin_g() * 9, 53, 97, 0.01);
+            let g1 = pointwise_geom(&g);
+            let (x, w, res) = conv_data(&g, 9);
             let w1 = pattern(g.c_out * g.c_in, 29, 89, 0.01);
-            let p = g.h_out * g.w_out;
-            let res: Vec<f32> = (0..g.c_out * p).map(|i| (i % 7) as f32 * 0.3).collect();
             for (threads, residual, act) in
                 [(1, false, Activation::None), (2, true, Activation::Relu)]
             {
-                let epi = Epilogue {
-                    bias: Some((0..g.c_out).map(|k| k as f32 * 0.1 - 1.0).collect()),
-                    residual,
-                    act,
-                };
+                let epi = ramp_epilogue(g.c_out, residual, act);
                 let r = [residual.then_some(&res[..]), None];
                 let plain = Epilogue::default();
                 let k3 = reference_conv(&g, &x, &w, &plain, [None, None]);
@@ -1189,10 +1178,7 @@ mod tests {
                         Winograd::new(g, &w, epi.clone(), tile, threads).with_pointwise(w1.clone())
                     };
                     for k in [new(), new().through_gemm_crate()] {
-                        let mut scratch = vec![f32::NAN; k.scratch_len()];
-                        let mut y = vec![f32::NAN; g.c_out * p];
-                        in_pool(threads, || k.run(&x, r, &mut y, &mut scratch));
-                        let e = rel_err(&y, &want);
+                        let e = rel_err(&run_on_nan(&k, &x, r, threads), &want);
                         assert!(
                             e < bound,
                             "{g:?} {tile:?} small_k {} threads {threads}: rel err {e:e}",
