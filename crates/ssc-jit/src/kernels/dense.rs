@@ -174,7 +174,7 @@ impl DenseConv {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (weights, pw, epi, threads);
-            unreachable!("pair_suits is false off x86-64")
+            unreachable!("off x86-64 only Winograd pairs suit, and they returned above")
         }
     }
 
