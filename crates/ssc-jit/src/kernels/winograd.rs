@@ -167,7 +167,7 @@ pub(crate) struct Winograd {
     /// Where the split rows hold the input: column `x` of a row is entry `x / m + shift` of
     /// its phase `x mod m` (`shift` entries of left padding, `ceil(pad_left / m)`).
     shift: usize,
-    /// Per patch column `j < m + 2`: the phase and the entry offset (from the tile's index)
+    /// Per patch column `j < alpha`: the phase and the entry offset (from the tile's index)
     /// that hold padded column `m tx + j` of tile `tx`.
     cols: [(usize, usize); 6],
     /// An SSC pair's 1x1 conv on the same input (`[c_out][c_in]`; the biases are summed in
@@ -495,7 +495,7 @@ impl Winograd {
             let y = r0 + r;
             if y >= pt && y < pt + g.h {
                 // SAFETY: input row `y - pt` is inside `src` (asserted), and row `r` of every
-                // phase, `dst[p plen + r n ..][..n]`, inside `dst`; AVX2 was detected.
+                // phase, `dst[p plen + r n ..][..n]`, inside `dst`; `avx2` only if detected.
                 unsafe {
                     let line = src.as_ptr().add((y - pt) * g.w);
                     let at = dst.as_mut_ptr().add(r * n);
@@ -551,9 +551,9 @@ impl Winograd {
                     };
                     for ty in ty0..ty1 {
                         let t0 = (ty - ty0) * tw;
-                        // SAFETY: the transform reads rows `m (ty - ty0) ..` `+ m + 2` of each
+                        // SAFETY: the transform reads rows `m (ty - ty0) ..` `+ alpha` of each
                         // phase (`n` floats each, inside the block's split input of
-                        // `m rows + 2` rows) at entries `off_j + tx` for `tx < w8`, all below
+                        // `m rows + r - 1` rows) at entries `off_j + tx` for `tx < w8`, all below
                         // `n = w8 + max off_j` (`phase_row`), and writes `V[ξ][c][t0 .. t0 +
                         // w8]` for every `ξ` through a pointer derived from all of `v`: channel
                         // `c`'s rows (`t0 + w8 <= tb`, see `new`).
@@ -787,7 +787,7 @@ impl Winograd {
     }
 }
 
-/// `G g Gᵀ` for one 3x3 kernel, row-major `(m + 2)²` (the first 16 entries for F(2x2)),
+/// `G g Gᵀ` for one r x r kernel, row-major `alpha²` (the first 16 entries for F(2x2)),
 /// computed in f64 and rounded once. (A fixed array: a `Vec` per kernel tripled ResNet-18's
 /// compile time.)
 fn filter_transform(tile: Tile, w: &[f32]) -> [f32; 36] {
