@@ -84,10 +84,27 @@ pub(crate) fn pattern(n: usize, mul: usize, modulo: usize, scale: f32) -> Vec<f3
         .collect()
 }
 
-/// The median of `v` in milliseconds (sorts `v`): the kernel benches' statistic.
-pub(crate) fn median_ms(v: &mut [std::time::Duration]) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e3
+/// The kernel benches' measurement: `N` variants timed in turn for `rounds` rounds on one
+/// thread (interleaved, so a change in the host's speed touches them alike), `run(i)` running
+/// variant `i` once; the median of each in milliseconds.
+pub(crate) fn interleaved_ms<const N: usize>(
+    rounds: usize,
+    mut run: impl FnMut(usize) + Send,
+) -> [f64; N] {
+    let mut t: [Vec<std::time::Duration>; N] = std::array::from_fn(|_| Vec::new());
+    in_pool(1, || {
+        for _ in 0..rounds {
+            for (i, t) in t.iter_mut().enumerate() {
+                let s = std::time::Instant::now();
+                run(i);
+                t.push(s.elapsed());
+            }
+        }
+    });
+    t.map(|mut v| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    })
 }
 
 /// The geometry of a square-kernel conv, its output extent from ONNX's formula: `ch` is

@@ -490,7 +490,8 @@ mod tests {
     use crate::kernels::winograd::Winograd;
     use crate::spec::Activation;
     use crate::testutil::{
-        conv_geom as geom, in_pool, pattern, pointwise_geom, reference_conv, rel_err,
+        conv_geom as geom, in_pool, interleaved_ms, pattern, pointwise_geom, reference_conv,
+        rel_err,
     };
 
     /// Against the reference convolution, with the AVX-512 and the AVX2 blocks (the first
@@ -658,31 +659,20 @@ mod tests {
             let wl = wg.as_ref().map_or(0, |k| k.scratch_len());
             let mut scratch = vec![0.0; gc.scratch_len().max(dc.scratch_len()).max(wl)];
             let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
-            let mut t = [vec![], vec![], vec![]];
-            in_pool(1, || {
-                for _ in 0..15 {
-                    let s = std::time::Instant::now();
-                    gc.run(&x, None, None, &mut y, &mut scratch);
-                    t[0].push(s.elapsed());
-                    let s = std::time::Instant::now();
-                    dc.run(&x, [None, None], &mut y, &mut scratch);
-                    t[1].push(s.elapsed());
+            let [a, b, c] = interleaved_ms(15, |i| match i {
+                0 => gc.run(&x, None, None, &mut y, &mut scratch),
+                1 => dc.run(&x, [None, None], &mut y, &mut scratch),
+                _ => {
                     if let Some(wg) = &wg {
-                        let s = std::time::Instant::now();
                         wg.run(&x, [None, None], &mut y, &mut scratch);
-                        t[2].push(s.elapsed());
                     }
                 }
             });
-            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
-            let [a, b, c] = &mut t;
-            let wino = if c.is_empty() {
-                String::new()
-            } else {
-                format!("  winograd {:.3}", med(c))
+            let wino = match wg {
+                Some(_) => format!("  winograd {c:.3}"),
+                None => String::new(),
             };
-            let (a, b) = (med(a), med(b));
             eprintln!(
                 "{:>3}->{:<3} g{} {:>3}x{:<3} k{} s{}: im2col {a:.3} ms ({:.0} GF/s)  direct {b:.3} ({:.0}){wino}",
                 g.c_in, g.c_out, g.group, g.h, g.w, g.kh, g.stride[0], gf(a), gf(b)
@@ -695,7 +685,7 @@ mod tests {
 mod pair_bench {
     use super::*;
     use crate::kernels::dense::DenseConv;
-    use crate::testutil::{in_pool, pattern};
+    use crate::testutil::{interleaved_ms, pattern};
 
     /// An SSC pair as one direct conv against its two convs run apart (each on the kernel the
     /// plan would pick), interleaved in one process:
@@ -758,24 +748,16 @@ mod pair_bench {
             let len = pair.scratch_len().max(a.scratch_len()).max(b.scratch_len());
             let mut scratch = vec![0.0; len];
             let (mut t, mut y) = (vec![0.0; n], vec![0.0; n]);
-            let mut ts = [vec![], vec![]];
-            in_pool(1, || {
-                for _ in 0..21 {
-                    let s0 = std::time::Instant::now();
+            let [p, q] = interleaved_ms(21, |i| {
+                if i == 0 {
                     pair.run(&x, [Some(&r), None], &mut y, &mut scratch);
-                    ts[0].push(s0.elapsed());
-                    let s0 = std::time::Instant::now();
+                } else {
                     a.run(&x, None, None, &mut t, &mut scratch);
                     b.run(&x, Some(&t), Some(&r), &mut y, &mut scratch);
-                    ts[1].push(s0.elapsed());
                 }
             });
-            let med = crate::testutil::median_ms;
-            let [p, q] = &mut ts;
             eprintln!(
-                "{c:>3}->{co:<3} g4 {hw:>2}x{hw:<2} s{s}: pair {:.3} ms, apart {:.3} ms ({} + {})",
-                med(p),
-                med(q),
+                "{c:>3}->{co:<3} g4 {hw:>2}x{hw:<2} s{s}: pair {p:.3} ms, apart {q:.3} ms ({} + {})",
                 a.kind(),
                 b.kind()
             );

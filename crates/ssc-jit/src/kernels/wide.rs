@@ -286,7 +286,7 @@ mod tests {
     use crate::kernels::gemm_conv::GemmConv;
     use crate::kernels::par::has_avx512f;
     use crate::spec::Activation;
-    use crate::testutil::{in_pool, pattern, reference_conv, rel_err};
+    use crate::testutil::{in_pool, interleaved_ms, pattern, reference_conv, rel_err};
 
     /// A conv of kernel `k` at `stride`, undilated (see `testutil::conv_geom`).
     fn geom(
@@ -387,21 +387,11 @@ mod tests {
             let wc = WideConv::new(g, &w, epi.clone(), 1);
             let mut scratch = vec![0.0; gc.scratch_len().max(wc.scratch_len())];
             let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
-            let mut t = [vec![], vec![]];
-            in_pool(1, || {
-                for _ in 0..15 {
-                    let s = std::time::Instant::now();
-                    gc.run(&x, None, None, &mut y, &mut scratch);
-                    t[0].push(s.elapsed());
-                    let s = std::time::Instant::now();
-                    wc.run(&x, [None, None], &mut y, &mut scratch);
-                    t[1].push(s.elapsed());
-                }
+            let [a, b] = interleaved_ms(15, |i| match i {
+                0 => gc.run(&x, None, None, &mut y, &mut scratch),
+                _ => wc.run(&x, [None, None], &mut y, &mut scratch),
             });
-            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
-            let [a, b] = &mut t;
-            let (a, b) = (med(a), med(b));
             eprintln!(
                 "{:>3}->{:<3} g{} {:>3}x{:<3} k{} s{}: gemm {a:.3} ms ({:.0} GF/s)  wide {b:.3} ({:.0})",
                 g.c_in, g.c_out, g.group, g.h, g.w, g.kh, g.stride[0], gf(a), gf(b)

@@ -114,7 +114,7 @@ impl Tile {
     }
 
     /// Kernel rows and columns.
-    pub(crate) const fn r(self) -> usize {
+    const fn r(self) -> usize {
         match self {
             Tile::F2 | Tile::F4 => 3,
             Tile::F3K4 => 4,
@@ -1044,7 +1044,8 @@ mod tests {
     use crate::kernels::gemm_conv::GemmConv;
     use crate::spec::Activation;
     use crate::testutil::{
-        conv_data, in_pool, pattern, pointwise_geom, ramp_epilogue, reference_conv, rel_err,
+        conv_data, in_pool, interleaved_ms, pattern, pointwise_geom, ramp_epilogue, reference_conv,
+        rel_err,
     };
 
     fn geom(
@@ -1220,27 +1221,13 @@ mod tests {
             let len = gc.scratch_len().max(f2.scratch_len()).max(f4.scratch_len());
             let mut scratch = vec![0.0; len];
             let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
-            let mut t = [vec![], vec![], vec![], vec![]];
-            in_pool(1, || {
-                for _ in 0..15 {
-                    let s = std::time::Instant::now();
-                    gc.run(&x, None, None, &mut y, &mut scratch);
-                    t[0].push(s.elapsed());
-                    let s = std::time::Instant::now();
-                    f2.run(&x, [None, None], &mut y, &mut scratch);
-                    t[1].push(s.elapsed());
-                    let s = std::time::Instant::now();
-                    f4.run(&x, [None, None], &mut y, &mut scratch);
-                    t[2].push(s.elapsed());
-                    let s = std::time::Instant::now();
-                    f4g.run(&x, [None, None], &mut y, &mut scratch);
-                    t[3].push(s.elapsed());
-                }
+            let [a, b, c, d] = interleaved_ms(15, |i| match i {
+                0 => gc.run(&x, None, None, &mut y, &mut scratch),
+                1 => f2.run(&x, [None, None], &mut y, &mut scratch),
+                2 => f4.run(&x, [None, None], &mut y, &mut scratch),
+                _ => f4g.run(&x, [None, None], &mut y, &mut scratch),
             });
-            let med = crate::testutil::median_ms;
             let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
-            let [a, b, c, d] = &mut t;
-            let (a, b, c, d) = (med(a), med(b), med(c), med(d));
             eprintln!(
                 "{:>3}->{:<3} g{} {:>2}x{:<2}: im2col {a:.3} ms ({:.0} GF/s)  F2 {b:.3} ({:.0})  F4 {c:.3} ({:.0})  F4 via gemm {d:.3}  choose {:?}",
                 g.c_in, g.c_out, g.group, g.h, g.w, gf(a), gf(b), gf(c), Winograd::choose(&g)
