@@ -167,6 +167,22 @@ impl Report {
                 r.saturation_time.as_secs_f64() * 1e3,
                 r.total_time.as_secs_f64() * 1e3,
             );
+            let c = &r.channels;
+            let _ = writeln!(
+                s,
+                "channel removal: {} channel groups removed ({} carriers kept, {} constant groups pinned), {} producers narrowed",
+                c.groups_removed,
+                c.carriers,
+                c.groups_pinned,
+                c.producers_narrowed.len()
+            );
+            for p in &c.producers_narrowed {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} computes {} of {} filters, gathered back in place",
+                    p.node, p.filters_after, p.filters_before
+                );
+            }
             for l in r.layers.iter().filter(|l| l.rewritten) {
                 let _ = writeln!(
                     s,

@@ -52,6 +52,7 @@
 
 pub mod analysis;
 mod build;
+pub mod channels;
 pub mod cost;
 pub mod extract;
 pub mod lang;
@@ -185,6 +186,8 @@ pub struct RewriteReport {
     pub rewritten: usize,
     /// The rewrite used a non-zero epsilon, so outputs may change.
     pub approximate: bool,
+    /// What channel removal did (before and after the e-graph).
+    pub channels: channels::ChannelReport,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -201,6 +204,7 @@ pub fn rewrite_model(
     if !(opts.epsilon.is_finite() && opts.epsilon >= 0.0) {
         return Err(RewriteError::Epsilon(opts.epsilon));
     }
+    let mut channels = channels::remove_channels(model, opts.cost.as_ref())?;
     let built = build::build(
         &model.graph,
         AnalysisOptions {
@@ -241,7 +245,10 @@ pub fn rewrite_model(
     let preferred: Vec<SscNode> = built.sites.iter().map(|s| s.node.clone()).collect();
     let ex = extract::extract(&built.egraph, opts.cost.as_ref(), &preferred);
     let layers = materialize::materialize(model, &built, &ex)?;
+    // Rewrites can leave constant channels behind (a remainder with zero rows, padded blocks).
+    channels.merge(channels::remove_channels(model, opts.cost.as_ref())?);
     let mut report = RewriteReport {
+        channels,
         egraph_nodes: built.egraph.total_size(),
         egraph_classes: built.egraph.number_of_classes(),
         iterations,
