@@ -162,9 +162,22 @@ fn classify(g: &Graph, df: &ChannelDataflow) -> (Vec<Status>, Vec<Need>) {
             }
             // The producer.
             match g.producer(v).map(|(op, _)| (op, df.op(op))) {
-                Some((_, ChannelOp::Point { .. } | ChannelOp::Zip { .. } | ChannelOp::Concat { .. })) => {}
-                Some((_, ChannelOp::Conv { depthwise: Some(_), .. })) => {}
-                Some((op, ChannelOp::Conv { depthwise: None, .. })) if conv_group(g, op) == 1 => {}
+                Some((
+                    _,
+                    ChannelOp::Point { .. } | ChannelOp::Zip { .. } | ChannelOp::Concat { .. },
+                )) => {}
+                Some((
+                    _,
+                    ChannelOp::Conv {
+                        depthwise: Some(_), ..
+                    },
+                )) => {}
+                Some((
+                    op,
+                    ChannelOp::Conv {
+                        depthwise: None, ..
+                    },
+                )) if conv_group(g, op) == 1 => {}
                 _ => {
                     pinned = true;
                     break;
@@ -282,7 +295,9 @@ fn set_const(g: &mut Graph, op: OpId, slot: usize, t: Tensor, base: &str) {
         let only_here = g.initializer(old).is_some()
             && !g.is_graph_output(old)
             && !g.is_graph_input(old)
-            && g.consumers(old).iter().all(|&(o, u)| o == op && u == Use::Input(slot));
+            && g.consumers(old)
+                .iter()
+                .all(|&(o, u)| o == op && u == Use::Input(slot));
         if only_here {
             g.value_mut(old).ty = ty;
             g.set_initializer(old, t);
@@ -353,12 +368,15 @@ fn remove_groups(
         // Prefer a channel already kept as a carrier, else the largest |k| (stable on ties).
         let existing = list.iter().find(|n| carrier_groups.contains(&n.group));
         let pick = existing.copied().or_else(|| {
-            list.iter()
-                .copied()
-                .max_by(|a, b| {
-                    let k = |n: &Need| facts_at(df, n.value, n.channel).constant().unwrap_or(0.0).abs();
-                    k(a).total_cmp(&k(b)).then(b.channel.cmp(&a.channel))
-                })
+            list.iter().copied().max_by(|a, b| {
+                let k = |n: &Need| {
+                    facts_at(df, n.value, n.channel)
+                        .constant()
+                        .unwrap_or(0.0)
+                        .abs()
+                };
+                k(a).total_cmp(&k(b)).then(b.channel.cmp(&a.channel))
+            })
         });
         if let Some(p) = pick {
             if !carrier_groups.contains(&p.group) {
@@ -436,7 +454,10 @@ fn apply_masks(
                 let (co, cig) = (wt.dims[0], wt.dims[1]);
                 let taps: usize = wt.dims[2..].iter().product();
                 let mut bias: Vec<f64> = match bv {
-                    Some(b) => g.constant(b).and_then(Tensor::to_f64_vec).expect("constant bias"),
+                    Some(b) => g
+                        .constant(b)
+                        .and_then(Tensor::to_f64_vec)
+                        .expect("constant bias"),
                     None => vec![0.0; co],
                 };
                 let keep_o: Vec<usize> = mo.map_or_else(|| (0..co).collect(), |m| kept(m));
@@ -580,7 +601,10 @@ fn apply_masks(
                 let bt = g.constant(bv).expect("constant weight").clone();
                 let vals = bt.to_f64_vec().expect("float weight");
                 let trans_b = is_gemm
-                    && matches!(o.desc.attr("transB").map(|a| &a.value), Some(AttrValue::Int(1)));
+                    && matches!(
+                        o.desc.attr("transB").map(|a| &a.value),
+                        Some(AttrValue::Int(1))
+                    );
                 // B is [K, M] (or [M, K] transposed); K is the channel axis.
                 let kaxis = if trans_b { 1 } else { 0 };
                 let (rows, cols) = (bt.dims[0], bt.dims[1]);
@@ -621,9 +645,10 @@ fn apply_masks(
                 if any && is_gemm {
                     let c_in = g.op(op).input(2);
                     let (cvals, cdims) = match c_in.and_then(|c| g.constant(c)) {
-                        Some(t) if t.numel() == 1 => {
-                            (vec![t.to_f64_vec().expect("float C")[0]; m_out], vec![m_out])
-                        }
+                        Some(t) if t.numel() == 1 => (
+                            vec![t.to_f64_vec().expect("float C")[0]; m_out],
+                            vec![m_out],
+                        ),
                         Some(t) => (t.to_f64_vec().expect("float C"), t.dims.clone()),
                         None => (vec![0.0; m_out], vec![m_out]),
                     };
@@ -713,7 +738,7 @@ fn narrow_producers(
         else {
             continue;
         };
-        if conv_group(g, op) != 1 || g.is_graph_output(output) {
+        if conv_group(g, op) != 1 {
             continue;
         }
         let Some(facts) = df.facts(output) else {
@@ -740,9 +765,7 @@ fn narrow_producers(
                 break;
             };
             let ChannelOp::Point {
-                output: nout,
-                func,
-                ..
+                output: nout, func, ..
             } = df.op(next)
             else {
                 break;
@@ -784,7 +807,8 @@ fn narrow_producers(
         }
         // Price it: the conv and chain at full width against the narrow ones, a Gather and an
         // Add of the constants.
-        let (Some(xs), Some(ys), Some(es)) = (shape_of(g, input), shape_of(g, output), shape_of(g, end))
+        let (Some(xs), Some(ys), Some(es)) =
+            (shape_of(g, input), shape_of(g, output), shape_of(g, end))
         else {
             continue;
         };
@@ -806,12 +830,26 @@ fn narrow_producers(
             let (Some(si), Some(so)) = (shape_of(g, prev), shape_of(g, nout)) else {
                 break;
             };
-            before += cost.node_cost(&point_cost_input(g, p, per_c(&so) * so[1] as u64, per_c(&si) * si[1] as u64));
-            after += cost.node_cost(&point_cost_input(g, p, per_c(&so) * n_keep as u64, per_c(&si) * n_keep as u64));
+            before += cost.node_cost(&point_cost_input(
+                g,
+                p,
+                per_c(&so) * so[1] as u64,
+                per_c(&si) * si[1] as u64,
+            ));
+            after += cost.node_cost(&point_cost_input(
+                g,
+                p,
+                per_c(&so) * n_keep as u64,
+                per_c(&si) * n_keep as u64,
+            ));
             prev = nout;
         }
         let full = per_c(&es) * co as u64;
-        after += cost.node_cost(&NodeCostInput::gather(per_c(&es) * n_keep as u64, full, co as u64));
+        after += cost.node_cost(&NodeCostInput::gather(
+            per_c(&es) * n_keep as u64,
+            full,
+            co as u64,
+        ));
         let end_facts = df.facts(end).expect("facts").to_vec();
         // The zero filter's value at the chain's end.
         let mut z = 0.0f64;

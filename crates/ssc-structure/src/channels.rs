@@ -397,7 +397,9 @@ fn per_channel(t: &Tensor, out: &[usize]) -> Option<Vec<f64>> {
     let c = out[1];
     // Right-align the constant's dims with the activation's.
     let lead = out.len() - t.dims.len();
-    let dims: Vec<usize> = std::iter::repeat_n(1, lead).chain(t.dims.iter().copied()).collect();
+    let dims: Vec<usize> = std::iter::repeat_n(1, lead)
+        .chain(t.dims.iter().copied())
+        .collect();
     if dims.iter().zip(out).any(|(&d, &o)| d != 1 && d != o) || dims[0] != 1 {
         return None;
     }
@@ -468,7 +470,9 @@ impl Ctx<'_> {
         let t = d.op_type.as_str();
         match t {
             "Relu" if ins.len() == 1 => point(PointFn::Relu),
-            "LeakyRelu" if ins.len() == 1 => point(PointFn::LeakyRelu(float_attr(d, "alpha", 0.01)?)),
+            "LeakyRelu" if ins.len() == 1 => {
+                point(PointFn::LeakyRelu(float_attr(d, "alpha", 0.01)?))
+            }
             "Sigmoid" if ins.len() == 1 => point(PointFn::Sigmoid),
             "Tanh" if ins.len() == 1 => point(PointFn::Tanh),
             "HardSigmoid" if ins.len() == 1 => point(PointFn::HardSigmoid(
@@ -661,14 +665,16 @@ impl Ctx<'_> {
                 let (input, w) = (o.input(0)?, o.input(1)?);
                 g.constant(w)?;
                 let si = self.shape(input)?;
-                if si.len() != 2 || !single_out || (t == "Gemm" && int_attr(d, "transA", 0)? != 0)
-                {
+                if si.len() != 2 || !single_out || (t == "Gemm" && int_attr(d, "transA", 0)? != 0) {
                     return None;
                 }
                 if let Some(c) = o.input(2) {
                     g.constant(c)?;
                 }
-                Some(ChannelOp::Dense { input, output: out0 })
+                Some(ChannelOp::Dense {
+                    input,
+                    output: out0,
+                })
             }
             _ => None,
         }
@@ -738,7 +744,11 @@ impl Ctx<'_> {
                 func,
             } => {
                 if let Some(f) = self.facts_or_live(*input) {
-                    let out = f.iter().enumerate().map(|(c, &x)| func.fact(c, x)).collect();
+                    let out = f
+                        .iter()
+                        .enumerate()
+                        .map(|(c, &x)| func.fact(c, x))
+                        .collect();
                     self.facts.insert(*output, out);
                 }
             }
@@ -831,9 +841,20 @@ pub fn channel_dataflow(g: &Graph, opset: i64) -> Result<ChannelDataflow, IrErro
     }
     let facts = ctx.facts;
     // Flat channel index: every value with facts, in topological order of its producer.
-    let mut values: Vec<ValueId> = g.inputs().iter().copied().filter(|v| facts.contains_key(v)).collect();
+    let mut values: Vec<ValueId> = g
+        .inputs()
+        .iter()
+        .copied()
+        .filter(|v| facts.contains_key(v))
+        .collect();
     for &op in &order {
-        values.extend(g.op(op).outputs().iter().flatten().filter(|v| facts.contains_key(v)));
+        values.extend(
+            g.op(op)
+                .outputs()
+                .iter()
+                .flatten()
+                .filter(|v| facts.contains_key(v)),
+        );
     }
     let mut base = HashMap::new();
     let mut members = Vec::new();
