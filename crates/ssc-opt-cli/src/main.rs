@@ -331,6 +331,9 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
         ..Options::default()
     };
     let report = ssc_opt::optimize(&mut model, &opts)?;
+    for w in &report.warnings {
+        progress.warn(w);
+    }
     let mut verified = None;
     if let Some(original) = &original {
         progress.phase("verifying");
