@@ -8,8 +8,8 @@
 #      against the reference `onnx` package and onnxruntime — starting with
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
-# It also checks that the committed generated models (tests/models/,
-# examples/) are exactly what the generator scripts produce, so the scripts
+# It also checks that the committed generated models (tests/models/ with its
+# structured/ and sparse/ families, examples/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
@@ -38,22 +38,38 @@ echo "SSC_OPT_PYTHON=$SSC_OPT_PYTHON"
 step "generated models are up to date"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
-"$PY" scripts/make_models.py --size small --out "$gen/models" --no-check >/dev/null
-"$PY" scripts/make_examples.py --out "$gen/examples" --no-check >/dev/null
+# Each committed fixture directory and the command that regenerates it into "$gen/<dir>" (the
+# generator's --out is appended). One line per generator; the check below compares every .onnx
+# and manifest.json the generator writes with the committed file of the same name.
+fixtures=(
+    "tests/models|scripts/make_models.py --size small --no-check"
+    "examples|scripts/make_examples.py --no-check"
+    "tests/models/structured|scripts/make_structured.py --src tests/models/resnet18_folded.onnx --no-check"
+    "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
+    "tests/models/deploy|scripts/make_deploy_models.py --no-check"
+)
 stale=0
-for pair in "tests/models:$gen/models" "examples:$gen/examples"; do
-    committed="${pair%%:*}"
-    fresh="${pair#*:}"
-    for f in "$fresh"/*.onnx; do
+for entry in "${fixtures[@]}"; do
+    committed="${entry%%|*}"
+    cmd="${entry#*|}"
+    fresh="$gen/$committed"
+    mkdir -p "$fresh"
+    # shellcheck disable=SC2086 # the command line is split on purpose
+    "$PY" $cmd --out "$fresh" >/dev/null 2>"$gen/stderr" || {
+        cat "$gen/stderr" >&2
+        echo "error: generator failed: $PY $cmd --out $fresh" >&2
+        exit 1
+    }
+    for f in "$fresh"/*.onnx "$fresh"/manifest.json; do
+        [[ -e "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
-            echo "stale or missing: $rel" >&2
+            echo "stale or missing: $rel (regenerate with: $PY $cmd --out $committed)" >&2
             stale=1
         fi
     done
 done
 if [[ $stale != 0 ]]; then
-    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py" >&2
     exit 1
 fi
 echo "ok"

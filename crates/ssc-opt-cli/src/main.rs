@@ -79,6 +79,10 @@ struct BenchArgs {
     /// Also list every step with its kernel and median time (a per-node profile).
     #[arg(long)]
     kernels: bool,
+    /// Give every convolution a dense kernel (no sparse-weight kernels): the baseline the
+    /// per-layer kernel choice is measured against.
+    #[arg(long)]
+    dense_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -331,6 +335,9 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
         ..Options::default()
     };
     let report = ssc_opt::optimize(&mut model, &opts)?;
+    for w in &report.warnings {
+        progress.warn(w);
+    }
     let mut verified = None;
     if let Some(original) = &original {
         progress.phase("verifying");
@@ -569,6 +576,7 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
         warmup: a.warmup,
         input_shapes: parse_input_shapes(&a.input_shapes)?,
         seed: a.seed,
+        dense_only: a.dense_only,
     };
     let report = ssc_opt::bench(&loaded.model, &opts)?;
     if a.json {
@@ -576,8 +584,8 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
     } else {
         out!("{}", report.to_text())?;
         if a.kernels {
-            for (k, ms) in &report.kernels {
-                outln!("  {ms:8.3} ms  {k}")?;
+            for k in &report.kernels {
+                outln!("  {:8.3} ms  {}: {}", k.median_ms, k.node, k.kernel)?;
             }
         }
     }

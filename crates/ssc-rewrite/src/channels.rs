@@ -48,6 +48,9 @@ use ssc_structure::channels::{ChannelDataflow, ChannelFact, ChannelOp, PointFn};
 use crate::cost::{CostModel, NodeCostInput, OpKind};
 use crate::RewriteError;
 
+/// The pass's name in reports and warnings.
+pub const NAME: &str = "channel-removal";
+
 /// What the channel pass did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ChannelReport {
