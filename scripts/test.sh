@@ -47,6 +47,7 @@ fixtures=(
     "tests/models/structured|scripts/make_structured.py --src tests/models/resnet18_folded.onnx --no-check"
     "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
+    "tests/models/pruned|scripts/make_pruned.py --no-check"
 )
 stale=0
 for entry in "${fixtures[@]}"; do
