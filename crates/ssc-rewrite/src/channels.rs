@@ -43,7 +43,7 @@ use ssc_ir::{
     AttrValue, DataType, Dim, Graph, Model, OpDesc, OpId, Tensor, TensorType, Use, ValueId,
     ValueType,
 };
-use ssc_structure::channels::{ChannelDataflow, ChannelFact, ChannelOp, PointFn};
+use ssc_structure::channels::{zero_columns, ChannelDataflow, ChannelFact, ChannelOp, PointFn};
 
 use crate::cost::{CostModel, NodeCostInput, OpKind};
 use crate::RewriteError;
@@ -108,26 +108,6 @@ fn facts_at(df: &ChannelDataflow, v: ValueId, c: u32) -> ChannelFact {
     df.facts(v)
         .and_then(|f| f.get(c as usize).copied())
         .unwrap_or(ChannelFact::Live)
-}
-
-/// Which weight columns `W[:, c]` of a `group = 1` conv are all zero.
-fn zero_columns(w: &Tensor) -> Vec<bool> {
-    let Some(vals) = w.to_f32_vec() else {
-        return vec![false; w.dims.get(1).copied().unwrap_or(0)];
-    };
-    let (co, ci) = (w.dims[0], w.dims[1]);
-    let taps: usize = w.dims[2..].iter().product();
-    let mut zero = vec![true; ci];
-    for o in 0..co {
-        for (c, z) in zero.iter_mut().enumerate() {
-            if *z {
-                *z = vals[(o * ci + c) * taps..(o * ci + c + 1) * taps]
-                    .iter()
-                    .all(|&x| x == 0.0);
-            }
-        }
-    }
-    zero
 }
 
 fn conv_group(g: &Graph, op: OpId) -> usize {
