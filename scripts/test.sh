@@ -14,8 +14,9 @@
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
 # models are fresh (fails fast, before the long build) -> cargo build
-# --release -> cargo test -> conformance suites (results JSON written to
-# <target>/roundtrip.json).
+# --release -> cargo test -> the ONNX node cases and onnxruntime single-node
+# cases under the executor and the JIT -> conformance suites (results JSON
+# written to <target>/roundtrip.json).
 # SSC_OPT_PYTHON is exported (the venv's python) so Rust tests that need the
 # reference implementation can find it.
 #
@@ -85,6 +86,17 @@ if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
     # tests' output is captured; run it again uncaptured so its per-folder table is in the log.
     step "conformance: reference executor on ONNX test data (table)"
     cargo test -q -p ssc-exec --test onnx_testdata -- --nocapture
+
+    # ONNX's per-operator node cases (written from the onnx package's case generators, see
+    # docs/node-suite.md) and single-node cases with onnxruntime's outputs: every case the
+    # executor supports must pass, under the executor and under the JIT.
+    step "conformance: ONNX node cases and onnxruntime single-node cases (executor, JIT)"
+    "$PY" crates/ssc-exec/tests/gen_onnx_node_data.py "$gen/nodedata" | tail -n1
+    "$PY" crates/ssc-exec/tests/gen_ort_cases.py "$gen/nodedata" | tail -n1
+    SSC_EXEC_TESTDATA_DIR="$gen/nodedata" SSC_EXEC_TESTDATA_FOLDERS=node,ort \
+        cargo test -q -p ssc-exec --test onnx_testdata -- --nocapture
+    SSC_EXEC_TESTDATA_DIR="$gen/nodedata" SSC_EXEC_TESTDATA_FOLDERS=node,ort \
+        cargo test -q -p ssc-jit --test onnx_testdata -- --nocapture
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
