@@ -9,7 +9,7 @@
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
 # It also checks that the committed generated models (tests/models/,
-# examples/) are exactly what the generator scripts produce, so the scripts
+# examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
@@ -40,11 +40,13 @@ gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 "$PY" scripts/make_models.py --size small --out "$gen/models" --no-check >/dev/null
 "$PY" scripts/make_examples.py --out "$gen/examples" --no-check >/dev/null
+"$PY" scripts/make_malformed.py --out "$gen/malformed" >/dev/null
 stale=0
-for pair in "tests/models:$gen/models" "examples:$gen/examples"; do
+for pair in "tests/models:$gen/models" "examples:$gen/examples" "tests/malformed:$gen/malformed"; do
     committed="${pair%%:*}"
     fresh="${pair#*:}"
-    for f in "$fresh"/*.onnx; do
+    for f in "$fresh"/*; do
+        [[ -f "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
             echo "stale or missing: $rel" >&2
@@ -53,7 +55,7 @@ for pair in "tests/models:$gen/models" "examples:$gen/examples"; do
     done
 done
 if [[ $stale != 0 ]]; then
-    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py" >&2
+    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py && $PY scripts/make_malformed.py" >&2
     exit 1
 fi
 echo "ok"
@@ -91,6 +93,10 @@ mkdir -p "$target_dir"
 extra_suites=(
     tests/conformance/executor.py
     tests/conformance/structured.py
+    tests/conformance/malformed_ort.py
+    # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
+    # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
+    tests/conformance/zoo.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then
