@@ -8,8 +8,8 @@
 #      against the reference `onnx` package and onnxruntime — starting with
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
-# It also checks that the committed generated models (tests/models/,
-# examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
+# It also checks that the committed generated models (tests/models/ with its
+# structured/ and sparse/ families, examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
@@ -40,13 +40,17 @@ gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 "$PY" scripts/make_models.py --size small --out "$gen/models" --no-check >/dev/null
 "$PY" scripts/make_examples.py --out "$gen/examples" --no-check >/dev/null
+"$PY" scripts/make_structured.py --src tests/models/resnet18_folded.onnx \
+    --out "$gen/structured" --no-check 2>/dev/null
+"$PY" scripts/make_sparse.py --size small --out "$gen/sparse" --no-check 2>/dev/null
 "$PY" scripts/make_malformed.py --out "$gen/malformed" >/dev/null
 stale=0
-for pair in "tests/models:$gen/models" "examples:$gen/examples" "tests/malformed:$gen/malformed"; do
+for pair in "tests/models:$gen/models" "examples:$gen/examples" \
+    "tests/models/structured:$gen/structured" "tests/models/sparse:$gen/sparse"; do
     committed="${pair%%:*}"
     fresh="${pair#*:}"
-    for f in "$fresh"/*; do
-        [[ -f "$f" ]] || continue
+    for f in "$fresh"/*.onnx "$fresh"/manifest.json; do
+        [[ -e "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
             echo "stale or missing: $rel" >&2
@@ -54,8 +58,17 @@ for pair in "tests/models:$gen/models" "examples:$gen/examples" "tests/malformed
         fi
     done
 done
+# The malformed corpus: every file (models, the data file, expected.txt and README.md).
+for f in "$gen/malformed"/*; do
+    rel="tests/malformed/$(basename "$f")"
+    if ! cmp -s "$f" "$rel"; then
+        echo "stale or missing: $rel" >&2
+        stale=1
+    fi
+done
 if [[ $stale != 0 ]]; then
-    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py && $PY scripts/make_malformed.py" >&2
+    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py" \
+        "&& $PY scripts/make_structured.py && $PY scripts/make_sparse.py && $PY scripts/make_malformed.py" >&2
     exit 1
 fi
 echo "ok"

@@ -115,6 +115,19 @@ impl<'a> Ctx<'a> {
         Ok(self.ir(self.desc.get_ints(name))?.map(<[i64]>::to_vec))
     }
 
+    /// A strings attribute, each decoded as UTF-8 (lossily).
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.desc.attr(name).map(|a| &a.value) {
+            None => Ok(None),
+            Some(AttrValue::Strings(v)) => Ok(Some(
+                v.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            )),
+            Some(_) => Err(self.err(format!("attribute `{name}` must be a list of strings"))),
+        }
+    }
+
     pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
         Ok(self.ir(self.desc.get_floats(name))?.map(<[f32]>::to_vec))
     }

@@ -909,3 +909,43 @@ fn constants_and_generators() {
     );
     let _ = DataType::Float;
 }
+
+#[test]
+fn recurrent_layers() {
+    let lstm = infer1(
+        14,
+        "LSTM",
+        vec![s("direction", "bidirectional"), i("hidden_size", 6)],
+        vec![T("float[T,N,4]"), T("float[2,24,4]"), T("float[2,24,6]")],
+        3,
+    );
+    assert_eq!(
+        lstm.unwrap(),
+        ["float[T,2,N,6]", "float[2,N,6]", "float[2,N,6]"]
+    );
+    // Batch-major layout, hidden size read from R.
+    let gru = infer1(
+        14,
+        "GRU",
+        vec![i("layout", 1)],
+        vec![T("float[N,T,4]"), T("float[1,15,4]"), T("float[1,15,5]")],
+        2,
+    );
+    assert_eq!(gru.unwrap(), ["float[N,T,1,5]", "float[N,1,5]"]);
+    assert_eq!(
+        one(
+            7,
+            "RNN",
+            vec![],
+            vec![T("double[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+        ),
+        "double[3,1,2,5]"
+    );
+    assert!(one(
+        14,
+        "RNN",
+        vec![s("direction", "bidirectional")],
+        vec![T("float[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+    )
+    .contains("W: dims 2 and 1 must be equal"));
+}

@@ -318,6 +318,40 @@ fn zero_input_columns_are_sliced_away() {
 }
 
 #[test]
+fn trailing_zero_input_columns_keep_their_gather() {
+    // Regression (fuzzing, issue 15): the kept channels 0..3 are a prefix of the input's 6, so
+    // the gather looked like the identity and was dropped, feeding 6 channels to a conv narrowed
+    // to 3 (`input has 6 channels but weight expects 3 x group 1`, refused with exit 2).
+    let w = weight(4, 6, 3, 19, |_, i, _| i < 3);
+    let (m, r) = check(
+        &model(w, true, &Attrs::default()),
+        Some("Conv 3x3 dense·gather"),
+    );
+    assert_eq!(op_types(&m), ["Gather", "Conv"]);
+    assert_eq!(fired(&r), ["zero-inputs-sliced"]);
+}
+
+#[test]
+fn equal_inputs_before_trailing_zero_columns_keep_their_gather() {
+    // The same bug through `equal-inputs-summed`: the class members 0..4 are a prefix of the
+    // 8 inputs (4..8 are zero columns), so their gather must stay.
+    let t = rand_table(8 * 8 * 9, 20);
+    let w = weight_fn(8, 8, 3, |o, i, tap| {
+        if i < 4 {
+            t[(o * 8 + i / 2) * 9 + tap]
+        } else {
+            0.0
+        }
+    });
+    let (m, r) = check(
+        &model(w, true, &Attrs::default()),
+        Some("Conv 3x3 dense·Conv 1x1 G=2·gather"),
+    );
+    assert_eq!(op_types(&m), ["Gather", "Conv", "Conv"]);
+    assert!(fired(&r).contains(&"equal-inputs-summed".to_string()));
+}
+
+#[test]
 fn zero_input_near_miss_one_nonzero_weight() {
     let w = weight(8, 8, 3, 18, |o, i, t| i != 2 || (o == 3 && t == 4));
     check(&model(w, true, &Attrs::default()), None);

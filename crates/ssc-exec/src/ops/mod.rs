@@ -9,6 +9,7 @@ mod norm;
 mod pool;
 mod reduce;
 mod resize;
+mod rnn;
 mod sequence;
 mod shape;
 mod window;
@@ -51,6 +52,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Expand", shape::expand, 8),
     ("Flatten", shape::flatten, 1),
     ("Floor", elementwise::unary, 1),
+    ("GRU", rnn::recurrent, 1),
     ("Gather", shape::gather, 1),
     ("GatherElements", shape::gather_elements, 11),
     ("Gelu", elementwise::unary, 20),
@@ -68,6 +70,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("IsInf", elementwise::is_nan_inf, 10),
     ("IsNaN", elementwise::is_nan_inf, 9),
     ("LRN", norm::lrn, 1),
+    ("LSTM", rnn::recurrent, 1),
     ("LayerNormalization", norm::layer_norm, 17),
     ("LeakyRelu", elementwise::unary, 1),
     ("Less", elementwise::compare, 1),
@@ -89,6 +92,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("PRelu", elementwise::prelu, 1),
     ("Pad", shape::pad, 2),
     ("Pow", elementwise::arith, 1),
+    ("RNN", rnn::recurrent, 1),
     ("Range", misc::range, 11),
     ("Reciprocal", elementwise::unary, 1),
     ("ReduceL1", reduce::reduce, 1),

@@ -9,6 +9,7 @@ mod norm;
 mod pool;
 mod reduce;
 mod resize;
+mod rnn;
 mod shape;
 
 use ssc_ir::{

@@ -145,9 +145,17 @@ pub(crate) fn is_identity(p: &[u32]) -> bool {
     p.iter().enumerate().all(|(j, &x)| x as usize == j)
 }
 
-/// `Gather(x, idx, axis = 1)` unless `idx` is the identity.
+/// `Gather(x, idx, axis = 1)` unless `idx` is the identity on all of `x`'s channels.
+///
+/// A prefix `0, 1, .., k-1` of more channels is a selection, not the identity: the gather
+/// must stay (dropping it once fed a 6-channel input to a conv narrowed to 3 inputs).
 pub(crate) fn gather_channels(egraph: &mut EGraph<SscNode, SscAnalysis>, x: Id, idx: &[u32]) -> Id {
-    if is_identity(idx) {
+    let channels = egraph[x]
+        .data
+        .shape
+        .as_ref()
+        .and_then(|s| s.get(1).copied());
+    if channels == Some(idx.len()) && is_identity(idx) {
         return x;
     }
     egraph.add(SscNode::Gather {

@@ -15,6 +15,7 @@ mod generate;
 mod layout;
 mod math;
 mod nn;
+mod recurrent;
 
 pub(crate) use generate::shape_range;
 use generate::{constant_of_shape, range, shape_op};
@@ -24,6 +25,7 @@ use layout::{
 };
 use math::{argmax, elementwise, gemm, matmul, reduce, variadic, where_};
 use nn::{batch_norm, conv, depth_space, dropout, global_pool, pool};
+use recurrent::recurrent;
 
 /// What a rule sees.
 pub(crate) struct Cx<'a> {
@@ -203,6 +205,7 @@ pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
             .map(|s| vec![Dim::Known(s.len()), Dim::Unknown])
             .and_then(|s| tt(DataType::Int64, s))),
         "DepthToSpace" | "SpaceToDepth" => depth_space(cx),
+        "LSTM" | "GRU" | "RNN" => recurrent(cx),
         "QuantizeLinear" => {
             let elem = cx.elem(2).unwrap_or(DataType::Uint8);
             one(cx.ty(0).map(|t| TensorType {
