@@ -503,6 +503,17 @@ def refused_by_ort_too(out: str) -> None:
     m.opset_import[0].ClearField("version")
     case("opset_no_version.onnx", "error", "opset_import for domain `` has no version",
          "an opset import without a version", ser(m), out)
+    # Found by scripts/fuzz.sh: a value_info entry made the name readable although nothing
+    # produces it, so export dropped it and the written model did not re-import.
+    m = model(nodes=[helper.make_node("Relu", ["ghost"], ["Y"], name="relu")], inits=[])
+    m.graph.value_info.append(helper.make_tensor_value_info("ghost", TensorProto.FLOAT, [1, 2]))
+    case("fuzz_value_info_only_input.onnx", "error", "node `relu` (Relu) reads `ghost`",
+         "regression: a node reads a name that only value_info declares", ser(m), out)
+    m = model()
+    m.graph.output[0].name = "ghost"
+    m.graph.value_info.append(helper.make_tensor_value_info("ghost", TensorProto.FLOAT, [1, 2]))
+    case("value_info_only_output.onnx", "error", "graph output `ghost` is not produced",
+         "a graph output that only value_info declares", ser(m), out)
     shape = onnx.numpy_helper.from_array(np.array([2, 2], dtype=np.int64), "S")
     case("reshape_mismatch.onnx", "error", "node `r` (Reshape): cannot reshape 3 elements into 4",
          "a Reshape to a constant shape of another size (ORT loads it but cannot run it)",

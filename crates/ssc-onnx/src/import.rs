@@ -317,14 +317,24 @@ impl Importer {
             g.value_mut(id).in_value_info = true;
         }
 
+        // What a node or graph output may read: a graph input, an initializer or a node output.
+        // A name only value_info declares is not a value (ONNX Runtime refuses such reads too).
+        let mut defined: HashSet<&str> = produced.iter().map(String::as_str).collect();
+        defined.extend(gp.input.iter().filter_map(|v| v.name.as_deref()));
+        defined.extend(gp.initializer.iter().filter_map(|t| t.name.as_deref()));
+        defined.extend(
+            gp.sparse_initializer
+                .iter()
+                .filter_map(|s| s.values.as_ref().and_then(|v| v.name.as_deref())),
+        );
         for (idx, n) in gp.node.iter().enumerate() {
-            self.node(&mut g, n, idx)?;
+            self.node(&mut g, n, idx, &defined)?;
         }
 
         let mut outputs = Vec::with_capacity(gp.output.len());
         for vi in &gp.output {
             let name = vi.name.clone().unwrap_or_default();
-            if g.value_by_name(&name).is_none() {
+            if !defined.contains(name.as_str()) {
                 return Err(self.invalid(format!(
                     "graph output `{name}` is not produced by any node, input or initializer"
                 )));
@@ -336,7 +346,13 @@ impl Importer {
         Ok(g)
     }
 
-    fn node(&mut self, g: &mut Graph, n: &NodeProto, idx: usize) -> Result<(), OnnxError> {
+    fn node(
+        &mut self,
+        g: &mut Graph,
+        n: &NodeProto,
+        idx: usize,
+        defined: &HashSet<&str>,
+    ) -> Result<(), OnnxError> {
         let label = node_label(n, idx);
         let op_type = n.op_type.clone().unwrap_or_default();
         if op_type.is_empty() {
@@ -346,7 +362,10 @@ impl Importer {
             if name.is_empty() {
                 return Ok(None);
             }
-            g.value_by_name(name).map(Some).ok_or_else(|| {
+            g.value_by_name(name)
+                .filter(|_| defined.contains(name))
+                .map(Some)
+                .ok_or_else(|| {
                 self.invalid(format!(
                     "node {label} ({op_type}) reads `{name}`, which no node, graph input or initializer produces"
                 ))
@@ -385,7 +404,10 @@ impl Importer {
             .add_op(desc, inputs, outputs)
             .map_err(|e| self.invalid(format!("node {label}: {e}")))?;
         for name in captured {
-            let v = g.value_by_name(&name).ok_or_else(|| {
+            let v = g
+                .value_by_name(&name)
+                .filter(|_| defined.contains(name.as_str()))
+                .ok_or_else(|| {
                 self.invalid(format!(
                     "a subgraph of node {label} ({op_type}) reads `{name}`, which is defined nowhere"
                 ))
