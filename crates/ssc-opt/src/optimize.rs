@@ -246,6 +246,12 @@ fn rewrite_validated(
                 ));
                 opts.disabled.push((node, rule));
             }
+            Err((_, msg)) if opts.channels => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); optimising without channel removal (an ssc-opt bug, please report it)"
+                ));
+                opts.channels = false;
+            }
             Err((_, msg)) => {
                 warnings.push(format!(
                     "structure rewriting produced an invalid graph ({msg}); the model is written with clean-ups only (an ssc-opt bug, please report it)"
@@ -293,6 +299,22 @@ impl Report {
                 r.saturation_time.as_secs_f64() * 1e3,
                 r.total_time.as_secs_f64() * 1e3,
             );
+            let c = &r.channels;
+            let _ = writeln!(
+                s,
+                "channel removal: {} channel groups removed ({} carriers kept, {} constant groups pinned), {} producers narrowed",
+                c.groups_removed,
+                c.carriers,
+                c.groups_pinned,
+                c.producers_narrowed.len()
+            );
+            for p in &c.producers_narrowed {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} computes {} of {} filters, gathered back in place",
+                    p.node, p.filters_after, p.filters_before
+                );
+            }
             for l in r.layers.iter().filter(|l| l.rewritten) {
                 let _ = writeln!(
                     s,
