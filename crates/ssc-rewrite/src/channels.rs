@@ -398,7 +398,7 @@ fn remove_groups(
                     remove[gid as usize] = false;
                     changed = true;
                 }
-            } else if block > 1 && m.len() % block == 0 && kept_n % block != 0 {
+            } else if block > 1 && m.len().is_multiple_of(block) && !kept_n.is_multiple_of(block) {
                 // Keep the value aligned to the runtime's channel block: restore the first
                 // removed channels (their groups stay, constants and all).
                 let need = block - kept_n % block;
@@ -749,7 +749,7 @@ fn narrow_producers(
             .collect();
         // An aligned conv stays aligned (its kept filters and the zero one fill whole blocks).
         let block = cost.channel_block();
-        if block > 1 && co % block == 0 && !removed.is_empty() {
+        if block > 1 && co.is_multiple_of(block) && !removed.is_empty() {
             let n = (co - removed.len() + 1).div_ceil(block) * block;
             removed.truncate(co.saturating_sub(n - 1));
         }
