@@ -95,8 +95,12 @@ impl Report {
             } else {
                 " at batch 1"
             };
+            let unknown = match self.macs_unknown_layers {
+                0 => String::new(),
+                n => format!(" ({n} layers of symbolic size not counted: fix with --input-shape)"),
+            };
             format!(
-                "{:.3} -> {:.3} GMACs{batch}",
+                "{:.3} -> {:.3} GMACs{batch}{unknown}",
                 self.macs_before as f64 / 1e9,
                 self.macs_after as f64 / 1e9,
             )
