@@ -27,6 +27,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Refuses an input value the executor does not implement, as [`ExecError::Unsupported`]:
+    /// for conditions only a run can see (a Dropout whose `training_mode` input is true), so
+    /// callers tell "not implemented" from a failure the same way as for a static check.
+    pub fn unsupported(&self, reason: impl Into<String>) -> ExecError {
+        ExecError::Unsupported(vec![crate::Unsupported {
+            node: self.label.to_string(),
+            op_type: self.desc.op_type.clone(),
+            domain: self.desc.domain.clone(),
+            reason: reason.into(),
+        }])
+    }
+
     fn ir<T>(&self, r: std::result::Result<T, ssc_ir::IrError>) -> Result<T> {
         r.map_err(|e| self.err(e.to_string()))
     }

@@ -113,10 +113,10 @@ def recurrent_cases() -> None:
         n_out = 3 if op == "LSTM" else 2
         name = f"ort_{op.lower()}_{direction}_layout{layout}_{variant}"
         add(name, op, ins, n_out, 14, **attrs)
-    # Only the last state requested (Y left empty), the oldest opset, no hidden_size attribute.
+    # Only the last state requested (Y left empty), and an old opset.
     r = rng(100)
     x, w, rr = f32(r, 7, 2, 3), f32(r, 1, 16, 3), f32(r, 1, 16, 4)
-    add("ort_lstm_only_yh", "LSTM", [x, w, rr], 2, 7, out_names=["", "y_h"])
+    add("ort_lstm_only_yh", "LSTM", [x, w, rr], 2, 7, out_names=["", "y_h"], hidden_size=4)
     x, w, rr = f32(r, 7, 2, 3), f32(r, 1, 12, 3), f32(r, 1, 12, 4)
     add("ort_gru_opset7", "GRU", [x, w, rr], 2, 7, hidden_size=4)
     # A long sequence: the recurrence must stay accurate (and quick) over 100 steps.
@@ -124,8 +124,62 @@ def recurrent_cases() -> None:
     add("ort_lstm_long_bidirectional", "LSTM", [x, w, rr], 3, 14, direction="bidirectional", hidden_size=64)
 
 
+def quant_cases() -> None:
+    """The quantised ops: per-tensor, per-channel and blocked parameters, both signednesses,
+    bias, padding, strides and groups."""
+    r = rng(200)
+
+    def u8(*shape):
+        return r.integers(0, 256, shape).astype(np.uint8)
+
+    def i8(*shape):
+        return r.integers(-128, 128, shape).astype(np.int8)
+
+    def sc(*shape, lo=0.005, hi=0.05):
+        return r.uniform(lo, hi, shape).astype(np.float32)
+
+    x = f32(r, 2, 3, 5, 4, scale=3.0)
+    add("ort_quantize_per_tensor_u8", "QuantizeLinear", [x, sc(), np.array(128, np.uint8)], 1, 13)
+    add("ort_quantize_per_axis_i8", "QuantizeLinear", [x, sc(3), i8(3) // 4], 1, 13)
+    add("ort_quantize_axis_negative", "QuantizeLinear", [x, sc(4), u8(4)], 1, 13, axis=-1)
+    add("ort_quantize_no_zero_point", "QuantizeLinear", [x, sc()], 1, 13)
+    add("ort_quantize_blocked_i8", "QuantizeLinear", [x, sc(2, 3, 3, 4), i8(2, 3, 3, 4) // 4], 1, 21, axis=2, block_size=2)
+    add("ort_quantize_u16", "QuantizeLinear", [x, sc(), np.array(30000, np.uint16)], 1, 21)
+    q = u8(2, 3, 5, 4)
+    add("ort_dequantize_per_tensor", "DequantizeLinear", [q, sc(), np.array(7, np.uint8)], 1, 13)
+    add("ort_dequantize_per_axis", "DequantizeLinear", [i8(2, 3, 5, 4), sc(5), i8(5)], 1, 13, axis=2)
+    add("ort_dequantize_int32", "DequantizeLinear", [r.integers(-(2**20), 2**20, (6,)).astype(np.int32), sc()], 1, 13)
+    add("ort_dequantize_blocked", "DequantizeLinear", [q, sc(2, 3, 5, 2), u8(2, 3, 5, 2)], 1, 21, axis=-1, block_size=3)
+    for k, data in enumerate([f32(r, 3, 7, scale=4.0), -np.abs(f32(r, 10)), np.abs(f32(r, 2, 5)) + 1.0]):
+        add(f"ort_dynamic_quantize_{k}", "DynamicQuantizeLinear", [data], 3, 11)
+    add("ort_matmul_integer_u8", "MatMulInteger", [u8(2, 4, 6), u8(6, 5), np.array(3, np.uint8), np.array(200, np.uint8)], 1, 10)
+    add("ort_matmul_integer_per_column", "MatMulInteger", [u8(4, 6), i8(6, 5), np.array(128, np.uint8), i8(5)], 1, 10)
+    add("ort_matmul_integer_no_zero_points", "MatMulInteger", [u8(3, 4), u8(4, 2)], 1, 10)
+    xc = u8(1, 4, 7, 6)
+    add("ort_conv_integer", "ConvInteger", [xc, u8(2, 4, 3, 3), np.array(100, np.uint8), np.array(120, np.uint8)], 1, 10, pads=[1, 0, 2, 1], strides=[2, 1])
+    add("ort_conv_integer_i8_weights", "ConvInteger", [xc, i8(6, 2, 2, 3)], 1, 10, group=2, dilations=[2, 1])
+    for name, w, ws, wz in [
+        ("per_tensor_u8", u8(4, 4, 3, 3), sc(), np.array(128, np.uint8)),
+        ("per_channel_i8", i8(4, 4, 3, 3), sc(4, lo=0.001, hi=0.01), np.zeros(4, np.int8)),
+    ]:
+        add(f"ort_qlinearconv_{name}", "QLinearConv",
+            [xc, np.array(0.02, np.float32), np.array(110, np.uint8), w, ws, wz, np.array(0.5, np.float32), np.array(120, np.uint8),
+             r.integers(-2000, 2000, 4).astype(np.int32)], 1, 10, pads=[1, 1, 1, 1], strides=[1, 2])
+    xi = i8(2, 6, 5, 5)
+    add("ort_qlinearconv_i8_grouped", "QLinearConv",
+        [xi, np.array(0.05, np.float32), np.array(-3, np.int8), i8(6, 2, 3, 3), sc(6, lo=0.001, hi=0.01), np.zeros(6, np.int8),
+         np.array(0.3, np.float32), np.array(5, np.int8)], 1, 10, group=3, auto_pad="SAME_UPPER")
+    add("ort_qlinearmatmul_u8", "QLinearMatMul",
+        [u8(2, 3, 8), np.array(0.03, np.float32), np.array(100, np.uint8), u8(8, 5), np.array(0.02, np.float32),
+         np.array(130, np.uint8), np.array(0.4, np.float32), np.array(90, np.uint8)], 1, 10)
+    add("ort_qlinearmatmul_i8_per_column", "QLinearMatMul",
+        [i8(4, 8), np.array(0.03, np.float32), np.array(-5, np.int8), i8(8, 5), sc(5), np.zeros(5, np.int8),
+         np.array(0.4, np.float32), np.array(3, np.int8)], 1, 10)
+
+
 def main(out: str) -> None:
     recurrent_cases()
+    quant_cases()
     root = os.path.join(out, "ort")
     if os.path.exists(root):
         shutil.rmtree(root)

@@ -59,10 +59,6 @@ pub struct Report {
     pub macs_batch_assumed: Vec<String>,
     /// Layers after optimisation whose MACs are unknown (symbolic shapes) and not counted.
     pub macs_unknown_layers: usize,
-    /// Quirks of the model that did not stop the work, one line each (a declared type that
-    /// disagrees with what its op computes, ...). The loader's own warnings are in
-    /// [`crate::Loaded::warnings`].
-    pub warnings: Vec<String>,
     /// Values whose wrong declared type was replaced by the computed one (`fix_types`).
     pub types_fixed: usize,
     /// How often each clean-up rewrite fired, by name.
@@ -76,6 +72,12 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
+    /// Things the user should know that did not stop the job, one line each: quirks of the
+    /// model (a declared type that disagrees with what its op computes, one symbolic dim given
+    /// two sizes) and rewrites dropped because their result failed validation (bugs in
+    /// ssc-opt, never in the model), each naming the rule and the conv. The loader's own
+    /// warnings are in [`crate::Loaded::warnings`].
+    pub warnings: Vec<String>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -146,6 +148,9 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     }
     report.macs_before = crate::inspect(model).total_macs;
     if opts.cleanups {
+        // The input passed inference above, so a graph the clean-ups leave invalid is their
+        // bug: keep the model as it was, say so, and go on.
+        let before = model.clone();
         let passes = ssc_passes::run_cleanups(
             model,
             &PassOptions {
@@ -154,17 +159,29 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
                 ..PassOptions::default()
             },
         )?;
-        report.rewrites = passes
-            .counts
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+        match ssc_passes::infer_shapes_with(model, &[], &InferOptions::default()) {
+            Ok(_) => {
+                report.rewrites = passes
+                    .counts
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect();
+            }
+            Err(e) => {
+                report.warnings.push(format!(
+                    "the clean-up passes produced an invalid graph ({e}); continuing without them (an ssc-opt bug, please report it)"
+                ));
+                *model = before;
+            }
+        }
     }
     if opts.cleanups && opts.rewrite {
         // The rewriter reads shapes from value types, which the inference above just refreshed.
-        report.rewrite = Some(ssc_rewrite::rewrite_model(model, &opts.rewrite_options)?);
-        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+        report.rewrite = Some(rewrite_validated(
+            model,
+            &opts.rewrite_options,
+            &mut report.warnings,
+        )?);
     }
     if opts.cleanups {
         report.jit = ssc_passes::annotate_for_jit(model);
@@ -180,6 +197,85 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     report.initializers_after = model.graph.initializer_ids().len();
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// How many times [`rewrite_validated`] redoes the rewrite without a rule that broke it
+/// before it gives up on structure rewriting for this model.
+const MAX_REWRITE_RETRIES: usize = 8;
+
+/// The structure-aware rewrite, validated: alternatives that fail the rewriter's own check are
+/// dropped inside it (reported in `dropped`); if the rewritten graph then fails shape inference
+/// (or cannot be emitted), the rule whose form broke it is disabled on that conv and the rewrite
+/// is redone from the clean-up output. The input already passed inference, so none of this is
+/// the user's fault: each step becomes a warning, and exit code 2 stays for malformed input.
+/// If no culprit can be named, the model is kept without structure rewrites.
+fn rewrite_validated(
+    model: &mut Model,
+    opts: &ssc_rewrite::RewriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<ssc_rewrite::RewriteReport, Error> {
+    let before = model.clone();
+    let mut opts = opts.clone();
+    for _ in 0..=MAX_REWRITE_RETRIES {
+        let mut m = before.clone();
+        let failure = match ssc_rewrite::rewrite_model(&mut m, &opts) {
+            Err(ssc_rewrite::RewriteError::MaterializeLayer { node, rule, msg }) => {
+                Err((Some((node, rule)), msg))
+            }
+            Err(ssc_rewrite::RewriteError::Epsilon(e)) => {
+                return Err(ssc_rewrite::RewriteError::Epsilon(e).into())
+            }
+            Err(e) => Err((None, e.to_string())),
+            Ok(r) => match ssc_passes::infer_shapes_with(&mut m, &[], &InferOptions::default()) {
+                Ok(_) => Ok(r),
+                Err(e) => Err((culprit(&r, &e), e.to_string())),
+            },
+        };
+        match failure {
+            Ok(r) => {
+                for d in &r.dropped {
+                    warnings.push(format!(
+                        "rule `{}` on `{}` produced an invalid alternative ({}); dropped it (an ssc-opt bug, please report it)",
+                        d.rule, d.node, d.reason
+                    ));
+                }
+                *model = m;
+                return Ok(r);
+            }
+            Err((Some((node, rule)), msg))
+                if !opts.disabled.iter().any(|(n, r)| *n == node && *r == rule) =>
+            {
+                warnings.push(format!(
+                    "rule `{rule}` on `{node}` produced an invalid graph ({msg}); optimising without it (an ssc-opt bug, please report it)"
+                ));
+                opts.disabled.push((node, rule));
+            }
+            Err((_, msg)) => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); the model is written with clean-ups only (an ssc-opt bug, please report it)"
+                ));
+                break;
+            }
+        }
+    }
+    *model = before;
+    Ok(ssc_rewrite::RewriteReport::default())
+}
+
+/// The rewritten layer whose emitted ops (named `{layer}/ssc{n}`) or own output an inference
+/// error names, with the rule that chose its form.
+fn culprit(r: &ssc_rewrite::RewriteReport, e: &ssc_passes::PassError) -> Option<(String, String)> {
+    let node = match e {
+        ssc_passes::PassError::Shape { node, .. }
+        | ssc_passes::PassError::TypeConflict { node, .. } => node,
+        _ => return None,
+    };
+    r.layers
+        .iter()
+        .filter(|l| l.rewritten)
+        .filter(|l| *node == l.node || node.starts_with(&format!("{}/ssc", l.node)))
+        .max_by_key(|l| l.node.len())
+        .and_then(|l| Some((l.node.clone(), l.rule.clone()?)))
 }
 
 impl Report {
@@ -215,6 +311,9 @@ impl Report {
                     l.rules_fired.join(", ")
                 );
             }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
         }
         let _ = writeln!(
             s,

@@ -949,3 +949,109 @@ fn recurrent_layers() {
     )
     .contains("W: dims 2 and 1 must be equal"));
 }
+
+#[test]
+fn quantised_ops() {
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]"), T("int8[]")]
+        ),
+        "int8[N,3]"
+    );
+    assert_eq!(
+        one(
+            21,
+            "QuantizeLinear",
+            vec![i("output_dtype", 4)],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint16[N,3]"
+    );
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint8[N,3]"
+    );
+    assert_eq!(
+        one(
+            19,
+            "DequantizeLinear",
+            vec![],
+            vec![T("int8[N,3]"), T("float16[3]")]
+        ),
+        "float16[N,3]"
+    );
+    assert_eq!(
+        infer1(
+            11,
+            "DynamicQuantizeLinear",
+            vec![],
+            vec![T("float[N,7]")],
+            3
+        )
+        .unwrap(),
+        ["uint8[N,7]", "float[]", "uint8[]"]
+    );
+    let pads = || vec![ia("pads", &[1, 1, 1, 1])];
+    assert_eq!(
+        one(
+            10,
+            "ConvInteger",
+            pads(),
+            vec![T("uint8[N,4,8,8]"), T("int8[6,4,3,3]")]
+        ),
+        "int32[N,6,8,8]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearConv",
+            vec![ia("strides", &[2, 2])],
+            vec![
+                T("uint8[1,4,8,8]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("int8[6,4,3,3]"),
+                T("float[6]"),
+                T("int8[6]"),
+                T("float[]"),
+                T("int8[]"),
+            ]
+        ),
+        "int8[1,6,3,3]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "MatMulInteger",
+            vec![],
+            vec![T("uint8[N,3,4]"), T("int8[4,5]")]
+        ),
+        "int32[N,3,5]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearMatMul",
+            vec![],
+            vec![
+                T("uint8[3,4]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("uint8[4,5]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("float[]"),
+                T("uint8[]"),
+            ]
+        ),
+        "uint8[3,5]"
+    );
+}

@@ -57,6 +57,7 @@ pub mod extract;
 pub mod lang;
 mod materialize;
 pub mod rules;
+mod validate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +84,17 @@ pub enum RewriteError {
     /// The extraction could not be turned back into IR (a bug in a rule).
     #[error("materializing the extracted graph: {0}")]
     Materialize(String),
+    /// Emitting the form chosen for one conv failed (a bug in the rule that offered it);
+    /// retrying with that rule in [`RewriteOptions::disabled`] for that conv avoids it.
+    #[error("materializing `{node}` (rule `{rule}`): {msg}")]
+    MaterializeLayer {
+        /// The conv's name (as in [`LayerReport::node`]).
+        node: String,
+        /// The rule whose form was chosen.
+        rule: String,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 /// How to rewrite.
@@ -101,6 +113,10 @@ pub struct RewriteOptions {
     /// `0` is exact. Otherwise weights with `|w| <= epsilon` count as zero, and the rewrite is
     /// approximate (reported in [`RewriteReport::approximate`]).
     pub epsilon: f32,
+    /// `(conv name, rule name)` pairs: the rule does not fire on that conv (names as in
+    /// [`LayerReport::node`] and [`LayerReport::rule`]). The facade fills this when a rule's
+    /// output failed validation, to redo the rewrite without it.
+    pub disabled: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for RewriteOptions {
@@ -112,6 +128,7 @@ impl std::fmt::Debug for RewriteOptions {
             .field("iter_limit", &self.iter_limit)
             .field("time_limit", &self.time_limit)
             .field("epsilon", &self.epsilon)
+            .field("disabled", &self.disabled)
             .finish()
     }
 }
@@ -127,6 +144,7 @@ impl Default for RewriteOptions {
             iter_limit: 8,
             time_limit: Duration::from_secs(10),
             epsilon: 0.0,
+            disabled: Vec::new(),
         }
     }
 }
@@ -152,6 +170,20 @@ pub struct LayerReport {
     pub rules_fired: Vec<String>,
     /// Whether the extraction chose an alternative.
     pub rewritten: bool,
+    /// The rule whose alternative the extraction chose (`None` when not rewritten).
+    pub rule: Option<String>,
+}
+
+/// An alternative a rule offered that failed validation and was dropped (a bug in the rule;
+/// the conv keeps its other alternatives).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DroppedRewrite {
+    /// The conv's name (or `Conv#index`).
+    pub node: String,
+    /// The rule that offered the alternative.
+    pub rule: String,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 /// What [`rewrite_model`] did.
@@ -185,6 +217,8 @@ pub struct RewriteReport {
     pub rewritten: usize,
     /// The rewrite used a non-zero epsilon, so outputs may change.
     pub approximate: bool,
+    /// Alternatives dropped because they failed validation (bugs in rules, not in the model).
+    pub dropped: Vec<DroppedRewrite>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -207,6 +241,7 @@ pub fn rewrite_model(
             epsilon: opts.epsilon,
         },
         model.onnx_opset(),
+        &opts.disabled,
     )?;
     let build::Built {
         egraph,
@@ -240,7 +275,7 @@ pub fn rewrite_model(
     };
     let preferred: Vec<SscNode> = built.sites.iter().map(|s| s.node.clone()).collect();
     let ex = extract::extract(&built.egraph, opts.cost.as_ref(), &preferred);
-    let layers = materialize::materialize(model, &built, &ex)?;
+    let (layers, dropped) = materialize::materialize(model, &built, &ex)?;
     let mut report = RewriteReport {
         egraph_nodes: built.egraph.total_size(),
         egraph_classes: built.egraph.number_of_classes(),
@@ -248,6 +283,7 @@ pub fn rewrite_model(
         stop_reason,
         saturation_time,
         approximate: opts.epsilon > 0.0,
+        dropped,
         ..RewriteReport::default()
     };
     for l in &layers {

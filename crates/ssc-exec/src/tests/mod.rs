@@ -7,6 +7,7 @@ mod executor;
 mod misc;
 mod norm;
 mod pool;
+mod quant;
 mod reduce;
 mod resize;
 mod rnn;

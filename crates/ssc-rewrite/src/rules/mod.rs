@@ -233,14 +233,36 @@ impl<R: ConvRewrite> Applier<SscNode, SscAnalysis> for ConvApplier<R> {
         _ast: Option<&PatternAst<SscNode>>,
         _rule: Symbol,
     ) -> Vec<Id> {
+        let rule = self.0.name();
+        if SscAnalysis::is_disabled(egraph, eclass, rule) {
+            return Vec::new();
+        }
         let Some(m) = ConvMatch::new(egraph, subst) else {
             return Vec::new();
         };
         let Some(new) = self.0.alternative(egraph, &m) else {
             return Vec::new();
         };
+        // A malformed alternative is a bug in the rule, never the model's fault: drop it, say
+        // so in the report, and go on with the other rules.
+        if let Err(why) = crate::validate::check_alternative(egraph, eclass, new, &[m.x, m.w, m.b])
+        {
+            let class = egraph.find(eclass);
+            let known = egraph.analysis.dropped.iter();
+            if !known
+                .clone()
+                .any(|(c, r, _)| *r == rule && egraph.find(*c) == class)
+            {
+                egraph.analysis.dropped.push((eclass, rule, why));
+            }
+            return Vec::new();
+        }
+        let root = egraph[new].nodes.first().cloned();
         if egraph.union(eclass, new) {
-            egraph.analysis.fired.push((eclass, self.0.name()));
+            egraph.analysis.fired.push((eclass, rule));
+            if let Some(root) = root {
+                egraph.analysis.alternatives.push((eclass, root, rule));
+            }
             vec![eclass]
         } else {
             Vec::new()

@@ -15,6 +15,7 @@ mod generate;
 mod layout;
 mod math;
 mod nn;
+mod quant;
 mod recurrent;
 
 pub(crate) use generate::shape_range;
@@ -25,6 +26,7 @@ use layout::{
 };
 use math::{argmax, elementwise, gemm, matmul, reduce, variadic, where_};
 use nn::{batch_norm, conv, depth_space, dropout, global_pool, pool};
+use quant::{dequantize, dynamic_quantize, integer, qlinear, quantize};
 use recurrent::recurrent;
 
 /// What a rule sees.
@@ -206,17 +208,11 @@ pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
             .and_then(|s| tt(DataType::Int64, s))),
         "DepthToSpace" | "SpaceToDepth" => depth_space(cx),
         "LSTM" | "GRU" | "RNN" => recurrent(cx),
-        "QuantizeLinear" => {
-            let elem = cx.elem(2).unwrap_or(DataType::Uint8);
-            one(cx.ty(0).map(|t| TensorType {
-                elem,
-                shape: t.shape.clone(),
-            }))
-        }
-        "DequantizeLinear" => one(cx.elem(1).map(|elem| TensorType {
-            elem,
-            shape: cx.ty(0).and_then(|t| t.shape.clone()),
-        })),
+        "QuantizeLinear" => quantize(cx),
+        "DequantizeLinear" => dequantize(cx),
+        "DynamicQuantizeLinear" => dynamic_quantize(cx),
+        "ConvInteger" | "MatMulInteger" => integer(cx),
+        "QLinearConv" | "QLinearMatMul" => qlinear(cx),
         _ => return None,
     })
 }
