@@ -59,6 +59,12 @@ pub struct Report {
     pub macs_batch_assumed: Vec<String>,
     /// Layers after optimisation whose MACs are unknown (symbolic shapes) and not counted.
     pub macs_unknown_layers: usize,
+    /// Things the user should know that did not stop the work, one line each: quirks of the
+    /// model (a declared type that disagrees with what its op computes, ...), and rewrites
+    /// dropped because their result failed validation (bugs in ssc-opt, never in the model),
+    /// each naming the rule and the conv. The loader's own warnings are in
+    /// [`crate::Loaded::warnings`].
+    pub warnings: Vec<String>,
     /// Values whose wrong declared type was replaced by the computed one (`fix_types`).
     pub types_fixed: usize,
     /// How often each clean-up rewrite fired, by name.
@@ -72,12 +78,6 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
-    /// Things the user should know that did not stop the job, one line each: quirks of the
-    /// model (a declared type that disagrees with what its op computes, one symbolic dim given
-    /// two sizes) and rewrites dropped because their result failed validation (bugs in
-    /// ssc-opt, never in the model), each naming the rule and the conv. The loader's own
-    /// warnings are in [`crate::Loaded::warnings`].
-    pub warnings: Vec<String>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -250,6 +250,12 @@ fn rewrite_validated(
                 ));
                 opts.disabled.push((node, rule));
             }
+            Err((_, msg)) if opts.channels => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); optimising without channel removal (an ssc-opt bug, please report it)"
+                ));
+                opts.channels = false;
+            }
             Err((_, msg)) => {
                 warnings.push(format!(
                     "structure rewriting produced an invalid graph ({msg}); the model is written with clean-ups only (an ssc-opt bug, please report it)"
@@ -297,6 +303,22 @@ impl Report {
                 r.saturation_time.as_secs_f64() * 1e3,
                 r.total_time.as_secs_f64() * 1e3,
             );
+            let c = &r.channels;
+            let _ = writeln!(
+                s,
+                "channel removal: {} channel groups removed ({} carriers kept, {} constant groups pinned), {} producers narrowed",
+                c.groups_removed,
+                c.carriers,
+                c.groups_pinned,
+                c.producers_narrowed.len()
+            );
+            for p in &c.producers_narrowed {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} computes {} of {} filters, gathered back in place",
+                    p.node, p.filters_after, p.filters_before
+                );
+            }
             for l in r.layers.iter().filter(|l| l.rewritten) {
                 let _ = writeln!(
                     s,
