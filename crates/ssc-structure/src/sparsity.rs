@@ -546,7 +546,7 @@ pub(crate) fn nm(km: &KernelMap, d: &Dims, m: usize, out_nnz: &[u32]) -> NmFacts
                 for (k, h) in histogram.iter_mut().enumerate() {
                     let mut sel = valid;
                     for (b, plane) in p.iter().enumerate() {
-                        sel &= if k >> b & 1 == 1 { *plane } else { !*plane };
+                        sel &= if (k >> b) & 1 == 1 { *plane } else { !*plane };
                     }
                     *h += sel.count_ones() as u64;
                 }

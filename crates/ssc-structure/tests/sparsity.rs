@@ -52,7 +52,7 @@ fn planted(spec: &str, layer: &Value, c: &ConvStructure) -> Result<(), String> {
     }
     let got = c.nnz as f64 / c.numel as f64;
     let d = &c.sparsity.output_density;
-    if !(d.min <= got && got <= d.max && d.min <= d.median && d.median <= d.max) {
+    if !((d.min..=d.max).contains(&got) && (d.min..=d.max).contains(&d.median)) {
         return Err(format!("per-output density {d:?} does not bracket {got}"));
     }
     let sum: u64 = d.nnz_per_output.iter().map(|&n| n as u64).sum();
