@@ -710,7 +710,7 @@ impl Ctx<'_> {
                         live = true;
                         break;
                     }
-                    ChannelFact::Const(c) if c == 0.0 => {}
+                    ChannelFact::Const(0.0) => {}
                     ChannelFact::Const(c) | ChannelFact::Interior(c) => {
                         interior |= padded || matches!(xf[gi * cig + il], ChannelFact::Interior(_));
                         sum += c as f64 * k.iter().map(|&x| x as f64).sum::<f64>();

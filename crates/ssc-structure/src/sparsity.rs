@@ -481,12 +481,12 @@ pub(crate) fn nm(km: &KernelMap, d: &Dims, m: usize, out_nnz: &[u32]) -> NmFacts
         }
     };
     if taps == 1 {
-        for o in 0..co {
-            if out_nnz[o] as usize == cig {
+        for (o, &nnz) in out_nnz.iter().enumerate().take(co) {
+            if nnz as usize == cig {
                 dense(&mut histogram);
                 continue;
             }
-            if m % 4 == 0 && (o * cig) % 4 == 0 {
+            if m.is_multiple_of(4) && (o * cig).is_multiple_of(4) {
                 // Whole bytes of the class map: a run of m kernels is m/4 bytes.
                 let bytes = km.class_bytes(o * cig / 4, full_runs * m / 4);
                 for run in bytes.chunks_exact(m / 4) {
@@ -518,8 +518,8 @@ pub(crate) fn nm(km: &KernelMap, d: &Dims, m: usize, out_nnz: &[u32]) -> NmFacts
     let words = km.words();
     // Bit-sliced counters: plane p holds bit p of each tap's count in the run.
     let mut planes = vec![[0u64; 4]; words];
-    for o in 0..co {
-        if out_nnz[o] as usize == cig * taps {
+    for (o, &nnz) in out_nnz.iter().enumerate().take(co) {
+        if nnz as usize == cig * taps {
             dense(&mut histogram);
             continue;
         }
@@ -645,7 +645,7 @@ fn equal_neighbours<T: Elem>(w: &[T], stride: usize, eps: T) -> bool {
 fn unification_possible(d: &Dims, shape: TileShape, row_eq: bool, col_eq: bool) -> bool {
     let sides = |n: usize, b: usize| {
         let mut v = vec![b.min(n)];
-        if n > b && n % b != 0 {
+        if n > b && !n.is_multiple_of(b) {
             v.push(n % b);
         }
         v
