@@ -137,7 +137,8 @@ struct OptimizeArgs {
     /// JSON written by scripts/calibrate_cost.py for your own machine.
     #[arg(long, value_name = "MODEL", default_value = "calibrated")]
     cost_model: String,
-    /// Print a per-layer report to stdout: `text` or `json`.
+    /// Print a per-layer report to stdout: `text` or `json` (rewrites, then the weight structure
+    /// of the output: kernel classes, MSWU tiles, N:M runs, per-output density).
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     report: Option<String>,
     /// Allow OUT to be IN itself (other existing files are replaced as `cp` would).
@@ -366,6 +367,7 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         input_shapes: shapes.clone(),
+        analyze_structure: a.report.is_some(),
         fix_types: a.fix_types,
         ..Options::default()
     };

@@ -28,6 +28,7 @@ pub use ssc_jit;
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 pub use ssc_passes::{infer_shapes, PHASES};
 pub use ssc_rewrite;
+pub use ssc_structure;
 pub use verify::{rel_err, verify, Verification, VerifyOptions};
 
 use std::path::Path;
@@ -47,6 +48,8 @@ pub enum Error {
     Rewrite(#[from] ssc_rewrite::RewriteError),
     #[error(transparent)]
     Jit(#[from] ssc_jit::JitError),
+    #[error(transparent)]
+    Structure(#[from] ssc_structure::StructureError),
     #[error(transparent)]
     Npy(#[from] npy::NpyError),
     #[error("{0}")]

@@ -24,6 +24,10 @@ pub struct Options {
     /// the cost model and any extra rules, are in `rewrite_options`.
     pub rewrite: bool,
     pub rewrite_options: ssc_rewrite::RewriteOptions,
+    /// Analyse the weights of the optimised model ([`ssc_structure::analyze_model`]: kernel
+    /// classes, MSWU tiles, N:M runs, per-output density) into [`Report::structure`], for
+    /// `--report`. Off by default: it is a report, not a pass.
+    pub analyze_structure: bool,
     /// Write the types the ops compute where the model declared others (`--fix-types`). By
     /// default a declaration that disagrees with inference is reported in
     /// [`Report::warnings`] and written back as the model had it.
@@ -39,6 +43,7 @@ impl Default for Options {
             phases: None,
             rewrite: true,
             rewrite_options: ssc_rewrite::RewriteOptions::default(),
+            analyze_structure: false,
             fix_types: false,
         }
     }
@@ -78,6 +83,9 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
+    /// The weight structure of every Conv/Gemm/MatMul of the optimised model, what the JIT's
+    /// kernel choice sees (with [`Options::analyze_structure`]).
+    pub structure: Option<ssc_structure::ModelStructure>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -188,6 +196,12 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     }
     if opts.fix_types {
         report.types_fixed = model.graph.fix_declared_types();
+    }
+    if opts.analyze_structure {
+        report.structure = Some(ssc_structure::analyze_model(
+            model,
+            &ssc_structure::AnalysisOptions::exact(),
+        )?);
     }
     let after = crate::inspect(model);
     report.macs_after = after.total_macs;
@@ -349,6 +363,21 @@ impl Report {
                 "  {:<40} {} sparse {:.2} (marked for JIT)",
                 l.node, l.op_type, l.density
             );
+        }
+        if let Some(st) = &self.structure {
+            let _ = writeln!(
+                s,
+                "weight structure of the output ({} layers; what the JIT compiles):",
+                st.nodes.len()
+            );
+            for (label, n) in &st.nodes {
+                let _ = match n {
+                    ssc_structure::NodeStructure::Conv(c) if !c.sparsity.to_string().is_empty() => {
+                        writeln!(s, "  {label}: {c}; {}", c.sparsity)
+                    }
+                    _ => writeln!(s, "  {label}: {n}"),
+                };
+            }
         }
         s
     }

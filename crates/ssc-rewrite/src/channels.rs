@@ -224,7 +224,7 @@ fn classify(g: &Graph, df: &ChannelDataflow) -> (Vec<Status>, Vec<Need>) {
                             continue;
                         }
                         match facts_at(df, v, c) {
-                            ChannelFact::Const(k) if k == 0.0 => {}
+                            ChannelFact::Const(0.0) => {}
                             ChannelFact::Const(_) => needs.push(Need {
                                 group: gid,
                                 value: v,
@@ -238,7 +238,7 @@ fn classify(g: &Graph, df: &ChannelDataflow) -> (Vec<Status>, Vec<Need>) {
                         if *input == v && slot == 0 && g.op(op).desc.op_type == "Gemm" =>
                     {
                         match facts_at(df, v, c) {
-                            ChannelFact::Const(k) if k == 0.0 => {}
+                            ChannelFact::Const(0.0) => {}
                             ChannelFact::Const(_) => needs.push(Need {
                                 group: gid,
                                 value: v,
@@ -763,10 +763,7 @@ fn narrow_producers(
         // channel stays an exact constant.
         let mut chain: Vec<OpId> = Vec::new();
         let mut end = output;
-        loop {
-            let Some((next, 0)) = g.sole_consumer(end) else {
-                break;
-            };
+        while let Some((next, 0)) = g.sole_consumer(end) {
             let ChannelOp::Point {
                 output: nout, func, ..
             } = df.op(next)
