@@ -15,7 +15,9 @@
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
 # models are fresh (fails fast, before the long build) -> cargo build
 # --release -> cargo test -> conformance suites (results JSON written to
-# <target>/roundtrip.json).
+# <target>/roundtrip.json) -> the Python package (built into the venv by
+# `maturin develop --release`, sharing target/) and its pytest suite
+# (tests/python/).
 # SSC_OPT_PYTHON is exported (the venv's python) so Rust tests that need the
 # reference implementation can find it.
 #
@@ -59,8 +61,10 @@ fi
 echo "ok"
 
 if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
-    step "cargo build --release --workspace"
-    cargo build --release --workspace
+    # ssc-py (the Python extension) is built by maturin below, which tells PyO3 it builds an
+    # extension; building it here too would only be rebuilt there.
+    step "cargo build --release --workspace --exclude ssc-py"
+    cargo build --release --workspace --exclude ssc-py
 
     step "cargo test --workspace"
     cargo test --workspace
@@ -98,5 +102,10 @@ for suite in "${extra_suites[@]}"; do
         "$PY" "$suite" --ssc-opt "$bin"
     fi
 done
+
+step "python package: maturin develop --release, then pytest tests/python"
+venv_dir="$(dirname "$(dirname "$PY")")"
+VIRTUAL_ENV="$venv_dir" "$venv_dir/bin/maturin" develop --release
+SSC_OPT_BIN="$bin" "$PY" -m pytest tests/python -q -p no:cacheprovider
 
 step "all tests passed"

@@ -114,9 +114,14 @@ fn shape_text(dims: &[Dim]) -> String {
 }
 
 impl Runner {
-    /// Prepares `model` to run: applies `input_shapes`, infers shapes, and with static input
-    /// shapes compiles it with the JIT (unless the engine is the reference).
+    /// Prepares `model` to run: checks that every op can run, applies `input_shapes`, infers
+    /// shapes, and with static input shapes compiles it with the JIT (unless the engine is the
+    /// reference).
     pub fn new(mut model: Model, opts: &RunnerOptions) -> Result<Runner, Error> {
+        // Every engine runs what it has no native kernel for through the reference executor's
+        // kernels, so an op that executor lacks is reported now (all of them at once), not at
+        // the first run.
+        ssc_exec::check_supported(&model)?;
         // Inference fills in output shapes for `outputs()`. A model it cannot follow may
         // still run (the reference executor needs no shapes), so without overrides to apply
         // its failure only leaves the declared types.

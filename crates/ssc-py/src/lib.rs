@@ -163,6 +163,15 @@ fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
     py.detach(|| catch_unwind(|| ssc_opt_cli::run(argv)).unwrap_or(101))
 }
 
+/// Panics inside the boundary guard, so the tests can check that a panic becomes
+/// `ssc_opt.InternalError` and leaves the interpreter working.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, msg: String) -> PyResult<()> {
+    guard(py, move || -> Result<(), ssc_opt::Error> {
+        panic!("{msg}")
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -170,6 +179,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<optimize::Optimized>()?;
     m.add_class::<session::InferenceSession>()?;
     m.add_class::<session::NodeArg>()?;
