@@ -17,14 +17,16 @@ interleaved, never from a timed unit test. It checks, and prints with the measur
    * has a Python overhead under 20 us on a small model: median of ``session.run`` minus the
      median the CLI's ``ssc-opt bench`` (the same JIT, timed inside Rust, no Python) reports,
      interleaved in rounds (this process times ``--iters`` runs, then one ``ssc-opt bench
-     --iters N --json``), medians over all rounds.
+     --iters N --json``), medians over all rounds. Two small models: the committed
+     tiny_resnet (about 0.2 ms, where run-to-run noise is a few us) and a one-Relu model made
+     here (about 1 us of work, so the difference is almost all overhead).
 
 The models are made if missing (bench-out/, ignored by git), as docs/benchmarks.md (b) does:
     scripts/make_models.py --size full --only resnet18_folded --out bench-out/models
     scripts/make_structured.py --src bench-out/models/resnet18_folded.onnx
         --out bench-out/families --only ssc_block
 
-Usage: bench_py.py [--model M.onnx] [--small examples/tiny_resnet.onnx] [--runs 40]
+Usage: bench_py.py [--model M.onnx] [--small M.onnx ...] [--runs 40]
                    [--rounds 7] [--iters 50] [--bin target/release/ssc-opt] [--json OUT]
 Exit status 1 if any acceptance check fails.
 """
@@ -89,10 +91,50 @@ def ms(ns: list[int]) -> float:
     return statistics.median(ns) / 1e6
 
 
+def relu_model(tmp: str) -> str:
+    """A one-node model (Relu on 1x8 floats): a run is almost nothing but overhead."""
+    from onnx import TensorProto, helper, save
+
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["output"], name="relu")], "relu",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8])],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = os.path.join(tmp, "relu.onnx")
+    save(m, path)
+    return path
+
+
+def overhead(path: str, args) -> dict:
+    """Median `InferenceSession.run` time against the median `ssc-opt bench` reports, in us."""
+    sess = ssc_opt.InferenceSession(path, threads=1)
+    feeds = {i.name: np.random.default_rng(0).uniform(-1, 1, i.shape).astype(np.float32)
+             for i in sess.get_inputs()}
+    for _ in range(50):
+        sess.run(None, feeds)
+    py_ns: list[int] = []
+    cli_ms: list[float] = []
+    for _ in range(args.rounds):
+        for _ in range(args.iters):
+            t = time.perf_counter_ns()
+            sess.run(None, feeds)
+            py_ns.append(time.perf_counter_ns() - t)
+        p = subprocess.run([args.bin, "bench", path, "--threads", "1", "--iters", str(args.iters),
+                            "--warmup", "50", "--json"], capture_output=True, text=True, check=True)
+        cli_ms.extend(json.loads(p.stdout)["times_ms"])
+    py_us = statistics.median(py_ns) / 1e3
+    cli_us = statistics.median(cli_ms) * 1e3
+    return {"python_us": py_us, "cli_bench_us": cli_us, "overhead_us": py_us - cli_us,
+            "rounds": args.rounds, "iters": args.iters}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=os.path.join(REPO, "bench-out/families/resnet18_ssc_block.onnx"))
-    ap.add_argument("--small", default=os.path.join(REPO, "examples/tiny_resnet.onnx"))
+    ap.add_argument("--small", nargs="+", help="small models for the overhead check "
+                    "(default: examples/tiny_resnet.onnx and a one-Relu model)")
     ap.add_argument("--runs", type=int, default=40, help="timed runs of each engine (point 3, speed)")
     ap.add_argument("--rounds", type=int, default=7, help="overhead rounds")
     ap.add_argument("--iters", type=int, default=50, help="runs per overhead round and engine")
@@ -101,7 +143,9 @@ def main() -> int:
     args = ap.parse_args()
     ensure_model(args.model)
     ok = True
-    res: dict = {"model": os.path.relpath(args.model, REPO), "small": os.path.relpath(args.small, REPO)}
+    tmp = tempfile.mkdtemp(prefix="bench_py.")
+    small_models = args.small or [os.path.join(REPO, "examples/tiny_resnet.onnx"), relu_model(tmp)]
+    res: dict = {"model": os.path.relpath(args.model, REPO), "overhead": {}}
 
     def check(name: str, passed: bool, detail: str) -> None:
         nonlocal ok
@@ -119,7 +163,6 @@ def main() -> int:
     check("2a MACs cut by more than half", r["macs_after"] < r["macs_before"] / 2,
           f"{r['macs_before'] / 1e9:.3f} -> {r['macs_after'] / 1e9:.3f} GMACs "
           f"({r['macs_after'] / r['macs_before']:.3f}x)")
-    tmp = tempfile.mkdtemp(prefix="bench_py.")
     opt_path = os.path.join(tmp, "resnet18_ssc_block.opt.onnx")
     opt.save(opt_path)
     with open(opt_path, "rb") as f:
@@ -157,29 +200,13 @@ def main() -> int:
           f"(min {min(t_ssc) / 1e6:.2f} vs {min(t_ort) / 1e6:.2f} ms; {args.runs} interleaved runs each)")
 
     # -- 3. Python overhead over `ssc-opt bench` ---------------------------------------------
-    small = ssc_opt.InferenceSession(args.small, threads=1)
-    sfeeds = {i.name: np.random.default_rng(0).uniform(-1, 1, i.shape).astype(np.float32)
-              for i in small.get_inputs()}
-    for _ in range(50):
-        small.run(None, sfeeds)
-    py_ns: list[int] = []
-    cli_ms: list[float] = []
-    for _ in range(args.rounds):
-        for _ in range(args.iters):
-            t = time.perf_counter_ns()
-            small.run(None, sfeeds)
-            py_ns.append(time.perf_counter_ns() - t)
-        p = subprocess.run([args.bin, "bench", args.small, "--threads", "1", "--iters", str(args.iters),
-                            "--warmup", "50", "--json"], capture_output=True, text=True, check=True)
-        cli_ms.extend(json.loads(p.stdout)["times_ms"])
-    py_us = statistics.median(py_ns) / 1e3
-    cli_us = statistics.median(cli_ms) * 1e3
-    over = py_us - cli_us
-    res["overhead"] = {"python_us": py_us, "cli_bench_us": cli_us, "overhead_us": over,
-                       "rounds": args.rounds, "iters": args.iters}
-    check("3c Python overhead of run over `ssc-opt bench` < 20 us", over < 20.0,
-          f"{os.path.basename(args.small)}: run median {py_us:.1f} us, bench median {cli_us:.1f} us, "
-          f"overhead {over:.1f} us ({args.rounds} rounds x {args.iters} runs each)")
+    for path in small_models:
+        over = overhead(path, args)
+        res["overhead"][os.path.basename(path)] = over
+        check("3c Python overhead of run over `ssc-opt bench` < 20 us", over["overhead_us"] < 20.0,
+              f"{os.path.basename(path)}: run median {over['python_us']:.1f} us, bench median "
+              f"{over['cli_bench_us']:.1f} us, overhead {over['overhead_us']:.1f} us "
+              f"({args.rounds} rounds x {args.iters} runs each)")
 
     if args.json:
         with open(args.json, "w") as f:
