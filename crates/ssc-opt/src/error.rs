@@ -51,7 +51,6 @@ impl Error {
                 | P::OverrideRank { .. }
                 | P::OverrideConflict { .. }
                 | P::OverrideUntyped { .. }
-                | P::BindingConflict { .. }
                 | P::UnknownPhase { .. },
             ) => ErrorKind::InvalidArgument,
             Error::Pass(_) => ErrorKind::BadModel,

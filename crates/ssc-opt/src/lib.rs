@@ -22,7 +22,7 @@ mod verify;
 
 pub use error::{one_line, ErrorKind};
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
-pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo};
+pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo, StepTime};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{cost_model, optimize, optimize_verified, JobReport, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
@@ -75,6 +75,16 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
 /// data cannot be resolved without a directory, so a model that has some is an error.
 pub fn load_bytes(bytes: impl Into<bytes::Bytes>, name: &str) -> Result<Loaded, Error> {
     Ok(ssc_onnx::decode(bytes.into(), Path::new(name), None)?)
+}
+
+/// What shape inference has to say about `model` without changing it: one line per declared
+/// type that disagrees with what its op computes (see [`Report::warnings`]). Empty when
+/// inference fails outright; the engines report that themselves.
+pub fn type_warnings(model: &ir::Model) -> Vec<String> {
+    let mut m = model.clone();
+    ssc_passes::infer_shapes(&mut m, &[])
+        .map(|r| r.warnings)
+        .unwrap_or_default()
 }
 
 /// Writes a model atomically (never a partial file).

@@ -38,8 +38,10 @@ fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
     }
 }
 
-/// A library error as the `ssc_opt.Error` subclass of its kind.
-fn to_py(py: Python<'_>, e: &ssc_opt::Error) -> PyErr {
+/// A library error as the `ssc_opt.Error` subclass of its kind. With `file` (the model's path),
+/// the message names it as the CLI's does: errors of reading the file name it already, the
+/// others get it in front.
+fn to_py(py: Python<'_>, e: &ssc_opt::Error, file: Option<&std::path::Path>) -> PyErr {
     use ssc_opt::ErrorKind as K;
     let class = match e.kind() {
         K::BadModel => "BadModelError",
@@ -49,7 +51,13 @@ fn to_py(py: Python<'_>, e: &ssc_opt::Error) -> PyErr {
         K::Io => "FileError",
         K::Internal => "InternalError",
     };
-    raise(py, class, ssc_opt::one_line(e))
+    let msg = match (file, e) {
+        (None, _) | (_, ssc_opt::Error::Onnx(_) | ssc_opt::Error::VerificationFailed(_)) => {
+            ssc_opt::one_line(e)
+        }
+        (Some(p), e) => format!("{}: {e}", p.display()),
+    };
+    raise(py, class, msg)
 }
 
 /// `ssc_opt.InvalidArgumentError(msg)`.
@@ -63,9 +71,18 @@ fn guard<T: Send>(
     py: Python<'_>,
     f: impl FnOnce() -> Result<T, ssc_opt::Error> + Send,
 ) -> PyResult<T> {
+    guard_file(py, None, f)
+}
+
+/// [`guard`] for work on the model file `file`, whose errors name it as the CLI's do.
+fn guard_file<T: Send>(
+    py: Python<'_>,
+    file: Option<&std::path::Path>,
+    f: impl FnOnce() -> Result<T, ssc_opt::Error> + Send,
+) -> PyResult<T> {
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(to_py(py, &e)),
+        Ok(Err(e)) => Err(to_py(py, &e, file)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -89,6 +106,14 @@ enum Source {
 }
 
 impl Source {
+    /// The model's path, when it comes from a file.
+    fn path(&self) -> Option<PathBuf> {
+        match self {
+            Source::Path(p) => Some(p.clone()),
+            Source::Bytes(..) => None,
+        }
+    }
+
     /// Reads `model`: a `str` or `os.PathLike` path, `bytes`/`bytearray`, or any object with
     /// `SerializeToString()` (an `onnx.ModelProto`; `onnx` itself is never imported here).
     fn from_py(model: &Bound<'_, PyAny>) -> PyResult<Source> {
@@ -134,7 +159,8 @@ fn inspect(
 ) -> PyResult<Py<PyAny>> {
     let source = Source::from_py(model)?;
     let shapes = convert::input_shapes(input_shapes)?;
-    let json = guard(py, move || {
+    let file = source.path();
+    let json = guard_file(py, file.as_deref(), move || {
         let mut model = source.load()?.model;
         ssc_opt::infer_shapes(&mut model, &shapes)?;
         Ok(serde_json::to_string(&ssc_opt::inspect(&model)).expect("plain data"))

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes};
 
-use crate::{convert, guard, invalid, Source};
+use crate::{convert, guard, guard_file, invalid, Source};
 
 /// The optimised model: its bytes, the report, and ways to save or convert it.
 #[pyclass(module = "ssc_opt", frozen)]
@@ -61,7 +61,8 @@ pub fn optimize(
         ));
     }
     let cost_model = cost_model.to_string();
-    let (model, encoded, report_json, summary) = guard(py, move || {
+    let file = source.path();
+    let (model, encoded, report_json, summary) = guard_file(py, file.as_deref(), move || {
         let loaded = source.load()?;
         let mut model = loaded.model;
         let opts = ssc_opt::Options {
