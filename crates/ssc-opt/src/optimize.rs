@@ -133,7 +133,7 @@ pub struct JobReport {
 }
 
 /// The main job short of writing: [`optimize`] `model` in place, then (unless `verify.samples`
-/// is 0 or the clean-ups are off) [`crate::verify`] it against the original on seeded random
+/// is 0 or the clean-ups are off) [`verify`](crate::verify()) it against the original on seeded random
 /// inputs. A failed verification is [`Error::VerificationFailed`]. `phase` is told when each
 /// stage starts (`"optimising"`, `"verifying"`), for progress displays.
 pub fn optimize_verified(

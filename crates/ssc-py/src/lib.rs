@@ -4,7 +4,7 @@
 //!
 //! Boundary rules, kept by every function here:
 //! * the GIL is released around all model work (loading, optimising, running);
-//! * a panic never crosses into Python: [`guard`] turns it into `ssc_opt.InternalError`;
+//! * a panic never crosses into Python: `guard` turns it into `ssc_opt.InternalError`;
 //! * a library error becomes the `ssc_opt.Error` subclass of its [`ssc_opt::ErrorKind`],
 //!   carrying the line the CLI would print ([`ssc_opt::one_line`]).
 //!
@@ -74,7 +74,7 @@ fn guard<T: Send>(
     guard_file(py, None, f)
 }
 
-/// [`guard`] for work on the model file `file`, whose errors name it as the CLI's do.
+/// `guard` for work on the model file `file`, whose errors name it as the CLI's do.
 fn guard_file<T: Send>(
     py: Python<'_>,
     file: Option<&std::path::Path>,
