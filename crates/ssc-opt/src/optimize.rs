@@ -135,6 +135,63 @@ impl Report {
     }
 }
 
+/// Everything the main job reports: what `optimize` did and how verification went. `ssc-opt
+/// --report json` prints it and Python's `Optimized.report` holds it (one serializer for both).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct JobReport {
+    pub optimize: Report,
+    /// `None` when verification was off (or there was nothing to verify).
+    pub verification: Option<crate::Verification>,
+}
+
+/// The main job short of writing: [`optimize`] `model` in place, then (unless `verify.samples`
+/// is 0 or the clean-ups are off) [`verify`](crate::verify()) it against the original on seeded random
+/// inputs. A failed verification is [`Error::VerificationFailed`]. `phase` is told when each
+/// stage starts (`"optimising"`, `"verifying"`), for progress displays.
+pub fn optimize_verified(
+    model: &mut Model,
+    opts: &Options,
+    verify: &crate::VerifyOptions,
+    phase: &mut dyn FnMut(&str),
+) -> Result<JobReport, Error> {
+    let check = verify.samples > 0 && opts.cleanups;
+    let original = check.then(|| model.clone());
+    phase("optimising");
+    let optimize = self::optimize(model, opts)?;
+    let mut verification = None;
+    if let Some(original) = &original {
+        phase("verifying");
+        let v = crate::verify(original, model, &opts.input_shapes, verify)?;
+        if !v.passed() {
+            return Err(Error::VerificationFailed(v));
+        }
+        verification = Some(v);
+    }
+    Ok(JobReport {
+        optimize,
+        verification,
+    })
+}
+
+/// The cost model named by `spec`: `calibrated` (ONNX Runtime timings measured on the
+/// reference machine), `macs` (fewest multiply-accumulates), or the path of a calibration table
+/// written by `scripts/calibrate_cost.py`.
+pub fn cost_model(spec: &str) -> Result<std::sync::Arc<dyn ssc_rewrite::CostModel>, Error> {
+    use ssc_rewrite::{CalibratedCost, MacCost};
+    Ok(match spec {
+        "calibrated" => std::sync::Arc::new(CalibratedCost::default()),
+        "macs" => std::sync::Arc::new(MacCost),
+        path => {
+            let err = |msg: String| Error::CostModel {
+                spec: path.to_string(),
+                msg,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            std::sync::Arc::new(CalibratedCost::from_json(&text).map_err(|e| err(e.to_string()))?)
+        }
+    })
+}
+
 /// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
 /// clean-up pipeline to a fixed point, then the structure-aware rewriter, re-inferring shapes
 /// after each so the next stage and the report see final shapes. Last, the JIT annotations
