@@ -380,7 +380,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             io
         })
         .collect();
-    let outputs = outputs
+    let outputs: Vec<Io> = outputs
         .into_iter()
         .map(|mut io| {
             io.loc = fix(io.loc);
@@ -396,10 +396,25 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .max()
         .unwrap_or(0);
+    // f32 views only of the constants a native step or a graph output reads: the weights the
+    // conv kernels packed at compile time are never read again, and converting them all cost
+    // most of a weight-heavy model's compile time (VGG-11's 530 MB).
+    let mut wanted = vec![false; consts.len()];
+    for l in steps
+        .iter()
+        .filter(|s| !matches!(s.kernel, Kernel::Fallback { .. }))
+        .flat_map(|s| s.inputs.iter().flatten())
+        .chain(outputs.iter().map(|io| &io.loc))
+    {
+        if let Loc::Const(c) = *l {
+            wanted[c] = true;
+        }
+    }
     let consts_f32 = consts
         .iter()
-        .map(|t| {
-            if t.dtype == DataType::Float {
+        .zip(&wanted)
+        .map(|(t, &w)| {
+            if w && t.dtype == DataType::Float {
                 t.to_f32_vec().unwrap_or_default()
             } else {
                 Vec::new()
