@@ -19,7 +19,7 @@ mod run;
 mod verify;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
-pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo};
+pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo, StepTime};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
@@ -28,6 +28,7 @@ pub use ssc_jit;
 pub use ssc_onnx::{ExternalData, Loaded, SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD};
 pub use ssc_passes::{infer_shapes, PHASES};
 pub use ssc_rewrite;
+pub use ssc_structure;
 pub use verify::{rel_err, verify, Verification, VerifyOptions};
 
 use std::path::Path;
@@ -48,6 +49,8 @@ pub enum Error {
     #[error(transparent)]
     Jit(#[from] ssc_jit::JitError),
     #[error(transparent)]
+    Structure(#[from] ssc_structure::StructureError),
+    #[error(transparent)]
     Npy(#[from] npy::NpyError),
     #[error("{0}")]
     Usage(String),
@@ -59,6 +62,16 @@ pub enum Error {
 /// Reads an ONNX model, resolving external data next to it.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
     Ok(ssc_onnx::load(path)?)
+}
+
+/// What shape inference has to say about `model` without changing it: one line per declared
+/// type that disagrees with what its op computes (see [`Report::warnings`]). Empty when
+/// inference fails outright; the engines report that themselves.
+pub fn type_warnings(model: &ir::Model) -> Vec<String> {
+    let mut m = model.clone();
+    ssc_passes::infer_shapes(&mut m, &[])
+        .map(|r| r.warnings)
+        .unwrap_or_default()
 }
 
 /// Writes a model atomically (never a partial file).
