@@ -228,18 +228,23 @@ impl Chain {
         let per_row = inner.div_ceil(CHUNK);
         let yp = SendPtr(out.as_mut_ptr());
         let min_part = (16384 / CHUNK.min(inner)).max(1);
-        for_ranges(self.rows * per_row, min_part, |t0, t1| {
-            let mut regs = [[0f32; CHUNK]; MAX_REGS];
-            for t in t0..t1 {
-                let (r, c) = (t / per_row, t % per_row);
-                let j0 = c * CHUNK;
-                let n = CHUNK.min(inner - j0);
-                let at = r * inner + j0;
-                // SAFETY: tasks own disjoint chunks `at..at + n` of the output.
-                let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(at), n) };
-                self.chunk(ins, r, j0, n, y, &mut regs);
-            }
-        });
+        for_ranges(
+            self.rows * per_row,
+            min_part,
+            #[inline(always)]
+            |t0, t1| {
+                let mut regs = [[0f32; CHUNK]; MAX_REGS];
+                for t in t0..t1 {
+                    let (r, c) = (t / per_row, t % per_row);
+                    let j0 = c * CHUNK;
+                    let n = CHUNK.min(inner - j0);
+                    let at = r * inner + j0;
+                    // SAFETY: tasks own disjoint chunks `at..at + n` of the output.
+                    let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(at), n) };
+                    self.chunk(ins, r, j0, n, y, &mut regs);
+                }
+            },
+        );
     }
 
     #[inline(always)]
