@@ -254,7 +254,7 @@ def main() -> int:
             _, _, post = rest.partition(END)
             doc = pre + block + post
         else:
-            doc = doc.rstrip("\n") + "\n\n## (f) The JIT on the model zoo\n\n" + block + "\n"
+            doc = doc.rstrip("\n") + "\n\n## (g) The JIT on the model zoo\n\n" + block + "\n"
         with open(DOCS, "w") as f:
             f.write(doc)
     return 0 if ok else 1

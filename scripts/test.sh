@@ -16,7 +16,9 @@
 # models are fresh (fails fast, before the long build) -> cargo build
 # --release -> cargo test -> the ONNX node cases and onnxruntime single-node
 # cases under the executor and the JIT -> conformance suites (results JSON
-# written to <target>/roundtrip.json).
+# written to <target>/roundtrip.json) -> the Python package (built into the
+# venv by `maturin develop --release`, sharing target/) and its pytest suite
+# (tests/python/).
 # SSC_OPT_PYTHON is exported (the venv's python) so Rust tests that need the
 # reference implementation can find it.
 #
@@ -78,8 +80,10 @@ fi
 echo "ok"
 
 if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
-    step "cargo build --release --workspace"
-    cargo build --release --workspace
+    # ssc-py (the Python extension) is built by maturin below, which tells PyO3 it builds an
+    # extension; building it here too would only be rebuilt there.
+    step "cargo build --release --workspace --exclude ssc-py"
+    cargo build --release --workspace --exclude ssc-py
 
     step "cargo test --workspace"
     cargo test --workspace
@@ -141,5 +145,10 @@ step "conformance: full-size pruned models (tests/conformance/structured.py)"
 full="$target_dir/pruned-full"
 "$PY" scripts/make_pruned.py --size full --out "$full" --no-check >/dev/null
 "$PY" tests/conformance/structured.py --ssc-opt "$bin" --models-dir "$full"
+
+step "python package: maturin develop --release, then pytest tests/python"
+venv_dir="$(dirname "$(dirname "$PY")")"
+VIRTUAL_ENV="$venv_dir" "$venv_dir/bin/maturin" develop --release
+SSC_OPT_BIN="$bin" "$PY" -m pytest tests/python -q -p no:cacheprovider
 
 step "all tests passed"

@@ -2,7 +2,7 @@
 //! known constant, a constant away from the spatial borders, or live, and which channels are
 //! tied together so that they can only be removed as one (torch-pruning's dependency groups).
 //!
-//! This is the graph-level half of the structure analysis: the weight facts of [`crate::conv`]
+//! This is the graph-level half of the structure analysis: the weight facts of the `conv` module
 //! say which filters of one conv are zero; this module carries what that means through the
 //! network (a zero filter's output is its bias, a Relu of a constant is a constant, a conv
 //! reading a constant channel sees it only in the interior of its zero padding, a residual Add

@@ -420,6 +420,8 @@ mod tests {
                 (2, 0, Activation::LeakyRelu(0.1)),
                 (1, 0, Activation::Clip(-0.2, 0.5)),
                 (2, 0, Activation::Relu),
+                (1, 1, Activation::HardSwish),
+                (2, 0, Activation::Silu),
             ] {
                 let epi = Epilogue {
                     bias: Some((0..c).map(|k| k as f32 * 0.1 - 0.3).collect()),
