@@ -61,6 +61,9 @@ echo "ok"
 if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
     step "cargo build --release --workspace"
     cargo build --release --workspace
+    # The differential fuzzer's long-lived helper (tests/conformance/fuzz.py); it links the
+    # release libraries just built, so this costs seconds.
+    cargo build --release -p ssc-opt --example fuzz_helper
 
     step "cargo test --workspace"
     cargo test --workspace
@@ -91,6 +94,8 @@ mkdir -p "$target_dir"
 extra_suites=(
     tests/conformance/executor.py
     tests/conformance/structured.py
+    tests/conformance/portability.py
+    tests/conformance/fuzz.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then

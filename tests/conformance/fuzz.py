@@ -36,7 +36,7 @@ the original is measured and a difference within 10x that drift is reported as
 ill-conditioned, not failed.
 
 Usage:
-  fuzz.py --ssc-opt BIN --helper HELPER [--seeds 0:2000] [--batch 250] [--ov-every 4]
+  fuzz.py --ssc-opt BIN [--helper HELPER] [--seeds 0:2000] [--batch 250] [--ov-every 4]
           [--regressions tests/fuzz/regressions] [--failures-dir DIR] [--no-shrink] [--json F]
 Last line: "fuzz: N passed, M failed".
 """
@@ -343,7 +343,8 @@ FAILING = {"invalid", "refusal", "warning", "crash", "jit-refusal", "mismatch-op
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ssc-opt", required=True, help="the ssc-opt binary (for --cli-check)")
-    ap.add_argument("--helper", required=True, help="target/release/examples/fuzz_helper")
+    ap.add_argument("--helper", help="the fuzz_helper example (default: examples/fuzz_helper beside "
+                    "the ssc-opt binary, where `cargo build --release -p ssc-opt --example fuzz_helper` puts it)")
     ap.add_argument("--seeds", default="0:2000", help="seed range A:B (B exclusive)")
     ap.add_argument("--batch", type=int, default=250, help="graphs per helper process")
     ap.add_argument("--ov-every", type=int, default=4, help="run every K-th graph in OpenVINO (0: none)")
@@ -355,6 +356,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the per-graph results here")
     args = ap.parse_args(argv)
     ort.set_default_logger_severity(3)
+    if args.helper is None:
+        args.helper = os.path.join(os.path.dirname(os.path.abspath(args.ssc_opt)), "examples", "fuzz_helper")
+    if not os.access(args.helper, os.X_OK):
+        print(f"error: fuzz helper {args.helper} not found; build it with "
+              f"`cargo build --release -p ssc-opt --example fuzz_helper`", file=sys.stderr)
+        return 2
     a, b = (int(v) for v in args.seeds.split(":"))
     log = lambda s: print(s, flush=True)   # noqa: E731
 
