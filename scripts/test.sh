@@ -40,8 +40,9 @@ gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 "$PY" scripts/make_models.py --size small --out "$gen/models" --no-check >/dev/null
 "$PY" scripts/make_examples.py --out "$gen/examples" --no-check >/dev/null
+"$PY" scripts/make_mgic.py --size small --out "$gen/mgic" --no-check 2>/dev/null
 stale=0
-for pair in "tests/models:$gen/models" "examples:$gen/examples"; do
+for pair in "tests/models:$gen/models" "examples:$gen/examples" "tests/models/mgic:$gen/mgic"; do
     committed="${pair%%:*}"
     fresh="${pair#*:}"
     for f in "$fresh"/*.onnx; do
@@ -53,7 +54,7 @@ for pair in "tests/models:$gen/models" "examples:$gen/examples"; do
     done
 done
 if [[ $stale != 0 ]]; then
-    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py" >&2
+    echo "error: regenerate with: $PY scripts/make_models.py --size small && $PY scripts/make_examples.py && $PY scripts/make_mgic.py --size small" >&2
     exit 1
 fi
 echo "ok"

@@ -1,4 +1,4 @@
-//! The JIT on ssc-opt's own output: every structured ResNet-18 family, optimised (rewritten
+//! The JIT on ssc-opt's own output: every structured ResNet-18 family and MGIC net, optimised (rewritten
 //! into grouped, pointwise, sum-pool, Gather... forms), must give the reference executor's
 //! outputs of the optimised model and of the original, on 1 and 2 threads.
 //!
@@ -27,14 +27,16 @@ fn worst(want: &[(String, Tensor)], got: &[(String, Tensor)]) -> f64 {
 
 #[test]
 fn jit_runs_optimised_structured_models_exactly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/structured");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models");
+    // The structured ResNet-18 families and the MGIC nets (grouped V-cycles, scripts/make_mgic.py).
+    let mut files: Vec<_> = ["structured", "mgic"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10);
+    assert!(files.len() >= 14);
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let original = ssc_opt::load(&path).unwrap().model;
