@@ -79,6 +79,10 @@ struct BenchArgs {
     /// Also list every step with its kernel and median time (a per-node profile).
     #[arg(long)]
     kernels: bool,
+    /// Give every convolution a dense kernel (no sparse-weight kernels): the baseline the
+    /// per-layer kernel choice is measured against.
+    #[arg(long)]
+    dense_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -572,6 +576,7 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
         warmup: a.warmup,
         input_shapes: parse_input_shapes(&a.input_shapes)?,
         seed: a.seed,
+        dense_only: a.dense_only,
     };
     let report = ssc_opt::bench(&loaded.model, &opts)?;
     if a.json {
@@ -579,8 +584,8 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
     } else {
         out!("{}", report.to_text())?;
         if a.kernels {
-            for (k, ms) in &report.kernels {
-                outln!("  {ms:8.3} ms  {k}")?;
+            for k in &report.kernels {
+                outln!("  {:8.3} ms  {}: {}", k.median_ms, k.node, k.kernel)?;
             }
         }
     }

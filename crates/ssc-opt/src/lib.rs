@@ -19,7 +19,7 @@ mod run;
 mod verify;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
-pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo};
+pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo, StepTime};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};

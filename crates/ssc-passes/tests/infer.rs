@@ -873,3 +873,149 @@ fn constants_and_generators() {
     );
     let _ = DataType::Float;
 }
+
+#[test]
+fn recurrent_layers() {
+    let lstm = infer1(
+        14,
+        "LSTM",
+        vec![s("direction", "bidirectional"), i("hidden_size", 6)],
+        vec![T("float[T,N,4]"), T("float[2,24,4]"), T("float[2,24,6]")],
+        3,
+    );
+    assert_eq!(
+        lstm.unwrap(),
+        ["float[T,2,N,6]", "float[2,N,6]", "float[2,N,6]"]
+    );
+    // Batch-major layout, hidden size read from R.
+    let gru = infer1(
+        14,
+        "GRU",
+        vec![i("layout", 1)],
+        vec![T("float[N,T,4]"), T("float[1,15,4]"), T("float[1,15,5]")],
+        2,
+    );
+    assert_eq!(gru.unwrap(), ["float[N,T,1,5]", "float[N,1,5]"]);
+    assert_eq!(
+        one(
+            7,
+            "RNN",
+            vec![],
+            vec![T("double[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+        ),
+        "double[3,1,2,5]"
+    );
+    assert!(one(
+        14,
+        "RNN",
+        vec![s("direction", "bidirectional")],
+        vec![T("float[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+    )
+    .contains("W: dims 2 and 1 must be equal"));
+}
+
+#[test]
+fn quantised_ops() {
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]"), T("int8[]")]
+        ),
+        "int8[N,3]"
+    );
+    assert_eq!(
+        one(
+            21,
+            "QuantizeLinear",
+            vec![i("output_dtype", 4)],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint16[N,3]"
+    );
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint8[N,3]"
+    );
+    assert_eq!(
+        one(
+            19,
+            "DequantizeLinear",
+            vec![],
+            vec![T("int8[N,3]"), T("float16[3]")]
+        ),
+        "float16[N,3]"
+    );
+    assert_eq!(
+        infer1(
+            11,
+            "DynamicQuantizeLinear",
+            vec![],
+            vec![T("float[N,7]")],
+            3
+        )
+        .unwrap(),
+        ["uint8[N,7]", "float[]", "uint8[]"]
+    );
+    let pads = || vec![ia("pads", &[1, 1, 1, 1])];
+    assert_eq!(
+        one(
+            10,
+            "ConvInteger",
+            pads(),
+            vec![T("uint8[N,4,8,8]"), T("int8[6,4,3,3]")]
+        ),
+        "int32[N,6,8,8]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearConv",
+            vec![ia("strides", &[2, 2])],
+            vec![
+                T("uint8[1,4,8,8]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("int8[6,4,3,3]"),
+                T("float[6]"),
+                T("int8[6]"),
+                T("float[]"),
+                T("int8[]"),
+            ]
+        ),
+        "int8[1,6,3,3]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "MatMulInteger",
+            vec![],
+            vec![T("uint8[N,3,4]"), T("int8[4,5]")]
+        ),
+        "int32[N,3,5]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearMatMul",
+            vec![],
+            vec![
+                T("uint8[3,4]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("uint8[4,5]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("float[]"),
+                T("uint8[]"),
+            ]
+        ),
+        "uint8[3,5]"
+    );
+}
