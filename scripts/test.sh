@@ -49,6 +49,7 @@ fixtures=(
     "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
     "tests/models/mgic|scripts/make_mgic.py --size small --no-check"
+    "tests/fuzz/regressions|tests/conformance/fuzzgen.py --rebuild tests/fuzz/regressions"
 )
 stale=0
 for entry in "${fixtures[@]}"; do

@@ -47,6 +47,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -263,10 +264,14 @@ def cli_differs(cli: str, spec: dict, src: str, xin: str, work: str, dst: str, j
 # ---------------------------------------------------------------------------------------------
 
 def failure_key(r: dict) -> tuple:
-    """What must stay the same while shrinking: the class, and for refusals and warnings the
-    message's first words (numbers stripped), so the shrinker keeps the same bug."""
+    """What must stay the same while shrinking: the class, and for a warning the rule it names,
+    for refusals the message's first words (numbers and names stripped), so the shrinker keeps
+    the same bug."""
     why = r.get("why", "")
-    if r["status"] in ("refusal", "warning", "crash", "jit-refusal", "ov-error"):
+    if r["status"] == "warning":
+        m = re.search(r"rule `([^`]+)`", why)
+        return (r["status"], m.group(1) if m else why[:40])
+    if r["status"] in ("refusal", "crash", "jit-refusal", "ov-error"):
         words = "".join(c if not c.isdigit() else "#" for c in why).split()[:6]
         return (r["status"], " ".join(w for w in words if "`" not in w))
     return (r["status"],)

@@ -543,3 +543,32 @@ def candidates(spec: dict):
                 yield edit(s=[1] * len(node["s"]))
     if spec["threads"] != 1:
         yield {**copy.deepcopy(spec), "threads": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Committed regressions
+# ---------------------------------------------------------------------------------------------
+
+def rebuild(src_dir: str, out_dir: str) -> None:
+    """Writes NAME.onnx for every shrunk regression NAME.json in `src_dir` (the committed ones
+    in tests/fuzz/regressions/, which crates/ssc-opt/tests/fuzz_regressions.rs loads)."""
+    import json
+    import os
+    os.makedirs(out_dir, exist_ok=True)
+    for f in sorted(os.listdir(src_dir)):
+        if f.endswith(".json"):
+            with open(os.path.join(src_dir, f)) as fh:
+                spec = json.load(fh)["spec"]
+            model = build(spec)
+            with open(os.path.join(out_dir, f[:-5] + ".onnx"), "wb") as fh:
+                fh.write(model.SerializeToString(deterministic=True))
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="Write the .onnx of every committed fuzz regression spec.")
+    ap.add_argument("--rebuild", required=True, help="directory of NAME.json regression specs")
+    ap.add_argument("--out", help="where to write NAME.onnx (default: the same directory)")
+    ap.add_argument("--no-check", action="store_true", help="accepted for scripts/test.sh; no effect")
+    a = ap.parse_args()
+    rebuild(a.rebuild, a.out or a.rebuild)

@@ -8,8 +8,9 @@ channel-permutation fusion applies the inverse permutation (docs/openvino_gather
 suite holds every optimised model to the original as ORT computes it, in both runtimes.
 
 Models: the dense zoo (tests/models/*.onnx, BN folded and not), the README examples, every
-structured family (tests/models/structured/), the MGIC nets (tests/models/mgic/), and any
-further fixture directory given with --models-dir (e.g. filter-pruned families). Each is
+structured and sparse family (tests/models/structured/, tests/models/sparse/), the MGIC nets
+(tests/models/mgic/), and any further fixture directory given with --models-dir (e.g.
+filter-pruned families). Each is
 optimised twice, as a user would: with the default (latency-calibrated) cost model and with
 `--cost-model macs` (which, on these reduced-width fixtures, picks the rewritten forms the
 calibrated model rightly declines at this size, so those forms are run too). Both with the
@@ -49,7 +50,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RTOL = 1e-4
 DRIFT_FACTOR = 10.0
 SEEDS = 2
-DEFAULT_DIRS = ["tests/models", "examples", "tests/models/structured", "tests/models/mgic"]
+DEFAULT_DIRS = ["tests/models", "examples", "tests/models/structured", "tests/models/sparse",
+                "tests/models/mgic"]
 COSTS = ["calibrated", "macs"]
 
 
