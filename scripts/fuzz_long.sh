@@ -49,8 +49,12 @@ for ((s = a; s < b; s += chunk)); do
     [[ -f "$json" ]] && continue
     "${hv[@]}" "$PY" tests/conformance/fuzz.py --ssc-opt "$bin/ssc-opt" --seeds "$s:$e" --cli-check 0 \
         --max-shrink 2 --failures-dir "$out/failures" --json "$json.tmp" >"$out/chunk-$s.log" 2>&1 || true
-    mv "$json.tmp" "$json"
-    tail -n 1 "$out/chunk-$s.log"
+    if [[ -f "$json.tmp" ]]; then
+        mv "$json.tmp" "$json"
+        tail -n 1 "$out/chunk-$s.log"
+    else
+        echo "chunk $s:$e did not finish (see $out/chunk-$s.log); rerun to retry it" >&2
+    fi
 done
 
 "$PY" - "$out" "$a" "$b" <<'PYEOF' | tee "$out/summary.txt"
