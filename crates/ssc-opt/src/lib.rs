@@ -61,6 +61,16 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     Ok(ssc_onnx::load(path)?)
 }
 
+/// What shape inference has to say about `model` without changing it: one line per declared
+/// type that disagrees with what its op computes (see [`Report::warnings`]). Empty when
+/// inference fails outright; the engines report that themselves.
+pub fn type_warnings(model: &ir::Model) -> Vec<String> {
+    let mut m = model.clone();
+    ssc_passes::infer_shapes(&mut m, &[])
+        .map(|r| r.warnings)
+        .unwrap_or_default()
+}
+
 /// Writes a model atomically (never a partial file).
 pub fn save(model: &ir::Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Error> {
     Ok(ssc_onnx::save(model, path, opts)?)

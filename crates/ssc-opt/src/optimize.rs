@@ -24,6 +24,10 @@ pub struct Options {
     /// the cost model and any extra rules, are in `rewrite_options`.
     pub rewrite: bool,
     pub rewrite_options: ssc_rewrite::RewriteOptions,
+    /// Write the types the ops compute where the model declared others (`--fix-types`). By
+    /// default a declaration that disagrees with inference is reported in
+    /// [`Report::warnings`] and written back as the model had it.
+    pub fix_types: bool,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
             phases: None,
             rewrite: true,
             rewrite_options: ssc_rewrite::RewriteOptions::default(),
+            fix_types: false,
         }
     }
 }
@@ -46,9 +51,22 @@ pub struct Report {
     pub nodes_after: usize,
     pub initializers_before: usize,
     pub initializers_after: usize,
-    /// MACs of Conv/ConvTranspose/Gemm/MatMul with static shapes, before and after.
+    /// MACs of Conv/ConvTranspose/Gemm/MatMul with static shapes, before and after (for
+    /// batch 1 where a graph input's batch is symbolic: see `macs_batch_assumed`).
     pub macs_before: u64,
     pub macs_after: u64,
+    /// Inputs whose symbolic batch dimension was taken as 1 to count MACs.
+    pub macs_batch_assumed: Vec<String>,
+    /// Layers after optimisation whose MACs are unknown (symbolic shapes) and not counted.
+    pub macs_unknown_layers: usize,
+    /// Things the user should know that did not stop the work, one line each: quirks of the
+    /// model (a declared type that disagrees with what its op computes, ...), and rewrites
+    /// dropped because their result failed validation (bugs in ssc-opt, never in the model),
+    /// each naming the rule and the conv. The loader's own warnings are in
+    /// [`crate::Loaded::warnings`].
+    pub warnings: Vec<String>,
+    /// Values whose wrong declared type was replaced by the computed one (`fix_types`).
+    pub types_fixed: usize,
     /// How often each clean-up rewrite fired, by name.
     pub rewrites: BTreeMap<String, usize>,
     /// Symbolic dimensions fixed by `input_shapes`.
@@ -60,10 +78,6 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
-    /// Things the user should know that did not stop the job: chiefly rewrites dropped because
-    /// their result failed validation (bugs in ssc-opt, never in the model), each naming the
-    /// rule and the conv.
-    pub warnings: Vec<String>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -75,12 +89,23 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Report {
     /// One line for humans.
     pub fn summary(&self) -> String {
+        let macs = if self.macs_before == 0 && self.macs_unknown_layers > 0 {
+            "MACs unknown (symbolic shapes: fix them with --input-shape)".to_string()
+        } else {
+            let batch = if self.macs_batch_assumed.is_empty() {
+                ""
+            } else {
+                " at batch 1"
+            };
+            format!(
+                "{:.3} -> {:.3} GMACs{batch}",
+                self.macs_before as f64 / 1e9,
+                self.macs_after as f64 / 1e9,
+            )
+        };
         let mut s = format!(
-            "{} -> {} nodes, {:.3} -> {:.3} GMACs",
-            self.nodes_before,
-            self.nodes_after,
-            self.macs_before as f64 / 1e9,
-            self.macs_after as f64 / 1e9,
+            "{} -> {} nodes, {macs}",
+            self.nodes_before, self.nodes_after,
         );
         let mut fired: Vec<String> = self
             .rewrites
@@ -98,10 +123,6 @@ impl Report {
     }
 }
 
-fn total_macs(model: &Model) -> u64 {
-    crate::inspect(model).total_macs
-}
-
 /// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
 /// clean-up pipeline to a fixed point, then the structure-aware rewriter, re-inferring shapes
 /// after each so the next stage and the report see final shapes. Last, the JIT annotations
@@ -114,13 +135,14 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
         initializers_before: model.graph.initializer_ids().len(),
         ..Report::default()
     };
-    if opts.cleanups || !opts.input_shapes.is_empty() {
+    if opts.cleanups || opts.fix_types || !opts.input_shapes.is_empty() {
         let inferred =
             ssc_passes::infer_shapes_with(model, &opts.input_shapes, &InferOptions::default())?;
         report.bindings = inferred.bindings;
         report.unhandled_ops = inferred.unhandled_ops;
+        report.warnings = inferred.warnings;
     }
-    report.macs_before = total_macs(model);
+    report.macs_before = crate::inspect(model).total_macs;
     if opts.cleanups {
         // The input passed inference above, so a graph the clean-ups leave invalid is their
         // bug: keep the model as it was, say so, and go on.
@@ -160,7 +182,13 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     if opts.cleanups {
         report.jit = ssc_passes::annotate_for_jit(model);
     }
-    report.macs_after = total_macs(model);
+    if opts.fix_types {
+        report.types_fixed = model.graph.fix_declared_types();
+    }
+    let after = crate::inspect(model);
+    report.macs_after = after.total_macs;
+    report.macs_batch_assumed = after.batch_assumed;
+    report.macs_unknown_layers = after.unknown_macs;
     report.nodes_after = model.graph.op_count();
     report.initializers_after = model.graph.initializer_ids().len();
     report.elapsed = start.elapsed();
@@ -218,6 +246,12 @@ fn rewrite_validated(
                 ));
                 opts.disabled.push((node, rule));
             }
+            Err((_, msg)) if opts.channels => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); optimising without channel removal (an ssc-opt bug, please report it)"
+                ));
+                opts.channels = false;
+            }
             Err((_, msg)) => {
                 warnings.push(format!(
                     "structure rewriting produced an invalid graph ({msg}); the model is written with clean-ups only (an ssc-opt bug, please report it)"
@@ -265,6 +299,22 @@ impl Report {
                 r.saturation_time.as_secs_f64() * 1e3,
                 r.total_time.as_secs_f64() * 1e3,
             );
+            let c = &r.channels;
+            let _ = writeln!(
+                s,
+                "channel removal: {} channel groups removed ({} carriers kept, {} constant groups pinned), {} producers narrowed",
+                c.groups_removed,
+                c.carriers,
+                c.groups_pinned,
+                c.producers_narrowed.len()
+            );
+            for p in &c.producers_narrowed {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} computes {} of {} filters, gathered back in place",
+                    p.node, p.filters_after, p.filters_before
+                );
+            }
             for l in r.layers.iter().filter(|l| l.rewritten) {
                 let _ = writeln!(
                     s,

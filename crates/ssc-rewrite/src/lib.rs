@@ -52,6 +52,7 @@
 
 pub mod analysis;
 mod build;
+pub mod channels;
 pub mod cost;
 pub mod extract;
 pub mod lang;
@@ -117,6 +118,9 @@ pub struct RewriteOptions {
     /// [`LayerReport::node`] and [`LayerReport::rule`]). The facade fills this when a rule's
     /// output failed validation, to redo the rewrite without it.
     pub disabled: Vec<(String, String)>,
+    /// Run channel removal ([`channels`]) before and after the e-graph. The facade turns it off
+    /// to redo a rewrite whose result failed validation without naming a rule.
+    pub channels: bool,
 }
 
 impl std::fmt::Debug for RewriteOptions {
@@ -129,6 +133,7 @@ impl std::fmt::Debug for RewriteOptions {
             .field("time_limit", &self.time_limit)
             .field("epsilon", &self.epsilon)
             .field("disabled", &self.disabled)
+            .field("channels", &self.channels)
             .finish()
     }
 }
@@ -145,6 +150,7 @@ impl Default for RewriteOptions {
             time_limit: Duration::from_secs(10),
             epsilon: 0.0,
             disabled: Vec::new(),
+            channels: true,
         }
     }
 }
@@ -217,12 +223,39 @@ pub struct RewriteReport {
     pub rewritten: usize,
     /// The rewrite used a non-zero epsilon, so outputs may change.
     pub approximate: bool,
+    /// What channel removal did (before and after the e-graph).
+    pub channels: channels::ChannelReport,
     /// Alternatives dropped because they failed validation (bugs in rules, not in the model).
     pub dropped: Vec<DroppedRewrite>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+/// Channel removal when `opts.channels`; a failure (a bug in the pass, never the model's fault)
+/// leaves the model as it was and is reported in `dropped`.
+fn run_channels(
+    model: &mut Model,
+    opts: &RewriteOptions,
+    dropped: &mut Vec<DroppedRewrite>,
+) -> channels::ChannelReport {
+    if !opts.channels {
+        return channels::ChannelReport::default();
+    }
+    let backup = model.clone();
+    match channels::remove_channels(model, opts.cost.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            *model = backup;
+            dropped.push(DroppedRewrite {
+                node: "(graph)".into(),
+                rule: channels::NAME.into(),
+                reason: e.to_string(),
+            });
+            channels::ChannelReport::default()
+        }
+    }
 }
 
 /// Rewrites `model` in place with [`default_rules`] plus `opts.extra_rules`, choosing per conv
@@ -235,6 +268,8 @@ pub fn rewrite_model(
     if !(opts.epsilon.is_finite() && opts.epsilon >= 0.0) {
         return Err(RewriteError::Epsilon(opts.epsilon));
     }
+    let mut dropped_channels = Vec::new();
+    let mut channels = run_channels(model, opts, &mut dropped_channels);
     let built = build::build(
         &model.graph,
         AnalysisOptions {
@@ -276,7 +311,12 @@ pub fn rewrite_model(
     let preferred: Vec<SscNode> = built.sites.iter().map(|s| s.node.clone()).collect();
     let ex = extract::extract(&built.egraph, opts.cost.as_ref(), &preferred);
     let (layers, dropped) = materialize::materialize(model, &built, &ex)?;
+    // Rewrites can leave constant channels behind (a remainder with zero rows, padded blocks).
+    channels.merge(run_channels(model, opts, &mut dropped_channels));
+    let mut dropped = dropped;
+    dropped.extend(dropped_channels);
     let mut report = RewriteReport {
+        channels,
         egraph_nodes: built.egraph.total_size(),
         egraph_classes: built.egraph.number_of_classes(),
         iterations,

@@ -6,11 +6,13 @@
 //! folding, value placement) and the dispatch from op type to a lowering; each op family lowers
 //! in its own module.
 
+mod chain;
 mod conv;
 mod eltwise;
 mod fuse;
 mod linear;
 mod movement;
+mod norm;
 mod pool;
 mod util;
 
@@ -20,10 +22,13 @@ use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
 
 use self::util::{static_f32, value_dims};
 use crate::codegen::{Jit, StreamConv};
+use crate::kernels::chain::Chain;
 use crate::kernels::dense::DenseConv;
 use crate::kernels::eltwise::{Binary, UnOp};
 use crate::kernels::linear::Linear;
+use crate::kernels::norm::Axes;
 use crate::kernels::pool::Pool;
+use crate::kernels::strided::Strided;
 use crate::memory::{live_lower_bound, place, Interval};
 use crate::{JitError, JitOptions};
 
@@ -89,6 +94,26 @@ pub(crate) enum Kernel {
     Concat {
         outer: usize,
         blocks: Vec<usize>,
+    },
+    /// A strided gather (Transpose, Slice).
+    Strided(Strided),
+    /// Split: one strided gather per output.
+    Split(Vec<Strided>),
+    /// A fused elementwise chain; inputs are the chain's inputs in order.
+    Chain(Chain),
+    /// LayerNormalization over `n` of `outer x n x inner` (`inner` is 1).
+    LayerNorm {
+        ax: Axes,
+        scale: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        eps: f32,
+    },
+    /// Softmax over `n`.
+    Softmax(Axes),
+    /// `scale * sum` over `n` (ReduceMean, ReduceSum).
+    Reduce {
+        ax: Axes,
+        scale: f32,
     },
     /// The reference executor's implementation, on tensors.
     Fallback {
@@ -246,7 +271,13 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 for a in &n.absorbed {
                     absorbed.insert(*a, ());
                 }
-                (n.kernel, n.what, n.inputs, vec![Some(n.output)])
+                // A multi-output kernel writes every output of its op.
+                let o = if matches!(n.kernel, Kernel::Split(_)) {
+                    outs.clone()
+                } else {
+                    vec![Some(n.output)]
+                };
+                (n.kernel, n.what, n.inputs, o)
             }
             None => {
                 let in_dims = ins
@@ -494,9 +525,18 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "Conv" => conv::lower_conv(cx, jit, op),
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => eltwise::lower_binary(cx, op),
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => {
+            chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
+        }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
-        | "HardSigmoid" => eltwise::lower_unary(cx, op),
+        | "HardSigmoid" => chain::lower_chain(cx, op).or_else(|| eltwise::lower_unary(cx, op)),
+        "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, op),
+        "Transpose" => movement::lower_transpose(cx, op),
+        "Slice" => movement::lower_slice(cx, op),
+        "Split" => movement::lower_split(cx, op),
+        "LayerNormalization" => norm::lower_layer_norm(cx, op),
+        "Softmax" => norm::lower_softmax(cx, op),
+        "ReduceMean" | "ReduceSum" => norm::lower_reduce(cx, op),
         "BatchNormalization" => eltwise::lower_batchnorm(cx, op),
         "Gemm" | "MatMul" => linear::lower_linear(cx, op),
         "Gather" => movement::lower_gather(cx, op),

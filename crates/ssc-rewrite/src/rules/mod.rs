@@ -36,7 +36,6 @@ pub fn default_rules() -> Vec<Rewrite<SscNode, SscAnalysis>> {
         unified::const_kernel_rule(),
         unified::input_classes_rule(),
         unified::output_classes_rule(),
-        zero::zero_outputs_rule(),
         zero::zero_inputs_rule(),
     ]
 }
