@@ -88,17 +88,60 @@ def ort_session(model_bytes_or_path, level=ort.GraphOptimizationLevel.ORT_DISABL
     return ort.InferenceSession(model_bytes_or_path, so, providers=["CPUExecutionProvider"])
 
 
-_OV_CORE = None
-
-
-def ov_run(path: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    global _OV_CORE
+def ov_worker() -> int:
+    """`fuzz.py --ov-worker`: runs models in OpenVINO for the fuzzer, one JSON request per line
+    ({"model", "input", "out"}: outputs written to out.<i>.npy), one JSON answer per line. A
+    separate process, because OpenVINO's CPU plugin segfaults on some valid graphs, and that
+    must cost one graph, not the run."""
     import openvino as ov
-    if _OV_CORE is None:
-        _OV_CORE = ov.Core()
-    compiled = _OV_CORE.compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    res = compiled(feeds)
-    return [np.asarray(res[o]) for o in compiled.outputs]
+    core = ov.Core()
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            compiled = core.compile_model(req["model"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            res = compiled({"x": np.load(req["input"])})
+            for i, o in enumerate(compiled.outputs):
+                np.save(f"{req['out']}.{i}.npy", np.asarray(res[o]))
+            ans = {"n": len(compiled.outputs)}
+        except Exception as e:  # noqa: BLE001
+            ans = {"error": str(e).splitlines()[0][:300] if str(e) else type(e).__name__}
+        sys.stdout.write(json.dumps(ans) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+class OvRunner:
+    """The --ov-worker process, restarted after a crash."""
+
+    def __init__(self):
+        self.proc = None
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def run(self, model: str, xin: str, out: str) -> list[np.ndarray]:
+        """OpenVINO's outputs; raises RuntimeError("crash: ...") when the worker dies."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--ov-worker"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc.stdin.write(json.dumps({"model": model, "input": xin, "out": out}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            self.proc = None
+            raise RuntimeError(f"crash: OpenVINO's process died (exit {code})")
+        ans = json.loads(line)
+        if "error" in ans:
+            raise RuntimeError(ans["error"])
+        return [np.load(f"{out}.{i}.npy") for i in range(ans["n"])]
+
+
+OV = OvRunner()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,9 +244,14 @@ def check_graph(spec: dict, helper: Helper, work: str, ov: bool, cli: str | None
         compare("jit" if prefix == "orig" else "jit-opt", got)
     if ov:
         try:
-            compare("ov", ov_run(dst, feeds))
+            compare("ov", OV.run(dst, xin, os.path.join(work, tag + ".ov")))
         except Exception as e:  # noqa: BLE001
-            return {**r, "status": "ov-error", "why": str(e).splitlines()[0][:300]}
+            # OpenVINO fails on the output: is it already failing on the user's own model?
+            try:
+                OV.run(src, xin, os.path.join(work, tag + ".ov0"))
+            except Exception as e0:  # noqa: BLE001
+                return {**r, "status": "ov-fails-on-original", "why": f"{e0}; on the output: {e}"}
+            return {**r, "status": "ov-error", "why": str(e)}
     if cli:
         why = cli_differs(cli, spec, src, xin, work, dst, jit_dir)
         if why:
@@ -346,6 +394,8 @@ FAILING = {"invalid", "refusal", "warning", "crash", "jit-refusal", "mismatch-op
 
 
 def main(argv=None) -> int:
+    if (argv or sys.argv[1:]) == ["--ov-worker"]:
+        return ov_worker()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ssc-opt", required=True, help="the ssc-opt binary (for --cli-check)")
     ap.add_argument("--helper", help="the fuzz_helper example (default: examples/fuzz_helper beside "
@@ -419,6 +469,7 @@ def main(argv=None) -> int:
                 shrunk.append(name)
                 log(f"  -> {args.failures_dir}/{name}.json ({size_of(small)}, {evals} evaluations): {sr['why']}")
         helper.close()
+        OV.close()
     elapsed = time.monotonic() - t0
     ill = [r for r in results if r["status"] == "ill-conditioned"]
     errs = [max(r["errors"].values(), default=0.0) for r in results if r.get("errors")]
@@ -432,6 +483,9 @@ def main(argv=None) -> int:
     print(f"forms chosen, by rule: {dict(rules.most_common())}")
     for r in ill:
         print(f"  ill-conditioned seed {r['seed']}: {r['why']}")
+    for r in results:
+        if r["status"] == "ov-fails-on-original":
+            print(f"  OpenVINO fails on the original graph of seed {r['seed']} (its bug, not ssc-opt's): {r['why']}")
     if failures:
         print("FAILURES:")
         by = collections.defaultdict(list)
