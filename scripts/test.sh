@@ -52,6 +52,8 @@ fixtures=(
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
     "tests/malformed|scripts/make_malformed.py"
     "tests/models/pruned|scripts/make_pruned.py --no-check"
+    "tests/models/mgic|scripts/make_mgic.py --size small --no-check"
+    "tests/fuzz/regressions|tests/conformance/fuzzgen.py --rebuild tests/fuzz/regressions"
 )
 stale=0
 for entry in "${fixtures[@]}"; do
@@ -84,6 +86,9 @@ if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
     # extension; building it here too would only be rebuilt there.
     step "cargo build --release --workspace --exclude ssc-py"
     cargo build --release --workspace --exclude ssc-py
+    # The differential fuzzer's long-lived helper (tests/conformance/fuzz.py); it links the
+    # release libraries just built, so this costs seconds.
+    cargo build --release -p ssc-opt --example fuzz_helper
 
     step "cargo test --workspace"
     cargo test --workspace
@@ -129,6 +134,8 @@ extra_suites=(
     # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
     # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
     tests/conformance/zoo.py
+    tests/conformance/portability.py
+    tests/conformance/fuzz.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then

@@ -1,7 +1,8 @@
-//! The JIT on ssc-opt's own output: every structured ResNet-18 family (`make_structured.py`)
-//! and every sparse / micro-structured family (`make_sparse.py`), optimised (rewritten into
-//! grouped, pointwise, sum-pool, Gather... forms), must give the reference executor's outputs
-//! of the optimised model and of the original, on 1 and 2 threads.
+//! The JIT on ssc-opt's own output: every structured ResNet-18 family (`make_structured.py`),
+//! every MGIC net (`make_mgic.py`) and every sparse / micro-structured family
+//! (`make_sparse.py`), optimised (rewritten into grouped, pointwise, sum-pool, Gather...
+//! forms), must give the reference executor's outputs of the optimised model and of the
+//! original, on 1 and 2 threads.
 //!
 //! Tolerance 1e-4 norm-wise, as everywhere: the JIT accumulates in f32 (GEMM and stream
 //! order) while the reference accumulates in f64; through an 18-layer network that difference
@@ -29,6 +30,12 @@ fn worst(want: &[(String, Tensor)], got: &[(String, Tensor)]) -> f64 {
 #[test]
 fn jit_runs_optimised_structured_models_exactly() {
     check_family_dir("structured", 10);
+}
+
+/// The MGIC nets (grouped V-cycles, `scripts/make_mgic.py`).
+#[test]
+fn jit_runs_optimised_mgic_models_exactly() {
+    check_family_dir("mgic", 4);
 }
 
 /// Issue 14's families (`scripts/make_sparse.py`: magnitude per layer and global, MSWU tiles,
