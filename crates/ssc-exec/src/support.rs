@@ -10,10 +10,7 @@ use crate::value::is_supported_dtype;
 /// Why `desc` cannot run at `opset`, or `None` when it can. An empty reason means the op type
 /// (or its domain) is unknown.
 pub(crate) fn unsupported_reason(desc: &OpDesc, opset: i64) -> Option<String> {
-    if !desc.is_onnx() {
-        return Some(String::new());
-    }
-    let Some((_, min_opset)) = lookup(&desc.op_type) else {
+    let Some((_, min_opset)) = lookup(&desc.domain, &desc.op_type) else {
         return Some(String::new());
     };
     if opset < min_opset {

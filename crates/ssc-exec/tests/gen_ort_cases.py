@@ -177,9 +177,75 @@ def quant_cases() -> None:
          np.array(0.4, np.float32), np.array(3, np.int8)], 1, 10)
 
 
+def dqlstm_cases() -> None:
+    """com.microsoft DynamicQuantizeLSTM (onnxruntime's dynamically quantised LSTM): every
+    direction, with and without bias, initial states, peepholes and sequence_lens, int8 and
+    uint8 weights with per-direction and per-column scales, and the activation attributes."""
+    seed = 300
+    seq, batch, inp, hid = 6, 3, 5, 4
+
+    def quantised(r, shape, signed, per_column):
+        """Random weights quantised as onnxruntime's quantiser does: [dirs, k, 4 hid] with
+        per-direction or per-column scales and zero points."""
+        nd, k, n = shape
+        q = r.integers(-128, 128, shape) if signed else r.integers(0, 256, shape)
+        q = q.astype(np.int8 if signed else np.uint8)
+        sshape = (nd, n) if per_column else (nd,)
+        scale = r.uniform(0.002, 0.02, sshape).astype(np.float32)
+        if signed:
+            zp = np.zeros(sshape, np.int8)
+        else:
+            # onnxruntime requires per-column zero points to be one constant (over both
+            # directions); per-direction ones may differ.
+            zp = np.broadcast_to(r.integers(100, 156, (1, 1) if per_column else (nd,)), sshape).astype(np.uint8)
+        return q, scale, np.ascontiguousarray(zp)
+
+    for direction, variant, signed, per_column in itertools.product(
+        ["forward", "reverse", "bidirectional"], ["plain", "full", "lens"], [True, False], [False, True]
+    ):
+        seed += 1
+        r = rng(seed)
+        nd = 2 if direction == "bidirectional" else 1
+        x = f32(r, seq, batch, inp, scale=2.0)
+        w, ws, wz = quantised(r, (nd, inp, 4 * hid), signed, per_column)
+        rr, rs, rz = quantised(r, (nd, hid, 4 * hid), signed, per_column)
+        ins = [x, w, rr] + [None] * 5 + [ws, wz, rs, rz]
+        if variant != "plain":
+            ins[3] = f32(r, nd, 8 * hid, scale=0.5)
+            ins[5] = f32(r, nd, batch, hid)
+            ins[6] = f32(r, nd, batch, hid)
+            ins[7] = f32(r, nd, 3 * hid, scale=0.5)
+        if variant == "lens":
+            # A full, a shorter and an empty sequence.
+            ins[4] = np.array([seq, 3, 0], dtype=np.int32)
+        sign = "i8" if signed else "u8"
+        gran = "per_column" if per_column else "per_tensor"
+        add(f"ort_dqlstm_{direction}_{variant}_{sign}_{gran}", "DynamicQuantizeLSTM", ins, 3, 14,
+            domain="com.microsoft", direction=direction, hidden_size=hid)
+    # Shorter maximum length than the sequence, clip, input_forget and other activations.
+    r = rng(400)
+    x = f32(r, seq, 2, inp)
+    w, ws, wz = quantised(r, (2, inp, 4 * hid), True, True)
+    rr, rs, rz = quantised(r, (2, hid, 4 * hid), True, True)
+    ins = [x, w, rr, f32(r, 2, 8 * hid), np.array([4, 2], np.int32), None, None, None, ws, wz, rs, rz]
+    add("ort_dqlstm_attrs", "DynamicQuantizeLSTM", ins, 3, 14, domain="com.microsoft",
+        direction="bidirectional", hidden_size=hid, clip=0.9, input_forget=1,
+        activations=["HardSigmoid", "Tanh", "Softsign", "Sigmoid", "ScaledTanh", "Tanh"],
+        activation_alpha=[0.3, 0.8], activation_beta=[0.4, 1.2])
+    # The zoo model's shape class: a long bidirectional sequence with a wide hidden state.
+    r = rng(401)
+    x = f32(r, 40, 1, 64)
+    w, ws, wz = quantised(r, (2, 64, 4 * 64), False, False)
+    rr, rs, rz = quantised(r, (2, 64, 4 * 64), False, False)
+    ins = [x, w, rr, f32(r, 2, 8 * 64, scale=0.1), None, None, None, None, ws, wz, rs, rz]
+    add("ort_dqlstm_long", "DynamicQuantizeLSTM", ins, 3, 14, domain="com.microsoft",
+        direction="bidirectional", hidden_size=64)
+
+
 def main(out: str) -> None:
     recurrent_cases()
     quant_cases()
+    dqlstm_cases()
     root = os.path.join(out, "ort")
     if os.path.exists(root):
         shutil.rmtree(root)

@@ -950,6 +950,39 @@ fn recurrent_layers() {
     .contains("W: dims 2 and 1 must be equal"));
 }
 
+/// onnxruntime's com.microsoft DynamicQuantizeLSTM has LSTM's outputs; its W and R are
+/// `[directions, input | hidden, 4 hidden]`, so the hidden size defaults to R's dim 1.
+#[test]
+fn dynamic_quantize_lstm() {
+    for (attrs, hidden) in [(vec![i("hidden_size", 6)], "6"), (vec![], "6")] {
+        let mut g = G::new(12);
+        g.input("x", "float[T,N,4]");
+        g.input("w", "int8[2,4,24]");
+        g.input("r", "int8[2,6,24]");
+        let mut attrs = attrs;
+        attrs.push(s("direction", "bidirectional"));
+        let op = g.op_a(
+            "DynamicQuantizeLSTM",
+            &["x", "w", "r", "", "", "", "", "", "ws", "wz", "rs", "rz"],
+            &["y", "yh", "yc"],
+            attrs,
+        );
+        g.m.graph.desc_mut(op).domain = "com.microsoft".into();
+        g.outputs(&["y", "yh", "yc"]);
+        infer_shapes(&mut g.m, &[]).unwrap();
+        assert_eq!(g.ty_of("y"), format!("float[T,2,N,{hidden}]"));
+        assert_eq!(g.ty_of("yc"), format!("float[2,N,{hidden}]"));
+    }
+    // Another domain's op of that name is left alone.
+    let mut g = G::new(12);
+    g.input("x", "float[T,N,4]");
+    let op = g.op_a("DynamicQuantizeLSTM", &["x"], &["y"], vec![]);
+    g.m.graph.desc_mut(op).domain = "example.other".into();
+    g.outputs(&["y"]);
+    infer_shapes(&mut g.m, &[]).unwrap();
+    assert_eq!(g.ty_of("y"), "-");
+}
+
 #[test]
 fn quantised_ops() {
     assert_eq!(

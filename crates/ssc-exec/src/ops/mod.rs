@@ -1,6 +1,7 @@
 //! The op table: every supported op type, the kernel that runs it and the first opset the
 //! executor runs it at. [`crate::check_supported`] and evaluation both read this one table.
 
+mod contrib;
 mod conv;
 pub(crate) mod elementwise;
 mod matmul;
@@ -152,16 +153,27 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Xor", elementwise::compare, 1),
 ];
 
-/// The table entry of `op_type`.
-pub(crate) fn lookup(op_type: &str) -> Option<(Kernel, i64)> {
-    OPS.binary_search_by(|(name, ..)| (*name).cmp(op_type))
+/// onnxruntime contrib ops (domain `com.microsoft`) its own tools write into saved models, as
+/// `(op type, kernel, first supported ONNX opset)`, sorted by op type.
+pub(crate) const MS_OPS: &[(&str, Kernel, i64)] =
+    &[("DynamicQuantizeLSTM", contrib::dynamic_quantize_lstm, 1)];
+
+/// The table entry of `op_type` in `domain` (`""` or `ai.onnx`, or `com.microsoft`).
+pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<(Kernel, i64)> {
+    let table = match domain {
+        "" | "ai.onnx" => OPS,
+        "com.microsoft" => MS_OPS,
+        _ => return None,
+    };
+    table
+        .binary_search_by(|(name, ..)| (*name).cmp(op_type))
         .ok()
-        .map(|i| (OPS[i].1, OPS[i].2))
+        .map(|i| (table[i].1, table[i].2))
 }
 
 /// Runs the node's kernel.
 pub(crate) fn eval(ctx: &Ctx) -> Result<Vec<Val>> {
-    match lookup(&ctx.desc.op_type) {
+    match lookup(&ctx.desc.domain, &ctx.desc.op_type) {
         Some((kernel, _)) => kernel(ctx),
         None => Err(ctx.err("unsupported op type")),
     }
@@ -171,7 +183,7 @@ pub(crate) fn eval(ctx: &Ctx) -> Result<Vec<Val>> {
 mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
-        for w in super::OPS.windows(2) {
+        for w in super::OPS.windows(2).chain(super::MS_OPS.windows(2)) {
             assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
         }
     }

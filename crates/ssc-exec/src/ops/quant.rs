@@ -292,6 +292,24 @@ pub(crate) fn dequantize_linear(ctx: &Ctx) -> Result<Vec<Val>> {
     Ok(vec![a.into()])
 }
 
+/// The uint8 scale and zero point DynamicQuantizeLinear (and onnxruntime's dynamically quantised
+/// GEMMs) give f32 values `xs`: the range `[min(x, 0), max(x, 0)]` over 255 steps, every step
+/// rounded to f32 as the spec's formula is written.
+pub(crate) fn dynamic_params(xs: &[f64]) -> (f64, i64) {
+    let f = |v: f64| v as f32 as f64;
+    let max = xs.iter().copied().fold(0f64, f64::max);
+    let min = xs.iter().copied().fold(0f64, f64::min);
+    let scale = if max == min { 1.0 } else { f(max - min) };
+    let scale = f(scale / 255.0);
+    let zp = f(0.0 - f(min / scale)).clamp(0.0, 255.0).round_ties_even() as i64;
+    (scale, zp)
+}
+
+/// `saturate(round(v / scale) + zp)` to uint8, the quotient rounded to f32.
+pub(crate) fn quantize_u8(v: f64, scale: f64, zp: i64) -> i64 {
+    saturate((v / scale) as f32 as f64, zp, (0, 255))
+}
+
 /// DynamicQuantizeLinear: uint8 with a scale and zero point covering `[min(x, 0), max(x, 0)]`,
 /// every step rounded to f32 as the spec's formula is written.
 pub(crate) fn dynamic_quantize_linear(ctx: &Ctx) -> Result<Vec<Val>> {
@@ -300,13 +318,8 @@ pub(crate) fn dynamic_quantize_linear(ctx: &Ctx) -> Result<Vec<Val>> {
         return Err(ctx.err(format!("x must be float, not {}", x.dtype())));
     }
     let xs = x.to_f64_vec();
-    let f = |v: f64| v as f32 as f64;
-    let max = xs.iter().copied().fold(0f64, f64::max);
-    let min = xs.iter().copied().fold(0f64, f64::min);
-    let scale = if max == min { 1.0 } else { f(max - min) };
-    let scale = f(scale / 255.0);
-    let zp = f(0.0 - f(min / scale)).clamp(0.0, 255.0).round_ties_even() as i64;
-    let y = xs.iter().map(|&v| saturate(f(v / scale), zp, (0, 255)));
+    let (scale, zp) = dynamic_params(&xs);
+    let y = xs.iter().map(|&v| quantize_u8(v, scale, zp));
     Ok(vec![
         int_array(DataType::Uint8, x.shape.clone(), y).into(),
         Array::scalar(scale as f32).into(),

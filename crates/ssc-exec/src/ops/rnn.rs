@@ -25,7 +25,7 @@ use crate::linalg::{matmul, Mat};
 use crate::value::{dispatch, Array, Elem, Val};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Cell {
+pub(super) enum Cell {
     Rnn,
     Gru,
     Lstm,
@@ -68,7 +68,7 @@ enum ActKind {
 
 /// One activation function with its parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Act {
+pub(super) struct Act {
     kind: ActKind,
     alpha: f64,
     beta: f64,
@@ -95,7 +95,7 @@ impl Act {
         })
     }
 
-    fn apply(&self, x: f64) -> f64 {
+    pub(super) fn apply(&self, x: f64) -> f64 {
         let (a, b) = (self.alpha, self.beta);
         match self.kind {
             ActKind::Relu => x.max(0.0),
@@ -191,25 +191,25 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// The validated shapes and options of one call.
-struct Layer {
+pub(super) struct Layer {
     /// Per direction: runs back to front.
-    reverse: Vec<bool>,
-    seq: usize,
-    batch: usize,
-    input: usize,
-    hidden: usize,
+    pub(super) reverse: Vec<bool>,
+    pub(super) seq: usize,
+    pub(super) batch: usize,
+    pub(super) input: usize,
+    pub(super) hidden: usize,
     /// `[batch, seq, ...]` instead of `[seq, batch, ...]` (opset 14 `layout=1`).
-    batch_major: bool,
-    clip: Option<f64>,
-    acts: Vec<Vec<Act>>,
-    linear_before_reset: bool,
-    input_forget: bool,
-    lens: Vec<usize>,
+    pub(super) batch_major: bool,
+    pub(super) clip: Option<f64>,
+    pub(super) acts: Vec<Vec<Act>>,
+    pub(super) linear_before_reset: bool,
+    pub(super) input_forget: bool,
+    pub(super) lens: Vec<usize>,
 }
 
 impl Layer {
     /// Index of `(t, b)` in X's row order.
-    fn row(&self, t: usize, b: usize) -> usize {
+    pub(super) fn row(&self, t: usize, b: usize) -> usize {
         if self.batch_major {
             b * self.seq + t
         } else {
@@ -218,7 +218,7 @@ impl Layer {
     }
 
     /// Offset of the state `(d, b)` in an initial-state input or a `Y_h`/`Y_c` output.
-    fn state(&self, d: usize, b: usize) -> usize {
+    pub(super) fn state(&self, d: usize, b: usize) -> usize {
         let nd = self.reverse.len();
         self.hidden
             * if self.batch_major {
@@ -229,7 +229,7 @@ impl Layer {
     }
 
     /// Offset of `(t, d, b)` in `Y`.
-    fn y(&self, t: usize, d: usize, b: usize) -> usize {
+    pub(super) fn y(&self, t: usize, d: usize, b: usize) -> usize {
         let nd = self.reverse.len();
         self.hidden
             * if self.batch_major {
@@ -239,7 +239,7 @@ impl Layer {
             }
     }
 
-    fn state_shape(&self) -> Vec<usize> {
+    pub(super) fn state_shape(&self) -> Vec<usize> {
         let nd = self.reverse.len();
         if self.batch_major {
             vec![self.batch, nd, self.hidden]
@@ -248,7 +248,7 @@ impl Layer {
         }
     }
 
-    fn y_shape(&self) -> Vec<usize> {
+    pub(super) fn y_shape(&self) -> Vec<usize> {
         let nd = self.reverse.len();
         if self.batch_major {
             vec![self.batch, self.seq, nd, self.hidden]
@@ -258,7 +258,9 @@ impl Layer {
     }
 }
 
-fn layer(ctx: &Ctx, cell: Cell, x: &Array, r: &Array) -> Result<Layer> {
+/// Reads the attributes and `sequence_lens` (input 4) of a call on `x`; `hidden_default` is the
+/// hidden size the recurrence weights imply, used when `hidden_size` is absent.
+pub(super) fn layer(ctx: &Ctx, cell: Cell, x: &Array, hidden_default: usize) -> Result<Layer> {
     if x.rank() != 3 {
         return Err(ctx.err(format!("X {:?} must be 3-D", x.shape)));
     }
@@ -278,11 +280,8 @@ fn layer(ctx: &Ctx, cell: Cell, x: &Array, r: &Array) -> Result<Layer> {
         "bidirectional" => vec![false, true],
         other => return Err(ctx.err(format!("unknown direction `{other}`"))),
     };
-    if r.rank() != 3 {
-        return Err(ctx.err(format!("R {:?} must be 3-D", r.shape)));
-    }
     let hidden = match ctx.int("hidden_size", -1)? {
-        -1 => r.shape[2],
+        -1 => hidden_default,
         h if h > 0 => h as usize,
         h => return Err(ctx.err(format!("hidden_size must be positive, not {h}"))),
     };
@@ -369,7 +368,10 @@ pub(crate) fn recurrent(ctx: &Ctx) -> Result<Vec<Val>> {
             return Err(ctx.err(format!("input types differ: {dt} and {}", a.dtype())));
         }
     }
-    let l = layer(ctx, cell, x, r)?;
+    if r.rank() != 3 {
+        return Err(ctx.err(format!("R {:?} must be 3-D", r.shape)));
+    }
+    let l = layer(ctx, cell, x, r.shape[2])?;
     let (nd, g, h) = (l.reverse.len(), cell.gates(), l.hidden);
     expect_shape(ctx, "W", Some(w), &[nd, g * h, l.input])?;
     expect_shape(ctx, "R", Some(r), &[nd, g * h, h])?;

@@ -142,7 +142,7 @@ pub fn infer_shapes_with(
     for op in g.topo_order()? {
         let o = g.op(op);
         let desc = &o.desc;
-        if !desc.is_onnx() {
+        if !rules::covers(desc) {
             *report
                 .unhandled_ops
                 .entry(format!("{}::{}", desc.domain, desc.op_type))
@@ -234,7 +234,7 @@ pub(crate) fn op_output_types(
     op: OpId,
     opset: i64,
 ) -> Option<Result<Vec<Option<TensorType>>, String>> {
-    if !g.op(op).desc.is_onnx() {
+    if !rules::covers(&g.op(op).desc) {
         return None;
     }
     rules::infer(&make_cx(g, op, opset, &|v| g.constant(v)))

@@ -80,8 +80,14 @@ fn like0(cx: &Cx<'_>, shape: Option<Vec<Dim>>) -> Out {
     one(cx.elem(0).map(|elem| TensorType { elem, shape }))
 }
 
+/// Whether the rules cover ops of `desc`'s domain and type: the default ONNX domain, and the
+/// onnxruntime contrib ops that have a rule here.
+pub(crate) fn covers(desc: &ssc_ir::OpDesc) -> bool {
+    desc.is_onnx() || (desc.domain == "com.microsoft" && desc.op_type == "DynamicQuantizeLSTM")
+}
+
 /// The rule for `cx`'s op, or `None` when this module has none (the op's outputs stay as they
-/// are). Only called for ops of the default ONNX domain.
+/// are). Only called for ops [`covers`] accepts.
 pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
     Some(match cx.op_type() {
         "Relu"
@@ -207,7 +213,7 @@ pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
             .map(|s| vec![Dim::Known(s.len()), Dim::Unknown])
             .and_then(|s| tt(DataType::Int64, s))),
         "DepthToSpace" | "SpaceToDepth" => depth_space(cx),
-        "LSTM" | "GRU" | "RNN" => recurrent(cx),
+        "LSTM" | "GRU" | "RNN" | "DynamicQuantizeLSTM" => recurrent(cx),
         "QuantizeLinear" => quantize(cx),
         "DequantizeLinear" => dequantize(cx),
         "DynamicQuantizeLinear" => dynamic_quantize(cx),

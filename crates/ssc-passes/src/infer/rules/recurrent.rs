@@ -1,6 +1,7 @@
 //! Rules for the recurrent layers LSTM, GRU and RNN: `Y` is `[seq, directions, batch, hidden]`
 //! and the states `[directions, batch, hidden]` (`[batch, seq, ...]` / `[batch, directions,
-//! hidden]` under `layout=1`).
+//! hidden]` under `layout=1`). onnxruntime's com.microsoft DynamicQuantizeLSTM has LSTM's
+//! outputs; its `W` and `R` are transposed (`[directions, input | hidden, 4 hidden]`).
 
 use ssc_ir::Dim;
 
@@ -8,13 +9,18 @@ use super::{rank_only, tt, Cx, Out};
 use crate::infer::dims::{known, unify};
 
 pub(super) fn recurrent(cx: &Cx<'_>) -> Out {
-    let n_states = if cx.op_type() == "LSTM" { 2 } else { 1 };
+    let quantised = cx.op_type() == "DynamicQuantizeLSTM";
+    let n_states = if cx.op_type() == "LSTM" || quantised {
+        2
+    } else {
+        1
+    };
     let n = cx.n_outputs.min(1 + n_states);
     let Some(elem) = cx.elem(0) else {
         return Ok(vec![None; n]);
     };
     let gates: i64 = match cx.op_type() {
-        "LSTM" => 4,
+        "LSTM" | "DynamicQuantizeLSTM" => 4,
         "GRU" => 3,
         _ => 1,
     };
@@ -30,6 +36,8 @@ pub(super) fn recurrent(cx: &Cx<'_>) -> Out {
     };
     let hidden = match cx.view.int_attr("hidden_size", -1)? {
         -1 => match (cx.shape(2), cx.shape(1)) {
+            (Some(r), _) if r.len() == 3 && quantised => r[1].clone(),
+            (_, _) if quantised => Dim::Unknown,
             (Some(r), _) if r.len() == 3 => r[2].clone(),
             (_, Some(w)) if w.len() == 3 => match known(&w[1]) {
                 Some(g) if g % gates == 0 => Dim::Known((g / gates) as usize),
