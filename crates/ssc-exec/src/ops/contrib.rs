@@ -296,3 +296,66 @@ fn cell(
         h[k] = act(ha, cn) * o;
     }
 }
+
+/// onnxruntime's f32 logistic function (MLAS `MlasComputeLogistic`, the kernel its CPU
+/// Sigmoid and recurrent layers call): Eigen's odd rational approximation on `x` clamped to
+/// `[-18, 18]`, with fused multiply-adds as the FMA3 (x86-64) and NEON (arm64) kernels run it.
+/// It differs from the correctly rounded logistic by an ulp or two on about half of all inputs;
+/// reproducing it bit for bit matters where a DynamicQuantizeLinear follows, since one ulp can
+/// move a value across a rounding boundary and the quantised model then drifts by a whole step.
+/// Matches onnxruntime 1.32 on all but 1 of 1.3 million random inputs (`x` N(0, 4) and
+/// U(-25, 25)), against 0.75 million for the correctly rounded logistic.
+pub(crate) fn ort_logistic(x: f32) -> f32 {
+    // MLAS's (Eigen's) coefficients as written there, rounded to f32 by the compiler.
+    #[allow(clippy::excessive_precision)]
+    const A: [f32; 5] = [
+        4.37031012579801e-11,
+        1.15627324459942e-07,
+        6.08574864600143e-05,
+        8.51377133304701e-03,
+        2.48287947061529e-01,
+    ];
+    #[allow(clippy::excessive_precision)]
+    const B: [f32; 6] = [
+        6.10247389755681e-13,
+        5.76102136993427e-09,
+        6.29106785017040e-06,
+        1.70198817374094e-03,
+        1.16817656904453e-01,
+        9.93151921023180e-01,
+    ];
+    if x.is_nan() {
+        return x;
+    }
+    let v = x.clamp(-18.0, 18.0);
+    let v2 = v * v;
+    let p = A[1..].iter().fold(A[0], |p, &a| p.mul_add(v2, a)) * v;
+    let q = B[1..].iter().fold(B[0], |q, &b| q.mul_add(v2, b));
+    (p / q + 0.5).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ort_logistic;
+
+    /// Inputs where onnxruntime 1.32's Sigmoid differs from the correctly rounded logistic,
+    /// with onnxruntime's outputs (f32 bit patterns).
+    #[test]
+    fn logistic_matches_onnxruntime_bits() {
+        let cases: [(u32, u32); 6] = [
+            (0xc04d4b61, 0x3d1f3c80),
+            (0xc0a98498, 0x3ba32b40),
+            (0xbf7e5282, 0x3e8a5bd6),
+            (0x3fd74499, 0x3f57d80a),
+            (0x409169f9, 0x3f7d4ec2),
+            (0xc00d7a4b, 0x3dca5988),
+        ];
+        for (x, want) in cases {
+            let got = ort_logistic(f32::from_bits(x));
+            assert_eq!(got.to_bits(), want, "logistic({})", f32::from_bits(x));
+        }
+        assert_eq!(ort_logistic(30.0), 1.0);
+        assert_eq!(ort_logistic(-30.0).to_bits(), ort_logistic(-18.0).to_bits());
+        assert!(ort_logistic(f32::NAN).is_nan());
+    }
+}

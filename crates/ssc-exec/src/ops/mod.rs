@@ -1,7 +1,7 @@
 //! The op table: every supported op type, the kernel that runs it and the first opset the
 //! executor runs it at. [`crate::check_supported`] and evaluation both read this one table.
 
-mod contrib;
+pub(crate) mod contrib;
 mod conv;
 pub(crate) mod elementwise;
 mod matmul;
