@@ -2,8 +2,10 @@
 //! the [`Executor`](crate::Executor); expected values are computed by hand in the comments.
 
 mod conv;
+mod einsum;
 mod elementwise;
 mod executor;
+mod index;
 mod misc;
 mod norm;
 mod pool;
@@ -11,6 +13,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod rnn;
+mod select;
 mod shape;
 
 use ssc_ir::{
