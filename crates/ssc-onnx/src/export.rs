@@ -142,7 +142,9 @@ fn value_info(g: &Graph, v: ValueId) -> ValueInfoProto {
     let val = g.value(v);
     ValueInfoProto {
         name: Some(val.name.clone()),
-        r#type: val.ty.as_ref().map(type_proto),
+        // A declaration inference found wrong goes out as the model had it (see
+        // `Value::declared`); everything else is the current type.
+        r#type: val.declared.as_ref().or(val.ty.as_ref()).map(type_proto),
         doc_string: val.doc_string.clone(),
         metadata_props: kv_proto(&val.metadata),
     }

@@ -79,6 +79,13 @@ struct BenchArgs {
     /// Also list every step with its kernel and median time (a per-node profile).
     #[arg(long)]
     kernels: bool,
+    /// Give every convolution a dense kernel (no sparse-weight kernels): the baseline the
+    /// per-layer kernel choice is measured against.
+    #[arg(long)]
+    dense_only: bool,
+    /// No warnings on stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -90,7 +97,8 @@ struct RunArgs {
     /// --input at all, every input is random.
     #[arg(long = "input", value_name = "NAME=FILE.npy|random")]
     inputs: Vec<String>,
-    /// Where to write the outputs (one `NAME.npy` each); nothing is written without it.
+    /// Where to write the outputs (one `NAME.npy` each; created if missing); nothing is
+    /// written without it.
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Seed for random inputs.
@@ -99,7 +107,7 @@ struct RunArgs {
     /// Fix a symbolic input shape for random data, e.g. `input:1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME:DIMS")]
     input_shapes: Vec<String>,
-    /// Print only the output lines, no summary.
+    /// Print only the output lines, no summary or warnings.
     #[arg(short, long)]
     quiet: bool,
     /// The engine that runs the model.
@@ -151,7 +159,11 @@ struct OptimizeArgs {
     /// Largest accepted norm-wise relative error in verification.
     #[arg(long, value_name = "TOL", default_value_t = 1e-4)]
     verify_tol: f64,
-    /// No progress or summary on stderr.
+    /// Write the types the ops compute where the model declares others (by default such a
+    /// declaration gets a warning and is written back as it was).
+    #[arg(long)]
+    fix_types: bool,
+    /// No progress, summary or warnings on stderr.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -167,6 +179,9 @@ struct InspectArgs {
     /// Fix a symbolic input shape, e.g. `input:1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME:DIMS")]
     input_shapes: Vec<String>,
+    /// No warnings on stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Progress on stderr: a spinner naming the phase, hidden with `--quiet` or off a terminal.
@@ -202,6 +217,29 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// Prints the loader's warnings (which name the file) and the inference warnings of `model`
+/// (which name a value; the file is added), one line each, unless `quiet`.
+fn print_warnings(path: &Path, loaded: &[String], inferred: &[String], quiet: bool) {
+    if quiet {
+        return;
+    }
+    for w in loaded {
+        eprintln!("ssc-opt: warning: {w}");
+    }
+    for w in inferred {
+        eprintln!("ssc-opt: warning: {}: {w}", path.display());
+    }
+}
+
+/// A library error from work on the model at `path`, naming the file (errors of reading it
+/// name it already).
+fn in_file(path: &Path, e: ssc_opt::Error) -> anyhow::Error {
+    match e {
+        ssc_opt::Error::Onnx(_) | ssc_opt::Error::VerificationFailed(_) => e.into(),
+        e => anyhow!("{}: {e}", path.display()),
     }
 }
 
@@ -328,9 +366,13 @@ fn cmd_optimize(a: &OptimizeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         input_shapes: shapes.clone(),
+        fix_types: a.fix_types,
         ..Options::default()
     };
-    let report = ssc_opt::optimize(&mut model, &opts)?;
+    let report = ssc_opt::optimize(&mut model, &opts).map_err(|e| in_file(input, e))?;
+    for w in &report.warnings {
+        progress.warn(&format!("{}: {w}", input.display()));
+    }
     let mut verified = None;
     if let Some(original) = &original {
         progress.phase("verifying");
@@ -438,13 +480,12 @@ fn parse_input_shapes(specs: &[String]) -> anyhow::Result<Vec<(String, Vec<ssc_o
 
 fn cmd_inspect(a: &InspectArgs) -> anyhow::Result<()> {
     let loaded = ssc_opt::load(&a.input)?;
-    for w in &loaded.warnings {
-        eprintln!("ssc-opt: warning: {w}");
-    }
     let shapes = parse_input_shapes(&a.input_shapes)?;
     let mut model = loaded.model;
     // Inference fills in intermediate shapes so every layer's MACs can be counted.
-    ssc_opt::infer_shapes(&mut model, &shapes)?;
+    let inferred =
+        ssc_opt::infer_shapes(&mut model, &shapes).map_err(|e| in_file(&a.input, e.into()))?;
+    print_warnings(&a.input, &loaded.warnings, &inferred.warnings, a.quiet);
     let info = ssc_opt::inspect(&model);
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&info)?)?;
@@ -471,15 +512,17 @@ fn output_file_name(name: &str) -> String {
 
 fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
     let loaded = ssc_opt::load(&a.model)?;
-    for w in &loaded.warnings {
-        eprintln!("ssc-opt: warning: {w}");
-    }
     let model = loaded.model;
+    print_warnings(
+        &a.model,
+        &loaded.warnings,
+        &ssc_opt::type_warnings(&model),
+        a.quiet,
+    );
     let shapes = parse_input_shapes(&a.input_shapes)?;
     if let Some(dir) = &a.output_dir {
-        if !dir.is_dir() {
-            bail!("--output-dir {}: not a directory", dir.display());
-        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--output-dir {}: cannot create it", dir.display()))?;
     }
     let inputs = if a.inputs.is_empty() {
         ssc_opt::random_inputs(&model, &shapes, a.seed)?
@@ -560,15 +603,19 @@ fn cmd_run(a: &RunArgs) -> anyhow::Result<()> {
 
 fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
     let loaded = ssc_opt::load(&a.model)?;
-    for w in &loaded.warnings {
-        eprintln!("ssc-opt: warning: {w}");
-    }
+    print_warnings(
+        &a.model,
+        &loaded.warnings,
+        &ssc_opt::type_warnings(&loaded.model),
+        a.quiet,
+    );
     let opts = ssc_opt::BenchOptions {
         threads: a.threads,
         iters: a.iters,
         warmup: a.warmup,
         input_shapes: parse_input_shapes(&a.input_shapes)?,
         seed: a.seed,
+        dense_only: a.dense_only,
     };
     let report = ssc_opt::bench(&loaded.model, &opts)?;
     if a.json {
@@ -576,8 +623,8 @@ fn cmd_bench(a: &BenchArgs) -> anyhow::Result<()> {
     } else {
         out!("{}", report.to_text())?;
         if a.kernels {
-            for (k, ms) in &report.kernels {
-                outln!("  {ms:8.3} ms  {k}")?;
+            for k in &report.kernels {
+                outln!("  {:8.3} ms  {}: {}", k.median_ms, k.node, k.kernel)?;
             }
         }
     }

@@ -19,7 +19,7 @@ mod run;
 mod verify;
 
 pub use inspect::{human_bytes, inspect, LayerMacs, ModelInfo, ValueSummary};
-pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo};
+pub use jit::{bench, run_with, BenchOptions, BenchReport, Engine, RunInfo, StepTime};
 pub use npy::{decode_npy, encode_npy, read_npy, NpyError};
 pub use optimize::{optimize, Options, Report};
 pub use run::{prepare_inputs, random_inputs, random_tensor, run_reference, Feed, SplitMix64};
@@ -59,6 +59,16 @@ pub enum Error {
 /// Reads an ONNX model, resolving external data next to it.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
     Ok(ssc_onnx::load(path)?)
+}
+
+/// What shape inference has to say about `model` without changing it: one line per declared
+/// type that disagrees with what its op computes (see [`Report::warnings`]). Empty when
+/// inference fails outright; the engines report that themselves.
+pub fn type_warnings(model: &ir::Model) -> Vec<String> {
+    let mut m = model.clone();
+    ssc_passes::infer_shapes(&mut m, &[])
+        .map(|r| r.warnings)
+        .unwrap_or_default()
 }
 
 /// Writes a model atomically (never a partial file).

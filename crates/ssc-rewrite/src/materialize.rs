@@ -18,7 +18,7 @@ use crate::analysis::{attrs_of, SscAnalysis};
 use crate::build::Built;
 use crate::extract::{cost_input, Extraction};
 use crate::lang::{SscNode, WeightOp};
-use crate::{LayerReport, RewriteError};
+use crate::{DroppedRewrite, LayerReport, RewriteError};
 
 /// A dense f32 tensor being evaluated.
 struct Dense {
@@ -494,12 +494,25 @@ fn describe(
     }
 }
 
-/// Applies the extraction to `model`; returns one report per conv some rule fired on.
+/// The rule whose alternative is `chosen` in class `c` (`None` for the original conv).
+fn chosen_rule(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, chosen: &SscNode) -> Option<String> {
+    let canon = |n: &SscNode| n.clone().map_children(|x| egraph.find(x));
+    let chosen = canon(chosen);
+    egraph
+        .analysis
+        .alternatives
+        .iter()
+        .find(|(class, node, _)| egraph.find(*class) == c && canon(node) == chosen)
+        .map(|(_, _, rule)| rule.to_string())
+}
+
+/// Applies the extraction to `model`; returns one report per conv some rule fired on, and the
+/// alternatives dropped by validation, named by conv.
 pub(crate) fn materialize(
     model: &mut Model,
     built: &Built,
     ex: &Extraction,
-) -> Result<Vec<LayerReport>, RewriteError> {
+) -> Result<(Vec<LayerReport>, Vec<DroppedRewrite>), RewriteError> {
     let egraph = &built.egraph;
     let g = &mut model.graph;
     // Seed every original value; on a class shared by several values (identical convs merged by
@@ -532,9 +545,19 @@ pub(crate) fn materialize(
         counter: 0,
     };
     let mut layers = Vec::new();
+    let mut dropped = Vec::new();
     let mut removed_inputs = Vec::new();
     for site in &built.sites {
         let c = egraph.find(built.value_class[&site.out]);
+        for (class, rule, reason) in &egraph.analysis.dropped {
+            if egraph.find(*class) == c && ctx.class_value.get(&c) == Some(&site.out) {
+                dropped.push(DroppedRewrite {
+                    node: g.op_label(site.op),
+                    rule: rule.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        }
         let Some(rules) = fired.get(&c) else {
             continue;
         };
@@ -551,6 +574,8 @@ pub(crate) fn materialize(
         let (mb, pb, fb) = describe(egraph, &ex.choice, &boundary, &orig);
         let (ma, pa, fa) = describe(egraph, &ex.choice, &boundary, &chosen);
         let name = g.op_label(site.op);
+        let rule = (chosen != orig).then(|| chosen_rule(egraph, c, &chosen));
+        let rule = rule.map(|r| r.unwrap_or_else(|| "(unknown rule)".to_string()));
         layers.push(LayerReport {
             node: name.clone(),
             form_before: fb,
@@ -561,6 +586,7 @@ pub(crate) fn materialize(
             params_after: pa,
             rules_fired: rules.clone(),
             rewritten: chosen != orig,
+            rule: rule.clone(),
         });
         if chosen == orig {
             continue;
@@ -569,7 +595,22 @@ pub(crate) fn materialize(
         ctx.base = name;
         ctx.counter = 0;
         g.set_output(site.op, 0, None)?;
-        ctx.value(g, c, Some(site.out))?;
+        let base = ctx.base.clone();
+        let layer_error = |msg: String| RewriteError::MaterializeLayer {
+            node: base.clone(),
+            rule: rule.clone().unwrap_or_default(),
+            msg,
+        };
+        match ctx.value(g, c, Some(site.out)) {
+            Ok(v) if v == site.out => {}
+            // A form that is only a constant cannot write the conv's output value.
+            Ok(_) => {
+                return Err(layer_error(
+                    "the chosen form is a constant, not an op".into(),
+                ))
+            }
+            Err(e) => return Err(layer_error(e.to_string())),
+        }
         removed_inputs.extend(g.op(site.op).inputs().iter().flatten().copied());
         g.remove_op(site.op);
     }
@@ -582,5 +623,5 @@ pub(crate) fn materialize(
             g.remove_value(v);
         }
     }
-    Ok(layers)
+    Ok((layers, dropped))
 }

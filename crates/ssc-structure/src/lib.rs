@@ -48,6 +48,7 @@
 // Every public item is documented: rules are written against these facts.
 #![warn(missing_docs)]
 
+pub mod channels;
 mod classes;
 mod connectivity;
 mod conv;
@@ -62,6 +63,7 @@ mod scan;
 mod tapset;
 mod unionfind;
 
+pub use channels::{channel_dataflow, ChannelDataflow, ChannelFact, ChannelOp};
 pub use classes::{FilterClass, SignedChannel};
 pub use connectivity::{invert, BlockDiagonal, Component, Connectivity};
 pub use conv::{analyze_conv_weight, ConvStructure, SscSplit, TapSupport, Unified};

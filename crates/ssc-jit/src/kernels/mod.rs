@@ -1,5 +1,6 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
+pub(crate) mod chain;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -7,6 +8,7 @@ pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
+pub(crate) mod norm;
 pub(crate) mod par;
 pub(crate) mod phase;
 mod phases;
@@ -14,6 +16,7 @@ pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
+pub(crate) mod strided;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod wide;
 pub(crate) mod winograd;

@@ -1,0 +1,549 @@
+//! Lowering: turns a shape-inferred model into a fixed list of kernel steps over a planned
+//! arena. Every op either gets a native kernel (f32, static shapes) or falls back, alone, to the
+//! reference executor's implementation of it.
+//!
+//! This module holds the plan's types, the driver (coverage checks, compile-time constant
+//! folding, value placement) and the dispatch from op type to a lowering; each op family lowers
+//! in its own module.
+
+mod chain;
+mod conv;
+mod eltwise;
+mod fuse;
+mod linear;
+mod movement;
+mod norm;
+mod pool;
+mod util;
+
+use std::collections::{HashMap, HashSet};
+
+use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
+
+use self::util::{static_f32, value_dims};
+use crate::codegen::{Jit, StreamConv};
+use crate::kernels::chain::Chain;
+use crate::kernels::dense::DenseConv;
+use crate::kernels::eltwise::{Binary, UnOp};
+use crate::kernels::linear::Linear;
+use crate::kernels::norm::Axes;
+use crate::kernels::pool::Pool;
+use crate::kernels::strided::Strided;
+use crate::memory::{live_lower_bound, place, Interval};
+use crate::{JitError, JitOptions};
+
+/// Where a value lives at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// A static-shape f32 tensor at `off..off + len` of the arena.
+    Arena { off: usize, len: usize },
+    /// An initializer, by index into [`Plan::consts`].
+    Const(usize),
+    /// Anything else (other element types, dynamic shapes): a tensor slot filled at run time.
+    Dyn(usize),
+}
+
+/// A kernel and the per-image sizes it works on.
+pub(crate) enum Kernel {
+    /// Dense conv (im2col + GEMM, Winograd, or the direct depthwise kernel); inputs are
+    /// `[x, residual?, residual2?]`.
+    DenseConv {
+        k: Box<DenseConv>,
+        batch: usize,
+        in_len: usize,
+        out_len: usize,
+    },
+    /// Conv over its non-zero weights (`StreamConv`: the AVX2 table loop or Cranelift code);
+    /// inputs are `[x, residual?, None]`.
+    StreamConv {
+        k: Box<StreamConv>,
+        batch: usize,
+        in_len: usize,
+        out_len: usize,
+    },
+    Pool {
+        k: Pool,
+        batch: usize,
+        in_len: usize,
+        out_len: usize,
+    },
+    /// Global average or max pool over planes of `p` elements.
+    GlobalPool {
+        max: bool,
+        p: usize,
+    },
+    Binary(Binary),
+    Unary(UnOp),
+    /// Per-channel `x * scale + shift` over planes of `inner` elements.
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        inner: usize,
+    },
+    /// Gather with constant indices along one axis.
+    Gather {
+        idx: Vec<usize>,
+        axis_len: usize,
+        inner: usize,
+    },
+    /// Gemm/MatMul; inputs are `[A, B, C?]`.
+    Linear(Linear),
+    /// Reshape-like ops: the output is the input's elements unchanged.
+    Copy,
+    /// Concat: `outer` repetitions of each input's contiguous block of `blocks[i]` elements.
+    Concat {
+        outer: usize,
+        blocks: Vec<usize>,
+    },
+    /// A strided gather (Transpose, Slice).
+    Strided(Strided),
+    /// Split: one strided gather per output.
+    Split(Vec<Strided>),
+    /// A fused elementwise chain; inputs are the chain's inputs in order.
+    Chain(Chain),
+    /// LayerNormalization over `n` of `outer x n x inner` (`inner` is 1).
+    LayerNorm {
+        ax: Axes,
+        scale: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        eps: f32,
+    },
+    /// Softmax over `n`.
+    Softmax(Axes),
+    /// `scale * sum` over `n` (ReduceMean, ReduceSum).
+    Reduce {
+        ax: Axes,
+        scale: f32,
+    },
+    /// The reference executor's implementation, on tensors.
+    Fallback {
+        desc: Box<OpDesc>,
+        /// Static dims of each input that lives in the arena (to rebuild tensors).
+        in_dims: Vec<Option<Vec<usize>>>,
+        n_out: usize,
+    },
+}
+
+/// One step of the plan.
+pub(crate) struct Step {
+    pub label: String,
+    pub op_type: String,
+    /// What the step computes, for reports (for example `conv gemm 3x3 +relu`).
+    pub what: String,
+    pub kernel: Kernel,
+    pub inputs: Vec<Option<Loc>>,
+    pub outputs: Vec<Option<Loc>>,
+}
+
+/// A graph input or output as the plan sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Io {
+    pub name: String,
+    pub loc: Loc,
+    pub dtype: DataType,
+    pub dims: Option<Vec<usize>>,
+    /// For inputs: an initializer default used when the input is not fed.
+    pub default: Option<usize>,
+}
+
+/// The compiled plan: steps, constants, arena size.
+pub(crate) struct Plan {
+    pub steps: Vec<Step>,
+    pub consts: Vec<Tensor>,
+    /// f32 views of the constants that are f32 (empty otherwise).
+    pub consts_f32: Vec<Vec<f32>>,
+    pub n_dyn: usize,
+    pub arena_len: usize,
+    /// The most f32 elements simultaneously live: no placement can use a smaller arena.
+    pub live_bound: usize,
+    pub scratch_len: usize,
+    pub inputs: Vec<Io>,
+    pub outputs: Vec<Io>,
+    pub opset: i64,
+}
+
+/// Builds the plan. `m` must already carry inferred static shapes.
+pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Result<Plan, JitError> {
+    let g = &m.graph;
+    let opset = m.onnx_opset();
+    let order = g.topo_order().map_err(|e| JitError::Model(e.to_string()))?;
+    check_covered(g, &order)?;
+
+    // Value placement classes.
+    let mut consts: Vec<Tensor> = Vec::new();
+    let mut const_of: HashMap<ValueId, usize> = HashMap::new();
+    for v in g.initializer_ids() {
+        if g.is_graph_input(v) {
+            continue;
+        }
+        if let Some(t) = g.initializer(v) {
+            const_of.insert(v, consts.len());
+            consts.push(t.clone());
+        }
+    }
+    let folded = fold_constants(g, &order, opset, &mut consts, &mut const_of);
+    let mut arena_vals: Vec<ValueId> = Vec::new();
+    let mut arena_idx: HashMap<ValueId, usize> = HashMap::new();
+    let mut dyn_idx: HashMap<ValueId, usize> = HashMap::new();
+    let mut classify = |v: ValueId| -> Loc {
+        if let Some(&c) = const_of.get(&v) {
+            return Loc::Const(c);
+        }
+        if let Some(&i) = arena_idx.get(&v) {
+            return Loc::Arena { off: i, len: 0 };
+        }
+        if let Some(&i) = dyn_idx.get(&v) {
+            return Loc::Dyn(i);
+        }
+        if static_f32(g, v).is_some() {
+            let i = arena_vals.len();
+            arena_vals.push(v);
+            arena_idx.insert(v, i);
+            Loc::Arena { off: i, len: 0 }
+        } else {
+            let i = dyn_idx.len();
+            dyn_idx.insert(v, i);
+            Loc::Dyn(i)
+        }
+    };
+
+    let inputs: Vec<Io> = g
+        .inputs()
+        .iter()
+        .map(|&v| {
+            let (dtype, dims) = value_dims(g, v).unwrap_or((DataType::Float, None));
+            let default = g.initializer(v).map(|t| {
+                consts.push(t.clone());
+                consts.len() - 1
+            });
+            Io {
+                name: g.value(v).name.clone(),
+                loc: classify(v),
+                dtype,
+                dims,
+                default,
+            }
+        })
+        .collect();
+
+    // Values computed before the next step: graph inputs, constants, earlier steps' outputs.
+    let mut ready: HashSet<ValueId> = g.inputs().iter().copied().collect();
+    ready.extend(g.initializer_ids());
+    ready.extend(const_of.keys().copied());
+    // Ops absorbed into an earlier conv's epilogue.
+    let mut absorbed: HashMap<OpId, ()> = HashMap::new();
+    let mut steps: Vec<Step> = Vec::new();
+    // For each step, the values it reads and writes (for liveness).
+    let mut reads: Vec<Vec<ValueId>> = Vec::new();
+    let mut writes: Vec<Vec<ValueId>> = Vec::new();
+
+    for &op in &order {
+        if absorbed.contains_key(&op) || folded.contains(&op) {
+            continue;
+        }
+        let o = g.op(op);
+        let d = &o.desc;
+        let label = g.op_label(op);
+        let ins: Vec<Option<ValueId>> = o.inputs().to_vec();
+        let outs: Vec<Option<ValueId>> = {
+            let mut v = o.outputs().to_vec();
+            while v.last() == Some(&None) {
+                v.pop();
+            }
+            v
+        };
+        let native = if d.is_onnx() {
+            lower_native(
+                &Cx {
+                    g,
+                    opset,
+                    opts,
+                    ready: &ready,
+                },
+                jit,
+                op,
+            )
+        } else {
+            None
+        };
+        let (kernel, what, in_vals, out_vals) = match native {
+            Some(n) => {
+                for a in &n.absorbed {
+                    absorbed.insert(*a, ());
+                }
+                // A multi-output kernel writes every output of its op.
+                let o = if matches!(n.kernel, Kernel::Split(_)) {
+                    outs.clone()
+                } else {
+                    vec![Some(n.output)]
+                };
+                (n.kernel, n.what, n.inputs, o)
+            }
+            None => {
+                let in_dims = ins
+                    .iter()
+                    .map(|v| v.and_then(|v| static_f32(g, v)))
+                    .collect();
+                (
+                    Kernel::Fallback {
+                        desc: Box::new(d.clone()),
+                        in_dims,
+                        n_out: outs.len(),
+                    },
+                    "reference kernel".to_string(),
+                    ins.clone(),
+                    outs.clone(),
+                )
+            }
+        };
+        let inputs: Vec<Option<Loc>> = in_vals.iter().map(|v| v.map(&mut classify)).collect();
+        let outputs: Vec<Option<Loc>> = out_vals.iter().map(|v| v.map(&mut classify)).collect();
+        ready.extend(out_vals.iter().flatten().copied());
+        reads.push(in_vals.iter().flatten().copied().collect());
+        writes.push(out_vals.iter().flatten().copied().collect());
+        steps.push(Step {
+            label,
+            op_type: d.op_type.clone(),
+            what,
+            kernel,
+            inputs,
+            outputs,
+        });
+    }
+    let outputs: Vec<Io> = g
+        .outputs()
+        .iter()
+        .map(|&v| {
+            let (dtype, dims) = value_dims(g, v).unwrap_or((DataType::Float, None));
+            Io {
+                name: g.value(v).name.clone(),
+                loc: classify(v),
+                dtype,
+                dims,
+                default: None,
+            }
+        })
+        .collect();
+
+    // Liveness of arena values, in step indices; graph inputs live from the start and graph
+    // outputs to the end.
+    let n = steps.len();
+    let mut first = vec![usize::MAX; arena_vals.len()];
+    let mut last = vec![0usize; arena_vals.len()];
+    for io in &inputs {
+        if let Loc::Arena { off: i, .. } = io.loc {
+            first[i] = 0;
+        }
+    }
+    for (s, (r, w)) in reads.iter().zip(&writes).enumerate() {
+        for v in w.iter().chain(r) {
+            if let Some(&i) = arena_idx.get(v) {
+                first[i] = first[i].min(s);
+                last[i] = last[i].max(s);
+            }
+        }
+    }
+    for io in &outputs {
+        if let Loc::Arena { off: i, .. } = io.loc {
+            first[i] = first[i].min(n);
+            last[i] = n;
+        }
+    }
+    let lens: Vec<usize> = arena_vals
+        .iter()
+        .map(|&v| static_f32(g, v).map_or(0, |d| d.iter().product()))
+        .collect();
+    let intervals: Vec<Interval> = (0..arena_vals.len())
+        .map(|i| Interval {
+            len: lens[i],
+            first: if first[i] == usize::MAX { 0 } else { first[i] },
+            last: last[i].max(if first[i] == usize::MAX { 0 } else { first[i] }),
+        })
+        .collect();
+    let placement = place(&intervals);
+    let fix = |l: Loc| match l {
+        Loc::Arena { off: i, .. } => Loc::Arena {
+            off: placement.offsets[i],
+            len: lens[i],
+        },
+        other => other,
+    };
+    for s in &mut steps {
+        for l in s.inputs.iter_mut().chain(s.outputs.iter_mut()).flatten() {
+            *l = fix(*l);
+        }
+    }
+    let inputs = inputs
+        .into_iter()
+        .map(|mut io| {
+            io.loc = fix(io.loc);
+            io
+        })
+        .collect();
+    let outputs = outputs
+        .into_iter()
+        .map(|mut io| {
+            io.loc = fix(io.loc);
+            io
+        })
+        .collect();
+    let scratch_len = steps
+        .iter()
+        .map(|s| match &s.kernel {
+            Kernel::DenseConv { k, .. } => k.scratch_len(),
+            Kernel::StreamConv { k, .. } => k.scratch_len(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let consts_f32 = consts
+        .iter()
+        .map(|t| {
+            if t.dtype == DataType::Float {
+                t.to_f32_vec().unwrap_or_default()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    Ok(Plan {
+        steps,
+        consts,
+        consts_f32,
+        n_dyn: dyn_idx.len(),
+        arena_len: placement.arena_len,
+        live_bound: live_lower_bound(&intervals),
+        scratch_len,
+        inputs,
+        outputs,
+        opset,
+    })
+}
+
+/// Refuses what the plan cannot hold: subgraphs, sequence/optional values, non-tensor values.
+fn check_covered(g: &Graph, order: &[OpId]) -> Result<(), JitError> {
+    for &op in order {
+        let o = g.op(op);
+        if !o.captures().is_empty() {
+            return Err(JitError::NotCovered(format!(
+                "node `{}` ({}) has a subgraph",
+                g.op_label(op),
+                o.desc.op_type
+            )));
+        }
+        // Sequence and optional values usually carry no type in the model (they are
+        // intermediates without value_info), so the value check below misses them; the
+        // per-node fallback passes tensors only.
+        let t = o.desc.op_type.as_str();
+        if o.desc.is_onnx()
+            && (t.starts_with("Sequence") || t.ends_with("Sequence") || t.starts_with("Optional"))
+        {
+            return Err(JitError::NotCovered(format!(
+                "node `{}` ({t}) uses sequence or optional values",
+                g.op_label(op)
+            )));
+        }
+    }
+    for v in g.value_ids() {
+        if matches!(g.value(v).ty, Some(ValueType::Opaque(_))) {
+            return Err(JitError::NotCovered(format!(
+                "value `{}` is not a tensor",
+                g.value(v).name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Ops whose inputs are all constant (Constant, shape arithmetic, a Cast of a constant...)
+/// are evaluated once here with the reference kernels; their outputs become constants.
+fn fold_constants(
+    g: &Graph,
+    order: &[OpId],
+    opset: i64,
+    consts: &mut Vec<Tensor>,
+    const_of: &mut HashMap<ValueId, usize>,
+) -> HashSet<OpId> {
+    let mut folded: HashSet<OpId> = HashSet::new();
+    for &op in order {
+        let o = g.op(op);
+        let d = &o.desc;
+        let nondeterministic = d.op_type.starts_with("Random")
+            || matches!(d.op_type.as_str(), "Multinomial" | "Bernoulli");
+        if !d.is_onnx() || nondeterministic || o.outputs().iter().flatten().count() == 0 {
+            continue;
+        }
+        let Some(args) = o
+            .inputs()
+            .iter()
+            .map(|v| match v {
+                None => Some(None),
+                Some(v) => const_of.get(v).map(|&c| Some(&consts[c])),
+            })
+            .collect::<Option<Vec<Option<&Tensor>>>>()
+        else {
+            continue;
+        };
+        let n_out = o.outputs().len();
+        let Ok(vals) = ssc_exec::eval_node(d, opset, &args, n_out) else {
+            // Left to run (and report its error) at run time.
+            continue;
+        };
+        for (v, t) in o.outputs().iter().zip(vals) {
+            if let Some(v) = v {
+                const_of.insert(*v, consts.len());
+                consts.push(t);
+            }
+        }
+        folded.insert(op);
+    }
+    folded
+}
+
+/// A native lowering of one op (plus any epilogue ops it absorbs).
+struct Native {
+    kernel: Kernel,
+    what: String,
+    inputs: Vec<Option<ValueId>>,
+    output: ValueId,
+    absorbed: Vec<OpId>,
+}
+
+/// What every lowering reads: the graph, its opset, the options, and the values computed before
+/// the step being planned.
+#[derive(Clone, Copy)]
+pub(super) struct Cx<'a> {
+    pub g: &'a Graph,
+    pub opset: i64,
+    pub opts: &'a JitOptions,
+    pub ready: &'a HashSet<ValueId>,
+}
+
+/// The native lowering of `op`, if its op family has one that takes it.
+fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
+    match cx.g.op(op).desc.op_type.as_str() {
+        "Conv" => conv::lower_conv(cx, jit, op),
+        "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
+        "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => {
+            chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
+        }
+        "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
+        | "HardSigmoid" => chain::lower_chain(cx, op).or_else(|| eltwise::lower_unary(cx, op)),
+        "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, op),
+        "Transpose" => movement::lower_transpose(cx, op),
+        "Slice" => movement::lower_slice(cx, op),
+        "Split" => movement::lower_split(cx, op),
+        "LayerNormalization" => norm::lower_layer_norm(cx, op),
+        "Softmax" => norm::lower_softmax(cx, op),
+        "ReduceMean" | "ReduceSum" => norm::lower_reduce(cx, op),
+        "BatchNormalization" => eltwise::lower_batchnorm(cx, op),
+        "Gemm" | "MatMul" => linear::lower_linear(cx, op),
+        "Gather" => movement::lower_gather(cx, op),
+        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" | "Dropout" => {
+            movement::lower_copy(cx, op)
+        }
+        "Concat" => movement::lower_concat(cx, op),
+        _ => None,
+    }
+}
