@@ -13,9 +13,10 @@ engines running the same optimised file.
 The zoo:
   * the torchvision-style architectures of scripts/make_models.py at full size (224x224,
     `<arch>_folded.onnx`), generated into bench-out/models/ on first use;
-  * an MGIC ResNet and the real models of the real-model cache, when their generator / fetch
-    scripts exist in this checkout (scripts/make_mgic.py, scripts/fetch_models.py); models that
-    are missing are listed as such, never silently dropped.
+  * the real models of the real-model zoo (tests/zoo/manifest.json; scripts/fetch_zoo.py fills
+    the ignored cache .cache/zoo/), fed the manifest's input shapes and value ranges;
+  * an MGIC ResNet, when its generator (scripts/make_mgic.py) exists in this checkout.
+  Models that cannot be measured are listed as such, never silently dropped.
 
 Each model's result is cached in bench-out/zoo/<name>.json, so the zoo can be measured one
 model per short quiet run and the table assembled afterwards:
@@ -84,20 +85,32 @@ def mgic_models() -> dict[str, str]:
 
 
 def real_models() -> dict[str, str]:
-    """The real-model cache (scripts/fetch_models.py), when the fetch script exists here."""
-    fetch = os.path.join(REPO, "scripts", "fetch_models.py")
-    if not os.path.isfile(fetch):
+    """The real-model zoo (tests/zoo/manifest.json, cache filled by scripts/fetch_zoo.py)."""
+    manifest = os.path.join(REPO, "tests", "zoo", "manifest.json")
+    if not os.path.isfile(manifest):
         return {}
-    p = subprocess.run([py(), fetch, "--list-paths"], capture_output=True, text=True)
-    if p.returncode != 0:
-        print(f"warning: fetch_models.py --list-paths failed: {p.stderr.strip()}", file=sys.stderr)
+    import fetch_zoo
+
+    try:
+        paths = fetch_zoo.fetch()
+    except fetch_zoo.ZooError as e:
+        print(f"warning: the real-model zoo cannot be filled: {e}", file=sys.stderr)
         return {}
-    models = {}
-    for line in p.stdout.splitlines():
-        name, _, path = line.partition("=")
-        if path and os.path.isfile(path):
-            models[f"real_{name}"] = path
-    return models
+    return {f"real_{n}": p for n, p in sorted(paths.items())}
+
+
+def real_feeds(name: str) -> dict | None:
+    """Inputs for a real model: the manifest's shapes and value ranges, seeded."""
+    import numpy as np
+
+    with open(os.path.join(REPO, "tests", "zoo", "manifest.json")) as f:
+        models = {m["name"]: m for m in json.load(f)["models"]}
+    m = models.get(name[len("real_"):]) if name.startswith("real_") else None
+    if m is None:
+        return None
+    rng = np.random.default_rng(0)
+    return {k: rng.uniform(v["range"][0], v["range"][1], v["shape"]).astype(np.float32)
+            for k, v in m["inputs"].items()}
 
 
 def family_model(fam: str, binary: str) -> tuple[str, str]:
@@ -137,7 +150,7 @@ def resolve(name: str, spec: tuple[str, str], binary: str) -> tuple[str, str]:
 
 
 def measure(name: str, jit_model: str, ort_model: str, a) -> dict:
-    feeds = bj.input_arrays(ort_model)
+    feeds = real_feeds(name) or bj.input_arrays(ort_model)
     shapes = [f"{k}:{','.join(str(d) for d in v.shape)}" for k, v in feeds.items()]
     sess1 = bj.ort_session(ort_model, 1)
     row = {"name": name, "jit_model": os.path.relpath(jit_model, REPO),
@@ -191,7 +204,7 @@ def table(rows: list[dict], missing: list[str], tol: float) -> str:
         g2 = math.exp(sum(map(math.log, sp2)) / len(sp2))
         lines.append(f"| **geometric mean** | | | **{g1:.2f}x** | | | **{g2:.2f}x** | | | | | |")
     for m in missing:
-        lines.append(f"| {m} | not measured | | | | | | | | | | |")
+        lines.append(f"| {m} | not measured | | | | | | | | | | | |")
     return "\n".join(lines)
 
 
@@ -222,7 +235,15 @@ def main() -> int:
             return 2
         for n in names:
             jm, om = resolve(n, z[n], a.bin)
-            row = measure(n, jm, om, a)
+            try:
+                row = measure(n, jm, om, a)
+            except (RuntimeError, subprocess.SubprocessError) as e:
+                print(f"{n}: cannot be measured: {e}", file=sys.stderr)
+                row = {"name": n, "error": str(e).splitlines()[0][:200]}
+                ok = False
+                with open(os.path.join(a.cache, f"{n}.json"), "w") as f:
+                    json.dump(row, f, indent=1)
+                continue
             ok &= row["agreement"] <= a.tol
             with open(os.path.join(a.cache, f"{n}.json"), "w") as f:
                 json.dump(row, f, indent=1)
@@ -234,6 +255,9 @@ def main() -> int:
             continue
         with open(path) as f:
             r = json.load(f)
+        if "error" in r:
+            (fam_missing if n.startswith("family_") else missing).append(f"{n} ({r['error']})")
+            continue
         (fam_rows if n.startswith("family_") else rows).append(r)
     out = ["### The zoo (JIT and ORT each on the model)", "", table(rows, missing, a.tol)]
     if not a.no_families:
@@ -254,7 +278,7 @@ def main() -> int:
             _, _, post = rest.partition(END)
             doc = pre + block + post
         else:
-            doc = doc.rstrip("\n") + "\n\n## (f) The JIT on the model zoo\n\n" + block + "\n"
+            doc = doc.rstrip("\n") + "\n\n## (g) The JIT on the model zoo\n\n" + block + "\n"
         with open(DOCS, "w") as f:
             f.write(doc)
     return 0 if ok else 1

@@ -483,6 +483,7 @@ def build(name: str, spec: Spec, size: str, seed: int) -> tuple[onnx.ModelProto,
             "op": l.op,
             "weight": list(w.shape),
             "affected": l.weight in new,
+            "nnz": int(np.count_nonzero(w)),
             "density": float(np.count_nonzero(w)) / w.size,
             "dense_macs": dense,
             "mac_limit": limit,
@@ -702,8 +703,11 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = os.path.join(out_dir, "manifest.json")
     manifest = {"models": {}}
     if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)  # keep entries not regenerated this time (--only)
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)  # keep entries not regenerated this time (--only)
+        except (OSError, ValueError) as e:
+            print(f"warning: {manifest_path}: {e}; starting a new manifest", file=sys.stderr)
     manifest.update({
         "generator": GENERATOR,
         "size": args.size,

@@ -16,7 +16,9 @@
 # models are fresh (fails fast, before the long build) -> cargo build
 # --release -> cargo test -> the ONNX node cases and onnxruntime single-node
 # cases under the executor and the JIT -> conformance suites (results JSON
-# written to <target>/roundtrip.json).
+# written to <target>/roundtrip.json) -> the Python package (built into the
+# venv by `maturin develop --release`, sharing target/) and its pytest suite
+# (tests/python/).
 # SSC_OPT_PYTHON is exported (the venv's python) so Rust tests that need the
 # reference implementation can find it.
 #
@@ -50,6 +52,8 @@ fixtures=(
     "tests/models/deploy|scripts/make_deploy_models.py --no-check"
     "tests/malformed|scripts/make_malformed.py"
     "tests/models/pruned|scripts/make_pruned.py --no-check"
+    "tests/models/mgic|scripts/make_mgic.py --size small --no-check"
+    "tests/fuzz/regressions|tests/conformance/fuzzgen.py --rebuild tests/fuzz/regressions"
 )
 stale=0
 for entry in "${fixtures[@]}"; do
@@ -78,8 +82,13 @@ fi
 echo "ok"
 
 if [[ "${SSC_SKIP_CARGO:-0}" != 1 ]]; then
-    step "cargo build --release --workspace"
-    cargo build --release --workspace
+    # ssc-py (the Python extension) is built by maturin below, which tells PyO3 it builds an
+    # extension; building it here too would only be rebuilt there.
+    step "cargo build --release --workspace --exclude ssc-py"
+    cargo build --release --workspace --exclude ssc-py
+    # The differential fuzzer's long-lived helper (tests/conformance/fuzz.py); it links the
+    # release libraries just built, so this costs seconds.
+    cargo build --release -p ssc-opt --example fuzz_helper
 
     step "cargo test --workspace"
     cargo test --workspace
@@ -125,6 +134,8 @@ extra_suites=(
     # The real-model zoo: downloads its pinned packages into .cache/zoo/ on first use
     # (scripts/fetch_zoo.py, about 136 MiB) and fails, never skips, if it cannot.
     tests/conformance/zoo.py
+    tests/conformance/portability.py
+    tests/conformance/fuzz.py
 )
 for suite in "${extra_suites[@]}"; do
     if [[ -f "$suite" ]]; then
@@ -141,5 +152,10 @@ step "conformance: full-size pruned models (tests/conformance/structured.py)"
 full="$target_dir/pruned-full"
 "$PY" scripts/make_pruned.py --size full --out "$full" --no-check >/dev/null
 "$PY" tests/conformance/structured.py --ssc-opt "$bin" --models-dir "$full"
+
+step "python package: maturin develop --release, then pytest tests/python"
+venv_dir="$(dirname "$(dirname "$PY")")"
+VIRTUAL_ENV="$venv_dir" "$venv_dir/bin/maturin" develop --release
+SSC_OPT_BIN="$bin" "$PY" -m pytest tests/python -q -p no:cacheprovider
 
 step "all tests passed"

@@ -225,14 +225,24 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
         Kernel::Softmax(ax) => norm::softmax(*ax, inp(0), out()),
         Kernel::Reduce { ax, scale } => norm::reduce_sum(*ax, inp(0), out(), *scale),
         Kernel::Copy => out().copy_from_slice(inp(0)),
-        Kernel::Concat { outer, blocks } => {
-            let y = out();
+        Kernel::View => {}
+        Kernel::Concat {
+            outer,
+            blocks,
+            in_place,
+        } => {
             let total: usize = blocks.iter().sum();
             let mut at = 0usize;
             for (i, &b) in blocks.iter().enumerate() {
-                let x = inp(i);
-                for o in 0..*outer {
-                    y[o * total + at..o * total + at + b].copy_from_slice(&x[o * b..(o + 1) * b]);
+                if !in_place[i] {
+                    // Inputs written in place live inside the output: only the others are
+                    // read, each from its own range, and copied to a range disjoint from them.
+                    let x = inp(i);
+                    let y = out();
+                    for o in 0..*outer {
+                        y[o * total + at..o * total + at + b]
+                            .copy_from_slice(&x[o * b..(o + 1) * b]);
+                    }
                 }
                 at += b;
             }

@@ -344,6 +344,20 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
     })
 }
 
+/// Writes `bytes` to `path` atomically (a synced temporary file in the same directory, then a
+/// rename), replacing any existing file: a failure never leaves a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
+    let io = |source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    write_temp(path, bytes)
+        .map_err(io)?
+        .persist(path)
+        .map_err(|e| io(e.error))?;
+    Ok(())
+}
+
 /// Writes `bytes` to a synced temporary file next to `path`, ready to be renamed over it.
 fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {

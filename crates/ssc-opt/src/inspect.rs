@@ -175,14 +175,18 @@ pub fn inspect(model: &Model) -> ModelInfo {
     if known.len() != info.layers.len() {
         return info;
     }
+    let mut helped = false;
     for (l, m) in info.layers.iter_mut().zip(known) {
-        if l.macs.is_none() {
+        if l.macs.is_none() && m.is_some() {
             l.macs = m;
+            helped = true;
         }
     }
-    info.total_macs = info.layers.iter().filter_map(|l| l.macs).sum();
-    info.unknown_macs = info.layers.iter().filter(|l| l.macs.is_none()).count();
-    info.batch_assumed = batches.into_iter().map(|(n, _)| n).collect();
+    if helped {
+        info.total_macs = info.layers.iter().filter_map(|l| l.macs).sum();
+        info.unknown_macs = info.layers.iter().filter(|l| l.macs.is_none()).count();
+        info.batch_assumed = batches.into_iter().map(|(n, _)| n).collect();
+    }
     info
 }
 

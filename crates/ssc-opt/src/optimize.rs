@@ -24,6 +24,10 @@ pub struct Options {
     /// the cost model and any extra rules, are in `rewrite_options`.
     pub rewrite: bool,
     pub rewrite_options: ssc_rewrite::RewriteOptions,
+    /// Analyse the weights of the optimised model ([`ssc_structure::analyze_model`]: kernel
+    /// classes, MSWU tiles, N:M runs, per-output density) into [`Report::structure`], for
+    /// `--report`. Off by default: it is a report, not a pass.
+    pub analyze_structure: bool,
     /// Write the types the ops compute where the model declared others (`--fix-types`). By
     /// default a declaration that disagrees with inference is reported in
     /// [`Report::warnings`] and written back as the model had it.
@@ -39,6 +43,7 @@ impl Default for Options {
             phases: None,
             rewrite: true,
             rewrite_options: ssc_rewrite::RewriteOptions::default(),
+            analyze_structure: false,
             fix_types: false,
         }
     }
@@ -78,6 +83,9 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
+    /// The weight structure of every Conv/Gemm/MatMul of the optimised model, what the JIT's
+    /// kernel choice sees (with [`Options::analyze_structure`]).
+    pub structure: Option<ssc_structure::ModelStructure>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -97,8 +105,12 @@ impl Report {
             } else {
                 " at batch 1"
             };
+            let unknown = match self.macs_unknown_layers {
+                0 => String::new(),
+                n => format!(" ({n} layers of symbolic size not counted: fix with --input-shape)"),
+            };
             format!(
-                "{:.3} -> {:.3} GMACs{batch}",
+                "{:.3} -> {:.3} GMACs{batch}{unknown}",
                 self.macs_before as f64 / 1e9,
                 self.macs_after as f64 / 1e9,
             )
@@ -121,6 +133,63 @@ impl Report {
         }
         s
     }
+}
+
+/// Everything the main job reports: what `optimize` did and how verification went. `ssc-opt
+/// --report json` prints it and Python's `Optimized.report` holds it (one serializer for both).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct JobReport {
+    pub optimize: Report,
+    /// `None` when verification was off (or there was nothing to verify).
+    pub verification: Option<crate::Verification>,
+}
+
+/// The main job short of writing: [`optimize`] `model` in place, then (unless `verify.samples`
+/// is 0 or the clean-ups are off) [`verify`](crate::verify()) it against the original on seeded random
+/// inputs. A failed verification is [`Error::VerificationFailed`]. `phase` is told when each
+/// stage starts (`"optimising"`, `"verifying"`), for progress displays.
+pub fn optimize_verified(
+    model: &mut Model,
+    opts: &Options,
+    verify: &crate::VerifyOptions,
+    phase: &mut dyn FnMut(&str),
+) -> Result<JobReport, Error> {
+    let check = verify.samples > 0 && opts.cleanups;
+    let original = check.then(|| model.clone());
+    phase("optimising");
+    let optimize = self::optimize(model, opts)?;
+    let mut verification = None;
+    if let Some(original) = &original {
+        phase("verifying");
+        let v = crate::verify(original, model, &opts.input_shapes, verify)?;
+        if !v.passed() {
+            return Err(Error::VerificationFailed(v));
+        }
+        verification = Some(v);
+    }
+    Ok(JobReport {
+        optimize,
+        verification,
+    })
+}
+
+/// The cost model named by `spec`: `calibrated` (ONNX Runtime timings measured on the
+/// reference machine), `macs` (fewest multiply-accumulates), or the path of a calibration table
+/// written by `scripts/calibrate_cost.py`.
+pub fn cost_model(spec: &str) -> Result<std::sync::Arc<dyn ssc_rewrite::CostModel>, Error> {
+    use ssc_rewrite::{CalibratedCost, MacCost};
+    Ok(match spec {
+        "calibrated" => std::sync::Arc::new(CalibratedCost::default()),
+        "macs" => std::sync::Arc::new(MacCost),
+        path => {
+            let err = |msg: String| Error::CostModel {
+                spec: path.to_string(),
+                msg,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            std::sync::Arc::new(CalibratedCost::from_json(&text).map_err(|e| err(e.to_string()))?)
+        }
+    })
 }
 
 /// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
@@ -184,6 +253,12 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
     }
     if opts.fix_types {
         report.types_fixed = model.graph.fix_declared_types();
+    }
+    if opts.analyze_structure {
+        report.structure = Some(ssc_structure::analyze_model(
+            model,
+            &ssc_structure::AnalysisOptions::exact(),
+        )?);
     }
     let after = crate::inspect(model);
     report.macs_after = after.total_macs;
@@ -345,6 +420,21 @@ impl Report {
                 "  {:<40} {} sparse {:.2} (marked for JIT)",
                 l.node, l.op_type, l.density
             );
+        }
+        if let Some(st) = &self.structure {
+            let _ = writeln!(
+                s,
+                "weight structure of the output ({} layers; what the JIT compiles):",
+                st.nodes.len()
+            );
+            for (label, n) in &st.nodes {
+                let _ = match n {
+                    ssc_structure::NodeStructure::Conv(c) if !c.sparsity.to_string().is_empty() => {
+                        writeln!(s, "  {label}: {c}; {}", c.sparsity)
+                    }
+                    _ => writeln!(s, "  {label}: {n}"),
+                };
+            }
         }
         s
     }

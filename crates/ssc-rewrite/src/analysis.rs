@@ -65,7 +65,7 @@ pub struct SscAnalysis {
     /// The root e-node of every alternative a rule added (its class at the time, the node,
     /// the rule), so the report can say which rule's form the extraction chose.
     pub alternatives: Vec<(Id, SscNode, &'static str)>,
-    /// Alternatives that failed [`crate::validate`]'s check and were dropped: the matched
+    /// Alternatives that failed the `validate` module's check and were dropped: the matched
     /// conv's class at the time, the rule, and what was wrong.
     pub dropped: Vec<(Id, &'static str, String)>,
     /// `(conv class, rule)` pairs the rule must not fire on

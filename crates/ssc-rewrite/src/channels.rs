@@ -43,7 +43,7 @@ use ssc_ir::{
     AttrValue, DataType, Dim, Graph, Model, OpDesc, OpId, Tensor, TensorType, Use, ValueId,
     ValueType,
 };
-use ssc_structure::channels::{ChannelDataflow, ChannelFact, ChannelOp, PointFn};
+use ssc_structure::channels::{zero_columns, ChannelDataflow, ChannelFact, ChannelOp, PointFn};
 
 use crate::cost::{CostModel, NodeCostInput, OpKind};
 use crate::RewriteError;
@@ -108,26 +108,6 @@ fn facts_at(df: &ChannelDataflow, v: ValueId, c: u32) -> ChannelFact {
     df.facts(v)
         .and_then(|f| f.get(c as usize).copied())
         .unwrap_or(ChannelFact::Live)
-}
-
-/// Which weight columns `W[:, c]` of a `group = 1` conv are all zero.
-fn zero_columns(w: &Tensor) -> Vec<bool> {
-    let Some(vals) = w.to_f32_vec() else {
-        return vec![false; w.dims.get(1).copied().unwrap_or(0)];
-    };
-    let (co, ci) = (w.dims[0], w.dims[1]);
-    let taps: usize = w.dims[2..].iter().product();
-    let mut zero = vec![true; ci];
-    for o in 0..co {
-        for (c, z) in zero.iter_mut().enumerate() {
-            if *z {
-                *z = vals[(o * ci + c) * taps..(o * ci + c + 1) * taps]
-                    .iter()
-                    .all(|&x| x == 0.0);
-            }
-        }
-    }
-    zero
 }
 
 fn conv_group(g: &Graph, op: OpId) -> usize {
@@ -224,7 +204,7 @@ fn classify(g: &Graph, df: &ChannelDataflow) -> (Vec<Status>, Vec<Need>) {
                             continue;
                         }
                         match facts_at(df, v, c) {
-                            ChannelFact::Const(k) if k == 0.0 => {}
+                            ChannelFact::Const(0.0) => {}
                             ChannelFact::Const(_) => needs.push(Need {
                                 group: gid,
                                 value: v,
@@ -238,7 +218,7 @@ fn classify(g: &Graph, df: &ChannelDataflow) -> (Vec<Status>, Vec<Need>) {
                         if *input == v && slot == 0 && g.op(op).desc.op_type == "Gemm" =>
                     {
                         match facts_at(df, v, c) {
-                            ChannelFact::Const(k) if k == 0.0 => {}
+                            ChannelFact::Const(0.0) => {}
                             ChannelFact::Const(_) => needs.push(Need {
                                 group: gid,
                                 value: v,
@@ -353,6 +333,7 @@ fn remove_groups(
     df: &ChannelDataflow,
     status: &[Status],
     needs: &[Need],
+    block: usize,
 ) -> Result<(usize, usize, Masks), RewriteError> {
     // Carriers: per zero-padded reader and value, one kept non-zero constant channel.
     let mut carrier_groups: Vec<u32> = Vec::new();
@@ -406,22 +387,32 @@ fn remove_groups(
                 masks.entry(v).or_insert_with(|| vec![false; n])[c as usize] = true;
             }
         }
-        let empty: Vec<ValueId> = masks
-            .iter()
-            .filter(|(_, m)| m.iter().all(|&x| x))
-            .map(|(&v, _)| v)
-            .collect();
-        if empty.is_empty() {
+        let mut values: Vec<ValueId> = masks.keys().copied().collect();
+        values.sort();
+        let mut changed = false;
+        for v in values {
+            let m = &masks[&v];
+            let kept_n = m.iter().filter(|&&x| !x).count();
+            if kept_n == 0 {
+                if let Some(gid) = df.group(v, 0) {
+                    remove[gid as usize] = false;
+                    changed = true;
+                }
+            } else if block > 1 && m.len().is_multiple_of(block) && !kept_n.is_multiple_of(block) {
+                // Keep the value aligned to the runtime's channel block: restore the first
+                // removed channels (their groups stay, constants and all).
+                let need = block - kept_n % block;
+                for c in (0..m.len()).filter(|&c| m[c]).take(need) {
+                    if let Some(gid) = df.group(v, c as u32) {
+                        changed |= std::mem::replace(&mut remove[gid as usize], false);
+                    }
+                }
+            }
+        }
+        if !changed {
             let removed = remove.iter().filter(|&&x| x).count();
             apply_masks(g, df, &masks, &carrier_of)?;
             return Ok((removed, carrier_groups.len(), masks));
-        }
-        let mut sorted = empty;
-        sorted.sort();
-        for v in sorted {
-            if let Some(gid) = df.group(v, 0) {
-                remove[gid as usize] = false;
-            }
         }
     }
 }
@@ -748,7 +739,7 @@ fn narrow_producers(
             continue;
         };
         let co = facts.len();
-        let removed: Vec<usize> = (0..co)
+        let mut removed: Vec<usize> = (0..co)
             .filter(|&c| {
                 matches!(facts[c], ChannelFact::Const(_))
                     && df
@@ -756,6 +747,12 @@ fn narrow_producers(
                         .is_some_and(|gid| status[gid as usize] == Status::Pinned)
             })
             .collect();
+        // An aligned conv stays aligned (its kept filters and the zero one fill whole blocks).
+        let block = cost.channel_block();
+        if block > 1 && co.is_multiple_of(block) && !removed.is_empty() {
+            let n = (co - removed.len() + 1).div_ceil(block) * block;
+            removed.truncate(co.saturating_sub(n - 1));
+        }
         if removed.len() < 2 || removed.len() >= co {
             continue;
         }
@@ -763,10 +760,7 @@ fn narrow_producers(
         // channel stays an exact constant.
         let mut chain: Vec<OpId> = Vec::new();
         let mut end = output;
-        loop {
-            let Some((next, 0)) = g.sole_consumer(end) else {
-                break;
-            };
+        while let Some((next, 0)) = g.sole_consumer(end) {
             let ChannelOp::Point {
                 output: nout, func, ..
             } = df.op(next)
@@ -989,7 +983,7 @@ pub fn remove_channels(
         .into_iter()
         .map(|v| (v, g.value(v).name.clone()))
         .collect();
-    let (removed, carriers, masks) = remove_groups(g, &df, &status, &needs)?;
+    let (removed, carriers, masks) = remove_groups(g, &df, &status, &needs, cost.channel_block())?;
     let mut report = ChannelReport {
         groups_removed: removed,
         carriers,

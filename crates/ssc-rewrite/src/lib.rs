@@ -311,8 +311,11 @@ pub fn rewrite_model(
     let preferred: Vec<SscNode> = built.sites.iter().map(|s| s.node.clone()).collect();
     let ex = extract::extract(&built.egraph, opts.cost.as_ref(), &preferred);
     let (layers, dropped) = materialize::materialize(model, &built, &ex)?;
-    // Rewrites can leave constant channels behind (a remainder with zero rows, padded blocks).
-    channels.merge(run_channels(model, opts, &mut dropped_channels));
+    // Rewrites can leave constant channels behind (a remainder with zero rows, padded blocks);
+    // with nothing rewritten the graph is the one the first run left, which it would not change.
+    if layers.iter().any(|l| l.rewritten) {
+        channels.merge(run_channels(model, opts, &mut dropped_channels));
+    }
     let mut dropped = dropped;
     dropped.extend(dropped_channels);
     let mut report = RewriteReport {

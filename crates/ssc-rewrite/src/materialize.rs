@@ -165,8 +165,15 @@ impl Ctx<'_> {
                 let xv = self.value(g, arg[0], None)?;
                 let ix: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
                 let iv = self.constant(g, "perm", Tensor::from_i64(vec![ix.len()], &ix));
+                // The channel axis counted from the back (`1 - rank`, e.g. -3 for NCHW): the
+                // same op in ONNX, but OpenVINO (2026.4) folds a channel permutation with a
+                // non-negative axis into the next dense conv's weights with the inverse
+                // permutation, computing a wrong result (docs/openvino_gather_conv.py); its
+                // fusion skips negative axes.
+                let rank = self.egraph[arg[0]].data.shape.as_ref().map(Vec::len);
+                let axis = rank.map_or(1, |r| 1 - r as i64);
                 (
-                    OpDesc::new("Gather").with_attr(Attribute::int("axis", 1)),
+                    OpDesc::new("Gather").with_attr(Attribute::int("axis", axis)),
                     vec![Some(xv), Some(iv)],
                 )
             }

@@ -205,8 +205,8 @@ fn check_weight_op(op: &WeightOp, s: &[usize]) -> Result<(), String> {
         } => {
             s.len() >= 2
                 && *groups > 0
-                && s[0] % groups == 0
-                && s[1] % groups == 0
+                && s[0].is_multiple_of(*groups)
+                && s[1].is_multiple_of(*groups)
                 && out_perm.len() == s[0]
                 && in_perm.len() == s[1]
                 && in_range(out_perm, s[0])

@@ -2,7 +2,7 @@
 //! known constant, a constant away from the spatial borders, or live, and which channels are
 //! tied together so that they can only be removed as one (torch-pruning's dependency groups).
 //!
-//! This is the graph-level half of the structure analysis: the weight facts of [`crate::conv`]
+//! This is the graph-level half of the structure analysis: the weight facts of the `conv` module
 //! say which filters of one conv are zero; this module carries what that means through the
 //! network (a zero filter's output is its bias, a Relu of a constant is a constant, a conv
 //! reading a constant channel sees it only in the interior of its zero padding, a residual Add
@@ -387,6 +387,39 @@ fn has_padding(d: &ssc_ir::OpDesc, kernel: &[usize]) -> Option<bool> {
     })
 }
 
+/// The little-endian bytes of an f32 tensor, when it has them.
+fn f32_bytes(t: &Tensor) -> Option<&[u8]> {
+    let raw = t.raw()?;
+    (t.dtype == DataType::Float && raw.len() == 4 * t.numel()).then_some(&raw[..])
+}
+
+/// Which input columns `W[:, c]` of a `group = 1` conv weight `[Co, Ci, k..]` are all zero (a
+/// reader that ignores channel `c`). Reads the weight in place and stops looking at a column at
+/// its first non-zero.
+pub fn zero_columns(w: &Tensor) -> Vec<bool> {
+    let ci = w.dims.get(1).copied().unwrap_or(0);
+    let Some(raw) = f32_bytes(w).filter(|_| w.dims.len() >= 2) else {
+        return vec![false; ci];
+    };
+    let co = w.dims[0];
+    let taps: usize = w.dims[2..].iter().product();
+    let at = |i: usize| f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    let mut zero = vec![true; ci];
+    let mut left = ci;
+    for o in 0..co {
+        if left == 0 {
+            break;
+        }
+        for (c, z) in zero.iter_mut().enumerate() {
+            if *z && ((o * ci + c) * taps..(o * ci + c + 1) * taps).any(|i| at(i) != 0.0) {
+                *z = false;
+                left -= 1;
+            }
+        }
+    }
+    zero
+}
+
 /// The per-channel scalars of a constant that broadcasts against an activation of shape
 /// `out` and is constant along every axis but the channel axis (1): `k[c]`.
 fn per_channel(t: &Tensor, out: &[usize]) -> Option<Vec<f64>> {
@@ -684,7 +717,10 @@ impl Ctx<'_> {
     fn conv_facts(&self, op: OpId, input: ValueId, padded: bool) -> Option<Vec<ChannelFact>> {
         let o = self.g.op(op);
         let wt = self.g.constant(o.input(1)?)?;
-        let w = wt.to_f32_vec()?;
+        // Read the weights in place: a dense filter stops at its first live input, so copying
+        // the tensor would cost more than the scan.
+        let raw = f32_bytes(wt)?;
+        let at = |i: usize| f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         let bias = match o.input(2) {
             Some(b) => Some(self.g.constant(b)?.to_f64_vec()?),
             None => None,
@@ -701,8 +737,8 @@ impl Ctx<'_> {
             let mut interior = false;
             let mut sum = bias.as_ref().map_or(0.0, |b| b[oc]);
             for il in 0..cig {
-                let k = &w[(oc * cig + il) * taps..(oc * cig + il + 1) * taps];
-                if k.iter().all(|&x| x == 0.0) {
+                let k = (oc * cig + il) * taps..(oc * cig + il + 1) * taps;
+                if k.clone().all(|i| at(i) == 0.0) {
                     continue;
                 }
                 match xf[gi * cig + il] {
@@ -710,10 +746,10 @@ impl Ctx<'_> {
                         live = true;
                         break;
                     }
-                    ChannelFact::Const(c) if c == 0.0 => {}
+                    ChannelFact::Const(0.0) => {}
                     ChannelFact::Const(c) | ChannelFact::Interior(c) => {
                         interior |= padded || matches!(xf[gi * cig + il], ChannelFact::Interior(_));
-                        sum += c as f64 * k.iter().map(|&x| x as f64).sum::<f64>();
+                        sum += c as f64 * k.map(|i| at(i) as f64).sum::<f64>();
                     }
                 }
             }

@@ -15,6 +15,10 @@
 //!   the pointwise remainder;
 //! - **unified weights** ([`Unified`]): constant kernels, equal input channels, output
 //!   filters equal up to sign, zero outputs and inputs;
+//! - **sparse-kernel facts** ([`SparsityFacts`]): MSWU tiles of any shape ([`TileFacts`]:
+//!   pruned, one-value and sign-kept tiles, with counts and a per-tile map), N:M runs along
+//!   input channels ([`NmFacts`]) and the density of each output channel ([`ChannelDensity`]),
+//!   which the JIT's kernel choice reads;
 //! - overall sparsity and non-zero MACs per output pixel.
 //!
 //! Zero means exactly `0.0` (`-0.0` included; NaN is never zero and never equal to anything).
@@ -60,6 +64,7 @@ mod matrix;
 mod model;
 mod report;
 mod scan;
+mod sparsity;
 mod tapset;
 mod unionfind;
 
@@ -71,6 +76,9 @@ pub use error::StructureError;
 pub use kernels::{KernelClass, KernelCounts, KernelMap};
 pub use matrix::{analyze_matrix, analyze_matrix_transposed, MatrixStructure};
 pub use model::{analyze_model, analyze_op, ModelStructure, NodeStructure};
+pub use sparsity::{
+    tile_facts, ChannelDensity, NmFacts, SparsityFacts, TileClass, TileFacts, TileShape,
+};
 pub use tapset::{AxisExtent, TapSet};
 
 use serde::Serialize;

@@ -130,10 +130,10 @@ pub(crate) fn erf(x: f32) -> f32 {
     // Taylor: 2/sqrt(pi) (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320).
     let z = a * a;
     let series = a
-        * (1.128_379_2
+        * (std::f32::consts::FRAC_2_SQRT_PI
             + z * (-0.376_126_4
                 + z * (0.112_837_92
-                    + z * (-0.026_866_17 + z * (0.005_223_977 + z * -0.000_854_78_5)))));
+                    + z * (-0.026_866_17 + z * (0.005_223_977 + z * -0.000_854_785)))));
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
         * (0.254_829_6
@@ -228,18 +228,23 @@ impl Chain {
         let per_row = inner.div_ceil(CHUNK);
         let yp = SendPtr(out.as_mut_ptr());
         let min_part = (16384 / CHUNK.min(inner)).max(1);
-        for_ranges(self.rows * per_row, min_part, |t0, t1| {
-            let mut regs = [[0f32; CHUNK]; MAX_REGS];
-            for t in t0..t1 {
-                let (r, c) = (t / per_row, t % per_row);
-                let j0 = c * CHUNK;
-                let n = CHUNK.min(inner - j0);
-                let at = r * inner + j0;
-                // SAFETY: tasks own disjoint chunks `at..at + n` of the output.
-                let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(at), n) };
-                self.chunk(ins, r, j0, n, y, &mut regs);
-            }
-        });
+        for_ranges(
+            self.rows * per_row,
+            min_part,
+            #[inline(always)]
+            |t0, t1| {
+                let mut regs = [[0f32; CHUNK]; MAX_REGS];
+                for t in t0..t1 {
+                    let (r, c) = (t / per_row, t % per_row);
+                    let j0 = c * CHUNK;
+                    let n = CHUNK.min(inner - j0);
+                    let at = r * inner + j0;
+                    // SAFETY: tasks own disjoint chunks `at..at + n` of the output.
+                    let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(at), n) };
+                    self.chunk(ins, r, j0, n, y, &mut regs);
+                }
+            },
+        );
     }
 
     #[inline(always)]

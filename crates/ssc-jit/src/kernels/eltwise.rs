@@ -170,6 +170,8 @@ pub(crate) fn activation(act: crate::spec::Activation, x: Option<&[f32]>, out: &
         A::Relu => map(x, out, |v| A::Relu.apply(v)),
         A::Clip(lo, hi) => map(x, out, move |v| A::Clip(lo, hi).apply(v)),
         A::LeakyRelu(a) => map(x, out, move |v| A::LeakyRelu(a).apply(v)),
+        A::HardSwish => map(x, out, |v| v * (v * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
+        A::Silu => map(x, out, |v| v * sigmoid(v)),
     }
 }
 

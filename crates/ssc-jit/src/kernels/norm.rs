@@ -50,73 +50,86 @@ pub(crate) fn layer_norm(
     let yp = SendPtr(y.as_mut_ptr());
     if inner == 1 {
         assert!(scale.len() == n && bias.is_none_or(|b| b.len() == n));
-        for_ranges(outer, (2048 / n.max(1)).max(1), |b0, b1| {
-            for r in b0..b1 {
-                let row = &x[r * n..(r + 1) * n];
-                let mean = sum(row) / n as f32;
-                let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-                let rstd = 1.0 / (var + eps).sqrt();
-                // SAFETY: tasks own disjoint rows.
-                let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(r * n), n) };
-                match bias {
-                    Some(bv) => {
-                        for (((o, &v), &s), &b) in out.iter_mut().zip(row).zip(scale).zip(bv) {
-                            *o = (v - mean) * rstd * s + b;
+        for_ranges(
+            outer,
+            (2048 / n.max(1)).max(1),
+            #[inline(always)]
+            |b0, b1| {
+                for r in b0..b1 {
+                    let row = &x[r * n..(r + 1) * n];
+                    let mean = sum(row) / n as f32;
+                    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+                    let rstd = 1.0 / (var + eps).sqrt();
+                    // SAFETY: tasks own disjoint rows.
+                    let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(r * n), n) };
+                    match bias {
+                        Some(bv) => {
+                            for (((o, &v), &s), &b) in out.iter_mut().zip(row).zip(scale).zip(bv) {
+                                *o = (v - mean) * rstd * s + b;
+                            }
                         }
-                    }
-                    None => {
-                        for ((o, &v), &s) in out.iter_mut().zip(row).zip(scale) {
-                            *o = (v - mean) * rstd * s;
+                        None => {
+                            for ((o, &v), &s) in out.iter_mut().zip(row).zip(scale) {
+                                *o = (v - mean) * rstd * s;
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         return;
     }
     // Down the planes: statistics for COLS columns at a time.
     assert!(scale.len() == n && bias.is_none_or(|b| b.len() == n));
     let blocks = inner.div_ceil(COLS);
-    for_ranges(outer * blocks, 1, |t0, t1| {
-        let mut mean = [0f32; COLS];
-        let mut var = [0f32; COLS];
-        for t in t0..t1 {
-            let (o, c0) = (t / blocks, (t % blocks) * COLS);
-            let w = COLS.min(inner - c0);
-            let base = o * n * inner + c0;
-            let (m, v) = (&mut mean[..w], &mut var[..w]);
-            m.fill(0.0);
-            v.fill(0.0);
-            for k in 0..n {
-                for (a, &xv) in m.iter_mut().zip(&x[base + k * inner..base + k * inner + w]) {
-                    *a += xv;
+    for_ranges(
+        outer * blocks,
+        1,
+        #[inline(always)]
+        |t0, t1| {
+            let mut mean = [0f32; COLS];
+            let mut var = [0f32; COLS];
+            for t in t0..t1 {
+                let (o, c0) = (t / blocks, (t % blocks) * COLS);
+                let w = COLS.min(inner - c0);
+                let base = o * n * inner + c0;
+                let (m, v) = (&mut mean[..w], &mut var[..w]);
+                m.fill(0.0);
+                v.fill(0.0);
+                for k in 0..n {
+                    for (a, &xv) in m.iter_mut().zip(&x[base + k * inner..base + k * inner + w]) {
+                        *a += xv;
+                    }
+                }
+                let inv_n = 1.0 / n as f32;
+                for a in m.iter_mut() {
+                    *a *= inv_n;
+                }
+                for k in 0..n {
+                    let row = &x[base + k * inner..base + k * inner + w];
+                    for ((a, &mu), &xv) in v.iter_mut().zip(m.iter()).zip(row) {
+                        *a += (xv - mu) * (xv - mu);
+                    }
+                }
+                for a in v.iter_mut() {
+                    *a = 1.0 / (*a * inv_n + eps).sqrt();
+                }
+                for k in 0..n {
+                    let (s, b) = (scale[k], bias.map_or(0.0, |b| b[k]));
+                    let row = &x[base + k * inner..base + k * inner + w];
+                    // SAFETY: tasks own disjoint (outer, column block) pairs.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w)
+                    };
+                    for (((o, &xv), &mu), &rs) in
+                        out.iter_mut().zip(row).zip(m.iter()).zip(v.iter())
+                    {
+                        *o = (xv - mu) * rs * s + b;
+                    }
                 }
             }
-            let inv_n = 1.0 / n as f32;
-            for a in m.iter_mut() {
-                *a *= inv_n;
-            }
-            for k in 0..n {
-                let row = &x[base + k * inner..base + k * inner + w];
-                for ((a, &mu), &xv) in v.iter_mut().zip(m.iter()).zip(row) {
-                    *a += (xv - mu) * (xv - mu);
-                }
-            }
-            for a in v.iter_mut() {
-                *a = 1.0 / (*a * inv_n + eps).sqrt();
-            }
-            for k in 0..n {
-                let (s, b) = (scale[k], bias.map_or(0.0, |b| b[k]));
-                let row = &x[base + k * inner..base + k * inner + w];
-                // SAFETY: tasks own disjoint (outer, column block) pairs.
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w) };
-                for (((o, &xv), &mu), &rs) in out.iter_mut().zip(row).zip(m.iter()).zip(v.iter()) {
-                    *o = (xv - mu) * rs * s + b;
-                }
-            }
-        }
-    });
+        },
+    );
 }
 
 /// A sum that vectorises (eight partial sums).
@@ -138,68 +151,80 @@ pub(crate) fn softmax(ax: Axes, x: &[f32], y: &mut [f32]) {
     let Axes { outer, n, inner } = ax;
     let yp = SendPtr(y.as_mut_ptr());
     if inner == 1 {
-        for_ranges(outer, (2048 / n.max(1)).max(1), |b0, b1| {
-            for r in b0..b1 {
-                let row = &x[r * n..(r + 1) * n];
-                let m = row
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
-                // SAFETY: tasks own disjoint rows.
-                let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(r * n), n) };
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o = exp_nonpositive(v - m);
+        for_ranges(
+            outer,
+            (2048 / n.max(1)).max(1),
+            #[inline(always)]
+            |b0, b1| {
+                for r in b0..b1 {
+                    let row = &x[r * n..(r + 1) * n];
+                    let m = row
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+                    // SAFETY: tasks own disjoint rows.
+                    let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(r * n), n) };
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = exp_nonpositive(v - m);
+                    }
+                    let s = 1.0 / sum(out);
+                    for o in out.iter_mut() {
+                        *o *= s;
+                    }
                 }
-                let s = 1.0 / sum(out);
-                for o in out.iter_mut() {
-                    *o *= s;
-                }
-            }
-        });
+            },
+        );
         return;
     }
     let blocks = inner.div_ceil(COLS);
-    for_ranges(outer * blocks, 1, |t0, t1| {
-        let mut mx = [0f32; COLS];
-        let mut sm = [0f32; COLS];
-        for t in t0..t1 {
-            let (o, c0) = (t / blocks, (t % blocks) * COLS);
-            let w = COLS.min(inner - c0);
-            let base = o * n * inner + c0;
-            let (m, s) = (&mut mx[..w], &mut sm[..w]);
-            m.fill(f32::NEG_INFINITY);
-            s.fill(0.0);
-            for k in 0..n {
-                for (a, &v) in m.iter_mut().zip(&x[base + k * inner..]) {
-                    *a = if v > *a { v } else { *a };
+    for_ranges(
+        outer * blocks,
+        1,
+        #[inline(always)]
+        |t0, t1| {
+            let mut mx = [0f32; COLS];
+            let mut sm = [0f32; COLS];
+            for t in t0..t1 {
+                let (o, c0) = (t / blocks, (t % blocks) * COLS);
+                let w = COLS.min(inner - c0);
+                let base = o * n * inner + c0;
+                let (m, s) = (&mut mx[..w], &mut sm[..w]);
+                m.fill(f32::NEG_INFINITY);
+                s.fill(0.0);
+                for k in 0..n {
+                    for (a, &v) in m.iter_mut().zip(&x[base + k * inner..]) {
+                        *a = if v > *a { v } else { *a };
+                    }
+                }
+                for k in 0..n {
+                    // SAFETY: tasks own disjoint (outer, column block) pairs.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w)
+                    };
+                    for (((o, &v), &mu), a) in out
+                        .iter_mut()
+                        .zip(&x[base + k * inner..])
+                        .zip(m.iter())
+                        .zip(s.iter_mut())
+                    {
+                        *o = exp_nonpositive(v - mu);
+                        *a += *o;
+                    }
+                }
+                for a in s.iter_mut() {
+                    *a = 1.0 / *a;
+                }
+                for k in 0..n {
+                    // SAFETY: as above.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w)
+                    };
+                    for (o, &r) in out.iter_mut().zip(s.iter()) {
+                        *o *= r;
+                    }
                 }
             }
-            for k in 0..n {
-                // SAFETY: tasks own disjoint (outer, column block) pairs.
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w) };
-                for (((o, &v), &mu), a) in out
-                    .iter_mut()
-                    .zip(&x[base + k * inner..])
-                    .zip(m.iter())
-                    .zip(s.iter_mut())
-                {
-                    *o = exp_nonpositive(v - mu);
-                    *a += *o;
-                }
-            }
-            for a in s.iter_mut() {
-                *a = 1.0 / *a;
-            }
-            for k in 0..n {
-                // SAFETY: as above.
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(yp.get().add(base + k * inner), w) };
-                for (o, &r) in out.iter_mut().zip(s.iter()) {
-                    *o *= r;
-                }
-            }
-        }
-    });
+        },
+    );
 }
 
 /// `y[o, i] = scale * sum_k x[o, k, i]` (ReduceMean with `scale = 1/n`, ReduceSum with 1).
@@ -208,33 +233,44 @@ pub(crate) fn reduce_sum(ax: Axes, x: &[f32], y: &mut [f32], scale: f32) {
     assert!(x.len() == ax.len() && y.len() == outer * inner);
     let yp = SendPtr(y.as_mut_ptr());
     if inner == 1 {
-        for_ranges(outer, (4096 / n.max(1)).max(1), |b0, b1| {
-            for r in b0..b1 {
-                // SAFETY: tasks own disjoint outputs.
-                unsafe { *yp.get().add(r) = sum(&x[r * n..(r + 1) * n]) * scale };
-            }
-        });
+        for_ranges(
+            outer,
+            (4096 / n.max(1)).max(1),
+            #[inline(always)]
+            |b0, b1| {
+                for r in b0..b1 {
+                    // SAFETY: tasks own disjoint outputs.
+                    unsafe { *yp.get().add(r) = sum(&x[r * n..(r + 1) * n]) * scale };
+                }
+            },
+        );
         return;
     }
     let blocks = inner.div_ceil(COLS);
-    for_ranges(outer * blocks, 1, |t0, t1| {
-        for t in t0..t1 {
-            let (o, c0) = (t / blocks, (t % blocks) * COLS);
-            let w = COLS.min(inner - c0);
-            // SAFETY: tasks own disjoint (outer, column block) pairs.
-            let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(o * inner + c0), w) };
-            out.fill(0.0);
-            for k in 0..n {
-                let base = (o * n + k) * inner + c0;
-                for (a, &v) in out.iter_mut().zip(&x[base..base + w]) {
-                    *a += v;
+    for_ranges(
+        outer * blocks,
+        1,
+        #[inline(always)]
+        |t0, t1| {
+            for t in t0..t1 {
+                let (o, c0) = (t / blocks, (t % blocks) * COLS);
+                let w = COLS.min(inner - c0);
+                // SAFETY: tasks own disjoint (outer, column block) pairs.
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(yp.get().add(o * inner + c0), w) };
+                out.fill(0.0);
+                for k in 0..n {
+                    let base = (o * n + k) * inner + c0;
+                    for (a, &v) in out.iter_mut().zip(&x[base..base + w]) {
+                        *a += v;
+                    }
+                }
+                for a in out.iter_mut() {
+                    *a *= scale;
                 }
             }
-            for a in out.iter_mut() {
-                *a *= scale;
-            }
-        }
-    });
+        },
+    );
 }
 
 #[cfg(test)]

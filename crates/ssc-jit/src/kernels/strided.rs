@@ -111,17 +111,26 @@ impl Strided {
             let rows = self.len() / row;
             let outer = &self.dims[..r - 1];
             let os = &self.strides[..r - 1];
-            for_ranges(rows, (4096 / row).max(1), |b, e| {
-                let xp = xs.get().cast_const();
-                for i in b..e {
-                    let off = self.base + offset(i, outer, os);
-                    // SAFETY: bounds checked above (`in_bounds`), output rows `i` are disjoint
-                    // between tasks.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(xp.offset(off), yp.get().add(i * row), row);
+            for_ranges(
+                rows,
+                (4096 / row).max(1),
+                #[inline(always)]
+                |b, e| {
+                    let xp = xs.get().cast_const();
+                    for i in b..e {
+                        let off = self.base + offset(i, outer, os);
+                        // SAFETY: bounds checked above (`in_bounds`), output rows `i` are disjoint
+                        // between tasks.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                xp.offset(off),
+                                yp.get().add(i * row),
+                                row,
+                            );
+                        }
                     }
-                }
-            });
+                },
+            );
             return;
         }
         if let Some(q) = self.strides.iter().position(|&s| s == 1) {
@@ -136,16 +145,21 @@ impl Strided {
             &self.strides[..r - 1],
             self.strides[r - 1],
         );
-        for_ranges(rows, (1024 / row).max(1), |b, e| {
-            let xp = xs.get().cast_const();
-            for i in b..e {
-                let off = self.base + offset(i, outer, os);
-                for j in 0..row {
-                    // SAFETY: as above.
-                    unsafe { *yp.get().add(i * row + j) = *xp.offset(off + j as isize * si) };
+        for_ranges(
+            rows,
+            (1024 / row).max(1),
+            #[inline(always)]
+            |b, e| {
+                let xp = xs.get().cast_const();
+                for i in b..e {
+                    let off = self.base + offset(i, outer, os);
+                    for j in 0..row {
+                        // SAFETY: as above.
+                        unsafe { *yp.get().add(i * row + j) = *xp.offset(off + j as isize * si) };
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Output dims `q` (unit input stride) and `r - 1` (contiguous output) form 2-D transposes,
@@ -165,47 +179,52 @@ impl Strided {
         let n_outer: usize = others.iter().map(|o| o.0).product();
         let a_blocks = a.div_ceil(8);
         let avx2 = crate::kernels::par::has_avx2_fma();
-        for_ranges(n_outer * a_blocks, 1, |t0, t1| {
-            let xp = xs.get().cast_const();
-            for t in t0..t1 {
-                let (o, ab) = (t / a_blocks, t % a_blocks);
-                let (mut xo, mut yo) = (self.base, 0usize);
-                let mut rem = o;
-                for &(n, xs, ys) in others.iter().rev() {
-                    let i = rem % n;
-                    rem /= n;
-                    xo += i as isize * xs;
-                    yo += i * ys;
-                }
-                let a0 = ab * 8;
-                let na = 8.min(a - a0);
-                let mut b0 = 0;
-                while b0 < b {
-                    let nb = 8.min(b - b0);
-                    // Tile: y[a0 + i][b0 + j] = x[(a0 + i) + (b0 + j) * sb].
-                    let src = xo + a0 as isize + b0 as isize * sb;
-                    let dst = yo + a0 * ysq + b0;
-                    // SAFETY: every (a0 + i, b0 + j) is inside the bounds checked by `run`;
-                    // tasks own disjoint blocks of `q` indices, so their outputs are disjoint.
-                    unsafe {
-                        #[cfg(target_arch = "x86_64")]
-                        if avx2 && na == 8 && nb == 8 {
-                            tile8_avx2(xp.offset(src), sb, yp.get().add(dst), ysq);
-                            b0 += 8;
-                            continue;
-                        }
-                        let _ = avx2;
-                        for i in 0..na {
-                            for j in 0..nb {
-                                *yp.get().add(dst + i * ysq + j) =
-                                    *xp.offset(src + i as isize + j as isize * sb);
+        for_ranges(
+            n_outer * a_blocks,
+            1,
+            #[inline(always)]
+            |t0, t1| {
+                let xp = xs.get().cast_const();
+                for t in t0..t1 {
+                    let (o, ab) = (t / a_blocks, t % a_blocks);
+                    let (mut xo, mut yo) = (self.base, 0usize);
+                    let mut rem = o;
+                    for &(n, xs, ys) in others.iter().rev() {
+                        let i = rem % n;
+                        rem /= n;
+                        xo += i as isize * xs;
+                        yo += i * ys;
+                    }
+                    let a0 = ab * 8;
+                    let na = 8.min(a - a0);
+                    let mut b0 = 0;
+                    while b0 < b {
+                        let nb = 8.min(b - b0);
+                        // Tile: y[a0 + i][b0 + j] = x[(a0 + i) + (b0 + j) * sb].
+                        let src = xo + a0 as isize + b0 as isize * sb;
+                        let dst = yo + a0 * ysq + b0;
+                        // SAFETY: every (a0 + i, b0 + j) is inside the bounds checked by `run`;
+                        // tasks own disjoint blocks of `q` indices, so their outputs are disjoint.
+                        unsafe {
+                            #[cfg(target_arch = "x86_64")]
+                            if avx2 && na == 8 && nb == 8 {
+                                tile8_avx2(xp.offset(src), sb, yp.get().add(dst), ysq);
+                                b0 += 8;
+                                continue;
+                            }
+                            let _ = avx2;
+                            for i in 0..na {
+                                for j in 0..nb {
+                                    *yp.get().add(dst + i * ysq + j) =
+                                        *xp.offset(src + i as isize + j as isize * sb);
+                                }
                             }
                         }
+                        b0 += 8;
                     }
-                    b0 += 8;
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Whether every index the gather reads is inside `0..n`.

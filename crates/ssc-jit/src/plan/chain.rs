@@ -50,7 +50,7 @@ fn elem(g: &Graph, op: OpId, opset: i64) -> Option<Elem> {
             Activation::Relu => UnFn::Relu,
             Activation::Clip(lo, hi) => UnFn::Clip(lo, hi),
             Activation::LeakyRelu(a) => UnFn::LeakyRelu(a),
-            Activation::None => return None,
+            _ => return None,
         },
         _ => return None,
     };

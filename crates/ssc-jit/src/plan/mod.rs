@@ -6,6 +6,7 @@
 //! folding, value placement) and the dispatch from op type to a lowering; each op family lowers
 //! in its own module.
 
+mod alias;
 mod chain;
 mod conv;
 mod eltwise;
@@ -90,10 +91,14 @@ pub(crate) enum Kernel {
     Linear(Linear),
     /// Reshape-like ops: the output is the input's elements unchanged.
     Copy,
-    /// Concat: `outer` repetitions of each input's contiguous block of `blocks[i]` elements.
+    /// Nothing to do: the outputs are views placed inside the input (`plan::alias`).
+    View,
+    /// Concat: `outer` repetitions of each input's contiguous block of `blocks[i]` elements;
+    /// inputs flagged `in_place` were written into the output by their producers.
     Concat {
         outer: usize,
         blocks: Vec<usize>,
+        in_place: Vec<bool>,
     },
     /// A strided gather (Transpose, Slice).
     Strided(Strided),
@@ -325,6 +330,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .collect();
 
+    let lens: Vec<usize> = arena_vals
+        .iter()
+        .map(|&v| static_f32(g, v).map_or(0, |d| d.iter().product()))
+        .collect();
+    let mut pinned = vec![false; arena_vals.len()];
+    for io in &inputs {
+        if let Loc::Arena { off: i, .. } = io.loc {
+            pinned[i] = true;
+        }
+    }
+    let aliases = alias::plan(&mut steps, &lens, &pinned);
+
     // Liveness of arena values, in step indices; graph inputs live from the start and graph
     // outputs to the end.
     let n = steps.len();
@@ -349,13 +366,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             last[i] = n;
         }
     }
-    let lens: Vec<usize> = arena_vals
-        .iter()
-        .map(|&v| static_f32(g, v).map_or(0, |d| d.iter().product()))
-        .collect();
+    // A value placed inside another extends its root's lifetime; only roots take space.
+    let roots: Vec<(usize, usize)> = (0..arena_vals.len()).map(|i| aliases.root(i)).collect();
+    for i in 0..arena_vals.len() {
+        let r = roots[i].0;
+        if r != i && first[i] != usize::MAX {
+            first[r] = first[r].min(first[i]);
+            last[r] = last[r].max(last[i]);
+        }
+    }
     let intervals: Vec<Interval> = (0..arena_vals.len())
         .map(|i| Interval {
-            len: lens[i],
+            len: if roots[i].0 == i { lens[i] } else { 0 },
             first: if first[i] == usize::MAX { 0 } else { first[i] },
             last: last[i].max(if first[i] == usize::MAX { 0 } else { first[i] }),
         })
@@ -363,7 +385,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     let placement = place(&intervals);
     let fix = |l: Loc| match l {
         Loc::Arena { off: i, .. } => Loc::Arena {
-            off: placement.offsets[i],
+            off: placement.offsets[roots[i].0] + roots[i].1,
             len: lens[i],
         },
         other => other,
@@ -380,7 +402,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             io
         })
         .collect();
-    let outputs = outputs
+    let outputs: Vec<Io> = outputs
         .into_iter()
         .map(|mut io| {
             io.loc = fix(io.loc);
@@ -396,10 +418,25 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .max()
         .unwrap_or(0);
+    // f32 views only of the constants a native step or a graph output reads: the weights the
+    // conv kernels packed at compile time are never read again, and converting them all cost
+    // most of a weight-heavy model's compile time (VGG-11's 530 MB).
+    let mut wanted = vec![false; consts.len()];
+    for l in steps
+        .iter()
+        .filter(|s| !matches!(s.kernel, Kernel::Fallback { .. }))
+        .flat_map(|s| s.inputs.iter().flatten())
+        .chain(outputs.iter().map(|io| &io.loc))
+    {
+        if let Loc::Const(c) = *l {
+            wanted[c] = true;
+        }
+    }
     let consts_f32 = consts
         .iter()
-        .map(|t| {
-            if t.dtype == DataType::Float {
+        .zip(&wanted)
+        .map(|(t, &w)| {
+            if w && t.dtype == DataType::Float {
                 t.to_f32_vec().unwrap_or_default()
             } else {
                 Vec::new()

@@ -102,7 +102,11 @@ pub(super) fn lower_concat(cx: &Cx, op: OpId) -> Option<Native> {
     }
     Some(Native {
         what: "concat".into(),
-        kernel: Kernel::Concat { outer, blocks },
+        kernel: Kernel::Concat {
+            outer,
+            in_place: vec![false; blocks.len()],
+            blocks,
+        },
         inputs: ins,
         output: y,
         absorbed: vec![],
