@@ -1,6 +1,7 @@
 //! The op table: every supported op type, the kernel that runs it and the first opset the
 //! executor runs it at. [`crate::check_supported`] and evaluation both read this one table.
 
+mod control;
 mod conv;
 mod einsum;
 pub(crate) mod elementwise;
@@ -78,6 +79,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("HardSwish", elementwise::unary, 14),
     ("Hardmax", reduce::softmax, 1),
     ("Identity", misc::identity, 1),
+    ("If", control::if_op, 1),
     ("InstanceNormalization", norm::instance_norm, 1),
     ("IsInf", elementwise::is_nan_inf, 10),
     ("IsNaN", elementwise::is_nan_inf, 9),
@@ -89,6 +91,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("LessOrEqual", elementwise::compare, 12),
     ("Log", elementwise::unary, 1),
     ("LogSoftmax", reduce::softmax, 1),
+    ("Loop", control::loop_op, 1),
     ("LpPool", pool::avg_lp_pool, 2),
     ("MatMul", matmul::mat_mul, 1),
     ("MatMulInteger", quant::matmul_integer, 10),
@@ -127,6 +130,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Reshape", shape::reshape, 1),
     ("Resize", resize::resize, 10),
     ("Round", elementwise::unary, 11),
+    ("Scan", control::scan, 8),
     ("Scatter", index::scatter_elements, 9),
     ("ScatterElements", index::scatter_elements, 11),
     ("ScatterND", index::scatter_nd, 11),
