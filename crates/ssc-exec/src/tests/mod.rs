@@ -1,6 +1,7 @@
 //! Unit tests per op family, each through a one-node graph built with the IR API and run by
 //! the [`Executor`](crate::Executor); expected values are computed by hand in the comments.
 
+mod control;
 mod conv;
 mod einsum;
 mod elementwise;
