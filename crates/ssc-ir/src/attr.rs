@@ -47,6 +47,10 @@ pub struct Attribute {
     pub name: String,
     pub value: AttrValue,
     pub doc_string: Option<String>,
+    /// The names the model gave the attribute's tensors (ONNX's `TensorProto.name` inside a
+    /// tensor attribute, which carries no meaning), by position, kept so export writes them
+    /// back; empty when none is named. The text form does not show them.
+    pub tensor_names: Vec<String>,
 }
 
 impl Attribute {
@@ -55,6 +59,7 @@ impl Attribute {
             name: name.into(),
             value,
             doc_string: None,
+            tensor_names: Vec::new(),
         }
     }
 

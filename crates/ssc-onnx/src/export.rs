@@ -193,6 +193,12 @@ fn attribute_proto(a: &Attribute) -> Result<AttributeProto, OnnxError> {
         doc_string: a.doc_string.clone(),
         ..AttributeProto::default()
     };
+    let tensor_name = |i: usize| {
+        a.tensor_names
+            .get(i)
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
+    };
     let ty = match &a.value {
         AttrValue::Float(f) => {
             p.f = Some(*f);
@@ -207,7 +213,7 @@ fn attribute_proto(a: &Attribute) -> Result<AttributeProto, OnnxError> {
             AttributeType::String
         }
         AttrValue::Tensor(t) => {
-            p.t = Some(tensor_to_proto(t, None));
+            p.t = Some(tensor_to_proto(t, tensor_name(0)));
             AttributeType::Tensor
         }
         AttrValue::Floats(v) => {
@@ -223,7 +229,11 @@ fn attribute_proto(a: &Attribute) -> Result<AttributeProto, OnnxError> {
             AttributeType::Strings
         }
         AttrValue::Tensors(v) => {
-            p.tensors = v.iter().map(|t| tensor_to_proto(t, None)).collect();
+            p.tensors = v
+                .iter()
+                .enumerate()
+                .map(|(i, t)| tensor_to_proto(t, tensor_name(i)))
+                .collect();
             AttributeType::Tensors
         }
         AttrValue::Graph(sub) => {

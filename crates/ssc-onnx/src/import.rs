@@ -544,10 +544,19 @@ impl Importer {
                 AttributeType::Undefined => opaque(OpaqueAttrKind::Other),
             }
         };
+        let mut tensor_names: Vec<String> =
+            a.t.iter()
+                .chain(&a.tensors)
+                .map(|t| t.name.clone().unwrap_or_default())
+                .collect();
+        if tensor_names.iter().all(String::is_empty) {
+            tensor_names.clear();
+        }
         Ok(Attribute {
             name,
             value,
             doc_string: a.doc_string.clone(),
+            tensor_names,
         })
     }
 }
