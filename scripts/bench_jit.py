@@ -75,9 +75,11 @@ def time_ort(sess: ort.InferenceSession, feeds: dict, iters: int) -> list[float]
     return times
 
 
-def time_jit(binary: str, path: str, threads: int, iters: int, shapes: list[str]) -> tuple[list[float], dict]:
+def time_jit(binary: str, path: str, threads: int, iters: int, shapes: list[str],
+             extra: tuple[str, ...] = ()) -> tuple[list[float], dict]:
+    """`ssc-opt bench --json` (plus `extra` flags, e.g. --dense-only): run times and the report."""
     args = [binary, "bench", path, "--threads", str(threads), "--iters", str(iters),
-            "--warmup", "2", "--json"]
+            "--warmup", "2", "--json", *extra]
     for s in shapes:
         args += ["--input-shape", s]
     p = subprocess.run(args, capture_output=True, text=True, timeout=1800)

@@ -35,6 +35,7 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx import TensorProto, helper
 
 IR = 8
@@ -371,6 +372,155 @@ def build(out: str) -> None:
     )
 
 
+def conv_model(x_dims, y_dims, constant_weights=False, ir=IR) -> onnx.ModelProto:
+    """x[?,3,8,8] -> Conv(4 filters, 3x3, same) -> Relu -> y, with the given declared dims."""
+    w = np.linspace(-1.0, 1.0, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    nodes, inits = [], []
+    if constant_weights:
+        # Paddle2ONNX stores weights as Constant nodes rather than initializers.
+        nodes.append(
+            helper.make_node("Constant", [], ["w"], name="w_const", value=onnx.numpy_helper.from_array(w, "w"))
+        )
+    else:
+        inits.append(onnx.numpy_helper.from_array(w, "w"))
+    nodes += [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
+        initializer=inits,
+    )
+    m = helper.make_model(g, opset_imports=OPSET, producer_name="make_malformed")
+    m.ir_version = ir
+    return m
+
+
+def quirks(out: str) -> None:
+    """Models exporters write that ONNX Runtime runs (with a warning at most): read them."""
+    case(
+        "negative_type_dim.onnx",
+        "warn",
+        "negative dimension in a declared type",
+        "`dim_value: -1` for the batch in the input and output types, weights in a Constant node "
+        "(as Paddle2ONNX writes them): read as a symbolic batch",
+        ser(conv_model([-1, 3, 8, 8], [-1, 4, 8, 8], constant_weights=True)),
+        out,
+    )
+    case(
+        "wrong_declared_shape.onnx",
+        "warn",
+        "declared type float[1,seqlen] disagrees with the inferred float[1,4,8,8]",
+        "an output declared with the wrong rank (as one PyTorch export of a recogniser does): "
+        "inference uses what the ops compute, the output keeps the declaration",
+        ser(conv_model([1, 3, 8, 8], [1, "seqlen"])),
+        out,
+    )
+    m = conv_model([1, 3, 8, 8], [1, 4, 8, 8])
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    case(
+        "wrong_declared_elem.onnx",
+        "error",
+        "value `y`: declared type int64[1,4,8,8] disagrees with the inferred float[1,4,8,8]",
+        "an output declared with the wrong element type (ONNX Runtime refuses it too)",
+        ser(m),
+        out,
+    )
+    m = model()
+    m.ir_version = 0
+    case(
+        "ir_version_zero.onnx",
+        "warn",
+        "ModelProto.ir_version 0 is invalid",
+        "ir_version present but 0 (ONNX Runtime loads it)",
+        ser(m),
+        out,
+    )
+    first = weight()
+    first.raw_data = np.full(6, 7.0, dtype="<f4").tobytes()
+    case(
+        "duplicate_initializer.onnx",
+        "warn",
+        "initializer `W` is defined twice; using the later definition",
+        "two initializers named `W` (ONNX Runtime warns and uses the later one)",
+        ser(model(inits=[first, weight()])),
+        out,
+    )
+    m = model()
+    m.graph.value_info.append(helper.make_tensor_value_info("", TensorProto.FLOAT, [1]))
+    case(
+        "value_info_no_name.onnx",
+        "warn",
+        "a value_info entry has no name",
+        "a value_info entry without a name (describes nothing; ONNX Runtime ignores it)",
+        ser(m),
+        out,
+    )
+    m = conv_model([1, 3, 8, 8], [1, 4, 8, 8])
+    m.graph.initializer[0].CopyFrom(
+        onnx.numpy_helper.from_array(np.ones((4, 2, 3, 3), dtype=np.float32), "w")
+    )
+    case(
+        "conv_channel_mismatch.onnx",
+        "error",
+        "node `conv` (Conv): input has 3 channels but weight expects 2",
+        "a Conv whose weight does not fit its input (ONNX Runtime loads it but cannot run it)",
+        ser(m),
+        out,
+    )
+
+
+def refused_by_ort_too(out: str) -> None:
+    """Errors of the importer and of shape inference that ONNX Runtime shares (the audit of
+    tests/conformance/malformed_ort.py runs ORT on each)."""
+    m = model()
+    m.graph.input.append(m.graph.input[0])
+    case("input_twice.onnx", "error", "graph input `X` is listed twice",
+         "one graph input listed twice", ser(m), out)
+    m = model()
+    m.graph.input[0].name = ""
+    case("input_no_name.onnx", "error", "graph input has no name",
+         "a graph input without a name", ser(m), out)
+    n = helper.make_node("Gemm", ["X", "W"], ["Y"], name="mm")
+    a = n.attribute.add()
+    a.type, a.f = onnx.AttributeProto.FLOAT, 1.0
+    case("attribute_no_name.onnx", "error", "node `mm` has an attribute with no name",
+         "an attribute without a name", ser(model(nodes=[n])), out)
+    c = helper.make_node("Constant", [], ["C"], name="const")
+    a = c.attribute.add()
+    a.name, a.type = "value", onnx.AttributeProto.TENSOR
+    case("attribute_no_tensor.onnx", "error", "node `const`: tensor attribute `value` has no tensor",
+         "a tensor attribute whose tensor is missing",
+         ser(model(nodes=[c, helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm")])), out)
+    case("output_shadows_input.onnx", "error", "node `mm` writes `X`, which is already defined",
+         "a node writing a graph input's name",
+         ser(model(nodes=[helper.make_node("MatMul", ["X", "W"], ["X"], name="mm")],
+                   outputs=[helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])])), out)
+    m = model()
+    m.opset_import[0].ClearField("version")
+    case("opset_no_version.onnx", "error", "opset_import for domain `` has no version",
+         "an opset import without a version", ser(m), out)
+    # Found by scripts/fuzz.sh: a value_info entry made the name readable although nothing
+    # produces it, so export dropped it and the written model did not re-import.
+    m = model(nodes=[helper.make_node("Relu", ["ghost"], ["Y"], name="relu")], inits=[])
+    m.graph.value_info.append(helper.make_tensor_value_info("ghost", TensorProto.FLOAT, [1, 2]))
+    case("fuzz_value_info_only_input.onnx", "error", "node `relu` (Relu) reads `ghost`",
+         "regression: a node reads a name that only value_info declares", ser(m), out)
+    m = model()
+    m.graph.output[0].name = "ghost"
+    m.graph.value_info.append(helper.make_tensor_value_info("ghost", TensorProto.FLOAT, [1, 2]))
+    case("value_info_only_output.onnx", "error", "graph output `ghost` is not produced",
+         "a graph output that only value_info declares", ser(m), out)
+    shape = onnx.numpy_helper.from_array(np.array([2, 2], dtype=np.int64), "S")
+    case("reshape_mismatch.onnx", "error", "node `r` (Reshape): cannot reshape 3 elements into 4",
+         "a Reshape to a constant shape of another size (ORT loads it but cannot run it)",
+         ser(model(nodes=[helper.make_node("Reshape", ["X", "S"], ["Y"], name="r")], inits=[shape],
+                   outputs=[helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 2])])), out)
+
+
 def write_manifests(out: str) -> None:
     with open(os.path.join(out, "expected.txt"), "w") as f:
         f.write("# Generated by scripts/make_malformed.py; do not edit.\n")
@@ -402,6 +552,8 @@ def main() -> int:
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     build(args.out)
+    quirks(args.out)
+    refused_by_ort_too(args.out)
     write_manifests(args.out)
     print(f"make_malformed: wrote {len(CASES)} files to {os.path.normpath(args.out)}")
     return 0

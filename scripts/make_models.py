@@ -10,7 +10,8 @@ random weights.
 
 Architectures (torchvision names):
     resnet18, resnet50, mobilenet_v2, squeezenet1_1, shufflenet_v2_x1_0,
-    densenet121, efficientnet_b0, regnet_x_400mf
+    densenet121, efficientnet_b0, regnet_x_400mf, mobilenet_v3_large,
+    resnext50_32x4d, vgg11, convnext_tiny
 
 Each one is written in two variants:
     <arch>_bn.onnx      BatchNormalization left in the graph, Conv without
@@ -217,6 +218,24 @@ class Builder:
             lo = self.shared_init("relu6.min", np.array(0.0, np.float32))
             hi = self.shared_init("relu6.max", np.array(6.0, np.float32))
             return self.node("Clip", [x, lo, hi], path, s)
+        if kind == "hardswish":  # nn.Hardswish exports as HardSwish (opset 14+)
+            y = self.node("HardSwish", [x], path, s)
+            self.rectified.add(y)
+            return y
+        if kind == "hardsigmoid":  # nn.Hardsigmoid exports as HardSigmoid(alpha=1/6)
+            return self.node("HardSigmoid", [x], path, s, alpha=1.0 / 6.0, beta=0.5)
+        if kind == "gelu":
+            # nn.GELU() as torch.onnx exports it at opset 17: x * (erf(x / sqrt 2) + 1) * 0.5
+            c2 = self.shared_init("gelu.sqrt2", np.array(math.sqrt(2.0), np.float32))
+            one = self.shared_init("gelu.one", np.array(1.0, np.float32))
+            half = self.shared_init("gelu.half", np.array(0.5, np.float32))
+            d = self.node("Div", [x, c2], path, s)
+            e = self.node("Erf", [d], path, s)
+            a = self.node("Add", [e, one], path, s)
+            m = self.node("Mul", [x, a], path, s)
+            y = self.node("Mul", [m, half], path, s)
+            self.rectified.add(y)
+            return y
         if kind == "silu":  # SiLU as PyTorch exports it: x * Sigmoid(x)
             sg = self.node("Sigmoid", [x], path, s)
             y = self.node("Mul", [x, sg], path, s)
@@ -360,8 +379,8 @@ class Builder:
         return self.node("GlobalAveragePool", [x], path, (n, c, 1, 1))
 
     def flatten(self, x: str, path: str) -> str:
-        n, c = self.shape[x][:2]
-        return self.node("Flatten", [x], path, (n, c), axis=1)
+        n = self.shape[x][0]
+        return self.node("Flatten", [x], path, (n, math.prod(self.shape[x][1:])), axis=1)
 
     def gemm(self, x: str, path: str, nout: int, out: str | None = None) -> str:
         n, cin = self.shape[x]
@@ -391,6 +410,37 @@ class Builder:
         n, _, h, w = self.shape[xs[0]]
         c = sum(self.shape[x][1] for x in xs)
         return self.node("Concat", xs, path, (n, c, h, w), axis=1)
+
+    def transpose(self, x: str, path: str, perm: list[int]) -> str:
+        s = self.shape[x]
+        return self.node("Transpose", [x], path, tuple(s[i] for i in perm), perm=perm)
+
+    def layernorm(self, x: str, path: str, eps: float = 1e-6) -> str:
+        """nn.LayerNorm over the last axis (LayerNormalization, opset 17)."""
+        c = self.shape[x][-1]
+        p = pname(path)
+        gamma = self.rng.uniform(0.8, 1.2, c).astype(np.float32)
+        beta = self.rng.normal(0.0, 0.1, c).astype(np.float32)
+        names = [self.init(f"{p}.weight", gamma), self.init(f"{p}.bias", beta)]
+        return self.node("LayerNormalization", [x] + names, path, self.shape[x], axis=-1,
+                         epsilon=eps)
+
+    def layernorm2d(self, x: str, path: str, eps: float = 1e-6) -> str:
+        """torchvision's LayerNorm2d (channels of NCHW): permute, LayerNorm, permute back."""
+        y = self.transpose(x, path, [0, 2, 3, 1])
+        y = self.layernorm(y, path, eps)
+        return self.transpose(y, path, [0, 3, 1, 2])
+
+    def linear_nd(self, x: str, path: str, nout: int, gain: float = 1.0) -> str:
+        """nn.Linear on an N-D input, as torch.onnx exports it: MatMul by W^T, then Add(bias)."""
+        s = self.shape[x]
+        cin = s[-1]
+        p = pname(path)
+        wt = (self.rng.standard_normal((cin, nout)) * math.sqrt(gain / cin)).astype(np.float32)
+        bs = self.rng.normal(0.0, 0.05, nout).astype(np.float32)
+        out_shape = tuple(s[:-1]) + (nout,)
+        y = self.node("MatMul", [x, self.init(f"{p}.weight_t", wt)], path, out_shape)
+        return self.node("Add", [y, self.init(f"{p}.bias", bs)], path, out_shape)
 
     # ---- model ------------------------------------------------------------
     def finish(self, out: str, meta: dict[str, str], doc: str) -> onnx.ModelProto:
@@ -431,7 +481,8 @@ class Builder:
 # ==========================================================================
 
 
-def resnet(b: Builder, W: Widths, classes: int, bottleneck: bool, layers: list[int]) -> str:
+def resnet(b: Builder, W: Widths, classes: int, bottleneck: bool, layers: list[int],
+           groups: int = 1, width_per_group: int = 64) -> str:
     x = b.conv_bn("input", "/conv1", "/bn1", W(64), 7, stride=2, act_path="/relu")
     x = b.maxpool(x, "/maxpool", 3, 2, 1)
     expansion = 4 if bottleneck else 1
@@ -444,8 +495,12 @@ def resnet(b: Builder, W: Widths, classes: int, bottleneck: bool, layers: list[i
             inplanes = planes * expansion
             cout = W(planes * expansion)
             if bottleneck:
-                y = b.conv_bn(x, f"{p}/conv1", f"{p}/bn1", W(planes), 1, act_path=f"{p}/relu")
-                y = b.conv_bn(y, f"{p}/conv2", f"{p}/bn2", W(planes), 3, stride, act_path=f"{p}/relu_1")
+                # torchvision: width = planes * (width_per_group / 64) * groups (ResNeXt)
+                width = W(int(planes * (width_per_group / 64.0)) * groups)
+                g = groups if W.div == 1 else min(groups, 4)  # small: 4 groups (2-16 ch/group)
+                y = b.conv_bn(x, f"{p}/conv1", f"{p}/bn1", width, 1, act_path=f"{p}/relu")
+                y = b.conv_bn(y, f"{p}/conv2", f"{p}/bn2", width, 3, stride, groups=g,
+                              act_path=f"{p}/relu_1")
                 y = b.conv_bn(y, f"{p}/conv3", f"{p}/bn3", cout, 1, act=None, gamma_scale=0.25)
             else:
                 y = b.conv_bn(x, f"{p}/conv1", f"{p}/bn1", W(planes), 3, stride, act_path=f"{p}/relu")
@@ -469,6 +524,10 @@ def resnet18(b, W, classes):
 
 def resnet50(b, W, classes):
     return resnet(b, W, classes, True, [3, 4, 6, 3])
+
+
+def resnext50_32x4d(b, W, classes):
+    return resnet(b, W, classes, True, [3, 4, 6, 3], groups=32, width_per_group=4)
 
 
 def mobilenet_v2(b: Builder, W: Widths, classes: int) -> str:
@@ -692,6 +751,120 @@ def regnet_x_400mf(b: Builder, W: Widths, classes: int) -> str:
     return b.gemm(x, "/fc", classes, out="output")
 
 
+def mobilenet_v3_large(b: Builder, W: Widths, classes: int) -> str:
+    eps = 1e-3
+    # input_c, kernel, expanded_c, out_c, use_se, activation, stride (torchvision's table)
+    cfg = [(16, 3, 16, 16, False, "relu", 1), (16, 3, 64, 24, False, "relu", 2),
+           (24, 3, 72, 24, False, "relu", 1), (24, 5, 72, 40, True, "relu", 2),
+           (40, 5, 120, 40, True, "relu", 1), (40, 5, 120, 40, True, "relu", 1),
+           (40, 3, 240, 80, False, "hardswish", 2), (80, 3, 200, 80, False, "hardswish", 1),
+           (80, 3, 184, 80, False, "hardswish", 1), (80, 3, 184, 80, False, "hardswish", 1),
+           (80, 3, 480, 112, True, "hardswish", 1), (112, 3, 672, 112, True, "hardswish", 1),
+           (112, 5, 672, 160, True, "hardswish", 2), (160, 5, 960, 160, True, "hardswish", 1),
+           (160, 5, 960, 160, True, "hardswish", 1)]
+    x = b.conv_bn("input", "/features/features.0/features.0.0", "/features/features.0/features.0.1",
+                  W(16), 3, 2, act="hardswish", act_path="/features/features.0/features.0.2", eps=eps)
+    for fi, (cin_std, k, exp_std, cout_std, se, act, stride) in enumerate(cfg, start=1):
+        p = f"/features/features.{fi}/block"
+        cin = b.shape[x][1]
+        hidden = W(exp_std)
+        cout = W(cout_std)
+        res = stride == 1 and cin_std == cout_std
+        y = x
+        j = 0
+        if exp_std != cin_std:
+            y = b.conv_bn(y, f"{p}/block.0/block.0.0", f"{p}/block.0/block.0.1", hidden, 1, act=act,
+                          act_path=f"{p}/block.0/block.0.2", eps=eps)
+            j = 1
+        else:
+            hidden = cin
+        y = b.conv_bn(y, f"{p}/block.{j}/block.{j}.0", f"{p}/block.{j}/block.{j}.1", hidden, k, stride,
+                      groups=hidden, act=act, act_path=f"{p}/block.{j}/block.{j}.2", eps=eps)
+        if se:
+            j += 1
+            sp = f"{p}/block.{j}"
+            sq = make_divisible(hidden // 4, 8)
+            s_ = b.gap(y, f"{sp}/avgpool")
+            s_, _, _ = b.conv(s_, f"{sp}/fc1", sq, 1, bias=True)
+            s_ = b.act(s_, f"{sp}/activation", "relu")
+            s_, _, _ = b.conv(s_, f"{sp}/fc2", hidden, 1, bias=True)
+            s_ = b.act(s_, f"{sp}/scale_activation", "hardsigmoid")
+            y = b.mul(y, s_, sp)
+        j += 1
+        y = b.conv_bn(y, f"{p}/block.{j}/block.{j}.0", f"{p}/block.{j}/block.{j}.1", cout, 1, act=None,
+                      eps=eps, gamma_scale=0.25 if res else 1.0)
+        x = b.add(y, x, f"/features/features.{fi}") if res else y
+    fi = len(cfg) + 1
+    x = b.conv_bn(x, f"/features/features.{fi}/features.{fi}.0", f"/features/features.{fi}/features.{fi}.1",
+                  W(960), 1, act="hardswish", act_path=f"/features/features.{fi}/features.{fi}.2", eps=eps)
+    x = b.gap(x, "/avgpool")
+    x = b.flatten(x, "")
+    x = b.gemm(x, "/classifier/classifier.0", W(1280))
+    x = b.act(x, "/classifier/classifier.1", "hardswish")
+    return b.gemm(x, "/classifier/classifier.3", classes, out="output")
+
+
+def vgg11(b: Builder, W: Widths, classes: int) -> str:
+    cfg = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+    x = "input"
+    i = 0
+    for v in cfg:
+        if v == "M":
+            x = b.maxpool(x, f"/features/features.{i}", 2, 2)
+            i += 1
+        else:
+            # vgg11: Conv(bias) -> ReLU; the _bn variant is vgg11_bn (Conv -> BN -> ReLU), whose
+            # folded form has vgg11's topology (as squeezenet1_1 above)
+            idx = f"/features/features.{i}"
+            x = b.conv_bn(x, idx, idx + "_bn", W(v), 3, act_path=f"/features/features.{i + 1}")
+            i += 2
+    n, c, h, w = b.shape[x]
+    if h % 7 == 0:
+        # AdaptiveAvgPool2d((7, 7)) on a divisible input exports as an AveragePool (kernel 1 at 224)
+        x = b.avgpool(x, "/avgpool", h // 7, h // 7)
+    else:
+        # the small size (2x2 maps) cannot pool to 7x7; it pools to 1x1 instead
+        x = b.gap(x, "/avgpool")
+    x = b.flatten(x, "")
+    hidden = W(4096)
+    x = b.gemm(x, "/classifier/classifier.0", hidden)
+    x = b.act(x, "/classifier/classifier.1", "relu")
+    x = b.gemm(x, "/classifier/classifier.3", hidden)
+    x = b.act(x, "/classifier/classifier.4", "relu")
+    return b.gemm(x, "/classifier/classifier.6", classes, out="output")
+
+
+def convnext_tiny(b: Builder, W: Widths, classes: int) -> str:
+    depths = [3, 3, 9, 3]
+    dims = [W(d) for d in (96, 192, 384, 768)]
+    x, _, _ = b.conv("input", "/features/features.0/features.0.0", dims[0], 4, stride=4, pad=0, bias=True)
+    x = b.layernorm2d(x, "/features/features.0/features.0.1")
+    for si, (depth, dim) in enumerate(zip(depths, dims)):
+        fi = 1 + 2 * si
+        if si > 0:
+            p = f"/features/features.{fi - 1}"
+            x = b.layernorm2d(x, f"{p}/features.{fi - 1}.0")
+            x, _, _ = b.conv(x, f"{p}/features.{fi - 1}.1", dim, 2, stride=2, pad=0, bias=True)
+        for bi in range(depth):
+            p = f"/features/features.{fi}/features.{fi}.{bi}"
+            y, _, _ = b.conv(x, f"{p}/block/block.0", dim, 7, pad=3, groups=dim, bias=True)
+            y = b.transpose(y, f"{p}/block/block.1", [0, 2, 3, 1])
+            y = b.layernorm(y, f"{p}/block/block.2")
+            y = b.linear_nd(y, f"{p}/block/block.3", 4 * dim)
+            y = b.act(y, f"{p}/block/block.4", "gelu")
+            y = b.linear_nd(y, f"{p}/block/block.5", dim, gain=2.0)
+            y = b.transpose(y, f"{p}/block/block.6", [0, 3, 1, 2])
+            # layer_scale (trained values; torchvision initialises it at 1e-6)
+            ls = b.init(f"{pname(p)}.layer_scale",
+                        b.rng.uniform(0.05, 0.3, (dim, 1, 1)).astype(np.float32))
+            y = b.node("Mul", [ls, y], p, b.shape[y])
+            x = b.add(y, x, p)
+    x = b.gap(x, "/avgpool")
+    x = b.layernorm2d(x, "/classifier/classifier.0")
+    x = b.flatten(x, "/classifier/classifier.1")
+    return b.gemm(x, "/classifier/classifier.2", classes, out="output")
+
+
 # name -> (builder, width divisor used for --size small)
 ARCHS: dict[str, tuple[Callable[[Builder, Widths, int], str], int]] = {
     "resnet18": (resnet18, 16),
@@ -702,8 +875,15 @@ ARCHS: dict[str, tuple[Callable[[Builder, Widths, int], str], int]] = {
     "densenet121": (densenet121, 16),
     "efficientnet_b0": (efficientnet_b0, 8),
     "regnet_x_400mf": (regnet_x_400mf, 8),
+    "mobilenet_v3_large": (mobilenet_v3_large, 8),
+    "resnext50_32x4d": (resnext50_32x4d, 16),
+    "vgg11": (vgg11, 16),
+    "convnext_tiny": (convnext_tiny, 16),
 }
 VARIANTS = ("bn", "folded")
+# Architectures without BatchNormalization in any form (ConvNeXt uses LayerNorm): only the
+# _folded variant is written, under that name, so that every zoo model has a `_folded` file.
+NO_BN = {"convnext_tiny"}
 
 
 def build(arch: str, variant: str, size: str) -> onnx.ModelProto:
@@ -789,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     out_dir = args.out or os.path.join(REPO, "tests/models" if args.size == "small" else "bench-out/models")
-    names = [(a, v) for a in ARCHS for v in VARIANTS]
+    names = [(a, v) for a in ARCHS for v in VARIANTS if not (a in NO_BN and v == "bn")]
     if args.only:
         names = [
             (a, v) for a, v in names

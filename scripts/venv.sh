@@ -69,8 +69,8 @@ PIP_DISABLE_PIP_VERSION_CHECK=1 "$vpy" -m pip install --no-input -q -r "$req" 1>
 
 # Sanity-check that the pinned packages import before writing the stamp.
 "$vpy" - >&2 <<'EOF'
-import numpy, onnx, onnxruntime
-print(f"venv.sh: onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, numpy {numpy.__version__}")
+import numpy, onnx, onnxruntime, openvino
+print(f"venv.sh: onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, numpy {numpy.__version__}, openvino {openvino.__version__}")
 EOF
 
 echo "$want_stamp" >"$stamp"

@@ -5,7 +5,8 @@ Why this exists: the reference executor is the oracle for every rewrite ssc-opt 
 JIT is what `ssc-opt run` uses by default (`--engine auto`), so both must agree with an
 independent implementation on the networks ssc-opt targets. For each model (our exported
 architectures: ResNet-18/50, MobileNetV2, SqueezeNet, ShuffleNetV2, DenseNet-121,
-EfficientNet-B0, RegNetX, each with BatchNorm folded and unfolded) it feeds seeded random inputs
+EfficientNet-B0, RegNetX, each with BatchNorm folded and unfolded; and tests/models/deploy:
+QDQ and QOperator quantisation, a CRNN with an LSTM) it feeds seeded random inputs
 to `ssc-opt run --engine reference`, `ssc-opt run --engine jit` and onnxruntime (CPU, 1 thread,
 ORT_DISABLE_ALL) and compares every output with the norm-wise relative error max|a-b| / max|a|:
 each engine against ORT, and the JIT against the reference. A model passes only when all three
@@ -133,11 +134,12 @@ def check(ssc: str, path: str, seeds: int, rtol: float) -> dict[str, tuple[bool,
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ssc-opt", required=True)
-    ap.add_argument("--models-dir", action="append", help="default: tests/models (repeatable)")
+    ap.add_argument("--models-dir", action="append",
+                    help="default: tests/models and tests/models/deploy (repeatable)")
     ap.add_argument("--seeds", type=int, default=2, help="random input sets per model")
     ap.add_argument("--rtol", type=float, default=1e-4)
     args = ap.parse_args()
-    dirs = args.models_dir or [os.path.join(REPO, "tests", "models")]
+    dirs = args.models_dir or [os.path.join(REPO, "tests", "models"), os.path.join(REPO, "tests", "models", "deploy")]
     rows = []
     t0 = time.monotonic()
     for d in dirs:

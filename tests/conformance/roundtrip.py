@@ -16,7 +16,8 @@ code. This test holds it to two promises, on every model the reference
 
 Models:
     <onnx>/backend/test/data/{light,pytorch-converted,pytorch-operator,simple}
-    --models-dir (default tests/models, folder "exported")
+    --models-dir (default tests/models, folder "exported"; its deploy/ subfolder, folder
+    "deploy": quantised and recurrent models from scripts/make_deploy_models.py)
     --examples-dir (default examples, folder "examples")
 
 Inputs: a ``test_xxx/test_data_set_N/input_K.pb`` set where the test data has
@@ -497,7 +498,8 @@ def discover(models_dir: str | None, examples_dir: str | None) -> list[Case]:
             if os.path.isfile(mp):
                 sets = sorted(glob.glob(os.path.join(fdir, d, "test_data_set_*")), key=_natural_key)
                 cases.append(Case(folder, d, mp, "test-data" if sets else "random", sets))
-    for folder, mdir in (("exported", models_dir), ("examples", examples_dir)):
+    deploy_dir = os.path.join(models_dir, "deploy") if models_dir else None
+    for folder, mdir in (("exported", models_dir), ("deploy", deploy_dir), ("examples", examples_dir)):
         if mdir and os.path.isdir(mdir):
             for p in sorted(glob.glob(os.path.join(mdir, "*.onnx"))):
                 cases.append(Case(folder, os.path.splitext(os.path.basename(p))[0], p, "random"))

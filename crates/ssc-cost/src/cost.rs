@@ -234,6 +234,14 @@ pub trait CostModel: Send + Sync + std::fmt::Debug {
     fn total_cost(&self, nodes: &[NodeCostInput]) -> f64 {
         nodes.iter().map(|n| self.node_cost(n)).sum()
     }
+
+    /// The channel count granularity the runtime computes in (ORT's NCHWc block: 16 with
+    /// AVX-512): a layer whose channels were a multiple of it should stay one, since the runtime
+    /// pads a partial block and leaves its fast layout for an unaligned input. Channel removal
+    /// keeps that many channels more where needed. `1` (the default) means no granularity.
+    fn channel_block(&self) -> usize {
+        1
+    }
 }
 
 /// Pure-MAC baseline: cost proportional to MACs, blind to shape (for tests and comparison).
@@ -694,6 +702,10 @@ impl CalibratedCost {
 impl CostModel for CalibratedCost {
     fn node_cost(&self, n: &NodeCostInput) -> f64 {
         self.bucket_for(n).coefficients.eval(n)
+    }
+
+    fn channel_block(&self) -> usize {
+        self.table.nchwc_block.max(1)
     }
 }
 

@@ -27,6 +27,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Refuses an input value the executor does not implement, as [`ExecError::Unsupported`]:
+    /// for conditions only a run can see (a Dropout whose `training_mode` input is true), so
+    /// callers tell "not implemented" from a failure the same way as for a static check.
+    pub fn unsupported(&self, reason: impl Into<String>) -> ExecError {
+        ExecError::Unsupported(vec![crate::Unsupported {
+            node: self.label.to_string(),
+            op_type: self.desc.op_type.clone(),
+            domain: self.desc.domain.clone(),
+            reason: reason.into(),
+        }])
+    }
+
     fn ir<T>(&self, r: std::result::Result<T, ssc_ir::IrError>) -> Result<T> {
         r.map_err(|e| self.err(e.to_string()))
     }
@@ -113,6 +125,19 @@ impl<'a> Ctx<'a> {
 
     pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
         Ok(self.ir(self.desc.get_ints(name))?.map(<[i64]>::to_vec))
+    }
+
+    /// A strings attribute, each decoded as UTF-8 (lossily).
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.desc.attr(name).map(|a| &a.value) {
+            None => Ok(None),
+            Some(AttrValue::Strings(v)) => Ok(Some(
+                v.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            )),
+            Some(_) => Err(self.err(format!("attribute `{name}` must be a list of strings"))),
+        }
     }
 
     pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {

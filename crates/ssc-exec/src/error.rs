@@ -21,7 +21,8 @@ pub struct Unsupported {
 /// What can go wrong preparing or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// Every unsupported op of the model, found in one pass.
+    /// Every unsupported op of the model, found in one pass (or, for a condition only a run
+    /// can see, such as a Dropout whose `training_mode` input is true, the op that met it).
     #[error("unsupported ops: {}", DisplayUnsupported(.0))]
     Unsupported(Vec<Unsupported>),
     /// An op failed at run time (bad shapes, types or attribute values).

@@ -33,6 +33,12 @@ pub struct Value {
     /// Whether the type is written to the graph's `value_info` on export (inputs and outputs
     /// carry their own).
     pub in_value_info: bool,
+    /// The type the model declared, kept only where shape inference found it wrong (a rank or
+    /// a static dim that the ops do not compute): `ty` then holds what the ops compute, which
+    /// every later stage uses, and export writes this declaration back unchanged, so a model
+    /// goes out as it came in unless the caller fixes its types
+    /// ([`Graph::fix_declared_types`]). Never printed by the text form.
+    pub declared: Option<ValueType>,
     /// Creation order; export lists initializers and value_info in this order.
     pub order: u64,
 }
@@ -246,6 +252,7 @@ impl Graph {
             doc_string: None,
             metadata: Vec::new(),
             in_value_info: false,
+            declared: None,
             order,
         }))));
         self.names.insert(name, id);
@@ -282,6 +289,18 @@ impl Graph {
             Node::Value(v) => v,
             Node::Op(_) => panic!("{id:?} is an op, not a value"),
         }
+    }
+
+    /// Drops every declaration that inference found wrong ([`Value::declared`]), so export
+    /// writes the types the ops compute. Returns how many values changed.
+    pub fn fix_declared_types(&mut self) -> usize {
+        let mut fixed = 0;
+        for v in self.value_ids() {
+            if self.value_mut(v).declared.take().is_some() {
+                fixed += 1;
+            }
+        }
+        fixed
     }
 
     /// Renames a value, keeping names unique.

@@ -49,6 +49,8 @@ pub mod spec;
 #[cfg(test)]
 mod testutil;
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssc_ir::{Dim, Model, Tensor, TensorData};
@@ -180,8 +182,17 @@ impl CompiledModel {
 
     /// A session: the arena and scratch this model runs in (allocated here, once).
     pub fn session(&self) -> Session<'_> {
-        Session {
+        SessionOf {
             model: self,
+            state: State::new(&self.plan),
+        }
+    }
+
+    /// A session that shares ownership of the model, so it can be stored beside it (a pool
+    /// of sessions serving several threads, say).
+    pub fn shared_session(self: &Arc<Self>) -> SharedSession {
+        SessionOf {
+            model: Arc::clone(self),
             state: State::new(&self.plan),
         }
     }
@@ -249,24 +260,40 @@ impl CompiledModel {
 
 /// A run context of a [`CompiledModel`]: owns the arena, so runs through it allocate nothing
 /// on the native path. Not shareable across threads; make one session per caller thread.
-pub struct Session<'c> {
-    model: &'c CompiledModel,
+/// `M` is how the session holds its model: borrowed ([`Session`]) or shared
+/// ([`SharedSession`]).
+pub struct SessionOf<M> {
+    model: M,
     state: State,
 }
 
-impl std::fmt::Debug for Session<'_> {
+/// A session borrowing its model ([`CompiledModel::session`]).
+pub type Session<'c> = SessionOf<&'c CompiledModel>;
+
+/// A session sharing ownership of its model ([`CompiledModel::shared_session`]).
+pub type SharedSession = SessionOf<Arc<CompiledModel>>;
+
+impl<M: Deref<Target = CompiledModel>> std::fmt::Debug for SessionOf<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("model", self.model)
+            .field("model", &*self.model)
             .finish()
     }
 }
 
-impl Session<'_> {
+impl<M: Deref<Target = CompiledModel>> SessionOf<M> {
     /// Runs the model and returns its outputs as tensors.
     pub fn run(&mut self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, JitError> {
         let refs: Vec<(&str, &Tensor)> = feeds.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        self.run_in_place(&refs)?;
+        self.run_refs(&refs)
+    }
+
+    /// [`run`](Self::run) on borrowed feeds.
+    pub fn run_refs(
+        &mut self,
+        feeds: &[(&str, &Tensor)],
+    ) -> Result<Vec<(String, Tensor)>, JitError> {
+        self.run_in_place(feeds)?;
         let plan = &self.model.plan;
         plan.outputs
             .iter()

@@ -2,7 +2,7 @@
 
 use ssc_ir::{DataType, Tensor};
 
-use crate::kernels::{eltwise, pool};
+use crate::kernels::{eltwise, norm, pool};
 use crate::plan::{Io, Kernel, Loc, Plan, Step};
 use crate::JitError;
 
@@ -195,15 +195,54 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             inner,
         } => eltwise::gather(inp(0), out(), idx, *axis_len, *inner),
         Kernel::Linear(k) => k.run(inp(0), inp(1), opt_in(2), out()),
+        Kernel::Strided(k) => k.run(inp(0), out()),
+        Kernel::Split(parts) => {
+            let x = inp(0);
+            for (k, l) in parts.iter().zip(&step.outputs) {
+                k.run(x, write(arena, l.expect("split output")));
+            }
+        }
+        Kernel::Chain(c) => {
+            let mut ins: [&[f32]; 8] = [&[]; 8];
+            let n = step.inputs.len();
+            if n > ins.len() {
+                return Err(JitError::Run(format!(
+                    "node `{}`: chain of {n} inputs",
+                    step.label
+                )));
+            }
+            for (i, slot) in ins.iter_mut().enumerate().take(n) {
+                *slot = inp(i);
+            }
+            c.run(&ins[..n], out());
+        }
+        Kernel::LayerNorm {
+            ax,
+            scale,
+            bias,
+            eps,
+        } => norm::layer_norm(*ax, inp(0), out(), scale, bias.as_deref(), *eps),
+        Kernel::Softmax(ax) => norm::softmax(*ax, inp(0), out()),
+        Kernel::Reduce { ax, scale } => norm::reduce_sum(*ax, inp(0), out(), *scale),
         Kernel::Copy => out().copy_from_slice(inp(0)),
-        Kernel::Concat { outer, blocks } => {
-            let y = out();
+        Kernel::View => {}
+        Kernel::Concat {
+            outer,
+            blocks,
+            in_place,
+        } => {
             let total: usize = blocks.iter().sum();
             let mut at = 0usize;
             for (i, &b) in blocks.iter().enumerate() {
-                let x = inp(i);
-                for o in 0..*outer {
-                    y[o * total + at..o * total + at + b].copy_from_slice(&x[o * b..(o + 1) * b]);
+                if !in_place[i] {
+                    // Inputs written in place live inside the output: only the others are
+                    // read, each from its own range, and copied to a range disjoint from them.
+                    let x = inp(i);
+                    let y = out();
+                    for o in 0..*outer {
+                        y[o * total + at..o * total + at + b]
+                            .copy_from_slice(&x[o * b..(o + 1) * b]);
+                    }
                 }
                 at += b;
             }

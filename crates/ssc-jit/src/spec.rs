@@ -11,6 +11,10 @@ pub enum Activation {
     Clip(f32, f32),
     /// `x if x >= 0 else alpha * x`.
     LeakyRelu(f32),
+    /// `x * min(max(x / 6 + 1/2, 0), 1)` (ONNX HardSwish; MobileNetV3).
+    HardSwish,
+    /// `x * sigmoid(x)` (an ONNX `Mul(x, Sigmoid(x))`; EfficientNet's SiLU).
+    Silu,
 }
 
 impl Activation {
@@ -28,6 +32,8 @@ impl Activation {
                     a * x
                 }
             }
+            Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
 }

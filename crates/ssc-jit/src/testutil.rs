@@ -51,6 +51,8 @@ pub(crate) fn reference_conv(
                     a as f64 * *y
                 }
             }
+            Activation::HardSwish => *y * (*y / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::Silu => *y / (1.0 + (-*y).exp()),
         };
     }
     y

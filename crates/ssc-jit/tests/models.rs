@@ -109,6 +109,27 @@ fn jit_matches_the_reference_on_every_committed_model() {
     }
 }
 
+/// Every op of every committed model has a native kernel: nothing runs through the reference
+/// executor's node-by-node fallback (issue 16's first criterion, on the small zoo).
+#[test]
+fn no_committed_model_falls_back() {
+    for path in models() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let m = ssc_onnx::load(&path).unwrap().model;
+        let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
+        let fb: Vec<String> = c
+            .fallback_nodes()
+            .iter()
+            .map(|s| format!("{} ({})", s.node, s.op_type))
+            .collect();
+        assert!(
+            fb.is_empty(),
+            "{name}: {} nodes fall back: {fb:?}",
+            fb.len()
+        );
+    }
+}
+
 #[test]
 fn gemm_only_path_matches_too() {
     // The dense path alone must be right as well (the kernel choice is a speed decision).

@@ -12,7 +12,7 @@
 #[path = "../../ssc-exec/tests/common/mod.rs"]
 mod common;
 
-use common::{compare_outputs, run_suite, Errors, Outcome, NORM_RTOL};
+use common::{compare_outputs, run_failure, run_suite, Errors, Outcome, NORM_RTOL};
 use ssc_ir::{DataType, Tensor};
 use ssc_jit::{CompiledModel, JitError, JitOptions};
 
@@ -86,7 +86,7 @@ fn jit_on_onnx_backend_test_data() {
             }
             let want = match ssc_exec::run_model(&case.model, &set.feeds) {
                 Ok(w) => w,
-                Err(e) => return Outcome::Failed(format!("{}: reference: {e}", set.name)),
+                Err(e) => return run_failure(&format!("{}: reference", set.name), &e),
             };
             let got = match compiled.run(&set.feeds) {
                 Ok(g) => g,

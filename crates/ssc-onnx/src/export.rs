@@ -142,7 +142,9 @@ fn value_info(g: &Graph, v: ValueId) -> ValueInfoProto {
     let val = g.value(v);
     ValueInfoProto {
         name: Some(val.name.clone()),
-        r#type: val.ty.as_ref().map(type_proto),
+        // A declaration inference found wrong goes out as the model had it (see
+        // `Value::declared`); everything else is the current type.
+        r#type: val.declared.as_ref().or(val.ty.as_ref()).map(type_proto),
         doc_string: val.doc_string.clone(),
         metadata_props: kv_proto(&val.metadata),
     }
@@ -340,6 +342,20 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Saved, Onn
         model_bytes: bytes.len(),
         external: external.map(|(p, blob)| (p, blob.len())),
     })
+}
+
+/// Writes `bytes` to `path` atomically (a synced temporary file in the same directory, then a
+/// rename), replacing any existing file: a failure never leaves a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
+    let io = |source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    write_temp(path, bytes)
+        .map_err(io)?
+        .persist(path)
+        .map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// Writes `bytes` to a synced temporary file next to `path`, ready to be renamed over it.

@@ -54,6 +54,7 @@ pub fn decode(buf: Bytes, path: &Path, base_dir: Option<&Path>) -> Result<Loaded
         path: path.to_path_buf(),
         base_dir: base_dir.map(Path::to_path_buf),
         warnings: Vec::new(),
+        negative_dims: Vec::new(),
     };
     let model = imp.model(proto)?;
     Ok(Loaded {
@@ -66,6 +67,8 @@ struct Importer {
     path: PathBuf,
     base_dir: Option<PathBuf>,
     warnings: Vec<String>,
+    /// Values whose declared type has a negative dim (read as unknown), for one warning.
+    negative_dims: Vec<String>,
 }
 
 fn encode<M: Message>(m: &M) -> Bytes {
@@ -85,7 +88,11 @@ impl Importer {
             self.invalid("ModelProto.ir_version is missing (is this an ONNX model?)")
         })?;
         if ir_version < 1 {
-            return Err(self.invalid(format!("ModelProto.ir_version {ir_version} is invalid")));
+            // ONNX Runtime loads these (only a missing field is refused), so read it too.
+            self.warnings.push(format!(
+                "{}: ModelProto.ir_version {ir_version} is invalid (versions start at 1); reading it anyway",
+                self.path.display()
+            ));
         }
         if ir_version > MAX_KNOWN_IR_VERSION {
             self.warnings.push(format!(
@@ -110,6 +117,7 @@ impl Importer {
             });
         }
         let graph = self.graph(gp, ir_version < 4)?;
+        self.report_negative_dims();
         Ok(Model {
             ir_version,
             opset_imports,
@@ -126,7 +134,24 @@ impl Importer {
         })
     }
 
-    fn value_type(&self, t: &TypeProto, what: &str) -> Result<ValueType, OnnxError> {
+    /// One warning for every value whose type declared a negative dim (Paddle2ONNX writes
+    /// `dim_value: -1` for a dynamic batch); ONNX Runtime reads those as dynamic, and so do we.
+    fn report_negative_dims(&mut self) {
+        let names = std::mem::take(&mut self.negative_dims);
+        let Some(first) = names.first() else {
+            return;
+        };
+        let more = match names.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        self.warnings.push(format!(
+            "{}: {first}{more}: negative dimension in a declared type, read as unknown (symbolic)",
+            self.path.display()
+        ));
+    }
+
+    fn value_type(&mut self, t: &TypeProto, what: &str) -> Result<ValueType, OnnxError> {
         use onnx_proto::type_proto::Value;
         let plain = t.denotation.is_none();
         if let (Some(Value::TensorType(tt)), true) = (&t.value, plain) {
@@ -143,9 +168,11 @@ impl Importer {
                         dims.push(match &d.value {
                             Some(D::DimValue(v)) if *v >= 0 => Dim::Known(*v as usize),
                             Some(D::DimValue(v)) => {
-                                return Err(self.invalid(format!(
-                                    "{what}: negative dimension {v} in its type"
-                                )))
+                                let label = format!("{what} ({v})");
+                                if self.negative_dims.last() != Some(&label) {
+                                    self.negative_dims.push(label);
+                                }
+                                Dim::Unknown
                             }
                             Some(D::DimParam(p)) => Dim::Param(p.clone()),
                             None => Dim::Unknown,
@@ -160,7 +187,7 @@ impl Importer {
     }
 
     fn declare(
-        &self,
+        &mut self,
         g: &mut Graph,
         vi: &ValueInfoProto,
         what: &str,
@@ -216,7 +243,11 @@ impl Importer {
                 return Err(self.invalid("an initializer has no name"));
             }
             if !seen_init.insert(name.clone()) {
-                return Err(self.invalid(format!("initializer `{name}` is defined twice")));
+                // ONNX Runtime warns and uses the later one; so do we (export writes one).
+                self.warnings.push(format!(
+                    "{}: initializer `{name}` is defined twice; using the later definition",
+                    self.path.display()
+                ));
             }
             let t = tensor_from_proto(tp, self.base_dir.as_deref()).map_err(|e| match e {
                 TensorIssue::Invalid(w) => self.invalid(format!("initializer `{name}`: {w}")),
@@ -274,18 +305,36 @@ impl Importer {
         }
         // value_info may describe any value; types of unknown names are kept as dangling values.
         for vi in &gp.value_info {
+            if vi.name.as_deref().unwrap_or("").is_empty() {
+                // It describes nothing; ONNX Runtime ignores it too.
+                self.warnings.push(format!(
+                    "{}: a value_info entry has no name; ignored",
+                    self.path.display()
+                ));
+                continue;
+            }
             let id = self.declare(&mut g, vi, "value_info")?;
             g.value_mut(id).in_value_info = true;
         }
 
+        // What a node or graph output may read: a graph input, an initializer or a node output.
+        // A name only value_info declares is not a value (ONNX Runtime refuses such reads too).
+        let mut defined: HashSet<&str> = produced.iter().map(String::as_str).collect();
+        defined.extend(gp.input.iter().filter_map(|v| v.name.as_deref()));
+        defined.extend(gp.initializer.iter().filter_map(|t| t.name.as_deref()));
+        defined.extend(
+            gp.sparse_initializer
+                .iter()
+                .filter_map(|s| s.values.as_ref().and_then(|v| v.name.as_deref())),
+        );
         for (idx, n) in gp.node.iter().enumerate() {
-            self.node(&mut g, n, idx)?;
+            self.node(&mut g, n, idx, &defined)?;
         }
 
         let mut outputs = Vec::with_capacity(gp.output.len());
         for vi in &gp.output {
             let name = vi.name.clone().unwrap_or_default();
-            if g.value_by_name(&name).is_none() {
+            if !defined.contains(name.as_str()) {
                 return Err(self.invalid(format!(
                     "graph output `{name}` is not produced by any node, input or initializer"
                 )));
@@ -297,7 +346,13 @@ impl Importer {
         Ok(g)
     }
 
-    fn node(&mut self, g: &mut Graph, n: &NodeProto, idx: usize) -> Result<(), OnnxError> {
+    fn node(
+        &mut self,
+        g: &mut Graph,
+        n: &NodeProto,
+        idx: usize,
+        defined: &HashSet<&str>,
+    ) -> Result<(), OnnxError> {
         let label = node_label(n, idx);
         let op_type = n.op_type.clone().unwrap_or_default();
         if op_type.is_empty() {
@@ -307,7 +362,10 @@ impl Importer {
             if name.is_empty() {
                 return Ok(None);
             }
-            g.value_by_name(name).map(Some).ok_or_else(|| {
+            g.value_by_name(name)
+                .filter(|_| defined.contains(name))
+                .map(Some)
+                .ok_or_else(|| {
                 self.invalid(format!(
                     "node {label} ({op_type}) reads `{name}`, which no node, graph input or initializer produces"
                 ))
@@ -346,7 +404,10 @@ impl Importer {
             .add_op(desc, inputs, outputs)
             .map_err(|e| self.invalid(format!("node {label}: {e}")))?;
         for name in captured {
-            let v = g.value_by_name(&name).ok_or_else(|| {
+            let v = g
+                .value_by_name(&name)
+                .filter(|_| defined.contains(name.as_str()))
+                .ok_or_else(|| {
                 self.invalid(format!(
                     "a subgraph of node {label} ({op_type}) reads `{name}`, which is defined nowhere"
                 ))

@@ -152,11 +152,79 @@ fn model_fields() {
     m.ir_version = None;
     assert_has(&err_of(&m), "ModelProto.ir_version is missing");
     let mut m = base();
-    m.ir_version = Some(0);
-    assert_has(&err_of(&m), "ModelProto.ir_version 0 is invalid");
-    let mut m = base();
     m.opset_import[0].version = None;
     assert_has(&err_of(&m), "opset_import for domain `` has no version");
+}
+
+/// What ONNX Runtime loads (with a warning at most), the importer reads with a warning.
+#[test]
+fn quirks_onnx_runtime_accepts_warn_and_load() {
+    let warnings = |m: &ModelProto| {
+        let l = decode_bytes(m.encode_to_vec()).unwrap();
+        assert!(
+            l.warnings.iter().all(|w| w.starts_with(FILE)),
+            "{:?}",
+            l.warnings
+        );
+        (l.warnings, l.model)
+    };
+    let mut m = base();
+    m.ir_version = Some(0);
+    let (w, model) = warnings(&m);
+    assert_has(&w.join("\n"), "ModelProto.ir_version 0 is invalid");
+    assert_eq!(model.ir_version, 0);
+
+    // A negative dim in a type (Paddle2ONNX's -1 batch) is read as unknown; one warning
+    // names every such value.
+    let mut m = base();
+    graph(&mut m).input[0] = vi("X", &[-1, 3]);
+    graph(&mut m).output[0] = vi("Y", &[-1, 2]);
+    let (w, model) = warnings(&m);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_has(
+        &w[0],
+        "graph input `X` (-1) and 1 more: negative dimension in a declared type, read as unknown",
+    );
+    let g = &model.graph;
+    let x = g.value_by_name("X").unwrap();
+    let shape = g
+        .value(x)
+        .ty
+        .as_ref()
+        .unwrap()
+        .tensor()
+        .unwrap()
+        .shape
+        .clone();
+    assert_eq!(
+        shape,
+        Some(vec![ssc_ir::Dim::Unknown, ssc_ir::Dim::Known(3)])
+    );
+
+    // A value_info without a name describes nothing.
+    let mut m = base();
+    graph(&mut m).value_info.push(ValueInfoProto::default());
+    let (w, _) = warnings(&m);
+    assert_has(&w.join("\n"), "a value_info entry has no name; ignored");
+
+    // Two initializers of one name: the later one wins, as in ONNX Runtime.
+    let mut m = base();
+    let mut w2 = graph(&mut m).initializer[0].clone();
+    w2.raw_data = Some(Bytes::from(
+        [7.0f32; 6]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    ));
+    graph(&mut m).initializer.push(w2);
+    let (w, model) = warnings(&m);
+    assert_has(
+        &w.join("\n"),
+        "initializer `W` is defined twice; using the later definition",
+    );
+    let g = &model.graph;
+    let t = g.initializer(g.value_by_name("W").unwrap()).unwrap();
+    assert_eq!(t.to_f64_vec().unwrap(), vec![7.0; 6]);
 }
 
 #[test]
@@ -225,23 +293,10 @@ fn wiring() {
     let mut m = base();
     graph(&mut m).input.push(ValueInfoProto::default());
     assert_has(&err_of(&m), "graph input has no name");
-
-    let mut m = base();
-    graph(&mut m).input[0] = vi("X", &[1, -3]);
-    assert_has(&err_of(&m), "graph input `X`: negative dimension -3");
-
-    let mut m = base();
-    graph(&mut m).value_info.push(ValueInfoProto::default());
-    assert_has(&err_of(&m), "value_info has no name");
 }
 
 #[test]
 fn initializers() {
-    let mut m = base();
-    let w = graph(&mut m).initializer[0].clone();
-    graph(&mut m).initializer.push(w);
-    assert_has(&err_of(&m), "initializer `W` is defined twice");
-
     let mut m = base();
     graph(&mut m).initializer[0].name = None;
     assert_has(&err_of(&m), "an initializer has no name");

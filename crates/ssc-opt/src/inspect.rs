@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ssc_ir::{Dim, Graph, Model, OpId, ValueId, ValueType};
+use ssc_ir::{AttrValue, Dim, Graph, Model, OpId, ValueId, ValueType};
 
 /// A graph input or output as shown to users.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -34,7 +34,10 @@ pub struct ModelInfo {
     pub nodes: usize,
     pub op_counts: BTreeMap<String, usize>,
     pub initializers: usize,
-    /// Elements across all initializers.
+    /// Constant nodes (weights some exporters, Paddle2ONNX among them, store as `Constant`
+    /// nodes rather than initializers).
+    pub constant_nodes: usize,
+    /// Elements across all initializers and Constant nodes.
     pub parameters: u64,
     pub parameter_bytes: u64,
     pub layers: Vec<LayerMacs>,
@@ -42,6 +45,8 @@ pub struct ModelInfo {
     pub total_macs: u64,
     /// Layers whose MACs could not be computed.
     pub unknown_macs: usize,
+    /// Graph inputs whose symbolic first (batch) dimension was taken as 1 to count MACs.
+    pub batch_assumed: Vec<String>,
 }
 
 fn summary(g: &Graph, v: ValueId) -> ValueSummary {
@@ -110,8 +115,92 @@ pub(crate) fn op_macs(g: &Graph, op: OpId) -> Option<u64> {
     }
 }
 
-/// Summarises a model. Call after shape inference so intermediate shapes are known.
+/// The tensor a Constant node holds, whichever attribute carries it (`value`, or the list and
+/// scalar forms of opset 12+), as (elements, bytes); `None` for other ops.
+fn constant_node_size(g: &Graph, op: OpId) -> Option<(u64, u64)> {
+    let d = &g.op(op).desc;
+    if d.op_type != "Constant" || !d.is_onnx() {
+        return None;
+    }
+    let a = d.attrs.first()?;
+    Some(match &a.value {
+        AttrValue::Tensor(t) => (t.numel() as u64, t.byte_len() as u64),
+        AttrValue::Floats(v) => (v.len() as u64, 4 * v.len() as u64),
+        AttrValue::Ints(v) => (v.len() as u64, 8 * v.len() as u64),
+        AttrValue::Float(_) => (1, 4),
+        AttrValue::Int(_) => (1, 8),
+        _ => (0, 0),
+    })
+}
+
+/// Inputs whose first dimension is symbolic, with the shape override that sets it to 1 (the
+/// other dims kept as declared).
+fn symbolic_batches(g: &Graph) -> Vec<(String, Vec<Dim>)> {
+    g.inputs()
+        .iter()
+        .filter(|&&v| g.constant(v).is_none())
+        .filter_map(|&v| {
+            let t = g.value(v).ty.as_ref()?.tensor()?;
+            let dims = t.shape.as_ref()?;
+            if dims.is_empty() || matches!(dims[0], Dim::Known(_)) {
+                return None;
+            }
+            let mut over = vec![Dim::Unknown; dims.len()];
+            over[0] = Dim::Known(1);
+            Some((g.value(v).name.clone(), over))
+        })
+        .collect()
+}
+
+/// Summarises a model. Call after shape inference so intermediate shapes are known. Where a
+/// graph input has a symbolic batch dimension, MACs are counted for batch 1 (on a copy whose
+/// shapes are re-inferred with that batch) and [`ModelInfo::batch_assumed`] says so.
 pub fn inspect(model: &Model) -> ModelInfo {
+    let mut info = inspect_as_is(model);
+    let batches = symbolic_batches(&model.graph);
+    if info.unknown_macs == 0 || batches.is_empty() {
+        return info;
+    }
+    let mut one = model.clone();
+    if ssc_passes::infer_shapes(&mut one, &batches).is_err() {
+        return info;
+    }
+    let g = &one.graph;
+    let order = g.topo_order().unwrap_or_else(|_| g.op_ids());
+    let known: Vec<Option<u64>> = order
+        .iter()
+        .filter(|&&op| is_layer(g, op))
+        .map(|&op| op_macs(g, op))
+        .collect();
+    if known.len() != info.layers.len() {
+        return info;
+    }
+    let mut helped = false;
+    for (l, m) in info.layers.iter_mut().zip(known) {
+        if l.macs.is_none() && m.is_some() {
+            l.macs = m;
+            helped = true;
+        }
+    }
+    if helped {
+        info.total_macs = info.layers.iter().filter_map(|l| l.macs).sum();
+        info.unknown_macs = info.layers.iter().filter(|l| l.macs.is_none()).count();
+        info.batch_assumed = batches.into_iter().map(|(n, _)| n).collect();
+    }
+    info
+}
+
+/// Whether `op` is a layer whose MACs are counted.
+fn is_layer(g: &Graph, op: OpId) -> bool {
+    let d = &g.op(op).desc;
+    d.is_onnx()
+        && matches!(
+            d.op_type.as_str(),
+            "Conv" | "ConvTranspose" | "Gemm" | "MatMul"
+        )
+}
+
+fn inspect_as_is(model: &Model) -> ModelInfo {
     let g = &model.graph;
     let mut op_counts = BTreeMap::new();
     let mut layers = Vec::new();
@@ -124,11 +213,7 @@ pub fn inspect(model: &Model) -> ModelInfo {
             format!("{}.{}", d.domain, d.op_type)
         };
         *op_counts.entry(key).or_insert(0) += 1;
-        if matches!(
-            d.op_type.as_str(),
-            "Conv" | "ConvTranspose" | "Gemm" | "MatMul"
-        ) && d.is_onnx()
-        {
+        if is_layer(g, op) {
             layers.push(LayerMacs {
                 node: g.op_label(op),
                 op_type: d.op_type.clone(),
@@ -137,6 +222,10 @@ pub fn inspect(model: &Model) -> ModelInfo {
         }
     }
     let inits = g.initializer_ids();
+    let constants: Vec<(u64, u64)> = order
+        .iter()
+        .filter_map(|&op| constant_node_size(g, op))
+        .collect();
     ModelInfo {
         ir_version: model.ir_version,
         opsets: model
@@ -168,17 +257,21 @@ pub fn inspect(model: &Model) -> ModelInfo {
         nodes: order.len(),
         op_counts,
         initializers: inits.len(),
+        constant_nodes: constants.len(),
         parameters: inits
             .iter()
             .map(|&v| g.initializer(v).expect("listed").numel() as u64)
+            .chain(constants.iter().map(|c| c.0))
             .sum(),
         parameter_bytes: inits
             .iter()
             .map(|&v| g.initializer(v).expect("listed").byte_len() as u64)
+            .chain(constants.iter().map(|c| c.1))
             .sum(),
         total_macs: layers.iter().filter_map(|l| l.macs).sum(),
         unknown_macs: layers.iter().filter(|l| l.macs.is_none()).count(),
         layers,
+        batch_assumed: Vec::new(),
     }
 }
 
@@ -213,9 +306,13 @@ impl ModelInfo {
         for (op, n) in &self.op_counts {
             let _ = writeln!(s, "  {op:<24} {n}");
         }
+        let constants = match self.constant_nodes {
+            0 => String::new(),
+            n => format!(" and {n} Constant nodes"),
+        };
         let _ = writeln!(
             s,
-            "parameters: {} in {} initializers ({})",
+            "parameters: {} in {} initializers{constants} ({})",
             self.parameters,
             self.initializers,
             human_bytes(self.parameter_bytes)
@@ -235,9 +332,17 @@ impl ModelInfo {
         } else {
             String::new()
         };
+        let batch = if self.batch_assumed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", batch 1 assumed for the symbolic batch of {}",
+                self.batch_assumed.join(", ")
+            )
+        };
         let _ = writeln!(
             s,
-            "total MACs: {} ({:.3} G){unknown}",
+            "total MACs: {} ({:.3} G){unknown}{batch}",
             self.total_macs,
             self.total_macs as f64 / 1e9
         );

@@ -98,6 +98,9 @@ pub struct BenchOptions {
     pub input_shapes: Vec<(String, Vec<Dim>)>,
     /// Seed of the random inputs.
     pub seed: u64,
+    /// Compile with [`JitOptions::dense_only`]: every convolution gets a dense kernel, the
+    /// baseline that a sparse, block-sparse or unified kernel must beat layer by layer.
+    pub dense_only: bool,
 }
 
 impl Default for BenchOptions {
@@ -108,8 +111,21 @@ impl Default for BenchOptions {
             warmup: 3,
             input_shapes: Vec::new(),
             seed: 0,
+            dense_only: false,
         }
     }
+}
+
+/// One step of the compiled plan with its median time, from [`bench()`]'s profiled runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTime {
+    /// The node the step computes (nodes fused into it, such as its epilogue, have no step).
+    pub node: String,
+    pub op_type: String,
+    /// The kernel chosen, for example `conv gemm 3x3 +bias +relu`.
+    pub kernel: String,
+    /// Median wall time of the step per run, in ms.
+    pub median_ms: f64,
 }
 
 /// The result of [`bench()`].
@@ -128,9 +144,11 @@ pub struct BenchReport {
     pub steps: usize,
     /// Nodes run through the reference executor's kernels: `node (op_type)`.
     pub fallback_nodes: Vec<String>,
-    /// Every step with its kernel and median time per run in ms (from a separate profiled
-    /// pass after the timed runs), in order.
-    pub kernels: Vec<(String, f64)>,
+    /// Whether the model was compiled with [`BenchOptions::dense_only`].
+    pub dense_only: bool,
+    /// Every step with its kernel and median time per run (from a separate profiled pass of
+    /// up to 5 runs after the timed runs), in execution order.
+    pub kernels: Vec<StepTime>,
 }
 
 impl BenchReport {
@@ -183,6 +201,7 @@ pub fn bench(model: &Model, opts: &BenchOptions) -> Result<BenchReport, Error> {
     let jo = JitOptions {
         threads: opts.threads,
         input_shapes: feed_shapes(&inputs),
+        dense_only: opts.dense_only,
         ..JitOptions::default()
     };
     let compiled = CompiledModel::compile(model, &jo)?;
@@ -225,12 +244,18 @@ pub fn bench(model: &Model, opts: &BenchOptions) -> Result<BenchReport, Error> {
             .filter(|s| s.fallback)
             .map(|s| format!("{} ({})", s.node, s.op_type))
             .collect(),
+        dense_only: opts.dense_only,
         kernels: steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
                 let mut t: Vec<Duration> = per_step.iter().map(|r| r[i]).collect();
-                (format!("{}: {}", s.node, s.kernel), ms(median(&mut t)))
+                StepTime {
+                    node: s.node.clone(),
+                    op_type: s.op_type.clone(),
+                    kernel: s.kernel.clone(),
+                    median_ms: ms(median(&mut t)),
+                }
             })
             .collect(),
     })

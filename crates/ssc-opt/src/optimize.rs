@@ -24,6 +24,14 @@ pub struct Options {
     /// the cost model and any extra rules, are in `rewrite_options`.
     pub rewrite: bool,
     pub rewrite_options: ssc_rewrite::RewriteOptions,
+    /// Analyse the weights of the optimised model ([`ssc_structure::analyze_model`]: kernel
+    /// classes, MSWU tiles, N:M runs, per-output density) into [`Report::structure`], for
+    /// `--report`. Off by default: it is a report, not a pass.
+    pub analyze_structure: bool,
+    /// Write the types the ops compute where the model declared others (`--fix-types`). By
+    /// default a declaration that disagrees with inference is reported in
+    /// [`Report::warnings`] and written back as the model had it.
+    pub fix_types: bool,
 }
 
 impl Default for Options {
@@ -35,6 +43,8 @@ impl Default for Options {
             phases: None,
             rewrite: true,
             rewrite_options: ssc_rewrite::RewriteOptions::default(),
+            analyze_structure: false,
+            fix_types: false,
         }
     }
 }
@@ -46,9 +56,22 @@ pub struct Report {
     pub nodes_after: usize,
     pub initializers_before: usize,
     pub initializers_after: usize,
-    /// MACs of Conv/ConvTranspose/Gemm/MatMul with static shapes, before and after.
+    /// MACs of Conv/ConvTranspose/Gemm/MatMul with static shapes, before and after (for
+    /// batch 1 where a graph input's batch is symbolic: see `macs_batch_assumed`).
     pub macs_before: u64,
     pub macs_after: u64,
+    /// Inputs whose symbolic batch dimension was taken as 1 to count MACs.
+    pub macs_batch_assumed: Vec<String>,
+    /// Layers after optimisation whose MACs are unknown (symbolic shapes) and not counted.
+    pub macs_unknown_layers: usize,
+    /// Things the user should know that did not stop the work, one line each: quirks of the
+    /// model (a declared type that disagrees with what its op computes, ...), and rewrites
+    /// dropped because their result failed validation (bugs in ssc-opt, never in the model),
+    /// each naming the rule and the conv. The loader's own warnings are in
+    /// [`crate::Loaded::warnings`].
+    pub warnings: Vec<String>,
+    /// Values whose wrong declared type was replaced by the computed one (`fix_types`).
+    pub types_fixed: usize,
     /// How often each clean-up rewrite fired, by name.
     pub rewrites: BTreeMap<String, usize>,
     /// Symbolic dimensions fixed by `input_shapes`.
@@ -60,6 +83,9 @@ pub struct Report {
     /// The IR-only hints recorded for the JIT on the final graph (epilogues to fuse, layers
     /// marked sparse; see [`ssc_passes::annotate`]). Empty when the clean-ups are off.
     pub jit: ssc_passes::AnnotateReport,
+    /// The weight structure of every Conv/Gemm/MatMul of the optimised model, what the JIT's
+    /// kernel choice sees (with [`Options::analyze_structure`]).
+    pub structure: Option<ssc_structure::ModelStructure>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -71,12 +97,27 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Report {
     /// One line for humans.
     pub fn summary(&self) -> String {
+        let macs = if self.macs_before == 0 && self.macs_unknown_layers > 0 {
+            "MACs unknown (symbolic shapes: fix them with --input-shape)".to_string()
+        } else {
+            let batch = if self.macs_batch_assumed.is_empty() {
+                ""
+            } else {
+                " at batch 1"
+            };
+            let unknown = match self.macs_unknown_layers {
+                0 => String::new(),
+                n => format!(" ({n} layers of symbolic size not counted: fix with --input-shape)"),
+            };
+            format!(
+                "{:.3} -> {:.3} GMACs{batch}{unknown}",
+                self.macs_before as f64 / 1e9,
+                self.macs_after as f64 / 1e9,
+            )
+        };
         let mut s = format!(
-            "{} -> {} nodes, {:.3} -> {:.3} GMACs",
-            self.nodes_before,
-            self.nodes_after,
-            self.macs_before as f64 / 1e9,
-            self.macs_after as f64 / 1e9,
+            "{} -> {} nodes, {macs}",
+            self.nodes_before, self.nodes_after,
         );
         let mut fired: Vec<String> = self
             .rewrites
@@ -94,8 +135,61 @@ impl Report {
     }
 }
 
-fn total_macs(model: &Model) -> u64 {
-    crate::inspect(model).total_macs
+/// Everything the main job reports: what `optimize` did and how verification went. `ssc-opt
+/// --report json` prints it and Python's `Optimized.report` holds it (one serializer for both).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct JobReport {
+    pub optimize: Report,
+    /// `None` when verification was off (or there was nothing to verify).
+    pub verification: Option<crate::Verification>,
+}
+
+/// The main job short of writing: [`optimize`] `model` in place, then (unless `verify.samples`
+/// is 0 or the clean-ups are off) [`verify`](crate::verify()) it against the original on seeded random
+/// inputs. A failed verification is [`Error::VerificationFailed`]. `phase` is told when each
+/// stage starts (`"optimising"`, `"verifying"`), for progress displays.
+pub fn optimize_verified(
+    model: &mut Model,
+    opts: &Options,
+    verify: &crate::VerifyOptions,
+    phase: &mut dyn FnMut(&str),
+) -> Result<JobReport, Error> {
+    let check = verify.samples > 0 && opts.cleanups;
+    let original = check.then(|| model.clone());
+    phase("optimising");
+    let optimize = self::optimize(model, opts)?;
+    let mut verification = None;
+    if let Some(original) = &original {
+        phase("verifying");
+        let v = crate::verify(original, model, &opts.input_shapes, verify)?;
+        if !v.passed() {
+            return Err(Error::VerificationFailed(v));
+        }
+        verification = Some(v);
+    }
+    Ok(JobReport {
+        optimize,
+        verification,
+    })
+}
+
+/// The cost model named by `spec`: `calibrated` (ONNX Runtime timings measured on the
+/// reference machine), `macs` (fewest multiply-accumulates), or the path of a calibration table
+/// written by `scripts/calibrate_cost.py`.
+pub fn cost_model(spec: &str) -> Result<std::sync::Arc<dyn ssc_rewrite::CostModel>, Error> {
+    use ssc_rewrite::{CalibratedCost, MacCost};
+    Ok(match spec {
+        "calibrated" => std::sync::Arc::new(CalibratedCost::default()),
+        "macs" => std::sync::Arc::new(MacCost),
+        path => {
+            let err = |msg: String| Error::CostModel {
+                spec: path.to_string(),
+                msg,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            std::sync::Arc::new(CalibratedCost::from_json(&text).map_err(|e| err(e.to_string()))?)
+        }
+    })
 }
 
 /// Optimises `model` in place: shape inference (with `input_shapes` applied), the exact
@@ -110,14 +204,18 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
         initializers_before: model.graph.initializer_ids().len(),
         ..Report::default()
     };
-    if opts.cleanups || !opts.input_shapes.is_empty() {
+    if opts.cleanups || opts.fix_types || !opts.input_shapes.is_empty() {
         let inferred =
             ssc_passes::infer_shapes_with(model, &opts.input_shapes, &InferOptions::default())?;
         report.bindings = inferred.bindings;
         report.unhandled_ops = inferred.unhandled_ops;
+        report.warnings = inferred.warnings;
     }
-    report.macs_before = total_macs(model);
+    report.macs_before = crate::inspect(model).total_macs;
     if opts.cleanups {
+        // The input passed inference above, so a graph the clean-ups leave invalid is their
+        // bug: keep the model as it was, say so, and go on.
+        let before = model.clone();
         let passes = ssc_passes::run_cleanups(
             model,
             &PassOptions {
@@ -126,26 +224,135 @@ pub fn optimize(model: &mut Model, opts: &Options) -> Result<Report, Error> {
                 ..PassOptions::default()
             },
         )?;
-        report.rewrites = passes
-            .counts
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+        match ssc_passes::infer_shapes_with(model, &[], &InferOptions::default()) {
+            Ok(_) => {
+                report.rewrites = passes
+                    .counts
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect();
+            }
+            Err(e) => {
+                report.warnings.push(format!(
+                    "the clean-up passes produced an invalid graph ({e}); continuing without them (an ssc-opt bug, please report it)"
+                ));
+                *model = before;
+            }
+        }
     }
     if opts.cleanups && opts.rewrite {
         // The rewriter reads shapes from value types, which the inference above just refreshed.
-        report.rewrite = Some(ssc_rewrite::rewrite_model(model, &opts.rewrite_options)?);
-        ssc_passes::infer_shapes_with(model, &[], &InferOptions::default())?;
+        report.rewrite = Some(rewrite_validated(
+            model,
+            &opts.rewrite_options,
+            &mut report.warnings,
+        )?);
     }
     if opts.cleanups {
         report.jit = ssc_passes::annotate_for_jit(model);
     }
-    report.macs_after = total_macs(model);
+    if opts.fix_types {
+        report.types_fixed = model.graph.fix_declared_types();
+    }
+    if opts.analyze_structure {
+        report.structure = Some(ssc_structure::analyze_model(
+            model,
+            &ssc_structure::AnalysisOptions::exact(),
+        )?);
+    }
+    let after = crate::inspect(model);
+    report.macs_after = after.total_macs;
+    report.macs_batch_assumed = after.batch_assumed;
+    report.macs_unknown_layers = after.unknown_macs;
     report.nodes_after = model.graph.op_count();
     report.initializers_after = model.graph.initializer_ids().len();
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// How many times [`rewrite_validated`] redoes the rewrite without a rule that broke it
+/// before it gives up on structure rewriting for this model.
+const MAX_REWRITE_RETRIES: usize = 8;
+
+/// The structure-aware rewrite, validated: alternatives that fail the rewriter's own check are
+/// dropped inside it (reported in `dropped`); if the rewritten graph then fails shape inference
+/// (or cannot be emitted), the rule whose form broke it is disabled on that conv and the rewrite
+/// is redone from the clean-up output. The input already passed inference, so none of this is
+/// the user's fault: each step becomes a warning, and exit code 2 stays for malformed input.
+/// If no culprit can be named, the model is kept without structure rewrites.
+fn rewrite_validated(
+    model: &mut Model,
+    opts: &ssc_rewrite::RewriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<ssc_rewrite::RewriteReport, Error> {
+    let before = model.clone();
+    let mut opts = opts.clone();
+    for _ in 0..=MAX_REWRITE_RETRIES {
+        let mut m = before.clone();
+        let failure = match ssc_rewrite::rewrite_model(&mut m, &opts) {
+            Err(ssc_rewrite::RewriteError::MaterializeLayer { node, rule, msg }) => {
+                Err((Some((node, rule)), msg))
+            }
+            Err(ssc_rewrite::RewriteError::Epsilon(e)) => {
+                return Err(ssc_rewrite::RewriteError::Epsilon(e).into())
+            }
+            Err(e) => Err((None, e.to_string())),
+            Ok(r) => match ssc_passes::infer_shapes_with(&mut m, &[], &InferOptions::default()) {
+                Ok(_) => Ok(r),
+                Err(e) => Err((culprit(&r, &e), e.to_string())),
+            },
+        };
+        match failure {
+            Ok(r) => {
+                for d in &r.dropped {
+                    warnings.push(format!(
+                        "rule `{}` on `{}` produced an invalid alternative ({}); dropped it (an ssc-opt bug, please report it)",
+                        d.rule, d.node, d.reason
+                    ));
+                }
+                *model = m;
+                return Ok(r);
+            }
+            Err((Some((node, rule)), msg))
+                if !opts.disabled.iter().any(|(n, r)| *n == node && *r == rule) =>
+            {
+                warnings.push(format!(
+                    "rule `{rule}` on `{node}` produced an invalid graph ({msg}); optimising without it (an ssc-opt bug, please report it)"
+                ));
+                opts.disabled.push((node, rule));
+            }
+            Err((_, msg)) if opts.channels => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); optimising without channel removal (an ssc-opt bug, please report it)"
+                ));
+                opts.channels = false;
+            }
+            Err((_, msg)) => {
+                warnings.push(format!(
+                    "structure rewriting produced an invalid graph ({msg}); the model is written with clean-ups only (an ssc-opt bug, please report it)"
+                ));
+                break;
+            }
+        }
+    }
+    *model = before;
+    Ok(ssc_rewrite::RewriteReport::default())
+}
+
+/// The rewritten layer whose emitted ops (named `{layer}/ssc{n}`) or own output an inference
+/// error names, with the rule that chose its form.
+fn culprit(r: &ssc_rewrite::RewriteReport, e: &ssc_passes::PassError) -> Option<(String, String)> {
+    let node = match e {
+        ssc_passes::PassError::Shape { node, .. }
+        | ssc_passes::PassError::TypeConflict { node, .. } => node,
+        _ => return None,
+    };
+    r.layers
+        .iter()
+        .filter(|l| l.rewritten)
+        .filter(|l| *node == l.node || node.starts_with(&format!("{}/ssc", l.node)))
+        .max_by_key(|l| l.node.len())
+        .and_then(|l| Some((l.node.clone(), l.rule.clone()?)))
 }
 
 impl Report {
@@ -167,6 +374,22 @@ impl Report {
                 r.saturation_time.as_secs_f64() * 1e3,
                 r.total_time.as_secs_f64() * 1e3,
             );
+            let c = &r.channels;
+            let _ = writeln!(
+                s,
+                "channel removal: {} channel groups removed ({} carriers kept, {} constant groups pinned), {} producers narrowed",
+                c.groups_removed,
+                c.carriers,
+                c.groups_pinned,
+                c.producers_narrowed.len()
+            );
+            for p in &c.producers_narrowed {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} computes {} of {} filters, gathered back in place",
+                    p.node, p.filters_after, p.filters_before
+                );
+            }
             for l in r.layers.iter().filter(|l| l.rewritten) {
                 let _ = writeln!(
                     s,
@@ -182,6 +405,9 @@ impl Report {
                 );
             }
         }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
         let _ = writeln!(
             s,
             "jit annotations: {} epilogues, {} sparse layers",
@@ -194,6 +420,21 @@ impl Report {
                 "  {:<40} {} sparse {:.2} (marked for JIT)",
                 l.node, l.op_type, l.density
             );
+        }
+        if let Some(st) = &self.structure {
+            let _ = writeln!(
+                s,
+                "weight structure of the output ({} layers; what the JIT compiles):",
+                st.nodes.len()
+            );
+            for (label, n) in &st.nodes {
+                let _ = match n {
+                    ssc_structure::NodeStructure::Conv(c) if !c.sparsity.to_string().is_empty() => {
+                        writeln!(s, "  {label}: {c}; {}", c.sparsity)
+                    }
+                    _ => writeln!(s, "  {label}: {n}"),
+                };
+            }
         }
         s
     }

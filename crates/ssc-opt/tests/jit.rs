@@ -1,6 +1,8 @@
-//! The JIT on ssc-opt's own output: every structured ResNet-18 family, optimised (rewritten
-//! into grouped, pointwise, sum-pool, Gather... forms), must give the reference executor's
-//! outputs of the optimised model and of the original, on 1 and 2 threads.
+//! The JIT on ssc-opt's own output: every structured ResNet-18 family (`make_structured.py`),
+//! every MGIC net (`make_mgic.py`) and every sparse / micro-structured family
+//! (`make_sparse.py`), optimised (rewritten into grouped, pointwise, sum-pool, Gather...
+//! forms), must give the reference executor's outputs of the optimised model and of the
+//! original, on 1 and 2 threads.
 //!
 //! Tolerance 1e-4 norm-wise, as everywhere: the JIT accumulates in f32 (GEMM and stream
 //! order) while the reference accumulates in f64; through an 18-layer network that difference
@@ -27,14 +29,41 @@ fn worst(want: &[(String, Tensor)], got: &[(String, Tensor)]) -> f64 {
 
 #[test]
 fn jit_runs_optimised_structured_models_exactly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/structured");
+    check_family_dir("structured", 10);
+}
+
+/// The MGIC nets (grouped V-cycles, `scripts/make_mgic.py`).
+#[test]
+fn jit_runs_optimised_mgic_models_exactly() {
+    check_family_dir("mgic", 4);
+}
+
+/// Issue 14's families (`scripts/make_sparse.py`: magnitude per layer and global, MSWU tiles,
+/// N:M, SSC remainders, sparse MatMul/Gemm, MobileNetV2, the near-miss single convs), whatever
+/// kernel the JIT picks for each layer.
+#[test]
+fn jit_runs_sparse_families_exactly() {
+    check_family_dir("sparse", 20);
+}
+
+/// Every model in `tests/models/DIR`, optimised, through the JIT on 1 and 2 threads, against
+/// the reference executor on the optimised and on the original model.
+fn check_family_dir(dir: &str, at_least: usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/models")
+        .join(dir);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10);
+    assert!(
+        files.len() >= at_least,
+        "{} models in {}",
+        files.len(),
+        dir.display()
+    );
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let original = ssc_opt::load(&path).unwrap().model;

@@ -33,13 +33,6 @@ pub enum PassError {
     #[error("--input-shape for `{name}`: the input has no declared tensor element type")]
     OverrideUntyped { name: String },
 
-    #[error("symbolic dimension `{param}` is set to both {first} and {second}")]
-    BindingConflict {
-        param: String,
-        first: usize,
-        second: usize,
-    },
-
     #[error("value `{value}`: declared type {declared} disagrees with the inferred {inferred} (from node `{node}`)")]
     TypeConflict {
         value: String,

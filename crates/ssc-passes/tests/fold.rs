@@ -300,3 +300,36 @@ fn folded_graph_outputs_keep_their_names() {
     );
     assert!(!g.has("c"));
 }
+
+#[test]
+fn quantisation_structure_is_never_folded() {
+    // A QDQ conv: the int8 weight's DequantizeLinear and a QuantizeLinear of a constant both
+    // stay, so a runtime still sees an int8 layer (folding would write a float weight four
+    // times the size). The constant Mul beside them folds as usual.
+    let mut g = G::new(13);
+    g.input("x", "float[1,2,4,4]");
+    g.init(
+        "wq",
+        Tensor::from_f64_as(
+            DataType::Int8,
+            vec![3, 2, 1, 1],
+            &[1., -2., 3., -4., 5., -6.],
+        )
+        .unwrap(),
+    );
+    g.init("ws", floats(&[], &[0.1]));
+    g.init(
+        "wz",
+        Tensor::from_f64_as(DataType::Int8, vec![], &[0.]).unwrap(),
+    );
+    g.init("c", floats(&[2], &[1.0, 2.0]));
+    g.init("two", floats(&[], &[2.0]));
+    g.op("DequantizeLinear", &["wq", "ws", "wz"], &["w"]);
+    g.op("QuantizeLinear", &["c", "ws", "wz"], &["cq"]);
+    g.op("Mul", &["two", "two"], &["four"]);
+    g.op("Conv", &["x", "w"], &["y"]);
+    g.outputs(&["y", "cq", "four"]);
+    let rep = run_cleanups(&mut g.m, &PassOptions::default()).unwrap();
+    assert_eq!(rep.get("folded_eval"), 1);
+    assert_eq!(g.ops(), ["DequantizeLinear", "QuantizeLinear", "Conv"]);
+}

@@ -122,10 +122,24 @@ fn override_errors_are_specific() {
             ..
         }
     ));
-    assert!(matches!(
-        err(&[("x", "1,3,8,8"), ("z", "2,4")]),
-        PassError::BindingConflict { .. }
-    ));
+    // One symbol given two sizes is not an error (ONNX Runtime does not tie a symbol to one
+    // size; Paddle2ONNX names every unknown dim `?`): each axis keeps its own size, with a
+    // warning, and the symbol is not substituted elsewhere.
+    let mut g = base();
+    g.declare("y", "float[N,3,8,8]");
+    let o = [
+        ("x".to_string(), shape("1,3,8,8")),
+        ("z".to_string(), shape("2,4")),
+    ];
+    let rep = infer_shapes(&mut g.m, &o).unwrap();
+    assert_eq!(g.ty_of("x"), "float[1,3,8,8]");
+    assert_eq!(g.ty_of("z"), "float[2,4]");
+    assert_eq!(g.ty_of("y"), "float[1,3,8,8]");
+    assert!(rep.bindings.is_empty());
+    assert_eq!(
+        rep.warnings,
+        ["symbolic dimension `N` is given the sizes 1 and 2; its uses are taken as independent"]
+    );
     // `?` and symbols in an override keep the declared dim.
     let mut g = base();
     infer_shapes(&mut g.m, &[("x".into(), shape("?,3,8,8"))]).unwrap();
@@ -240,7 +254,7 @@ fn computed_reshape_targets_are_seen_through() {
 }
 
 #[test]
-fn declared_types_are_refined_never_contradicted() {
+fn declared_types_are_refined_and_wrong_shapes_overridden() {
     let mut g = G::new(13);
     g.input("x", "float[1,3,8,8]");
     g.op_a(
@@ -260,17 +274,39 @@ fn declared_types_are_refined_never_contradicted() {
     g.op_a("MaxPool", &["x"], &["y"], vec![ia("kernel_shape", &[2, 2])]);
     g.declare("y", "float[1,3,4,4]");
     g.outputs(&["y"]);
-    let e = infer_shapes(&mut g.m, &[]).unwrap_err();
+    // A wrong declared shape (ONNX Runtime warns and runs): the computed type wins, the
+    // declaration is kept for export, and the warning names the value.
+    let rep = infer_shapes(&mut g.m, &[]).unwrap();
     assert_eq!(
-        e.to_string(),
-        "value `y`: declared type float[1,3,4,4] disagrees with the inferred float[1,3,7,7] (from node `y`)"
+        rep.warnings,
+        ["value `y`: declared type float[1,3,4,4] disagrees with the inferred float[1,3,7,7] (from node `y`); using the inferred type"]
     );
+    assert_eq!(rep.declarations_overridden, 1);
+    assert_eq!(g.ty_of("y"), "float[1,3,7,7]");
+    let y = g.m.graph.value_by_name("y").unwrap();
+    assert!(g.m.graph.value(y).declared.is_some());
+    // Inference again finds nothing new to say; fixing the types drops the declaration.
+    assert!(infer_shapes(&mut g.m, &[]).unwrap().warnings.is_empty());
+    assert_eq!(g.m.graph.fix_declared_types(), 1);
+    assert!(g.m.graph.value(y).declared.is_none());
+
+    // A wrong declared rank (the ddddocr recogniser declares float[1,seqlen] for a rank-3
+    // output): the same.
+    let mut g = G::new(13);
+    g.input("x", "float[1,3,8,8]");
+    g.op("Relu", &["x"], &["y"]);
+    g.declare("y", "float[1,seqlen]");
+    g.outputs(&["y"]);
+    let rep = infer_shapes(&mut g.m, &[]).unwrap();
+    assert_eq!(rep.declarations_overridden, 1);
+    assert_eq!(g.ty_of("y"), "float[1,3,8,8]");
 
     let mut g = G::new(13);
     g.input("x", "float[2]");
     g.op("Relu", &["x"], &["y"]);
     g.declare("y", "double[2]");
     g.outputs(&["y"]);
+    // A wrong element type stays an error, as in ONNX Runtime.
     assert!(matches!(
         infer_shapes(&mut g.m, &[]),
         Err(PassError::TypeConflict { .. })
@@ -872,4 +908,150 @@ fn constants_and_generators() {
         "int64[2,?]"
     );
     let _ = DataType::Float;
+}
+
+#[test]
+fn recurrent_layers() {
+    let lstm = infer1(
+        14,
+        "LSTM",
+        vec![s("direction", "bidirectional"), i("hidden_size", 6)],
+        vec![T("float[T,N,4]"), T("float[2,24,4]"), T("float[2,24,6]")],
+        3,
+    );
+    assert_eq!(
+        lstm.unwrap(),
+        ["float[T,2,N,6]", "float[2,N,6]", "float[2,N,6]"]
+    );
+    // Batch-major layout, hidden size read from R.
+    let gru = infer1(
+        14,
+        "GRU",
+        vec![i("layout", 1)],
+        vec![T("float[N,T,4]"), T("float[1,15,4]"), T("float[1,15,5]")],
+        2,
+    );
+    assert_eq!(gru.unwrap(), ["float[N,T,1,5]", "float[N,1,5]"]);
+    assert_eq!(
+        one(
+            7,
+            "RNN",
+            vec![],
+            vec![T("double[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+        ),
+        "double[3,1,2,5]"
+    );
+    assert!(one(
+        14,
+        "RNN",
+        vec![s("direction", "bidirectional")],
+        vec![T("float[3,2,4]"), T("float[1,5,4]"), T("float[1,5,5]")]
+    )
+    .contains("W: dims 2 and 1 must be equal"));
+}
+
+#[test]
+fn quantised_ops() {
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]"), T("int8[]")]
+        ),
+        "int8[N,3]"
+    );
+    assert_eq!(
+        one(
+            21,
+            "QuantizeLinear",
+            vec![i("output_dtype", 4)],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint16[N,3]"
+    );
+    assert_eq!(
+        one(
+            13,
+            "QuantizeLinear",
+            vec![],
+            vec![T("float[N,3]"), T("float[]")]
+        ),
+        "uint8[N,3]"
+    );
+    assert_eq!(
+        one(
+            19,
+            "DequantizeLinear",
+            vec![],
+            vec![T("int8[N,3]"), T("float16[3]")]
+        ),
+        "float16[N,3]"
+    );
+    assert_eq!(
+        infer1(
+            11,
+            "DynamicQuantizeLinear",
+            vec![],
+            vec![T("float[N,7]")],
+            3
+        )
+        .unwrap(),
+        ["uint8[N,7]", "float[]", "uint8[]"]
+    );
+    let pads = || vec![ia("pads", &[1, 1, 1, 1])];
+    assert_eq!(
+        one(
+            10,
+            "ConvInteger",
+            pads(),
+            vec![T("uint8[N,4,8,8]"), T("int8[6,4,3,3]")]
+        ),
+        "int32[N,6,8,8]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearConv",
+            vec![ia("strides", &[2, 2])],
+            vec![
+                T("uint8[1,4,8,8]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("int8[6,4,3,3]"),
+                T("float[6]"),
+                T("int8[6]"),
+                T("float[]"),
+                T("int8[]"),
+            ]
+        ),
+        "int8[1,6,3,3]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "MatMulInteger",
+            vec![],
+            vec![T("uint8[N,3,4]"), T("int8[4,5]")]
+        ),
+        "int32[N,3,5]"
+    );
+    assert_eq!(
+        one(
+            10,
+            "QLinearMatMul",
+            vec![],
+            vec![
+                T("uint8[3,4]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("uint8[4,5]"),
+                T("float[]"),
+                T("uint8[]"),
+                T("float[]"),
+                T("uint8[]"),
+            ]
+        ),
+        "uint8[3,5]"
+    );
 }

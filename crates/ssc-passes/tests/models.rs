@@ -1,7 +1,9 @@
-//! The committed CNN fixtures (`tests/models`, made by `scripts/make_models.py`): inference must
-//! reproduce the value_info that ONNX's own shape inference wrote into them, and the clean-ups
-//! must turn every `_bn` model into its `_folded` sibling. Skips quietly when the fixtures are
-//! absent (a fresh checkout that has not generated them).
+//! The committed CNN fixtures (`tests/models`, made by `scripts/make_models.py`, and the
+//! quantised and recurrent ones of `tests/models/deploy`, made by
+//! `scripts/make_deploy_models.py`): inference must reproduce the value_info that ONNX's own
+//! shape inference wrote into them, and the clean-ups must turn every `_bn` model into its
+//! `_folded` sibling. Skips quietly when the fixtures are absent (a fresh checkout that has not
+//! generated them).
 
 mod common;
 
@@ -12,10 +14,12 @@ use ssc_ir::{Model, Tensor, ValueType};
 use ssc_passes::{infer_shapes, run_cleanups, PassOptions};
 
 fn fixtures() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/models");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/models");
+    let mut v: Vec<PathBuf> = [root.clone(), root.join("deploy")]
+        .iter()
+        .flat_map(std::fs::read_dir)
+        .flat_map(|d| d.filter_map(|e| e.ok().map(|e| e.path())))
+        .collect();
     v.retain(|p| p.extension().is_some_and(|e| e == "onnx"));
     v.sort();
     eprintln!("{} fixtures", v.len());

@@ -62,12 +62,31 @@ pub struct SscAnalysis {
     /// Which rules produced an alternative for which class (class id at the time, rule name),
     /// for the report.
     pub fired: Vec<(Id, &'static str)>,
+    /// The root e-node of every alternative a rule added (its class at the time, the node,
+    /// the rule), so the report can say which rule's form the extraction chose.
+    pub alternatives: Vec<(Id, SscNode, &'static str)>,
+    /// Alternatives that failed the `validate` module's check and were dropped: the matched
+    /// conv's class at the time, the rule, and what was wrong.
+    pub dropped: Vec<(Id, &'static str, String)>,
+    /// `(conv class, rule)` pairs the rule must not fire on
+    /// ([`crate::RewriteOptions::disabled`], resolved to classes at build time).
+    pub disabled: Vec<(Id, String)>,
     /// The model's default-domain opset: rules that emit other ops check it, since an op's
     /// attributes (and whether the op exists) depend on it.
     pub opset: i64,
 }
 
 impl SscAnalysis {
+    /// Whether `rule` is disabled on the conv of class `class`.
+    pub fn is_disabled(egraph: &EGraph<SscNode, SscAnalysis>, class: Id, rule: &str) -> bool {
+        let class = egraph.find(class);
+        egraph
+            .analysis
+            .disabled
+            .iter()
+            .any(|(c, r)| r == rule && egraph.find(*c) == class)
+    }
+
     /// The structure facts of weight `w` as the weight of a conv with `group` groups, computed
     /// on first use and cached (a weight is analysed once however often the rules ask).
     pub fn facts(&mut self, w: u32, group: usize) -> Option<Arc<ConvStructure>> {

@@ -87,6 +87,7 @@ pub(crate) fn build(
     g: &Graph,
     options: AnalysisOptions,
     opset: i64,
+    disabled: &[(String, String)],
 ) -> Result<Built, RewriteError> {
     let mut egraph = EGraph::new(SscAnalysis {
         options,
@@ -149,6 +150,15 @@ pub(crate) fn build(
         .iter()
         .map(|&v| class_of(&mut egraph, &mut value_class, v))
         .collect();
+    for site in &sites {
+        let label = g.op_label(site.op);
+        for (node, rule) in disabled {
+            if *node == label {
+                let class = value_class[&site.out];
+                egraph.analysis.disabled.push((class, rule.clone()));
+            }
+        }
+    }
     egraph.rebuild();
     Ok(Built {
         egraph,

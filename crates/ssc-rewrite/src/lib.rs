@@ -52,11 +52,13 @@
 
 pub mod analysis;
 mod build;
+pub mod channels;
 pub mod cost;
 pub mod extract;
 pub mod lang;
 mod materialize;
 pub mod rules;
+mod validate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +85,17 @@ pub enum RewriteError {
     /// The extraction could not be turned back into IR (a bug in a rule).
     #[error("materializing the extracted graph: {0}")]
     Materialize(String),
+    /// Emitting the form chosen for one conv failed (a bug in the rule that offered it);
+    /// retrying with that rule in [`RewriteOptions::disabled`] for that conv avoids it.
+    #[error("materializing `{node}` (rule `{rule}`): {msg}")]
+    MaterializeLayer {
+        /// The conv's name (as in [`LayerReport::node`]).
+        node: String,
+        /// The rule whose form was chosen.
+        rule: String,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 /// How to rewrite.
@@ -101,6 +114,13 @@ pub struct RewriteOptions {
     /// `0` is exact. Otherwise weights with `|w| <= epsilon` count as zero, and the rewrite is
     /// approximate (reported in [`RewriteReport::approximate`]).
     pub epsilon: f32,
+    /// `(conv name, rule name)` pairs: the rule does not fire on that conv (names as in
+    /// [`LayerReport::node`] and [`LayerReport::rule`]). The facade fills this when a rule's
+    /// output failed validation, to redo the rewrite without it.
+    pub disabled: Vec<(String, String)>,
+    /// Run channel removal ([`channels`]) before and after the e-graph. The facade turns it off
+    /// to redo a rewrite whose result failed validation without naming a rule.
+    pub channels: bool,
 }
 
 impl std::fmt::Debug for RewriteOptions {
@@ -112,6 +132,8 @@ impl std::fmt::Debug for RewriteOptions {
             .field("iter_limit", &self.iter_limit)
             .field("time_limit", &self.time_limit)
             .field("epsilon", &self.epsilon)
+            .field("disabled", &self.disabled)
+            .field("channels", &self.channels)
             .finish()
     }
 }
@@ -127,6 +149,8 @@ impl Default for RewriteOptions {
             iter_limit: 8,
             time_limit: Duration::from_secs(10),
             epsilon: 0.0,
+            disabled: Vec::new(),
+            channels: true,
         }
     }
 }
@@ -152,6 +176,20 @@ pub struct LayerReport {
     pub rules_fired: Vec<String>,
     /// Whether the extraction chose an alternative.
     pub rewritten: bool,
+    /// The rule whose alternative the extraction chose (`None` when not rewritten).
+    pub rule: Option<String>,
+}
+
+/// An alternative a rule offered that failed validation and was dropped (a bug in the rule;
+/// the conv keeps its other alternatives).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DroppedRewrite {
+    /// The conv's name (or `Conv#index`).
+    pub node: String,
+    /// The rule that offered the alternative.
+    pub rule: String,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 /// What [`rewrite_model`] did.
@@ -185,10 +223,39 @@ pub struct RewriteReport {
     pub rewritten: usize,
     /// The rewrite used a non-zero epsilon, so outputs may change.
     pub approximate: bool,
+    /// What channel removal did (before and after the e-graph).
+    pub channels: channels::ChannelReport,
+    /// Alternatives dropped because they failed validation (bugs in rules, not in the model).
+    pub dropped: Vec<DroppedRewrite>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+/// Channel removal when `opts.channels`; a failure (a bug in the pass, never the model's fault)
+/// leaves the model as it was and is reported in `dropped`.
+fn run_channels(
+    model: &mut Model,
+    opts: &RewriteOptions,
+    dropped: &mut Vec<DroppedRewrite>,
+) -> channels::ChannelReport {
+    if !opts.channels {
+        return channels::ChannelReport::default();
+    }
+    let backup = model.clone();
+    match channels::remove_channels(model, opts.cost.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            *model = backup;
+            dropped.push(DroppedRewrite {
+                node: "(graph)".into(),
+                rule: channels::NAME.into(),
+                reason: e.to_string(),
+            });
+            channels::ChannelReport::default()
+        }
+    }
 }
 
 /// Rewrites `model` in place with [`default_rules`] plus `opts.extra_rules`, choosing per conv
@@ -201,12 +268,15 @@ pub fn rewrite_model(
     if !(opts.epsilon.is_finite() && opts.epsilon >= 0.0) {
         return Err(RewriteError::Epsilon(opts.epsilon));
     }
+    let mut dropped_channels = Vec::new();
+    let mut channels = run_channels(model, opts, &mut dropped_channels);
     let built = build::build(
         &model.graph,
         AnalysisOptions {
             epsilon: opts.epsilon,
         },
         model.onnx_opset(),
+        &opts.disabled,
     )?;
     let build::Built {
         egraph,
@@ -240,14 +310,23 @@ pub fn rewrite_model(
     };
     let preferred: Vec<SscNode> = built.sites.iter().map(|s| s.node.clone()).collect();
     let ex = extract::extract(&built.egraph, opts.cost.as_ref(), &preferred);
-    let layers = materialize::materialize(model, &built, &ex)?;
+    let (layers, dropped) = materialize::materialize(model, &built, &ex)?;
+    // Rewrites can leave constant channels behind (a remainder with zero rows, padded blocks);
+    // with nothing rewritten the graph is the one the first run left, which it would not change.
+    if layers.iter().any(|l| l.rewritten) {
+        channels.merge(run_channels(model, opts, &mut dropped_channels));
+    }
+    let mut dropped = dropped;
+    dropped.extend(dropped_channels);
     let mut report = RewriteReport {
+        channels,
         egraph_nodes: built.egraph.total_size(),
         egraph_classes: built.egraph.number_of_classes(),
         iterations,
         stop_reason,
         saturation_time,
         approximate: opts.epsilon > 0.0,
+        dropped,
         ..RewriteReport::default()
     };
     for l in &layers {

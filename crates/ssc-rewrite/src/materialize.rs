@@ -18,7 +18,7 @@ use crate::analysis::{attrs_of, SscAnalysis};
 use crate::build::Built;
 use crate::extract::{cost_input, Extraction};
 use crate::lang::{SscNode, WeightOp};
-use crate::{LayerReport, RewriteError};
+use crate::{DroppedRewrite, LayerReport, RewriteError};
 
 /// A dense f32 tensor being evaluated.
 struct Dense {
@@ -165,8 +165,15 @@ impl Ctx<'_> {
                 let xv = self.value(g, arg[0], None)?;
                 let ix: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
                 let iv = self.constant(g, "perm", Tensor::from_i64(vec![ix.len()], &ix));
+                // The channel axis counted from the back (`1 - rank`, e.g. -3 for NCHW): the
+                // same op in ONNX, but OpenVINO (2026.4) folds a channel permutation with a
+                // non-negative axis into the next dense conv's weights with the inverse
+                // permutation, computing a wrong result (docs/openvino_gather_conv.py); its
+                // fusion skips negative axes.
+                let rank = self.egraph[arg[0]].data.shape.as_ref().map(Vec::len);
+                let axis = rank.map_or(1, |r| 1 - r as i64);
                 (
-                    OpDesc::new("Gather").with_attr(Attribute::int("axis", 1)),
+                    OpDesc::new("Gather").with_attr(Attribute::int("axis", axis)),
                     vec![Some(xv), Some(iv)],
                 )
             }
@@ -494,12 +501,25 @@ fn describe(
     }
 }
 
-/// Applies the extraction to `model`; returns one report per conv some rule fired on.
+/// The rule whose alternative is `chosen` in class `c` (`None` for the original conv).
+fn chosen_rule(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, chosen: &SscNode) -> Option<String> {
+    let canon = |n: &SscNode| n.clone().map_children(|x| egraph.find(x));
+    let chosen = canon(chosen);
+    egraph
+        .analysis
+        .alternatives
+        .iter()
+        .find(|(class, node, _)| egraph.find(*class) == c && canon(node) == chosen)
+        .map(|(_, _, rule)| rule.to_string())
+}
+
+/// Applies the extraction to `model`; returns one report per conv some rule fired on, and the
+/// alternatives dropped by validation, named by conv.
 pub(crate) fn materialize(
     model: &mut Model,
     built: &Built,
     ex: &Extraction,
-) -> Result<Vec<LayerReport>, RewriteError> {
+) -> Result<(Vec<LayerReport>, Vec<DroppedRewrite>), RewriteError> {
     let egraph = &built.egraph;
     let g = &mut model.graph;
     // Seed every original value; on a class shared by several values (identical convs merged by
@@ -532,9 +552,19 @@ pub(crate) fn materialize(
         counter: 0,
     };
     let mut layers = Vec::new();
+    let mut dropped = Vec::new();
     let mut removed_inputs = Vec::new();
     for site in &built.sites {
         let c = egraph.find(built.value_class[&site.out]);
+        for (class, rule, reason) in &egraph.analysis.dropped {
+            if egraph.find(*class) == c && ctx.class_value.get(&c) == Some(&site.out) {
+                dropped.push(DroppedRewrite {
+                    node: g.op_label(site.op),
+                    rule: rule.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        }
         let Some(rules) = fired.get(&c) else {
             continue;
         };
@@ -551,6 +581,8 @@ pub(crate) fn materialize(
         let (mb, pb, fb) = describe(egraph, &ex.choice, &boundary, &orig);
         let (ma, pa, fa) = describe(egraph, &ex.choice, &boundary, &chosen);
         let name = g.op_label(site.op);
+        let rule = (chosen != orig).then(|| chosen_rule(egraph, c, &chosen));
+        let rule = rule.map(|r| r.unwrap_or_else(|| "(unknown rule)".to_string()));
         layers.push(LayerReport {
             node: name.clone(),
             form_before: fb,
@@ -561,6 +593,7 @@ pub(crate) fn materialize(
             params_after: pa,
             rules_fired: rules.clone(),
             rewritten: chosen != orig,
+            rule: rule.clone(),
         });
         if chosen == orig {
             continue;
@@ -569,7 +602,22 @@ pub(crate) fn materialize(
         ctx.base = name;
         ctx.counter = 0;
         g.set_output(site.op, 0, None)?;
-        ctx.value(g, c, Some(site.out))?;
+        let base = ctx.base.clone();
+        let layer_error = |msg: String| RewriteError::MaterializeLayer {
+            node: base.clone(),
+            rule: rule.clone().unwrap_or_default(),
+            msg,
+        };
+        match ctx.value(g, c, Some(site.out)) {
+            Ok(v) if v == site.out => {}
+            // A form that is only a constant cannot write the conv's output value.
+            Ok(_) => {
+                return Err(layer_error(
+                    "the chosen form is a constant, not an op".into(),
+                ))
+            }
+            Err(e) => return Err(layer_error(e.to_string())),
+        }
         removed_inputs.extend(g.op(site.op).inputs().iter().flatten().copied());
         g.remove_op(site.op);
     }
@@ -582,5 +630,5 @@ pub(crate) fn materialize(
             g.remove_value(v);
         }
     }
-    Ok(layers)
+    Ok((layers, dropped))
 }

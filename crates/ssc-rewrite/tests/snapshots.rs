@@ -624,42 +624,6 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
     );
 }
 
-// ----- d. zero-filters-to-constant -----
-
-#[test]
-fn d_zero_filters_with_bias_become_constant_channels() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
-    // Filters 1 and 5 are entirely zero: those outputs are their bias everywhere.
-    check(
-        "d_zero_filters_with_bias_become_constant_channels",
-        &with_w(text, [8, 8, 3], |o, _, _| o != 1 && o != 5),
-    );
-}
-
-#[test]
-fn d_zero_filters_near_miss_one_nonzero_tap() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
-    // Filter 2 is zero except one tap (input 5, top-right).
-    check(
-        "d_zero_filters_near_miss_one_nonzero_tap",
-        &with_w(text, [8, 8, 3], |o, i, t| o != 2 || (i == 5 && t == 2)),
-    );
-}
-
-// ----- d. zero-inputs-sliced -----
-
 #[test]
 fn d_zero_input_columns_are_sliced_away() {
     let text = r#"

@@ -12,6 +12,7 @@ use crate::elem::Elem;
 use crate::kernels::{KernelClass, KernelCounts, KernelMap};
 use crate::report::{conn_str, pct, unified_str, ChannelSummary};
 use crate::scan::{Dims, Layout, Scan};
+use crate::sparsity::{self, SparsityFacts};
 use crate::tapset::{shape_str, AxisExtent, TapSet};
 use crate::{AnalysisOptions, StructureError};
 
@@ -127,6 +128,8 @@ pub struct ConvStructure {
     pub ssc: Option<SscSplit>,
     /// Unified (equal-valued) and pruned structure.
     pub unified: Unified,
+    /// Tiles, N:M runs and per-output density: the facts sparse kernels are chosen by.
+    pub sparsity: SparsityFacts,
 }
 
 impl ConvStructure {
@@ -260,6 +263,14 @@ fn build<T: Elem>(w: &[T], d: &Dims, head: Head) -> ConvStructure {
         zero_inputs: connectivity.isolated_inputs.clone(),
     };
     let numel = w.len() as u64;
+    let sparsity = sparsity::facts(
+        w,
+        d,
+        &s.kernels,
+        std::mem::take(&mut s.out_nnz),
+        eps,
+        approx,
+    );
     ConvStructure {
         weight_shape: head.weight_shape,
         group: head.group,
@@ -279,6 +290,7 @@ fn build<T: Elem>(w: &[T], d: &Dims, head: Head) -> ConvStructure {
         connectivity,
         ssc,
         unified,
+        sparsity,
     }
 }
 

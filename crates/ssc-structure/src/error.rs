@@ -31,6 +31,9 @@ pub enum StructureError {
     /// Channel indices are reported as `u32`.
     #[error("{0} channels exceed the supported 2^32 - 1")]
     TooManyChannels(usize),
+    /// A tile has at least one output and one input channel.
+    #[error("tile shape {0}x{1} has an empty side")]
+    TileShape(usize, usize),
     /// Epsilon is a non-negative finite tolerance.
     #[error("epsilon must be finite and >= 0, got {0}")]
     Epsilon(f32),

@@ -131,6 +131,22 @@ impl KernelMap {
         KernelClass::from_bits(self.classes[k >> 2] >> ((k & 3) * 2))
     }
 
+    /// Mask words per kernel (kernels of one tap keep no mask).
+    pub(crate) fn words(&self) -> usize {
+        self.words
+    }
+
+    /// The tap mask of kernel `k` (output-major); only for kernels of more than one tap.
+    #[inline(always)]
+    pub(crate) fn mask_at(&self, k: usize) -> &[u64] {
+        &self.masks[k * self.words..(k + 1) * self.words]
+    }
+
+    /// `len` bytes of the 2-bit class map from byte `start` (4 kernels a byte, low bits first).
+    pub(crate) fn class_bytes(&self, start: usize, len: usize) -> &[u8] {
+        &self.classes[start..start + len]
+    }
+
     /// Output channels.
     pub fn outputs(&self) -> usize {
         self.outputs

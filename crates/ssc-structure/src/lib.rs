@@ -15,6 +15,10 @@
 //!   the pointwise remainder;
 //! - **unified weights** ([`Unified`]): constant kernels, equal input channels, output
 //!   filters equal up to sign, zero outputs and inputs;
+//! - **sparse-kernel facts** ([`SparsityFacts`]): MSWU tiles of any shape ([`TileFacts`]:
+//!   pruned, one-value and sign-kept tiles, with counts and a per-tile map), N:M runs along
+//!   input channels ([`NmFacts`]) and the density of each output channel ([`ChannelDensity`]),
+//!   which the JIT's kernel choice reads;
 //! - overall sparsity and non-zero MACs per output pixel.
 //!
 //! Zero means exactly `0.0` (`-0.0` included; NaN is never zero and never equal to anything).
@@ -48,6 +52,7 @@
 // Every public item is documented: rules are written against these facts.
 #![warn(missing_docs)]
 
+pub mod channels;
 mod classes;
 mod connectivity;
 mod conv;
@@ -59,9 +64,11 @@ mod matrix;
 mod model;
 mod report;
 mod scan;
+mod sparsity;
 mod tapset;
 mod unionfind;
 
+pub use channels::{channel_dataflow, ChannelDataflow, ChannelFact, ChannelOp};
 pub use classes::{FilterClass, SignedChannel};
 pub use connectivity::{invert, BlockDiagonal, Component, Connectivity};
 pub use conv::{analyze_conv_weight, ConvStructure, SscSplit, TapSupport, Unified};
@@ -69,6 +76,9 @@ pub use error::StructureError;
 pub use kernels::{KernelClass, KernelCounts, KernelMap};
 pub use matrix::{analyze_matrix, analyze_matrix_transposed, MatrixStructure};
 pub use model::{analyze_model, analyze_op, ModelStructure, NodeStructure};
+pub use sparsity::{
+    tile_facts, ChannelDensity, NmFacts, SparsityFacts, TileClass, TileFacts, TileShape,
+};
 pub use tapset::{AxisExtent, TapSet};
 
 use serde::Serialize;

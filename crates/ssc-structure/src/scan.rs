@@ -62,6 +62,8 @@ pub(crate) struct Scan {
     pub kernels: KernelMap,
     pub counts: KernelCounts,
     pub nnz: u64,
+    /// Non-zero weights per output filter.
+    pub out_nnz: Vec<u32>,
     pub union: TapSet,
     pub shared: TapSet,
     /// Output / input channel has a non-zero kernel.
@@ -91,6 +93,7 @@ impl Scan {
             kernels: KernelMap::new(co, d.cig, d.taps, words),
             counts: KernelCounts::default(),
             nnz: 0,
+            out_nnz: vec![0; co],
             union: TapSet::empty(d.taps),
             shared: TapSet::full(d.taps),
             out_nz: vec![false; co],
@@ -211,6 +214,7 @@ impl Scan {
                 self.counts.add(class);
                 if nzc > 0 {
                     self.nnz += nzc as u64;
+                    self.out_nnz[o] += nzc;
                     self.out_nz[o] = true;
                     self.in_nz[i] = true;
                     root = self.uf_all.union_root(root, (co + i) as u32);
@@ -278,6 +282,7 @@ impl Scan {
                 }
             }
             self.finish_point_row(nnz_row, cig as u64);
+            self.out_nnz[o] = nnz_row as u32;
             if nnz_row > 0 {
                 self.out_nz[o] = true;
             }
@@ -317,6 +322,7 @@ impl Scan {
                 }
                 if !x.is_zero(eps) {
                     nnz_row += 1;
+                    self.out_nnz[o] += 1;
                     self.out_nz[o] = true;
                     self.kernels.set_class(o * cig + il, KernelClass::Point);
                     root = self.uf_all.union_root(root, o as u32);

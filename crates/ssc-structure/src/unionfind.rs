@@ -26,7 +26,6 @@ impl UnionFind {
         x
     }
 
-    #[cfg(test)]
     pub(crate) fn union(&mut self, a: u32, b: u32) {
         let ra = self.find(a);
         self.union_root(ra, b);

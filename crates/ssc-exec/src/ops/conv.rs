@@ -141,6 +141,21 @@ pub(crate) fn conv(ctx: &Ctx) -> Result<Vec<Val>> {
     Ok(vec![out.into()])
 }
 
+/// A Conv of `x` and `w` (whose shapes and attributes the node gives) over the f64 values
+/// `xs` and `ws`, for the integer convolutions: with integer inputs every product and sum is
+/// exact in f64 (below 2^53). Returns the output shape and values.
+pub(super) fn conv_f64(
+    ctx: &Ctx,
+    x: &Array,
+    w: &Array,
+    xs: &[f64],
+    ws: &[f64],
+) -> Result<(Vec<usize>, Vec<f64>)> {
+    let dims = conv_dims(ctx, x, w, false)?;
+    let g = geometry(ctx, &dims.spatial_in, &dims.kernel, false)?;
+    Ok(conv_impl(&dims, &g, xs, ws, None))
+}
+
 /// Conv for one element type: per image and group, `W_g (mg x cg*K) * col (cg*K x out)`.
 fn conv_impl<T: Real + Elem>(
     d: &ConvDims,

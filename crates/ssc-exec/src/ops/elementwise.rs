@@ -129,7 +129,7 @@ fn unary_fn(ctx: &Ctx) -> Result<Unary> {
     })
 }
 
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {
@@ -139,7 +139,7 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// `ln(1 + e^x)` without overflow for large `x`.
-fn softplus(x: f64) -> f64 {
+pub(crate) fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 

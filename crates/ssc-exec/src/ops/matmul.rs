@@ -148,6 +148,12 @@ pub(crate) fn mat_mul(ctx: &Ctx) -> Result<Vec<Val>> {
     if a.dtype() != b.dtype() {
         return Err(ctx.err("input types differ"));
     }
+    let (shape, y) = mat_mul_f64(ctx, a, b)?;
+    Ok(vec![to_array(ctx, a.dtype(), shape, y)?.into()])
+}
+
+/// The numpy matrix product of two arrays of one type, in f64: the output shape and values.
+pub(crate) fn mat_mul_f64(ctx: &Ctx, a: &Array, b: &Array) -> Result<(Vec<usize>, Vec<f64>)> {
     if a.rank() == 0 || b.rank() == 0 {
         return Err(ctx.err("operands must have rank >= 1"));
     }
@@ -213,5 +219,5 @@ pub(crate) fn mat_mul(ctx: &Ctx) -> Result<Vec<Val>> {
     if b.rank() > 1 {
         shape.push(n);
     }
-    Ok(vec![to_array(ctx, a.dtype(), shape, y)?.into()])
+    Ok((shape, y))
 }

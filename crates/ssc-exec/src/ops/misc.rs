@@ -130,7 +130,7 @@ pub(crate) fn dropout(ctx: &Ctx) -> Result<Vec<Val>> {
         ctx.float("ratio", 0.5)? as f64
     };
     if training && ratio != 0.0 {
-        return Err(ctx.err("training-mode Dropout is random; only inference is supported"));
+        return Err(ctx.unsupported("training_mode=1 with a non-zero ratio (random)"));
     }
     let mut outs = vec![Val::from(x.clone())];
     if ctx.n_out > 1 {

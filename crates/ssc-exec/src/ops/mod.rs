@@ -7,8 +7,10 @@ mod matmul;
 mod misc;
 mod norm;
 mod pool;
+mod quant;
 mod reduce;
 mod resize;
+mod rnn;
 mod sequence;
 mod shape;
 mod window;
@@ -39,11 +41,14 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Constant", misc::constant, 1),
     ("ConstantOfShape", misc::constant_of_shape, 9),
     ("Conv", conv::conv, 1),
+    ("ConvInteger", quant::conv_integer, 10),
     ("ConvTranspose", conv::conv_transpose, 1),
     ("Cos", elementwise::unary, 7),
     ("DepthToSpace", shape::depth_space, 1),
+    ("DequantizeLinear", quant::dequantize_linear, 10),
     ("Div", elementwise::arith, 1),
     ("Dropout", misc::dropout, 1),
+    ("DynamicQuantizeLinear", quant::dynamic_quantize_linear, 11),
     ("Elu", elementwise::unary, 1),
     ("Equal", elementwise::compare, 1),
     ("Erf", elementwise::unary, 9),
@@ -51,6 +56,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Expand", shape::expand, 8),
     ("Flatten", shape::flatten, 1),
     ("Floor", elementwise::unary, 1),
+    ("GRU", rnn::recurrent, 1),
     ("Gather", shape::gather, 1),
     ("GatherElements", shape::gather_elements, 11),
     ("Gelu", elementwise::unary, 20),
@@ -68,6 +74,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("IsInf", elementwise::is_nan_inf, 10),
     ("IsNaN", elementwise::is_nan_inf, 9),
     ("LRN", norm::lrn, 1),
+    ("LSTM", rnn::recurrent, 1),
     ("LayerNormalization", norm::layer_norm, 17),
     ("LeakyRelu", elementwise::unary, 1),
     ("Less", elementwise::compare, 1),
@@ -76,6 +83,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("LogSoftmax", reduce::softmax, 1),
     ("LpPool", pool::avg_lp_pool, 2),
     ("MatMul", matmul::mat_mul, 1),
+    ("MatMulInteger", quant::matmul_integer, 10),
     ("Max", elementwise::variadic, 1),
     ("MaxPool", pool::max_pool, 1),
     ("Mean", elementwise::variadic, 1),
@@ -89,6 +97,10 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("PRelu", elementwise::prelu, 1),
     ("Pad", shape::pad, 2),
     ("Pow", elementwise::arith, 1),
+    ("QLinearConv", quant::qlinear_conv, 10),
+    ("QLinearMatMul", quant::qlinear_matmul, 10),
+    ("QuantizeLinear", quant::quantize_linear, 10),
+    ("RNN", rnn::recurrent, 1),
     ("Range", misc::range, 11),
     ("Reciprocal", elementwise::unary, 1),
     ("ReduceL1", reduce::reduce, 1),

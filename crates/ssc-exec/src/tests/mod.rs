@@ -7,8 +7,10 @@ mod executor;
 mod misc;
 mod norm;
 mod pool;
+mod quant;
 mod reduce;
 mod resize;
+mod rnn;
 mod shape;
 
 use ssc_ir::{

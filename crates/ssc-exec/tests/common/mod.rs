@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ssc_exec::check_supported;
+use ssc_exec::{check_supported, ExecError};
 use ssc_ir::{DataType, Model, Tensor};
 
 pub const NORM_RTOL: f64 = 1e-4;
@@ -162,7 +162,11 @@ pub fn compare_outputs(
 }
 
 fn missing_ops(model: &Model) -> Option<BTreeSet<String>> {
-    let e = check_supported(model).err()?;
+    unsupported_list(&check_supported(model).err()?)
+}
+
+/// The unsupported ops an [`ExecError::Unsupported`] names, as `op (reason)` strings.
+fn unsupported_list(e: &ExecError) -> Option<BTreeSet<String>> {
     let list = e.unsupported()?;
     Some(
         list.iter()
@@ -179,6 +183,16 @@ fn missing_ops(model: &Model) -> Option<BTreeSet<String>> {
             })
             .collect(),
     )
+}
+
+/// The outcome of a run that failed with `e`: unsupported when the executor refused an input
+/// value it does not implement (a condition only a run can see, such as a Dropout whose
+/// `training_mode` input is true), a failure otherwise.
+pub fn run_failure(set: &str, e: &ExecError) -> Outcome {
+    match unsupported_list(e) {
+        Some(ops) => Outcome::Unsupported(ops),
+        None => Outcome::Failed(format!("{set}: {e}")),
+    }
 }
 
 /// One input set of a case and the outputs stored for it.
@@ -209,7 +223,8 @@ pub struct Errors {
 /// One case's outcome.
 pub enum Outcome {
     Passed(Errors),
-    /// The reference executor does not support these ops (the case is not run).
+    /// The reference executor does not support these ops (the case is not run), or refused an
+    /// input value it does not implement when run (see [`run_failure`]).
     Unsupported(BTreeSet<String>),
     /// The engine under test declines the model (`JitError::NotCovered`), with its reason.
     NotCovered(String),

@@ -528,6 +528,8 @@ mod tests {
                 (2, 2, Activation::Clip(-0.5, 0.5)),
                 // Not an epilogue the AVX-512 blocks apply in registers: all through `acc`.
                 (1, 1, Activation::LeakyRelu(0.1)),
+                (2, 0, Activation::HardSwish),
+                (1, 2, Activation::Silu),
             ] {
                 let epi = Epilogue {
                     bias: Some(pattern(g.c_out, 3, 17, 0.1)),

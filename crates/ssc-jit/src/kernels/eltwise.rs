@@ -28,7 +28,7 @@ impl BinOp {
     }
 
     #[inline]
-    fn apply(self, a: f32, b: f32) -> f32 {
+    pub(crate) fn apply(self, a: f32, b: f32) -> f32 {
         match self {
             BinOp::Add => a + b,
             BinOp::Sub => a - b,
@@ -94,7 +94,7 @@ impl UnOp {
 /// (`sigmoid_is_within_a_few_ulp`). Inputs below -87.33
 /// (where `e^x` leaves the normal range) give `e^-87.33 ~ 1.2e-38`.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     // A compare rather than `max`, so a NaN stays a NaN.
     let x = if x < -87.33 { -87.33 } else { x };
     // n = round(x / ln 2) by the 1.5 * 2^23 trick: the sum's low mantissa bits hold n (a
@@ -120,7 +120,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 /// for `x >= 0`, `e / (1 + e)` below (accurate relative to the small result). Vectorises; the
 /// reference's f64 form made EfficientNet's Sigmoids (its SiLUs) a third of its run time.
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     let e = exp_nonpositive(-x.abs());
     let s = 1.0 / (1.0 + e);
     if x >= 0.0 {
@@ -170,6 +170,8 @@ pub(crate) fn activation(act: crate::spec::Activation, x: Option<&[f32]>, out: &
         A::Relu => map(x, out, |v| A::Relu.apply(v)),
         A::Clip(lo, hi) => map(x, out, move |v| A::Clip(lo, hi).apply(v)),
         A::LeakyRelu(a) => map(x, out, move |v| A::LeakyRelu(a).apply(v)),
+        A::HardSwish => map(x, out, |v| v * (v * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
+        A::Silu => map(x, out, |v| v * sigmoid(v)),
     }
 }
 

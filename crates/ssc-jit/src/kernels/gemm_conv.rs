@@ -506,6 +506,8 @@ mod tests {
                 (1, 0, Activation::Relu),
                 (2, 1, Activation::None),
                 (2, 2, Activation::Clip(-0.5, 0.5)),
+                (1, 1, Activation::HardSwish),
+                (2, 0, Activation::Silu),
             ] {
                 let epi = Epilogue {
                     bias: Some(pattern(co, 3, 17, 0.1)),

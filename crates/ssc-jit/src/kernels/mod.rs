@@ -1,5 +1,6 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
+pub(crate) mod chain;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -7,6 +8,7 @@ pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
+pub(crate) mod norm;
 pub(crate) mod par;
 pub(crate) mod phase;
 mod phases;
@@ -16,6 +18,7 @@ pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
 pub(crate) mod spmm;
+pub(crate) mod strided;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod wide;
 pub(crate) mod winograd;
@@ -63,7 +66,7 @@ impl<const N: usize> InRegs<N> {
             Activation::None => (f32::NEG_INFINITY, f32::INFINITY),
             Activation::Relu => (0.0, f32::INFINITY),
             Activation::Clip(lo, hi) => (lo, hi),
-            Activation::LeakyRelu(_) => return None,
+            Activation::LeakyRelu(_) | Activation::HardSwish | Activation::Silu => return None,
         };
         let bias = std::array::from_fn(|c| match &epi.bias {
             Some(b) if c < n => b[c0 + c],
@@ -148,6 +151,12 @@ fn min_to(x: f32, b: f32) -> f32 {
     }
 }
 
+/// HardSwish with compare-selects (vectorises; a NaN gives 0 * NaN = NaN as the reference).
+#[inline(always)]
+fn hard_swish(x: f32) -> f32 {
+    x * min_to(max_to(x * (1.0 / 6.0) + 0.5, 0.0), 1.0)
+}
+
 /// `out = act(acc + bias + res + res2)` (a missing `acc` or residual is 0), with the activation
 /// dispatched outside the loop so each variant vectorises.
 #[inline(always)]
@@ -165,6 +174,8 @@ pub(crate) fn epilogue(
         Activation::LeakyRelu(a) => {
             epi_with(acc, bias, res, out, |x| if x >= 0.0 { x } else { a * x })
         }
+        Activation::HardSwish => epi_with(acc, bias, res, out, hard_swish),
+        Activation::Silu => epi_with(acc, bias, res, out, |x| x * eltwise::sigmoid(x)),
     }
 }
 
@@ -183,6 +194,8 @@ pub(crate) fn epilogue_in_place(
         Activation::LeakyRelu(a) => {
             in_place_with(out, bias, res, |x| if x >= 0.0 { x } else { a * x })
         }
+        Activation::HardSwish => in_place_with(out, bias, res, hard_swish),
+        Activation::Silu => in_place_with(out, bias, res, |x| x * eltwise::sigmoid(x)),
     }
 }
 

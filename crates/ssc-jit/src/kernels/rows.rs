@@ -19,8 +19,8 @@
 /// Output columns per block: one AVX2 vector.
 pub(crate) const LANES: usize = 8;
 /// Loads per input row and block, at most: `K` at stride 1, `2 * ceil(K / 2)` at stride 2, so
-/// windows up to 6 wide.
-pub(crate) const MAX_LOADS: usize = 6;
+/// windows up to 7 wide (ConvNeXt's 7x7 depthwise).
+pub(crate) const MAX_LOADS: usize = 8;
 
 /// The geometry of a window kernel on one plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -68,6 +68,12 @@ pub(crate) fn available() -> bool {
     }
 }
 
+/// Whether the kernel's register epilogue computes `act` (clamps and leaky slopes; the plan
+/// keeps other activations on the other kernels).
+pub(crate) fn supports(act: Activation) -> bool {
+    !matches!(act, Activation::HardSwish | Activation::Silu)
+}
+
 /// The block sizes (output channels sharing their columns) the kernel is instantiated for.
 pub(crate) const BLOCK_SIZES: [usize; 4] = [1, 2, 4, 8];
 
@@ -686,6 +692,9 @@ impl SpmmConv {
             Activation::Relu => (0.0, f32::INFINITY, None),
             Activation::Clip(lo, hi) => (lo, hi, None),
             Activation::LeakyRelu(a) => (f32::NEG_INFINITY, f32::INFINITY, Some(a)),
+            Activation::HardSwish | Activation::Silu => {
+                unreachable!("SpmmConv: activation checked by `supports`")
+            }
         };
         let epi = Epi {
             lo,

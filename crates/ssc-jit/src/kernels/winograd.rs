@@ -1113,9 +1113,11 @@ mod tests {
         for g in cases {
             assert!(Winograd::applies(&g, 3), "{g:?}");
             let (x, w, res) = conv_data(&g, 9);
-            for (threads, residual, act) in
-                [(1, false, Activation::None), (2, true, Activation::Relu)]
-            {
+            for (threads, residual, act) in [
+                (1, false, Activation::None),
+                (2, true, Activation::Relu),
+                (1, true, Activation::Silu),
+            ] {
                 let epi = ramp_epilogue(g.c_out, residual, act);
                 let r = [residual.then_some(&res[..]), None];
                 let want = reference_conv(&g, &x, &w, &epi, r);

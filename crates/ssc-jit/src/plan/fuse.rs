@@ -103,5 +103,58 @@ pub(super) fn fusion_chain(g: &Graph, op: OpId, opset: i64, ready: &HashSet<Valu
         chain.output = out;
         cur = out;
     }
+    if chain.act == Activation::None {
+        if let Some((act, ops, out)) = smooth_activation(g, cur) {
+            if shape.is_some() && static_f32(g, out) == shape {
+                chain.act = act;
+                chain.absorbed.extend(ops);
+                chain.output = out;
+            }
+        }
+    }
     chain
+}
+
+/// An activation the epilogue annotations do not record but the conv kernels' epilogue pass
+/// applies: a HardSwish, or SiLU as exported (`Mul(x, Sigmoid(x))`), reading `x` as its
+/// only reader (the Sigmoid and the Mul are then the only readers of their inputs).
+fn smooth_activation(g: &Graph, x: ValueId) -> Option<(Activation, Vec<OpId>, ValueId)> {
+    let out1 = |op: OpId| -> Option<ValueId> {
+        let o = g.op(op);
+        (o.desc.is_onnx() && o.outputs().iter().flatten().count() == 1)
+            .then(|| o.output(0))
+            .flatten()
+    };
+    let consumers = g.consumers(x);
+    if g.is_graph_output(x) || g.is_captured(x) {
+        return None;
+    }
+    match consumers.as_slice() {
+        [(op, _)] if g.op(*op).desc.op_type == "HardSwish" => {
+            Some((Activation::HardSwish, vec![*op], out1(*op)?))
+        }
+        [(a, _), (b, _)] => {
+            // One Sigmoid(x) and one Mul(x, that sigmoid).
+            let (sig, mul) = if g.op(*a).desc.op_type == "Sigmoid" {
+                (*a, *b)
+            } else {
+                (*b, *a)
+            };
+            let so = g.op(sig);
+            let mo = g.op(mul);
+            if so.desc.op_type != "Sigmoid" || mo.desc.op_type != "Mul" || !so.desc.is_onnx() {
+                return None;
+            }
+            let s = out1(sig)?;
+            if g.sole_consumer(s)?.0 != mul || mo.inputs().len() != 2 {
+                return None;
+            }
+            let ins = [mo.input(0)?, mo.input(1)?];
+            if !(ins == [x, s] || ins == [s, x]) {
+                return None;
+            }
+            Some((Activation::Silu, vec![sig, mul], out1(mul)?))
+        }
+        _ => None,
+    }
 }

@@ -6,11 +6,14 @@
 //! folding, value placement) and the dispatch from op type to a lowering; each op family lowers
 //! in its own module.
 
+mod alias;
+mod chain;
 mod conv;
 mod eltwise;
 mod fuse;
 mod linear;
 mod movement;
+mod norm;
 mod pool;
 mod util;
 
@@ -20,10 +23,13 @@ use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
 
 use self::util::{static_f32, value_dims};
 use crate::codegen::{Jit, StreamConv};
+use crate::kernels::chain::Chain;
 use crate::kernels::dense::DenseConv;
 use crate::kernels::eltwise::{Binary, UnOp};
 use crate::kernels::linear::Linear;
+use crate::kernels::norm::Axes;
 use crate::kernels::pool::Pool;
+use crate::kernels::strided::Strided;
 use crate::memory::{live_lower_bound, place, Interval};
 use crate::{JitError, JitOptions};
 
@@ -85,10 +91,34 @@ pub(crate) enum Kernel {
     Linear(Linear),
     /// Reshape-like ops: the output is the input's elements unchanged.
     Copy,
-    /// Concat: `outer` repetitions of each input's contiguous block of `blocks[i]` elements.
+    /// Nothing to do: the outputs are views placed inside the input (`plan::alias`).
+    View,
+    /// Concat: `outer` repetitions of each input's contiguous block of `blocks[i]` elements;
+    /// inputs flagged `in_place` were written into the output by their producers.
     Concat {
         outer: usize,
         blocks: Vec<usize>,
+        in_place: Vec<bool>,
+    },
+    /// A strided gather (Transpose, Slice).
+    Strided(Strided),
+    /// Split: one strided gather per output.
+    Split(Vec<Strided>),
+    /// A fused elementwise chain; inputs are the chain's inputs in order.
+    Chain(Chain),
+    /// LayerNormalization over `n` of `outer x n x inner` (`inner` is 1).
+    LayerNorm {
+        ax: Axes,
+        scale: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        eps: f32,
+    },
+    /// Softmax over `n`.
+    Softmax(Axes),
+    /// `scale * sum` over `n` (ReduceMean, ReduceSum).
+    Reduce {
+        ax: Axes,
+        scale: f32,
     },
     /// The reference executor's implementation, on tensors.
     Fallback {
@@ -246,7 +276,13 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 for a in &n.absorbed {
                     absorbed.insert(*a, ());
                 }
-                (n.kernel, n.what, n.inputs, vec![Some(n.output)])
+                // A multi-output kernel writes every output of its op.
+                let o = if matches!(n.kernel, Kernel::Split(_)) {
+                    outs.clone()
+                } else {
+                    vec![Some(n.output)]
+                };
+                (n.kernel, n.what, n.inputs, o)
             }
             None => {
                 let in_dims = ins
@@ -294,6 +330,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .collect();
 
+    let lens: Vec<usize> = arena_vals
+        .iter()
+        .map(|&v| static_f32(g, v).map_or(0, |d| d.iter().product()))
+        .collect();
+    let mut pinned = vec![false; arena_vals.len()];
+    for io in &inputs {
+        if let Loc::Arena { off: i, .. } = io.loc {
+            pinned[i] = true;
+        }
+    }
+    let aliases = alias::plan(&mut steps, &lens, &pinned);
+
     // Liveness of arena values, in step indices; graph inputs live from the start and graph
     // outputs to the end.
     let n = steps.len();
@@ -318,13 +366,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             last[i] = n;
         }
     }
-    let lens: Vec<usize> = arena_vals
-        .iter()
-        .map(|&v| static_f32(g, v).map_or(0, |d| d.iter().product()))
-        .collect();
+    // A value placed inside another extends its root's lifetime; only roots take space.
+    let roots: Vec<(usize, usize)> = (0..arena_vals.len()).map(|i| aliases.root(i)).collect();
+    for i in 0..arena_vals.len() {
+        let r = roots[i].0;
+        if r != i && first[i] != usize::MAX {
+            first[r] = first[r].min(first[i]);
+            last[r] = last[r].max(last[i]);
+        }
+    }
     let intervals: Vec<Interval> = (0..arena_vals.len())
         .map(|i| Interval {
-            len: lens[i],
+            len: if roots[i].0 == i { lens[i] } else { 0 },
             first: if first[i] == usize::MAX { 0 } else { first[i] },
             last: last[i].max(if first[i] == usize::MAX { 0 } else { first[i] }),
         })
@@ -332,7 +385,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     let placement = place(&intervals);
     let fix = |l: Loc| match l {
         Loc::Arena { off: i, .. } => Loc::Arena {
-            off: placement.offsets[i],
+            off: placement.offsets[roots[i].0] + roots[i].1,
             len: lens[i],
         },
         other => other,
@@ -349,7 +402,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             io
         })
         .collect();
-    let outputs = outputs
+    let outputs: Vec<Io> = outputs
         .into_iter()
         .map(|mut io| {
             io.loc = fix(io.loc);
@@ -365,10 +418,25 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .max()
         .unwrap_or(0);
+    // f32 views only of the constants a native step or a graph output reads: the weights the
+    // conv kernels packed at compile time are never read again, and converting them all cost
+    // most of a weight-heavy model's compile time (VGG-11's 530 MB).
+    let mut wanted = vec![false; consts.len()];
+    for l in steps
+        .iter()
+        .filter(|s| !matches!(s.kernel, Kernel::Fallback { .. }))
+        .flat_map(|s| s.inputs.iter().flatten())
+        .chain(outputs.iter().map(|io| &io.loc))
+    {
+        if let Loc::Const(c) = *l {
+            wanted[c] = true;
+        }
+    }
     let consts_f32 = consts
         .iter()
-        .map(|t| {
-            if t.dtype == DataType::Float {
+        .zip(&wanted)
+        .map(|(t, &w)| {
+            if w && t.dtype == DataType::Float {
                 t.to_f32_vec().unwrap_or_default()
             } else {
                 Vec::new()
@@ -494,9 +562,18 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "Conv" => conv::lower_conv(cx, jit, op),
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => eltwise::lower_binary(cx, op),
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => {
+            chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
+        }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
-        | "HardSigmoid" => eltwise::lower_unary(cx, op),
+        | "HardSigmoid" => chain::lower_chain(cx, op).or_else(|| eltwise::lower_unary(cx, op)),
+        "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, op),
+        "Transpose" => movement::lower_transpose(cx, op),
+        "Slice" => movement::lower_slice(cx, op),
+        "Split" => movement::lower_split(cx, op),
+        "LayerNormalization" => norm::lower_layer_norm(cx, op),
+        "Softmax" => norm::lower_softmax(cx, op),
+        "ReduceMean" | "ReduceSum" => norm::lower_reduce(cx, op),
         "BatchNormalization" => eltwise::lower_batchnorm(cx, op),
         "Gemm" | "MatMul" => linear::lower_linear(cx, op),
         "Gather" => movement::lower_gather(cx, op),

@@ -99,5 +99,7 @@ pub(super) fn act_name(a: Activation) -> &'static str {
         Activation::Relu => " +relu",
         Activation::Clip(..) => " +clip",
         Activation::LeakyRelu(_) => " +leakyrelu",
+        Activation::HardSwish => " +hardswish",
+        Activation::Silu => " +silu",
     }
 }

@@ -2,9 +2,12 @@
 //! walks the graph in topological order writing each op's output types into `Value::ty`.
 //!
 //! Invariants:
-//! - A declared type is never silently replaced: inferred information only refines it (a
-//!   symbolic or unknown dim becomes known), and a disagreement with a declared static dim or
-//!   element type is an error naming the value.
+//! - A declared type is never silently replaced: inferred information refines it (a symbolic
+//!   or unknown dim becomes known). A declared element type that disagrees is an error naming
+//!   the value (ONNX Runtime refuses those models); a declared rank or static dim that
+//!   disagrees is a warning in [`InferReport::warnings`]: the value takes what the ops compute
+//!   and the declaration is kept in `Value::declared`, which export writes back (ONNX Runtime
+//!   warns and runs those models, and exporters do write them).
 //! - Ops without a rule (other domains, subgraph ops, ops outside the CNN set) are skipped; their
 //!   outputs keep whatever type they had.
 //! - `in_value_info` is left alone unless [`InferOptions::mark_value_info`] asks to export the
@@ -54,6 +57,11 @@ pub struct InferReport {
     pub unhandled_ops: BTreeMap<String, usize>,
     /// Values newly marked for export in `value_info`.
     pub marked_value_info: usize,
+    /// Values whose declared rank or static dims disagree with what their op computes; each
+    /// now has the computed type, its declaration kept in `Value::declared` for export.
+    pub declarations_overridden: usize,
+    /// One line per such value, naming it, the declared and the inferred type.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Display for InferReport {
@@ -73,6 +81,13 @@ impl std::fmt::Display for InferReport {
         }
         if self.marked_value_info > 0 {
             write!(f, "; marked {} for value_info", self.marked_value_info)?;
+        }
+        if self.declarations_overridden > 0 {
+            write!(
+                f,
+                "; {} declared types disagreed with inference",
+                self.declarations_overridden
+            )?;
         }
         if !self.unhandled_ops.is_empty() {
             let u: Vec<String> = self
@@ -100,8 +115,9 @@ pub fn infer_shapes(
 /// through the CNN op set.
 ///
 /// Errors: an override naming no graph input, or with the wrong rank, or contradicting a
-/// declared static dim; two overrides binding one symbolic dim to different sizes; an inferred
-/// type contradicting a declared one; an op whose input shapes are impossible for it.
+/// declared static dim; an inferred element type contradicting a declared one; an op whose input shapes are impossible for it.
+/// A declared shape contradicting the inferred one, or one symbolic dim given two sizes by the
+/// overrides, is a warning (see the module docs).
 pub fn infer_shapes_with(
     model: &mut Model,
     overrides: &[(String, Vec<Dim>)],
@@ -267,6 +283,10 @@ fn apply_overrides(
         .copied()
         .filter(|&v| g.constant(v).is_none())
         .collect();
+    // Symbols the overrides give two sizes (Paddle2ONNX names every unknown dim `?`): ONNX
+    // Runtime does not hold one symbol to one size, so neither do we; such a symbol is not
+    // substituted elsewhere, and each overridden axis keeps its own size.
+    let mut conflicting: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (name, given) in overrides {
         let v = g
             .value_by_name(name)
@@ -305,7 +325,7 @@ fn apply_overrides(
                                 given: *n,
                             });
                         }
-                        Dim::Param(p) => bind(&mut report.bindings, p, *n)?,
+                        Dim::Param(p) => bind(&mut report.bindings, &mut conflicting, p, *n),
                         _ => {}
                     }
                     out[axis] = Dim::Known(*n);
@@ -315,6 +335,14 @@ fn apply_overrides(
         };
         tt.shape = Some(shape);
         g.value_mut(v).ty = Some(ValueType::Tensor(tt));
+    }
+    for (p, sizes) in conflicting {
+        report.bindings.remove(&p);
+        let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        report.warnings.push(format!(
+            "symbolic dimension `{p}` is given the sizes {}; its uses are taken as independent",
+            sizes.join(" and ")
+        ));
     }
     if report.bindings.is_empty() {
         return Ok(());
@@ -338,21 +366,29 @@ fn apply_overrides(
     Ok(())
 }
 
-fn bind(bindings: &mut BTreeMap<String, usize>, p: &str, n: usize) -> Result<(), PassError> {
+fn bind(
+    bindings: &mut BTreeMap<String, usize>,
+    conflicting: &mut BTreeMap<String, Vec<usize>>,
+    p: &str,
+    n: usize,
+) {
     match bindings.get(p) {
-        Some(&m) if m != n => Err(PassError::BindingConflict {
-            param: p.to_string(),
-            first: m,
-            second: n,
-        }),
+        Some(&m) if m != n => {
+            let sizes = conflicting.entry(p.to_string()).or_insert_with(|| vec![m]);
+            if !sizes.contains(&n) {
+                sizes.push(n);
+            }
+        }
         _ => {
             bindings.insert(p.to_string(), n);
-            Ok(())
         }
     }
 }
 
-/// Writes `inferred` into `v`'s type, refining a declared type and refusing to contradict it.
+/// Writes `inferred` into `v`'s type, refining a declared type. A declared element type that
+/// differs is an error (ONNX Runtime refuses such models too); a declared rank or static dim
+/// that differs is a warning: the value takes the type the ops compute, and the declaration is
+/// kept in [`ssc_ir::Value::declared`] for export (ONNX Runtime warns and runs such models).
 fn merge(
     g: &mut Graph,
     v: ValueId,
@@ -371,37 +407,57 @@ fn merge(
         Some(ValueType::Opaque(_)) => return Ok(()),
         Some(ValueType::Tensor(t)) => t,
     };
-    let conflict = || PassError::TypeConflict {
-        value: val.name.clone(),
-        declared: fmt_type(declared),
-        inferred: fmt_type(&inferred),
-        node: node.to_string(),
-    };
     let elem = match declared.elem {
         // UNDEFINED (0) declares nothing.
         ssc_ir::DataType::Unknown(0) => inferred.elem,
         e if e == inferred.elem => e,
-        _ => return Err(conflict()),
+        _ => {
+            return Err(PassError::TypeConflict {
+                value: val.name.clone(),
+                declared: fmt_type(declared),
+                inferred: fmt_type(&inferred),
+                node: node.to_string(),
+            })
+        }
     };
+    let mut wrong = false;
     let shape = match (&declared.shape, &inferred.shape) {
         (None, s) | (s, None) => s.clone(),
-        (Some(d), Some(i)) => {
-            if d.len() != i.len() {
-                return Err(conflict());
-            }
-            let mut out = Vec::with_capacity(d.len());
-            for (a, b) in d.iter().zip(i) {
-                out.push(match (a, b) {
-                    (Dim::Known(x), Dim::Known(y)) if x != y => return Err(conflict()),
+        (Some(d), Some(i)) if d.len() != i.len() => {
+            wrong = true;
+            Some(i.clone())
+        }
+        (Some(d), Some(i)) => Some(
+            d.iter()
+                .zip(i)
+                .map(|(a, b)| match (a, b) {
+                    (Dim::Known(x), Dim::Known(y)) if x != y => {
+                        wrong = true;
+                        Dim::Known(*y)
+                    }
                     (Dim::Known(x), _) | (_, Dim::Known(x)) => Dim::Known(*x),
                     (Dim::Param(p), _) | (Dim::Unknown, Dim::Param(p)) => Dim::Param(p.clone()),
                     (Dim::Unknown, Dim::Unknown) => Dim::Unknown,
-                });
-            }
-            Some(out)
-        }
+                })
+                .collect(),
+        ),
     };
     let merged = TensorType { elem, shape };
+    if wrong {
+        report.warnings.push(format!(
+            "value `{}`: declared type {} disagrees with the inferred {} (from node `{node}`); using the inferred type",
+            val.name,
+            fmt_type(declared),
+            fmt_type(&inferred),
+        ));
+        report.declarations_overridden += 1;
+        let val = g.value_mut(v);
+        if val.declared.is_none() {
+            val.declared = val.ty.take();
+        }
+        val.ty = Some(ValueType::Tensor(merged));
+        return Ok(());
+    }
     if &merged != declared {
         g.value_mut(v).ty = Some(ValueType::Tensor(merged));
         report.refined += 1;

@@ -9,6 +9,9 @@
 //! - not the ops an exact phase owns (Constant, ConstantOfShape, Cast, CastLike, Identity,
 //!   Dropout, Shape), nor integer Div: where those decline, the result is not well defined and
 //!   must stay;
+//! - never the quantisation ops (QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear): a
+//!   `DequantizeLinear` of an int8 weight is how a QDQ model tells a runtime to run the layer
+//!   in int8, and folding it would write a float weight four times the size and a float layer;
 //! - the output shapes must be inferable before evaluating and fit the size limit (or be no
 //!   larger than the constants they free), so an `Expand` to a huge shape is never computed;
 //! - dense-arithmetic ops (Conv, MatMul, Gemm...) only on small inputs, to bound folding time.
@@ -39,10 +42,26 @@ const EXCLUDED: &[&str] = &[
     "If",
     "Loop",
     "Scan",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
 ];
 
 /// Ops whose cost grows faster than their output; folded only on small inputs.
-const HEAVY: &[&str] = &["Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum"];
+const HEAVY: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Einsum",
+    "ConvInteger",
+    "MatMulInteger",
+    "QLinearConv",
+    "QLinearMatMul",
+    "LSTM",
+    "GRU",
+    "RNN",
+];
 const HEAVY_INPUT_ELEMS: usize = 1 << 16;
 
 pub(crate) fn run(m: &mut Model, opts: &PassOptions, r: &mut PassReport) -> Result<(), PassError> {

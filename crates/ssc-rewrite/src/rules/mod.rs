@@ -36,7 +36,6 @@ pub fn default_rules() -> Vec<Rewrite<SscNode, SscAnalysis>> {
         unified::const_kernel_rule(),
         unified::input_classes_rule(),
         unified::output_classes_rule(),
-        zero::zero_outputs_rule(),
         zero::zero_inputs_rule(),
     ]
 }
@@ -145,9 +144,17 @@ pub(crate) fn is_identity(p: &[u32]) -> bool {
     p.iter().enumerate().all(|(j, &x)| x as usize == j)
 }
 
-/// `Gather(x, idx, axis = 1)` unless `idx` is the identity.
+/// `Gather(x, idx, axis = 1)` unless `idx` is the identity on all of `x`'s channels.
+///
+/// A prefix `0, 1, .., k-1` of more channels is a selection, not the identity: the gather
+/// must stay (dropping it once fed a 6-channel input to a conv narrowed to 3 inputs).
 pub(crate) fn gather_channels(egraph: &mut EGraph<SscNode, SscAnalysis>, x: Id, idx: &[u32]) -> Id {
-    if is_identity(idx) {
+    let channels = egraph[x]
+        .data
+        .shape
+        .as_ref()
+        .and_then(|s| s.get(1).copied());
+    if channels == Some(idx.len()) && is_identity(idx) {
         return x;
     }
     egraph.add(SscNode::Gather {
@@ -225,14 +232,36 @@ impl<R: ConvRewrite> Applier<SscNode, SscAnalysis> for ConvApplier<R> {
         _ast: Option<&PatternAst<SscNode>>,
         _rule: Symbol,
     ) -> Vec<Id> {
+        let rule = self.0.name();
+        if SscAnalysis::is_disabled(egraph, eclass, rule) {
+            return Vec::new();
+        }
         let Some(m) = ConvMatch::new(egraph, subst) else {
             return Vec::new();
         };
         let Some(new) = self.0.alternative(egraph, &m) else {
             return Vec::new();
         };
+        // A malformed alternative is a bug in the rule, never the model's fault: drop it, say
+        // so in the report, and go on with the other rules.
+        if let Err(why) = crate::validate::check_alternative(egraph, eclass, new, &[m.x, m.w, m.b])
+        {
+            let class = egraph.find(eclass);
+            let known = egraph.analysis.dropped.iter();
+            if !known
+                .clone()
+                .any(|(c, r, _)| *r == rule && egraph.find(*c) == class)
+            {
+                egraph.analysis.dropped.push((eclass, rule, why));
+            }
+            return Vec::new();
+        }
+        let root = egraph[new].nodes.first().cloned();
         if egraph.union(eclass, new) {
-            egraph.analysis.fired.push((eclass, self.0.name()));
+            egraph.analysis.fired.push((eclass, rule));
+            if let Some(root) = root {
+                egraph.analysis.alternatives.push((eclass, root, rule));
+            }
             vec![eclass]
         } else {
             Vec::new()

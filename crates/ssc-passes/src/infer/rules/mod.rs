@@ -15,6 +15,8 @@ mod generate;
 mod layout;
 mod math;
 mod nn;
+mod quant;
+mod recurrent;
 
 pub(crate) use generate::shape_range;
 use generate::{constant_of_shape, range, shape_op};
@@ -24,6 +26,8 @@ use layout::{
 };
 use math::{argmax, elementwise, gemm, matmul, reduce, variadic, where_};
 use nn::{batch_norm, conv, depth_space, dropout, global_pool, pool};
+use quant::{dequantize, dynamic_quantize, integer, qlinear, quantize};
+use recurrent::recurrent;
 
 /// What a rule sees.
 pub(crate) struct Cx<'a> {
@@ -203,17 +207,12 @@ pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
             .map(|s| vec![Dim::Known(s.len()), Dim::Unknown])
             .and_then(|s| tt(DataType::Int64, s))),
         "DepthToSpace" | "SpaceToDepth" => depth_space(cx),
-        "QuantizeLinear" => {
-            let elem = cx.elem(2).unwrap_or(DataType::Uint8);
-            one(cx.ty(0).map(|t| TensorType {
-                elem,
-                shape: t.shape.clone(),
-            }))
-        }
-        "DequantizeLinear" => one(cx.elem(1).map(|elem| TensorType {
-            elem,
-            shape: cx.ty(0).and_then(|t| t.shape.clone()),
-        })),
+        "LSTM" | "GRU" | "RNN" => recurrent(cx),
+        "QuantizeLinear" => quantize(cx),
+        "DequantizeLinear" => dequantize(cx),
+        "DynamicQuantizeLinear" => dynamic_quantize(cx),
+        "ConvInteger" | "MatMulInteger" => integer(cx),
+        "QLinearConv" | "QLinearMatMul" => qlinear(cx),
         _ => return None,
     })
 }
