@@ -58,12 +58,6 @@ impl Planes {
         Planes::build(g, None)
     }
 
-    /// The aligned layout for `g`: the pitch a multiple of `align` floats, one plane per phase
-    /// and column shift.
-    pub(crate) fn aligned(g: &ConvGeom, align: usize) -> Planes {
-        Planes::build(g, Some(align.max(1)))
-    }
-
     fn build(g: &ConvGeom, align: Option<usize>) -> Planes {
         let [sh, sw] = g.stride;
         let [dh, dw] = g.dilation;

@@ -113,12 +113,11 @@ pub(crate) struct SpmmConv {
     n_tiles: usize,
     blocks: Vec<Block>,
     table: Vec<u32>,
-    /// Box sums: their virtual channels start at `sum_base` (one `chan_len` each), their
-    /// planes at output positions at `s_base` (one `plane` each; for 1x1 kernels the virtual
-    /// channel is the sum itself and `s_base` is unused).
+    /// Box sums: their virtual channels start at `sum_base` (one `chan_len` each), followed by
+    /// their planes at output positions (one `plane` each; for 1x1 kernels the virtual
+    /// channel is the sum itself).
     sums: Vec<SumBlock>,
     sum_base: usize,
-    s_base: usize,
     /// Tap offsets within one channel's planes (for the box sums).
     tap_offs: Vec<usize>,
     bias: Vec<f32>,
@@ -244,7 +243,6 @@ struct Entries {
     per_oc: Vec<Vec<(u32, f32)>>,
     sums: Vec<SumBlock>,
     sum_base: usize,
-    s_base: usize,
     pad_len: usize,
 }
 
@@ -330,7 +328,6 @@ fn entries(
         per_oc,
         sums,
         sum_base,
-        s_base,
         pad_len,
     }
 }
@@ -459,7 +456,6 @@ impl SpmmConv {
             table,
             sums: e.sums,
             sum_base: e.sum_base,
-            s_base: e.s_base,
             tap_offs,
             bias: epi.bias.clone().unwrap_or_else(|| vec![0.0; g.c_out]),
             residuals,
@@ -508,11 +504,6 @@ impl SpmmConv {
     pub(crate) fn scratch_len(&self) -> usize {
         let slots = if self.n_chunks > 1 { self.slots } else { 0 };
         self.pad_len + slots * self.geom.c_out * TILE
-    }
-
-    /// Non-zero weights of the layer.
-    pub(crate) fn nnz(&self) -> usize {
-        self.nnz
     }
 
     /// The kernel's name in step reports: the block size and, with one-value tiles, their

@@ -1,0 +1,109 @@
+//! The per-layer choice between the dense conv kernels and the AVX-512 sparse kernel
+//! ([`SpmmConv`]): measured, on this host, at compile time, so no layer runs slower than the
+//! dense kernel it would replace.
+//!
+//! Why a measurement and not a density threshold: the break-even density of the sparse
+//! kernel against the dense one moves with the geometry (Winograd 3x3 layers at 56x56 run
+//! ~3x the GFLOP/s of a 7x7-plane 1x1 GEMM, so the sparse kernel pays from ~60% density on
+//! one and only below ~30% on the other) and with the weights' structure (blocks of output
+//! channels sharing their inputs, one-value tiles). A layer whose weight density is at most
+//! [`MAX_DENSITY`] gets both kernels built and timed on a synthetic input, one thread, the
+//! best of [`REPS`] interleaved runs each; the sparse kernel is kept only when it beats the
+//! dense one by [`MARGIN`]. Denser layers (every layer of a dense model) never reach the
+//! measurement, so a dense model's plan is exactly what it was without this module.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::kernels::dense::DenseConv;
+use crate::kernels::spmm::{self, Arrangement, SpmmConv, BLOCK_SIZES};
+use crate::spec::{ConvGeom, Epilogue};
+
+/// Weight density above which a layer keeps the dense kernels without a measurement (the
+/// sparse kernel at 75% density does more work per non-zero weight than the dense kernels at
+/// 100%: they run 2-3x its GFLOP/s of useful work).
+pub(super) const MAX_DENSITY: f32 = 0.75;
+/// Timed runs per kernel (after one warm-up run each); the minimum counts.
+const REPS: usize = 3;
+/// The sparse kernel must take at most this fraction of the dense kernel's time.
+const MARGIN: f64 = 0.9;
+
+/// The arrangement of `weights` the sparse kernel would run fastest: the block size whose
+/// columns cost least (a column is one load per vector plus one multiply-add per channel of
+/// its block), with one-value tiles read as box sums when they save work.
+pub(super) fn arrangement(g: &ConvGeom, weights: &[f32]) -> Arrangement {
+    let unify = spmm::best_unify(g, weights);
+    let mut best = (u64::MAX, 1);
+    for &b in &BLOCK_SIZES {
+        if b > 1 && g.cout_g() < b {
+            continue;
+        }
+        let s = spmm::shape_of(g, weights, Arrangement { block: b, unify });
+        let cost = (s.columns * (b + 1)) as u64;
+        if cost < best.0 {
+            best = (cost, b);
+        }
+    }
+    Arrangement {
+        block: best.1,
+        unify,
+    }
+}
+
+/// The sparse kernel for a conv whose dense kernel is `dense`, when it measures faster (see
+/// the module docs). `residuals` is the number of fused residual inputs (0..=2).
+pub(super) fn sparse_if_faster(
+    g: &ConvGeom,
+    weights: &[f32],
+    density: f32,
+    epi: &Epilogue,
+    residuals: usize,
+    dense: &DenseConv,
+    threads: usize,
+) -> Option<(SpmmConv, f64, f64)> {
+    if !spmm::available() || !spmm::supports(epi.act) || density > MAX_DENSITY {
+        return None;
+    }
+    let arr = arrangement(g, weights);
+    let k = SpmmConv::new(*g, weights, epi, residuals, arr, threads);
+    let (td, ts) = one_thread(|| time_both(g, dense, &k, residuals));
+    (ts <= MARGIN * td).then_some((k, td, ts))
+}
+
+/// Best-of-[`REPS`] milliseconds of the dense and the sparse kernel on one image.
+fn time_both(g: &ConvGeom, dense: &DenseConv, k: &SpmmConv, residuals: usize) -> (f64, f64) {
+    let in_len = g.c_in * g.h * g.w;
+    let out_len = g.c_out * g.h_out * g.w_out;
+    // A deterministic, non-constant input (values in [-1, 1)).
+    let x: Vec<f32> = (0..in_len)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    let r = vec![0.5f32; if residuals > 0 { out_len } else { 0 }];
+    let res = |n: usize| (residuals > n).then_some(&r[..]);
+    let mut y = vec![0f32; out_len];
+    let mut scratch = vec![0f32; dense.scratch_len().max(k.scratch_len())];
+    let (mut td, mut ts) = (f64::INFINITY, f64::INFINITY);
+    for rep in 0..=REPS {
+        let t = Instant::now();
+        dense.run(&x, res(0), res(1), &mut y, &mut scratch);
+        let d = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        k.run(&x, [res(0), res(1)], &mut y, &mut scratch);
+        let s = t.elapsed().as_secs_f64() * 1e3;
+        if rep > 0 {
+            td = td.min(d);
+            ts = ts.min(s);
+        }
+    }
+    (td, ts)
+}
+
+/// Runs `f` on a one-thread rayon pool (built once per process), so the kernels' timings do
+/// not depend on the pool the plan is built in or on what else that pool runs.
+fn one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    match POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok()) {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
