@@ -23,6 +23,11 @@ use crate::spec::{ConvGeom, Epilogue};
 /// sparse kernel at 75% density does more work per non-zero weight than the dense kernels at
 /// 100%: they run 2-3x its GFLOP/s of useful work).
 pub(super) const MAX_DENSITY: f32 = 0.75;
+/// Weight density at or below which the sparse kernel is taken without a measurement: it runs
+/// at least ~25% of the dense kernels' dense-equivalent GFLOP/s on every ResNet/MobileNet layer
+/// shape (`bench_spmm`), so at 12% it is ~2x faster; skipping the timing keeps compile times of
+/// very sparse models low.
+pub(super) const SURE_DENSITY: f32 = 0.12;
 /// Timed runs per kernel (after one warm-up run each); the minimum counts.
 const REPS: usize = 3;
 /// The sparse kernel must take at most this fraction of the dense kernel's time.
@@ -50,24 +55,33 @@ pub(super) fn arrangement(g: &ConvGeom, weights: &[f32]) -> Arrangement {
     }
 }
 
-/// The sparse kernel for a conv whose dense kernel is `dense`, when it measures faster (see
-/// the module docs). `residuals` is the number of fused residual inputs (0..=2).
-pub(super) fn sparse_if_faster(
+/// The sparse kernel for the conv, or `None` when the dense kernel `dense()` builds measures
+/// faster (see the module docs); the dense kernel, when it was built, comes back for the
+/// caller to use. `residuals` is the number of fused residual inputs (0..=2).
+pub(super) fn choose(
     g: &ConvGeom,
     weights: &[f32],
     density: f32,
     epi: &Epilogue,
     residuals: usize,
-    dense: &DenseConv,
     threads: usize,
-) -> Option<(SpmmConv, f64, f64)> {
+    dense: impl FnOnce() -> DenseConv,
+) -> Result<SpmmConv, Option<DenseConv>> {
     if !spmm::available() || !spmm::supports(epi.act) || density > MAX_DENSITY {
-        return None;
+        return Err(None);
     }
     let arr = arrangement(g, weights);
     let k = SpmmConv::new(*g, weights, epi, residuals, arr, threads);
-    let (td, ts) = one_thread(|| time_both(g, dense, &k, residuals));
-    (ts <= MARGIN * td).then_some((k, td, ts))
+    if density <= SURE_DENSITY {
+        return Ok(k);
+    }
+    let d = dense();
+    let (td, ts) = one_thread(|| time_both(g, &d, &k, residuals));
+    if ts <= MARGIN * td {
+        Ok(k)
+    } else {
+        Err(Some(d))
+    }
 }
 
 /// Best-of-[`REPS`] milliseconds of the dense and the sparse kernel on one image.

@@ -304,18 +304,16 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         ),
         other => {
             let threads = opts.threads.max(1);
-            let (weights, sparse_w) = if candidate && other.is_none() {
-                (parts.weights.clone(), Some(parts.weights))
+            let sparse = if candidate && other.is_none() {
+                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads, || {
+                    DenseConv::new(gm, parts.weights.clone(), epi.clone(), threads, opts.winograd)
+                })
             } else {
-                (parts.weights, None)
+                Err(None)
             };
-            let k = DenseConv::new(gm, weights, epi.clone(), threads, opts.winograd);
-            let sparse = sparse_w.and_then(|w| {
-                choice::sparse_if_faster(&gm, &w, density, &epi, residuals, &k, threads)
-            });
             match sparse {
-                Some((s, _, _)) => (
-                    format!("{} (over {})", s.kind(), k.kind()),
+                Ok(s) => (
+                    s.kind(),
                     Kernel::Spmm {
                         k: Box::new(s),
                         batch: parts.batch,
@@ -324,19 +322,24 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
                     },
                     String::new(),
                 ),
-                None => (
-                    k.kind().to_string(),
-                    Kernel::DenseConv {
-                        k: Box::new(k),
-                        batch: parts.batch,
-                        in_len,
-                        out_len,
-                    },
-                    match other {
-                        Some(Err(e)) => format!(" (cranelift failed: {e})"),
-                        _ => String::new(),
-                    },
-                ),
+                Err(dense) => {
+                    let k = dense.unwrap_or_else(|| {
+                        DenseConv::new(gm, parts.weights, epi, threads, opts.winograd)
+                    });
+                    (
+                        k.kind().to_string(),
+                        Kernel::DenseConv {
+                            k: Box::new(k),
+                            batch: parts.batch,
+                            in_len,
+                            out_len,
+                        },
+                        match other {
+                            Some(Err(e)) => format!(" (cranelift failed: {e})"),
+                            _ => String::new(),
+                        },
+                    )
+                }
             }
         }
     };
