@@ -74,7 +74,7 @@ pub(crate) fn tiled(
     w
 }
 
-fn geom(
+pub(crate) fn geom(
     (c_in, c_out, group): (usize, usize, usize),
     (h, w): (usize, usize),
     (kh, kw): (usize, usize),

@@ -187,7 +187,9 @@ fn ssc_pair(
     }
     for (p, c) in [(&a, a_op), (&b, b_op)] {
         let density = density_of(p, ssc_passes::sparse_density_of(&g.op(c).desc));
-        if use_stream(p, opts, density, false) || (!opts.dense_only && spmm::available() && density <= choice::MAX_DENSITY) {
+        if use_stream(p, opts, density, false)
+            || (!opts.dense_only && spmm::available() && density <= choice::MAX_DENSITY)
+        {
             return None;
         }
     }
@@ -305,9 +307,23 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         other => {
             let threads = opts.threads.max(1);
             let sparse = if candidate && other.is_none() {
-                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads, || {
-                    DenseConv::new(gm, parts.weights.clone(), epi.clone(), threads, opts.winograd)
-                })
+                choice::choose(
+                    &gm,
+                    &parts.weights,
+                    density,
+                    &epi,
+                    residuals,
+                    threads,
+                    || {
+                        DenseConv::new(
+                            gm,
+                            parts.weights.clone(),
+                            epi.clone(),
+                            threads,
+                            opts.winograd,
+                        )
+                    },
+                )
             } else {
                 Err(None)
             };
