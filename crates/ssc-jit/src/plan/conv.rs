@@ -109,9 +109,9 @@ fn spmm_candidate(p: &ConvParts, opts: &JitOptions, density: f32, epi: &Epilogue
 }
 
 /// Chooses the Cranelift / AVX2 sparse-weight kernel (`StreamConv`), which does work per
-/// non-zero weight: for a depthwise shape the dense depthwise kernel does not take, and, on
-/// hosts without AVX-512 (or epilogues the AVX-512 kernel does not compute), when few enough
-/// weights are non-zero.
+/// non-zero weight: for a depthwise shape the dense depthwise kernel does not take, and when
+/// few enough weights are non-zero (`JitOptions::sparse_threshold`, or on AVX-512 hosts,
+/// where `SpmmConv` takes the layers between, `choice::TABLE_DENSITY`).
 fn use_stream(p: &ConvParts, opts: &JitOptions, density: f32, spmm_ok: bool) -> bool {
     if opts.dense_only {
         return false;
@@ -119,7 +119,12 @@ fn use_stream(p: &ConvParts, opts: &JitOptions, density: f32, spmm_ok: bool) -> 
     // Depthwise layers the direct Rust kernel covers go there unless sparse; other depthwise
     // shapes (7x7, dilated, channel multipliers, hosts without AVX2) keep `StreamConv`.
     let depthwise = p.geom.cin_g() == 1 && !Depthwise::suits(&p.geom);
-    depthwise || (!spmm_ok && density <= opts.sparse_threshold)
+    let threshold = if spmm_ok {
+        choice::TABLE_DENSITY
+    } else {
+        opts.sparse_threshold
+    };
+    depthwise || density <= threshold
 }
 
 /// `Add(Conv_kxk(x), Conv_1x1(x))`, the SSC decomposition ssc-opt writes (a grouped k x k
@@ -307,28 +312,12 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         other => {
             let threads = opts.threads.max(1);
             let sparse = if candidate && other.is_none() {
-                choice::choose(
-                    &gm,
-                    &parts.weights,
-                    density,
-                    &epi,
-                    residuals,
-                    threads,
-                    || {
-                        DenseConv::new(
-                            gm,
-                            parts.weights.clone(),
-                            epi.clone(),
-                            threads,
-                            opts.winograd,
-                        )
-                    },
-                )
+                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads)
             } else {
-                Err(None)
+                None
             };
             match sparse {
-                Ok(s) => (
+                Some(s) => (
                     s.kind(),
                     Kernel::Spmm {
                         k: Box::new(s),
@@ -338,10 +327,8 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
                     },
                     String::new(),
                 ),
-                Err(dense) => {
-                    let k = dense.unwrap_or_else(|| {
-                        DenseConv::new(gm, parts.weights, epi, threads, opts.winograd)
-                    });
+                None => {
+                    let k = DenseConv::new(gm, parts.weights, epi, threads, opts.winograd);
                     (
                         k.kind().to_string(),
                         Kernel::DenseConv {
