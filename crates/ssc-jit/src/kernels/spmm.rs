@@ -865,6 +865,8 @@ unsafe fn keep<const B: usize, const V: usize>(
 }
 
 /// `init` plus, for every column of `tab`, its inputs times its `B` weights.
+// `v` indexes the accumulators and the loads' offsets and masks together.
+#[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
