@@ -69,8 +69,8 @@ pub struct JitOptions {
     /// Weight density (non-zeros / weights) at or below which a convolution gets the
     /// Cranelift / AVX2 sparse-weight kernel (`StreamConv`) instead of a dense one, on hosts
     /// without AVX-512 (or for activations the AVX-512 kernel does not compute). On AVX-512
-    /// hosts layers up to 75% density choose between the dense kernels and the AVX-512 sparse
-    /// kernel by timing both at compile time (`plan::choice`), and this threshold is not used.
+    /// hosts a cost model (`plan::choice`) chooses between the dense kernels, this kernel (at
+    /// <= 12% density) and the AVX-512 sparse kernel, and this threshold is not used.
     pub sparse_threshold: f32,
     /// Never use the sparse-weight kernels (to compare against the dense path).
     pub dense_only: bool,
