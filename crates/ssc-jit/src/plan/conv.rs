@@ -99,7 +99,7 @@ fn density_of(p: &ConvParts, annotated: Option<f32>) -> f32 {
 }
 
 /// Whether the layer is a candidate for the AVX-512 sparse kernel, whose use is decided by a
-/// measurement against the dense kernel (`plan::choice`).
+/// cost model against the dense kernels (`plan::choice`).
 fn spmm_candidate(p: &ConvParts, opts: &JitOptions, density: f32, epi: &Epilogue) -> bool {
     !opts.dense_only
         && density <= choice::MAX_DENSITY
