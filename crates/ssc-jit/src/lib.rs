@@ -67,7 +67,10 @@ pub struct JitOptions {
     /// Shapes for graph inputs whose declared shape is not fully static (name, dims).
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// Weight density (non-zeros / weights) at or below which a convolution gets the
-    /// sparse-weight kernel (work per non-zero weight) instead of a dense one.
+    /// Cranelift / AVX2 sparse-weight kernel (`StreamConv`) instead of a dense one, on hosts
+    /// without AVX-512 (or for activations the AVX-512 kernel does not compute). On AVX-512
+    /// hosts a cost model (`plan::choice`) chooses between the dense kernels, this kernel (at
+    /// <= 12% density) and the AVX-512 sparse kernel, and this threshold is not used.
     pub sparse_threshold: f32,
     /// Never use the sparse-weight kernels (to compare against the dense path).
     pub dense_only: bool,

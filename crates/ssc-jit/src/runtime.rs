@@ -169,6 +169,18 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             out(),
             |x, [r, _], y| k.run(x, r, y, &mut st.scratch),
         ),
+        Kernel::Spmm {
+            k,
+            batch,
+            in_len,
+            out_len,
+        } => per_image(
+            (*batch, *in_len, *out_len),
+            inp(0),
+            [opt_in(1), opt_in(2)],
+            out(),
+            |x, r, y| k.run(x, r, y, &mut st.scratch),
+        ),
         Kernel::Pool {
             k,
             batch,

@@ -3,22 +3,13 @@
 //!
 //! # Design
 //!
-//! *Pre-pass (Rust, per image).* Each input channel is copied into the scratch as zero-padded
-//! planes. For stride `(sh, sw)` the padded image is split into phase planes
-//! `P[py][px][i][j] = pad[i*sh + py][j*sw + px]` (only the phases some tap reads). All planes share
-//! one row stride `wq = w_out + ox_max` and `hq = h_out + oy_max + 1` rows, where tap `(ky, kx)`
-//! reads phase `(ky*dh % sh, kx*dw % sw)` at row/column shift `(oy, ox) = (ky*dh / sh, kx*dw / sw)`.
-//! Then for every tap, `acc[y*wq + x] += w * plane[(y + oy)*wq + x + ox]`: the output of a channel,
-//! computed over the padded row stride `wq`, is a single contiguous loop over `f32x4` tiles with a
-//! constant offset per (input channel, tap) and no bounds checks. Columns `x >= w_out` (and the
-//! rounding of the last tile) compute garbage that is never stored; the extra plane row and `tile`
-//! floats of slack after the last plane keep every read inside the scratch.
-//!
-//! *Strided pre-pass.* For column strides 2 and 3 (and any stride whose staged row fits
-//! `ROW_TMP`), each image row is copied once into a zero-padded stack row and every phase `px`
-//! takes `row[j*sw + px]` over all `wq` columns: a fixed-stride deinterleave that LLVM vectorises
-//! (`shufps`), instead of one bounds-checked float at a time. Short rows are copied inline
-//! (`copy_row`): a `memmove` call per 7..14-float row cost more than the copy.
+//! *Pre-pass (Rust, per image).* Each input channel is copied into the scratch as zero-padded,
+//! phase-split planes (`kernels::planes`): every (input channel, tap) is then one constant
+//! offset, and for every tap `acc[y*wq + x] += w * plane[p + offset]`: the output of a channel,
+//! computed over the padded row pitch `wq`, is a single contiguous loop over `f32x4` tiles with no
+//! bounds checks. Columns `x >= w_out` (and the rounding of the last tile) compute garbage that is
+//! never stored; the extra plane row and `tile` floats of slack after the last plane keep every
+//! read inside the scratch.
 //!
 //! *Grouped convs (depthwise).* With `group > 1` an output channel reads only its group's
 //! `cin_g` input channels, so planes are not built for the whole image up front (for a 96-channel
@@ -75,15 +66,14 @@ use rayon::prelude::*;
 
 use super::emit::{build_table, build_unrolled, Terms};
 use super::{CodeHolder, Jit};
+use crate::kernels::epilogue;
 use crate::kernels::par::simd;
-use crate::kernels::{copy_row, epilogue};
+use crate::kernels::planes::Planes;
 use crate::spec::{Activation, ConvGeom, Epilogue};
 use crate::JitError;
 
 /// Floats of the per-thread stack buffer one chunk of output rows is computed into.
 const BUF: usize = 4096;
-/// Floats of the stack row a strided pre-pass stages one zero-padded input row in.
-const ROW_TMP: usize = 512;
 
 type UnrolledFn = unsafe extern "C" fn(*const f32, *mut f32, usize);
 type TableFn =
@@ -108,12 +98,8 @@ pub struct StreamConv {
     bias: Vec<f32>,
     residual: bool,
     act: Activation,
-    /// Strides, plane row stride and rows, used phases `(py, px)` and their slot per `py*sw+px`.
-    sh: usize,
-    sw: usize,
-    wq: usize,
-    hq: usize,
-    phases: Vec<(usize, usize)>,
+    /// The padded, phase-split input layout.
+    planes: Planes,
     pad_len: usize,
     /// Grouped convs: each run leaf fills one group's planes right before computing its output
     /// channels, into a slot of `group_stride` floats; offsets are relative to the group.
@@ -228,30 +214,9 @@ impl StreamConv {
         };
 
         // Layout of the padded / phase-split planes.
-        let [sh, sw] = g.stride;
-        let [dh, dw] = g.dilation;
-        let oy_max = (g.kh - 1) * dh / sh;
-        let ox_max = (g.kw - 1) * dw / sw;
-        let wq = g.w_out + ox_max;
-        let hq = g.h_out + oy_max + 1;
-        let plane = wq * hq;
-        let mut slot = vec![usize::MAX; sh * sw];
-        let mut phases = Vec::new();
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let k = (ky * dh % sh) * sw + kx * dw % sw;
-                if slot[k] == usize::MAX {
-                    slot[k] = 0;
-                }
-            }
-        }
-        for (k, s) in slot.iter_mut().enumerate() {
-            if *s == 0 {
-                *s = phases.len();
-                phases.push((k / sw, k % sw));
-            }
-        }
-        let nph = phases.len();
+        let planes = Planes::new(&g);
+        let (wq, plane) = (planes.wq, planes.plane());
+        let nph = planes.phases.len();
         // On AVX2 hosts every layer walks its table in the 8-wide Rust loop (`kernels::sparse`,
         // tiles of 32 or 64 floats): measured against unrolled Cranelift code even on a small
         // layer (64->64 56x56 at 10%, 3.8k non-zeros) it ran 0.56-0.73 ms against 0.87-0.91.
@@ -261,7 +226,7 @@ impl StreamConv {
         let vector_table = jit.opts.vector_table && crate::kernels::par::has_avx2_fma();
         let unroll = !vector_table && nnz_total <= jit.opts.unroll_max_nnz;
         let nv = if vector_table {
-            crate::kernels::sparse::tile_for(g.h_out * (g.w_out + (g.kw - 1) * dw / sw)) / 4
+            crate::kernels::sparse::tile_for(g.h_out * wq) / 4
         } else {
             jit.opts.tile_vectors
         };
@@ -298,9 +263,7 @@ impl StreamConv {
                         if w == 0.0 {
                             continue;
                         }
-                        let (ry, rx) = (ky * dh, kx * dw);
-                        let s = slot[(ry % sh) * sw + rx % sw];
-                        let off = (ic * nph + s) * plane + (ry / sh) * wq + rx / sw;
+                        let off = planes.offset(ic, ky, kx);
                         by_val.entry(w.to_bits()).or_default().push(off as i32);
                     }
                 }
@@ -439,11 +402,7 @@ impl StreamConv {
             bias,
             residual: epi.residual,
             act: epi.act,
-            sh,
-            sw,
-            wq,
-            hq,
-            phases,
+            planes,
             pad_len,
             fused,
             group_stride,
@@ -526,148 +485,12 @@ impl StreamConv {
             self.run_split(0, g.c_out, threads, &[], pad, input, residual, output);
             return;
         }
-        let nph = self.phases.len();
-        let chan_len = nph * self.wq * self.hq;
+        let chan_len = self.planes.chan_len();
         let (planes, slack) = pad.split_at_mut(g.c_in * chan_len);
         slack.fill(0.0);
-        self.fill_split(0, g.c_in, threads, input, planes);
+        self.planes.fill_split(0, g.c_in, threads, input, planes);
         let pad: &[f32] = pad;
         self.run_split(0, g.c_out, threads, pad, &mut [], input, residual, output);
-    }
-
-    /// Fills the planes of input channels `lo..hi` (`planes` starts at channel `lo`) in `parts`
-    /// parallel pieces.
-    fn fill_split(&self, lo: usize, hi: usize, parts: usize, input: &[f32], planes: &mut [f32]) {
-        if parts <= 1 || hi - lo <= 1 {
-            let chan_len = self.phases.len() * self.wq * self.hq;
-            let hw = self.geom.h * self.geom.w;
-            simd(
-                #[inline(always)]
-                || {
-                    for (k, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
-                        let ic = lo + k;
-                        self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, true);
-                    }
-                },
-            );
-            return;
-        }
-        let left = parts / 2;
-        let mid = lo + (hi - lo) * left / parts;
-        let mid = mid.clamp(lo + 1, hi - 1);
-        let chan_len = self.phases.len() * self.wq * self.hq;
-        let (a, b) = planes.split_at_mut((mid - lo) * chan_len);
-        rayon::join(
-            || self.fill_split(lo, mid, left, input, a),
-            || self.fill_split(mid, hi, parts - left, input, b),
-        );
-    }
-
-    /// Writes the phase planes of one input channel `src` (`h*w`) into `dst`; with `!borders`
-    /// only the image part (the zero borders are already in place from an earlier fill).
-    #[inline(always)]
-    fn fill_channel(&self, src: &[f32], dst: &mut [f32], borders: bool) {
-        let (sw, wq) = (self.sw, self.wq);
-        // Strided: deinterleave whole zero-padded rows staged in a stack buffer.
-        if sw > 1 && (sw + 1) * wq + sw <= ROW_TMP {
-            match sw {
-                2 => self.fill_strided::<2>(src, dst, borders),
-                3 => self.fill_strided::<3>(src, dst, borders),
-                _ => self.fill_strided_dyn(src, dst, borders),
-            }
-            return;
-        }
-        let g = &self.geom;
-        let (pt, pl) = (g.pads[0], g.pads[1]);
-        let sh = self.sh;
-        for (&(py, px), pdst) in self.phases.iter().zip(dst.chunks_exact_mut(wq * self.hq)) {
-            // Columns j whose source column j*sw + px - pl lies in 0..w.
-            let j_lo = (pl.saturating_sub(px)).div_ceil(sw).min(wq);
-            let j_hi = ((g.w + pl).saturating_sub(px)).div_ceil(sw).clamp(j_lo, wq);
-            for (i, row) in pdst.chunks_exact_mut(wq).enumerate() {
-                let r = i * sh + py;
-                if r < pt || r - pt >= g.h || j_lo == j_hi {
-                    if borders {
-                        row.fill(0.0);
-                    }
-                    continue;
-                }
-                let srow = &src[(r - pt) * g.w..(r - pt + 1) * g.w];
-                if borders {
-                    row[..j_lo].fill(0.0);
-                    row[j_hi..].fill(0.0);
-                }
-                let c0 = j_lo * sw + px - pl;
-                let (d, s) = (&mut row[j_lo..j_hi], &srow[c0..]);
-                if sw == 1 {
-                    copy_row(d, s);
-                } else {
-                    for (d, s) in d.iter_mut().zip(s.iter().step_by(sw)) {
-                        *d = *s;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Column stride `S > 1`: each image row is copied once into a zero-padded stack row
-    /// `tmp[c] = pad[row][c]`, then every phase `px` of its `py` takes `tmp[j*S + px]` for all
-    /// `wq` columns (borders included), which vectorises as a deinterleave.
-    #[inline(always)]
-    fn fill_rows<const S: usize>(&self, src: &[f32], dst: &mut [f32], borders: bool, s: usize) {
-        let g = &self.geom;
-        let (pt, pl) = (g.pads[0], g.pads[1]);
-        let (sh, wq, hq) = (self.sh, self.wq, self.hq);
-        let plane = wq * hq;
-        let mut tmp = [0f32; ROW_TMP];
-        // Padded columns: the image occupies [pl, pl + w) of the first `tlen` floats; columns
-        // the planes read beyond the padded width stay zero. Every phase reads below
-        // `wq * s <= tlen - px - wq`, so `tmp[px..tlen]` has at least `wq` whole chunks.
-        let tlen = (s + 1) * wq + s;
-        let img = g.w.min(tlen.saturating_sub(pl));
-        for py in 0..sh {
-            if !self.phases.iter().any(|&(y, _)| y == py) {
-                continue;
-            }
-            for i in 0..hq {
-                let r = i * sh + py;
-                let inside = r >= pt && r - pt < g.h && img > 0;
-                if !inside && !borders {
-                    continue;
-                }
-                if inside {
-                    let y = r - pt;
-                    copy_row(&mut tmp[pl..pl + img], &src[y * g.w..]);
-                }
-                for (k, &(yy, px)) in self.phases.iter().enumerate() {
-                    if yy != py {
-                        continue;
-                    }
-                    let row = &mut dst[k * plane + i * wq..k * plane + (i + 1) * wq];
-                    if !inside {
-                        row.fill(0.0);
-                    } else if S == 0 {
-                        for (d, c) in row.iter_mut().zip(tmp[px..tlen].iter().step_by(s)) {
-                            *d = *c;
-                        }
-                    } else {
-                        for (d, c) in row.iter_mut().zip(tmp[px..tlen].chunks_exact(S)) {
-                            *d = c[0];
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn fill_strided<const S: usize>(&self, src: &[f32], dst: &mut [f32], borders: bool) {
-        self.fill_rows::<S>(src, dst, borders, S);
-    }
-
-    #[inline(always)]
-    fn fill_strided_dyn(&self, src: &[f32], dst: &mut [f32], borders: bool) {
-        self.fill_rows::<0>(src, dst, borders, self.sw);
     }
 
     /// Fills the planes of group `grp` into `slot` (`group_stride` floats, offsets relative to
@@ -677,7 +500,7 @@ impl StreamConv {
     fn fill_group(&self, grp: usize, input: &[f32], slot: &mut [f32], borders: bool) {
         let g = &self.geom;
         let cin_g = g.cin_g();
-        let chan_len = self.phases.len() * self.wq * self.hq;
+        let chan_len = self.planes.chan_len();
         let hw = g.h * g.w;
         let (planes, slack) = slot[..self.group_stride].split_at_mut(cin_g * chan_len);
         if borders {
@@ -685,7 +508,8 @@ impl StreamConv {
         }
         for (j, dst) in planes.chunks_exact_mut(chan_len).enumerate() {
             let ic = grp * cin_g + j;
-            self.fill_channel(&input[ic * hw..(ic + 1) * hw], dst, borders);
+            self.planes
+                .fill_channel(&input[ic * hw..(ic + 1) * hw], dst, borders);
         }
     }
 
@@ -755,7 +579,7 @@ impl StreamConv {
         out: &mut [f32],
     ) {
         let g = &self.geom;
-        let (hw, wo, wq) = (g.h_out * g.w_out, g.w_out, self.wq);
+        let (hw, wo, wq) = (g.h_out * g.w_out, g.w_out, self.planes.wq);
         let cout_g = g.cout_g();
         let mut filled = usize::MAX;
         let mut buf = [0f32; BUF];

@@ -3,29 +3,7 @@
 
 use super::{CodegenOptions, Jit, OptLevel, StreamConv};
 use crate::spec::{Activation, ConvGeom, Epilogue};
-use crate::testutil::reference_conv;
-
-/// xorshift64*: deterministic, dependency-free test randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len())]
-    }
-}
+use crate::testutil::{reference_conv, Rng};
 
 #[allow(clippy::too_many_arguments)]
 fn geom(

@@ -12,10 +12,12 @@ pub(crate) mod norm;
 pub(crate) mod par;
 pub(crate) mod phase;
 mod phases;
+pub(crate) mod planes;
 pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
+pub(crate) mod spmm;
 pub(crate) mod strided;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod wide;

@@ -7,10 +7,11 @@ use ssc_ir::{DataType, Graph, OpId, ValueId};
 
 use super::fuse::fusion_chain;
 use super::util::{act_name, ints, resolve_pads, single_output, static_f32, to_usize};
-use super::{Cx, Kernel, Native};
+use super::{choice, Cx, Kernel, Native};
 use crate::codegen::{Jit, StreamConv};
 use crate::kernels::dense::DenseConv;
 use crate::kernels::depthwise::Depthwise;
+use crate::kernels::spmm;
 use crate::spec::{ConvGeom, Epilogue};
 use crate::JitOptions;
 
@@ -89,21 +90,41 @@ fn conv_parts(g: &Graph, op: OpId) -> Option<ConvParts> {
     })
 }
 
-/// Chooses between the sparse-weight kernel (`StreamConv`), which does work per non-zero
-/// weight, and the dense kernels: sparse when few enough weights are non-zero, or for a
-/// depthwise shape the dense depthwise kernel does not take.
-fn use_stream(p: &ConvParts, opts: &JitOptions, density: Option<f32>) -> bool {
+/// The layer's weight density: the annotation ssc-passes wrote, or counted.
+fn density_of(p: &ConvParts, annotated: Option<f32>) -> f32 {
+    annotated.unwrap_or_else(|| {
+        let nnz = p.weights.iter().filter(|&&w| w != 0.0).count();
+        nnz as f32 / p.weights.len().max(1) as f32
+    })
+}
+
+/// Whether the layer is a candidate for the AVX-512 sparse kernel, whose use is decided by a
+/// cost model against the dense kernels (`plan::choice`).
+fn spmm_candidate(p: &ConvParts, opts: &JitOptions, density: f32, epi: &Epilogue) -> bool {
+    !opts.dense_only
+        && density <= choice::MAX_DENSITY
+        && spmm::available()
+        && spmm::supports(epi.act)
+        && !(p.geom.cin_g() == 1 && Depthwise::suits(&p.geom))
+}
+
+/// Chooses the Cranelift / AVX2 sparse-weight kernel (`StreamConv`), which does work per
+/// non-zero weight: for a depthwise shape the dense depthwise kernel does not take, and when
+/// few enough weights are non-zero (`JitOptions::sparse_threshold`, or on AVX-512 hosts,
+/// where `SpmmConv` takes the layers between, `choice::TABLE_DENSITY`).
+fn use_stream(p: &ConvParts, opts: &JitOptions, density: f32, spmm_ok: bool) -> bool {
     if opts.dense_only {
         return false;
     }
     // Depthwise layers the direct Rust kernel covers go there unless sparse; other depthwise
     // shapes (7x7, dilated, channel multipliers, hosts without AVX2) keep `StreamConv`.
     let depthwise = p.geom.cin_g() == 1 && !Depthwise::suits(&p.geom);
-    let density = density.unwrap_or_else(|| {
-        let nnz = p.weights.iter().filter(|&&w| w != 0.0).count();
-        nnz as f32 / p.weights.len().max(1) as f32
-    });
-    depthwise || density <= opts.sparse_threshold
+    let threshold = if spmm_ok {
+        choice::TABLE_DENSITY
+    } else {
+        opts.sparse_threshold
+    };
+    depthwise || density <= threshold
 }
 
 /// `Add(Conv_kxk(x), Conv_1x1(x))`, the SSC decomposition ssc-opt writes (a grouped k x k
@@ -170,7 +191,10 @@ fn ssc_pair(
         return None;
     }
     for (p, c) in [(&a, a_op), (&b, b_op)] {
-        if use_stream(p, opts, ssc_passes::sparse_density_of(&g.op(c).desc)) {
+        let density = density_of(p, ssc_passes::sparse_density_of(&g.op(c).desc));
+        if use_stream(p, opts, density, false)
+            || (!opts.dense_only && spmm::available() && density <= choice::MAX_DENSITY)
+        {
             return None;
         }
     }
@@ -264,17 +288,19 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         },
         act_name(epi.act)
     );
-    let density = ssc_passes::sparse_density_of(d);
-    let stream = if chain.residual2.is_none() && use_stream(&parts, opts, density) {
+    let density = density_of(&parts, ssc_passes::sparse_density_of(d));
+    let candidate = spmm_candidate(&parts, opts, density, &epi);
+    let stream = if chain.residual2.is_none() && use_stream(&parts, opts, density, candidate) {
         // A code generation failure is a bug, but the GEMM computes the same conv, so
         // the model still runs; the step's description records it.
         Some(StreamConv::compile(jit, &gm, &parts.weights, &epi))
     } else {
         None
     };
+    let residuals = usize::from(chain.residual.is_some()) + usize::from(chain.residual2.is_some());
     let (kind, kernel, note) = match stream {
         Some(Ok(k)) => (
-            k.kind(),
+            k.kind().to_string(),
             Kernel::StreamConv {
                 k: Box::new(k),
                 batch: parts.batch,
@@ -284,20 +310,40 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
             String::new(),
         ),
         other => {
-            let k = DenseConv::new(gm, parts.weights, epi, opts.threads.max(1), opts.winograd);
-            (
-                k.kind(),
-                Kernel::DenseConv {
-                    k: Box::new(k),
-                    batch: parts.batch,
-                    in_len,
-                    out_len,
-                },
-                match other {
-                    Some(Err(e)) => format!(" (cranelift failed: {e})"),
-                    _ => String::new(),
-                },
-            )
+            let threads = opts.threads.max(1);
+            let sparse = if candidate && other.is_none() {
+                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads)
+            } else {
+                None
+            };
+            match sparse {
+                Some(s) => (
+                    s.kind(),
+                    Kernel::Spmm {
+                        k: Box::new(s),
+                        batch: parts.batch,
+                        in_len,
+                        out_len,
+                    },
+                    String::new(),
+                ),
+                None => {
+                    let k = DenseConv::new(gm, parts.weights, epi, threads, opts.winograd);
+                    (
+                        k.kind().to_string(),
+                        Kernel::DenseConv {
+                            k: Box::new(k),
+                            batch: parts.batch,
+                            in_len,
+                            out_len,
+                        },
+                        match other {
+                            Some(Err(e)) => format!(" (cranelift failed: {e})"),
+                            _ => String::new(),
+                        },
+                    )
+                }
+            }
         }
     };
     Some(Native {

@@ -8,6 +8,7 @@
 
 mod alias;
 mod chain;
+mod choice;
 mod conv;
 mod eltwise;
 mod fuse;
@@ -58,6 +59,14 @@ pub(crate) enum Kernel {
     /// inputs are `[x, residual?, None]`.
     StreamConv {
         k: Box<StreamConv>,
+        batch: usize,
+        in_len: usize,
+        out_len: usize,
+    },
+    /// Conv over its non-zero weights, vectorised over output pixels with AVX-512
+    /// (`kernels::spmm`); inputs are `[x, residual?, residual2?]`.
+    Spmm {
+        k: Box<crate::kernels::spmm::SpmmConv>,
         batch: usize,
         in_len: usize,
         out_len: usize,
@@ -425,6 +434,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         .map(|s| match &s.kernel {
             Kernel::DenseConv { k, .. } => k.scratch_len(),
             Kernel::StreamConv { k, .. } => k.scratch_len(),
+            Kernel::Spmm { k, .. } => k.scratch_len(),
             _ => 0,
         })
         .max()
