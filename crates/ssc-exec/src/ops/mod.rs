@@ -9,7 +9,7 @@ mod norm;
 mod pool;
 mod quant;
 mod reduce;
-mod resize;
+pub(crate) mod resize;
 mod rnn;
 mod sequence;
 mod shape;

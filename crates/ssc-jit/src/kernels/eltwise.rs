@@ -12,6 +12,8 @@ pub(crate) enum BinOp {
     Div,
     Max,
     Min,
+    /// `PRelu(x, slope)`: `x` where `x >= 0`, else `slope * x` (not commutative).
+    PRelu,
 }
 
 impl BinOp {
@@ -23,6 +25,7 @@ impl BinOp {
             "Div" => BinOp::Div,
             "Max" => BinOp::Max,
             "Min" => BinOp::Min,
+            "PRelu" => BinOp::PRelu,
             _ => return None,
         })
     }
@@ -47,6 +50,13 @@ impl BinOp {
                     f32::NAN
                 } else {
                     a.min(b)
+                }
+            }
+            BinOp::PRelu => {
+                if a < 0.0 {
+                    a * b
+                } else {
+                    a
                 }
             }
         }
@@ -263,6 +273,7 @@ impl Binary {
             BinOp::Div => self.run_with(a, b, out, |x, y| x / y),
             BinOp::Max => self.run_with(a, b, out, |x, y| BinOp::Max.apply(x, y)),
             BinOp::Min => self.run_with(a, b, out, |x, y| BinOp::Min.apply(x, y)),
+            BinOp::PRelu => self.run_with(a, b, out, |x, y| BinOp::PRelu.apply(x, y)),
         }
     }
 

@@ -13,6 +13,7 @@ pub(crate) mod par;
 pub(crate) mod phase;
 mod phases;
 pub(crate) mod pool;
+pub(crate) mod resize;
 pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
