@@ -121,6 +121,42 @@ graph g(%x: float[2,6,5,3]) -> (%y: float[2,90], %z: float[3,5], %n: float[2,6,5
 }
 
 #[test]
+fn pow_squares_and_general_exponents() {
+    // LayerNorm as Paddle2ONNX writes it (Pow(x - mean, 2)), a broadcast exponent, and a
+    // fractional power of a positive value.
+    let m = seeded(
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[2,7,9]) -> (%y: float[2,7,1], %z: float[2,7,9], %w: float[2,7,9]) {
+  init %two: float[] = zeros
+  init %e: float[9] = zeros
+  init %h: float[1] = zeros
+  %m = ReduceMean(%x) {axes=[-1]}
+  %d = Sub(%x, %m)
+  %p = Pow(%d, %two)
+  %y = ReduceMean(%p) {axes=[-1]}
+  %z = Pow(%x, %e)
+  %a = Abs(%x)
+  %w = Pow(%a, %h)
+}
+"#,
+        5,
+    );
+    let mut m = m;
+    let g = &mut m.graph;
+    for id in g.initializer_ids() {
+        let t = match g.value(id).name.as_str() {
+            "two" => Tensor::from_f32(vec![], &[2.0]),
+            "e" => Tensor::from_f32(vec![9], &[0.0, 1.0, 2.0, 3.0, -1.0, 2.0, 4.0, 1.0, 2.0]),
+            _ => Tensor::from_f32(vec![1], &[0.37]),
+        };
+        g.set_initializer(id, t);
+    }
+    check("pow", &m, &[("x", vec![2, 7, 9])]);
+}
+
+#[test]
 fn prelu_per_channel_and_scalar_slopes() {
     // MTCNN's form (slope [C,1,1]) after a conv, a scalar slope, and an NHWC slope [W?, C].
     let m = seeded(

@@ -14,6 +14,8 @@ pub(crate) enum BinOp {
     Min,
     /// `PRelu(x, slope)`: `x` where `x >= 0`, else `slope * x` (not commutative).
     PRelu,
+    /// `Pow(x, y)` (LayerNorm decompositions square with it).
+    Pow,
 }
 
 impl BinOp {
@@ -26,6 +28,7 @@ impl BinOp {
             "Max" => BinOp::Max,
             "Min" => BinOp::Min,
             "PRelu" => BinOp::PRelu,
+            "Pow" => BinOp::Pow,
             _ => return None,
         })
     }
@@ -59,6 +62,9 @@ impl BinOp {
                     a
                 }
             }
+            // The square exactly (one rounding, as the reference's f64 product rounded).
+            BinOp::Pow if b == 2.0 => a * a,
+            BinOp::Pow => a.powf(b),
         }
     }
 }
@@ -274,6 +280,7 @@ impl Binary {
             BinOp::Max => self.run_with(a, b, out, |x, y| BinOp::Max.apply(x, y)),
             BinOp::Min => self.run_with(a, b, out, |x, y| BinOp::Min.apply(x, y)),
             BinOp::PRelu => self.run_with(a, b, out, |x, y| BinOp::PRelu.apply(x, y)),
+            BinOp::Pow => self.run_with(a, b, out, |x, y| BinOp::Pow.apply(x, y)),
         }
     }
 

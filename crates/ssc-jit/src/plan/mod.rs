@@ -624,7 +624,7 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "Conv" => conv::lower_conv(cx, jit, op),
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "PRelu" => {
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "PRelu" | "Pow" => {
             chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
         }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
