@@ -42,7 +42,7 @@ mod tests;
 
 pub use error::{ExecError, Unsupported};
 pub use executor::{eval_node, resize_taps, run_model, Executor};
-pub use ops::resize::ResizeTaps;
+pub use ops::resize::{ResizeTaps, Taps as ResizeDimTaps};
 pub use support::check_supported;
 
 /// Every op type the executor implements (in the default ONNX domain), sorted.

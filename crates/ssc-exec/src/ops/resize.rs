@@ -28,7 +28,7 @@ struct Spec {
 
 /// The taps of one output index along one dim: `(input index, weight)` pairs, or `None` when
 /// `tf_crop_and_resize` lands outside the input (the output takes `extrapolation_value`).
-type Taps = Option<Vec<(usize, f64)>>;
+pub type Taps = Option<Vec<(usize, f64)>>;
 
 /// What a Resize node computes on an input of a given shape: the output shape and, per dim and
 /// output index, the `(input index, weight)` taps (the output is the sum over the cartesian
@@ -37,7 +37,7 @@ type Taps = Option<Vec<(usize, f64)>>;
 #[derive(Clone, Debug)]
 pub struct ResizeTaps {
     pub out: Vec<usize>,
-    pub taps: Vec<Vec<Option<Vec<(usize, f64)>>>>,
+    pub taps: Vec<Vec<Taps>>,
     pub extrapolation: f64,
 }
 

@@ -50,7 +50,7 @@ impl Resize {
         let gather: Option<Vec<usize>> = xs
             .iter()
             .map(|t| match t.as_deref() {
-                Some(&[(i, w)]) if w == 1.0 => Some(i),
+                Some(&[(i, 1.0)]) => Some(i),
                 _ => None,
             })
             .collect();
@@ -124,7 +124,7 @@ impl Resize {
                 let src = |iy: usize| &plane[iy * iw..(iy + 1) * iw];
                 match self.ys[oy].as_deref() {
                     None => dst.fill(self.extrap),
-                    Some(&[(iy, w)]) if w == 1.0 => self.row(src(iy), dst, 1.0, false),
+                    Some(&[(iy, 1.0)]) => self.row(src(iy), dst, 1.0, false),
                     Some(taps) => {
                         dst.fill(0.0);
                         for &(iy, w) in taps {
@@ -187,7 +187,8 @@ mod tests {
         let mut holes = lin(5, 9);
         holes[0] = None;
         holes[8] = None;
-        let cases: Vec<(usize, usize, usize, Vec<Taps>, Vec<Taps>)> = vec![
+        type Case = (usize, usize, usize, Vec<Taps>, Vec<Taps>);
+        let cases: Vec<Case> = vec![
             (3, 5, 7, near(5, 2), near(7, 2)),
             (2, 5, 7, lin(5, 11), lin(7, 3)),
             (4, 5, 5, holes.clone(), near(5, 3)),

@@ -33,7 +33,7 @@ pub(super) fn lower_resize(cx: &Cx, op: OpId) -> Option<Native> {
     }
     // Taps on one input index merged (clamped borders), zero weights dropped: cubic and
     // linear on exact points become single taps.
-    let merged: Vec<Vec<Option<Vec<(usize, f64)>>>> = t
+    let merged: Vec<Vec<ssc_exec::ResizeDimTaps>> = t
         .taps
         .iter()
         .map(|dim| {
@@ -61,7 +61,7 @@ pub(super) fn lower_resize(cx: &Cx, op: OpId) -> Option<Native> {
         let single: Vec<usize> = merged[dim]
             .iter()
             .map(|tp| match tp.as_deref() {
-                Some(&[(i, w)]) if w == 1.0 => Some(i),
+                Some(&[(i, 1.0)]) => Some(i),
                 _ => None,
             })
             .collect::<Option<_>>()?;
@@ -71,7 +71,7 @@ pub(super) fn lower_resize(cx: &Cx, op: OpId) -> Option<Native> {
             .flat_map(|&p| single.iter().map(move |&i| p * n + i))
             .collect();
     }
-    let f32_taps = |v: &[Option<Vec<(usize, f64)>>]| -> Vec<Taps> {
+    let f32_taps = |v: &[ssc_exec::ResizeDimTaps]| -> Vec<Taps> {
         v.iter()
             .map(|t| {
                 t.as_ref()
