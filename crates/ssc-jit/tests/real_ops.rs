@@ -309,3 +309,23 @@ graph g(%x: float[2,3,4,5]) -> (%y: float[?,?,?,?]) {
     g.set_initializer(id, Tensor::from_f32(vec![4], &[1.0, 1.0, 2.0, 3.0]));
     check("upsample9", &m, &[("x", vec![2, 3, 4, 5])]);
 }
+
+#[test]
+fn weights_given_as_constant_nodes() {
+    // Paddle2ONNX's form: conv weights and Clip bounds as Constant nodes.
+    let m = ssc_ir::parse_model(
+        r#"
+model ir_version=7
+opset 11
+graph g(%x: float[1,3,9,9]) -> (%y: float[1,4,5,5]) {
+  %w4 = Constant() {value=float[4,3,1,1] [0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, 0.05, -0.4]}
+  %c = Conv(%x, %w4) {kernel_shape=[1, 1], strides=[2, 2]}
+  %lo = Constant() {value_float=0.0}
+  %hi = Constant() {value_float=0.5}
+  %y = Clip(%c, %lo, %hi)
+}
+"#,
+    )
+    .unwrap();
+    check("constant_nodes", &m, &[("x", vec![1, 3, 9, 9])]);
+}
