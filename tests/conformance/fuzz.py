@@ -57,6 +57,8 @@ import time
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
+import onnx.shape_inference
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +92,8 @@ def ort_session(model_bytes_or_path, level=ort.GraphOptimizationLevel.ORT_DISABL
 
 def ov_worker() -> int:
     """`fuzz.py --ov-worker`: runs models in OpenVINO for the fuzzer, one JSON request per line
-    ({"model", "input", "out"}: outputs written to out.<i>.npy), one JSON answer per line. A
+    ({"model", "input": x.npy or a .npz of named inputs, "out"}: outputs written to
+    out.<i>.npy), one JSON answer per line. A
     separate process, because OpenVINO's CPU plugin segfaults on some valid graphs, and that
     must cost one graph, not the run."""
     import openvino as ov
@@ -99,7 +102,9 @@ def ov_worker() -> int:
         req = json.loads(line)
         try:
             compiled = core.compile_model(req["model"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-            res = compiled({"x": np.load(req["input"])})
+            src = req["input"]
+            feeds = dict(np.load(src)) if src.endswith(".npz") else {"x": np.load(src)}
+            res = compiled(feeds)
             for i, o in enumerate(compiled.outputs):
                 np.save(f"{req['out']}.{i}.npy", np.asarray(res[o]))
             ans = {"n": len(compiled.outputs)}
@@ -258,6 +263,13 @@ def check_graph(spec: dict, helper: Helper, work: str, ov: bool, cli: str | None
             return {**r, "status": "cli-differs", "why": why}
     r["errors"] = worst
     bad = {k: v for k, v in worst.items() if not v <= RTOL}
+    if bad.get("ov") and set(bad) == {"ov"}:
+        op = ov_wrong_op(dst, feeds, work, tag, original=src)
+        if op:
+            r["status"] = "ov-wrong-op"
+            r["why"] = (f"OpenVINO computes a single {op} wrongly on its own, and the user's graph "
+                        "has the same op (its bug: no ssc-opt form involved)")
+            return r
     if bad:
         drift = ort_drift(src, feeds, want)
         r["drift"] = drift
@@ -270,6 +282,72 @@ def check_graph(spec: dict, helper: Helper, work: str, ov: bool, cli: str | None
                            "ov": "mismatch-ov"}[k]
             r["why"] = f"{k}: rel err {bad[k]:.3e} > {RTOL:g} (ORT drift {drift:.1e}); rules {r['rules']}"
     return r
+
+
+def op_signature(n, inits: dict, shapes: dict) -> tuple:
+    """What makes two nodes the same computation for OpenVINO: op type, attributes, the shapes
+    of the activations they read and the exact bytes of the constants they read."""
+    attrs = tuple(sorted((a.name, str(onnx.helper.get_attribute_value(a))) for a in n.attribute))
+    def const(t):
+        a = onnx.numpy_helper.to_array(t)
+        return ("c", a.dtype.str, a.shape, a.tobytes())
+    ins = tuple(const(inits[x]) if x in inits
+                else ("a", tuple(shapes.get(x, ()))) for x in n.input if x)
+    return (n.op_type, attrs, ins)
+
+
+def original_signatures(path: str) -> set:
+    m = onnx.shape_inference.infer_shapes(onnx.load(path))
+    inits = {t.name: t for t in m.graph.initializer}
+    shapes = {}
+    for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = [d.dim_value for d in dims]
+    return {op_signature(n, inits, shapes) for n in m.graph.node}
+
+
+def ov_wrong_op(path: str, feeds: dict, work: str, tag: str, original: str) -> str:
+    """Whether OpenVINO gets one op of the optimised model wrong in isolation *and* that op was
+    already in the user's graph (`original`): each node becomes a one-node model fed the values
+    ORT computes for its inputs. Returns the first such op (described), or "" otherwise. An op
+    ssc-opt introduced (a Gather, a grouped conv, a folded weight) is never an excuse: the
+    output must compute the same in OpenVINO, so ssc-opt must pick a form OpenVINO gets right;
+    and when every op alone is right, the error comes from how OpenVINO compiles the graph,
+    which ssc-opt's choice of form can avoid too. Either way the mismatch stands."""
+    m = onnx.load(path)
+    theirs = original_signatures(original)
+    inits = {t.name: t for t in m.graph.initializer}
+    full = onnx.ModelProto()
+    full.CopyFrom(m)
+    del full.graph.output[:]
+    names = [o for n in m.graph.node for o in n.output]
+    for o in names:
+        full.graph.output.append(onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None))
+    values = dict(zip(names, ort_session(full.SerializeToString()).run(names, feeds)))
+    values.update(feeds)
+    for i, n in enumerate(m.graph.node):
+        ins = [x for x in n.input if x and x not in inits]
+        if op_signature(n, inits, {x: list(values[x].shape) for x in ins}) not in theirs:
+            continue  # ssc-opt introduced this op: never an excuse
+        g = onnx.helper.make_graph(
+            [n], "op", [onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, values[x].shape) for x in ins],
+            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in n.output],
+            [inits[x] for x in n.input if x in inits])
+        one = onnx.helper.make_model(g, opset_imports=m.opset_import)
+        one.ir_version = m.ir_version
+        p1 = os.path.join(work, f"{tag}.op{i}.onnx")
+        onnx.save(one, p1)
+        npz = os.path.join(work, f"{tag}.op{i}.npz")
+        np.savez(npz, **{x: values[x] for x in ins})
+        try:
+            got = OV.run(p1, npz, os.path.join(work, f"{tag}.op{i}.ov"))
+        except Exception:  # noqa: BLE001
+            continue
+        if any(rel_err(values[o], g_) > RTOL for o, g_ in zip(n.output, got)):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            shapes = [list(values[x].shape) if x in values else list(inits[x].dims) for x in n.input if x]
+            return f"{n.op_type} {attrs} on inputs {shapes}"
+    return ""
 
 
 def ort_drift(src: str, feeds, want) -> float:
@@ -484,7 +562,7 @@ def main(argv=None) -> int:
     for r in ill:
         print(f"  ill-conditioned seed {r['seed']}: {r['why']}")
     for r in results:
-        if r["status"] == "ov-fails-on-original":
+        if r["status"] in ("ov-fails-on-original", "ov-wrong-op"):
             print(f"  OpenVINO fails on the original graph of seed {r['seed']} (its bug, not ssc-opt's): {r['why']}")
     if failures:
         print("FAILURES:")

@@ -9,8 +9,8 @@ suite holds every optimised model to the original as ORT computes it, in both ru
 
 Models: the dense zoo (tests/models/*.onnx, BN folded and not), the README examples, every
 structured and sparse family (tests/models/structured/, tests/models/sparse/), the MGIC nets
-(tests/models/mgic/), and any further fixture directory given with --models-dir (e.g.
-filter-pruned families). Each is
+(tests/models/mgic/), the filter-pruned and two-structure nets (tests/models/pruned/), and any
+further fixture directory given with --models-dir (e.g. their full-size versions). Each is
 optimised twice, as a user would: with the default (latency-calibrated) cost model and with
 `--cost-model macs` (which, on these reduced-width fixtures, picks the rewritten forms the
 calibrated model rightly declines at this size, so those forms are run too). Both with the
@@ -51,7 +51,7 @@ RTOL = 1e-4
 DRIFT_FACTOR = 10.0
 SEEDS = 2
 DEFAULT_DIRS = ["tests/models", "examples", "tests/models/structured", "tests/models/sparse",
-                "tests/models/mgic"]
+                "tests/models/mgic", "tests/models/pruned"]
 COSTS = ["calibrated", "macs"]
 
 

@@ -19,6 +19,8 @@ Models:
     --models-dir (default tests/models, folder "exported"; its deploy/ subfolder, folder
     "deploy": quantised and recurrent models from scripts/make_deploy_models.py)
     --examples-dir (default examples, folder "examples")
+    onnx's node cases whose models hold subgraphs (If, Loop, Scan; folder "node-subgraphs"),
+    written from onnx.backend.test.case.node into the work dir
 
 Inputs: a ``test_xxx/test_data_set_N/input_K.pb`` set where the test data has
 one (parsed by the model input's type: tensor, sequence or optional, exactly
@@ -505,6 +507,55 @@ def discover(models_dir: str | None, examples_dir: str | None) -> list[Case]:
                 cases.append(Case(folder, os.path.splitext(os.path.basename(p))[0], p, "random"))
         elif mdir:
             print(f"warning: {folder} dir {mdir} does not exist", file=sys.stderr)
+    return cases
+
+
+def _to_proto(v: Any, info: onnx.ValueInfoProto) -> Any:
+    """A node case's input or output value as the message its type calls for."""
+    if isinstance(v, onnx.TensorProto):
+        return v
+    kind = info.type.WhichOneof("value")
+    if kind == "sequence_type":
+        return numpy_helper.from_list(list(v), info.name)
+    if kind == "optional_type":
+        return numpy_helper.from_optional(v, info.name)
+    return numpy_helper.from_array(np.asarray(v), info.name)
+
+
+def subgraph_node_cases(out: str) -> list[Case]:
+    """The onnx package's node cases whose models hold subgraphs (If, Loop, Scan, ...), written
+    to `out` as model.onnx + test_data_set_N: the shipped model-level test data has none, and
+    the subgraph attributes are what the importer and exporter must carry faithfully. A case
+    whose data cannot be written keeps its model (structural check only)."""
+    import onnx.backend.test.case.node as node_cases
+
+    cases: list[Case] = []
+    for tc in node_cases.collect_testcases():
+        model = tc.model
+        if not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                   for n in model.graph.node for a in n.attribute):
+            continue
+        d = os.path.join(out, tc.name)
+        if os.path.exists(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        mp = os.path.join(d, "model.onnx")
+        with open(mp, "wb") as f:
+            f.write(model.SerializeToString())
+        sets = []
+        for i, (ins, outs) in enumerate(tc.data_sets or []):
+            ds = os.path.join(d, f"test_data_set_{i}")
+            os.makedirs(ds)
+            try:
+                for kind, values, infos in (("input", ins, model.graph.input),
+                                            ("output", outs, model.graph.output)):
+                    for j, v in enumerate(values):
+                        with open(os.path.join(ds, f"{kind}_{j}.pb"), "wb") as f:
+                            f.write(_to_proto(v, infos[j]).SerializeToString())
+                sets.append(ds)
+            except Exception:  # noqa: BLE001 - values numpy_helper cannot encode
+                shutil.rmtree(ds)
+        cases.append(Case("node-subgraphs", tc.name, mp, "test-data" if sets else "random", sets))
     return cases
 
 
@@ -1189,7 +1240,15 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)
+    tmp = None
+    if args.workdir:
+        workdir = os.path.abspath(args.workdir)
+        os.makedirs(workdir, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="ssc-roundtrip-")
+        workdir = tmp.name
     cases = discover(args.models_dir or None, args.examples_dir or None)
+    cases += subgraph_node_cases(os.path.join(workdir, "node-subgraphs-src"))
     if args.filter:
         cases = [c for c in cases if any(f in c.key for f in args.filter)]
     if not cases:
@@ -1198,13 +1257,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"roundtrip: {len(cases)} models; ssc-opt={ssc}; onnx {onnx.__version__}, "
           f"onnxruntime {ort.__version__}; test data {onnx_test_data_root()}")
 
-    tmp = None
-    if args.workdir:
-        workdir = os.path.abspath(args.workdir)
-        os.makedirs(workdir, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="ssc-roundtrip-")
-        workdir = tmp.name
     t0 = time.monotonic()
     results: list[Result] = []
     try:

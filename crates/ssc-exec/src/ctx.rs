@@ -1,12 +1,20 @@
 //! The view an op kernel gets of its node: attributes with defaults, inputs by slot, the opset,
 //! and an error constructor that names the node.
 
-use ssc_ir::{AttrValue, OpDesc};
+use ssc_ir::{AttrValue, OpDesc, TensorType};
 
 use crate::value::{Array, Val};
 use crate::ExecError;
 
 pub(crate) type Result<T> = std::result::Result<T, ExecError>;
+
+/// A node's subgraphs, prepared, with the values they read from the graph around the node.
+pub(crate) trait Subgraphs {
+    /// Runs the subgraph of attribute `attr` on `inputs` (its graph inputs, in order).
+    fn run(&self, attr: &str, inputs: Vec<Val>) -> Result<Vec<Val>>;
+    /// The declared types of that subgraph's outputs.
+    fn output_types(&self, attr: &str) -> Result<Vec<Option<TensorType>>>;
+}
 
 /// One node being evaluated.
 pub(crate) struct Ctx<'a> {
@@ -16,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub inputs: &'a [Option<&'a Val>],
     /// How many output slots the node has (optional outputs may be requested or not).
     pub n_out: usize,
+    /// The node's subgraphs, when it has any.
+    pub subgraphs: Option<&'a dyn Subgraphs>,
 }
 
 impl<'a> Ctx<'a> {
@@ -41,6 +51,17 @@ impl<'a> Ctx<'a> {
 
     fn ir<T>(&self, r: std::result::Result<T, ssc_ir::IrError>) -> Result<T> {
         r.map_err(|e| self.err(e.to_string()))
+    }
+
+    /// The node's subgraphs (If, Loop, Scan).
+    pub fn subgraphs(&self) -> Result<&'a dyn Subgraphs> {
+        self.subgraphs
+            .ok_or_else(|| self.err("the node's subgraphs are not available"))
+    }
+
+    /// Input `i` as a value of any kind (tensor or sequence), when present.
+    pub fn opt_val(&self, i: usize) -> Option<&'a Val> {
+        self.inputs.get(i).copied().flatten()
     }
 
     // ----- inputs -----

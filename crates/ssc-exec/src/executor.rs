@@ -1,24 +1,34 @@
-//! Running a whole model: a plan built once (support check, topological order, value slots,
-//! decoded initializers, last uses), then any number of runs over it.
+//! Running a whole model: a plan built once per graph (support check, topological order, value
+//! slots, decoded initializers, last uses, and the same for every subgraph), then any number of
+//! runs over it.
+//!
+//! A subgraph (If's branches, Loop's and Scan's body) is a [`Plan`] of its own. It reads the
+//! values of the graphs around it through its free values: the op holding it captures them
+//! (`Op::captures`), the step passes the captured values down, and the subgraph's run borrows
+//! them into its slots. Control-flow kernels reach their subgraphs through [`Subgraphs`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use ssc_ir::{Model, OpDesc, OpId, Tensor, TensorType, ValueId, ValueType};
+use ssc_ir::{Graph, Model, OpDesc, OpId, Tensor, TensorType, ValueId, ValueType};
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Subgraphs};
 use crate::error::ExecError;
-use crate::support::{check_supported, unsupported_reason};
+use crate::support::check_supported;
 use crate::value::{Array, Val};
 
-/// One op of the plan.
-struct Step {
+/// One op of a plan.
+struct Step<'g> {
     op: OpId,
     label: String,
     inputs: Vec<Option<usize>>,
     outputs: Vec<Option<usize>>,
     /// Slots whose last reader is this step, dropped once it has run.
     free: Vec<usize>,
+    /// Values the op's subgraphs read from this graph: name and slot.
+    captures: Vec<(String, usize)>,
+    /// The op's subgraphs, prepared: attribute name and plan.
+    subgraphs: Vec<(&'g str, Plan<'g>)>,
 }
 
 /// A graph input: where it goes and what type it declares.
@@ -30,44 +40,51 @@ struct InputSpec {
     has_default: bool,
 }
 
-/// A model prepared for execution. Build it once with [`Executor::new`], then [`run`] it as
-/// often as needed; it borrows the model.
-///
-/// [`run`]: Executor::run
-pub struct Executor<'m> {
-    model: &'m Model,
+/// One graph prepared for execution: the main graph or a subgraph.
+pub(crate) struct Plan<'g> {
+    graph: &'g Graph,
     opset: i64,
-    steps: Vec<Step>,
+    steps: Vec<Step<'g>>,
     slots: usize,
     /// Decoded initializers, by slot.
     consts: Vec<Option<Val>>,
     inputs: Vec<InputSpec>,
     outputs: Vec<(String, usize)>,
+    /// Values read from the graphs around this one (a subgraph's free values): name and slot.
+    outer: Vec<(String, usize)>,
+}
+
+/// A model prepared for execution. Build it once with [`Executor::new`], then [`run`] it as
+/// often as needed; it borrows the model.
+///
+/// [`run`]: Executor::run
+pub struct Executor<'m> {
+    plan: Plan<'m>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.plan;
         f.debug_struct("Executor")
-            .field("opset", &self.opset)
-            .field("steps", &self.steps.len())
+            .field("opset", &p.opset)
+            .field("steps", &p.steps.len())
             .field(
                 "inputs",
-                &self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>(),
+                &p.inputs.iter().map(|i| &i.name).collect::<Vec<_>>(),
             )
             .field(
                 "outputs",
-                &self.outputs.iter().map(|o| &o.0).collect::<Vec<_>>(),
+                &p.outputs.iter().map(|o| &o.0).collect::<Vec<_>>(),
             )
             .finish()
     }
 }
 
-impl<'m> Executor<'m> {
-    /// Checks that every op is supported (listing all that are not), orders the ops, and
-    /// decodes the initializers.
-    pub fn new(model: &'m Model) -> Result<Executor<'m>, ExecError> {
-        check_supported(model)?;
-        let g = &model.graph;
+impl<'g> Plan<'g> {
+    /// Orders the ops of `g`, assigns value slots, decodes initializers and finds last uses.
+    /// A main graph (`subgraph` false) must define every value it reads; a subgraph's free
+    /// values are read from the graphs around it.
+    pub(crate) fn new(g: &'g Graph, opset: i64, subgraph: bool) -> Result<Plan<'g>, ExecError> {
         let order = g.topo_order()?;
         let mut slot_of: HashMap<ValueId, usize> = HashMap::new();
         let mut slot = |v: ValueId| {
@@ -83,12 +100,24 @@ impl<'m> Executor<'m> {
             while outputs.last() == Some(&None) {
                 outputs.pop();
             }
+            let captures = o
+                .captures()
+                .iter()
+                .map(|&v| (g.value(v).name.clone(), slot(v)))
+                .collect();
+            let subgraphs = o
+                .desc
+                .subgraphs()
+                .map(|(attr, sub)| Ok((attr, Plan::new(sub, opset, true)?)))
+                .collect::<Result<_, ExecError>>()?;
             steps.push(Step {
                 op,
                 label: g.op_label(op),
                 inputs,
                 outputs,
                 free: Vec::new(),
+                captures,
+                subgraphs,
             });
         }
         let inputs: Vec<InputSpec> = g
@@ -106,6 +135,14 @@ impl<'m> Executor<'m> {
             .iter()
             .map(|&v| (g.value(v).name.clone(), slot(v)))
             .collect();
+        let outer: Vec<(String, usize)> = if subgraph {
+            g.free_values()
+                .into_iter()
+                .map(|v| (g.value(v).name.clone(), slot(v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let slots = slot_of.len();
         let mut consts: Vec<Option<Val>> = vec![None; slots];
         for v in g.initializer_ids() {
@@ -118,23 +155,34 @@ impl<'m> Executor<'m> {
                 consts[s] = Some(a.into());
             }
         }
-        // Every value read must be defined by an op, an initializer or a graph input.
+        // Every value read must be defined by an op, an initializer, a graph input or (in a
+        // subgraph) an enclosing graph.
         let mut defined = vec![false; slots];
         for i in &inputs {
             defined[i.slot] = true;
         }
+        for (_, s) in &outer {
+            defined[*s] = true;
+        }
         for (s, c) in consts.iter().enumerate() {
             defined[s] |= c.is_some();
         }
+        let name_of = |s: usize| {
+            slot_of
+                .iter()
+                .find(|(_, &x)| x == s)
+                .map(|(&v, _)| g.value(v).name.clone())
+                .unwrap_or_default()
+        };
         for st in &steps {
-            for s in st.inputs.iter().flatten() {
-                if !defined[*s] {
-                    let name = slot_of
-                        .iter()
-                        .find(|(_, &x)| x == *s)
-                        .map(|(&v, _)| g.value(v).name.clone())
-                        .unwrap_or_default();
-                    return Err(ExecError::Undefined(name));
+            let reads = st
+                .inputs
+                .iter()
+                .flatten()
+                .chain(st.captures.iter().map(|(_, s)| s));
+            for &s in reads {
+                if !defined[s] {
+                    return Err(ExecError::Undefined(name_of(s)));
                 }
             }
             for s in st.outputs.iter().flatten() {
@@ -146,11 +194,17 @@ impl<'m> Executor<'m> {
                 return Err(ExecError::Undefined(name.clone()));
             }
         }
-        // Last uses: free a slot after its last reader, unless it is a graph output.
+        // Last uses: free a slot after its last reader (captures read too), unless it is a
+        // graph output.
         let mut last: Vec<Option<usize>> = vec![None; slots];
         for (i, st) in steps.iter().enumerate() {
-            for s in st.inputs.iter().flatten() {
-                last[*s] = Some(i);
+            let reads = st
+                .inputs
+                .iter()
+                .flatten()
+                .chain(st.captures.iter().map(|(_, s)| s));
+            for &s in reads {
+                last[s] = Some(i);
             }
         }
         for (_, s) in &outputs {
@@ -161,76 +215,57 @@ impl<'m> Executor<'m> {
                 steps[*i].free.push(s);
             }
         }
-        Ok(Executor {
-            model,
-            opset: model.onnx_opset(),
+        Ok(Plan {
+            graph: g,
+            opset,
             steps,
             slots,
             consts,
             inputs,
             outputs,
+            outer,
         })
     }
 
-    /// The graph inputs a caller must feed (those without an initializer default).
-    pub fn required_inputs(&self) -> Vec<&str> {
-        self.inputs
-            .iter()
-            .filter(|i| !i.has_default)
-            .map(|i| i.name.as_str())
-            .collect()
-    }
-
-    /// Runs the model. Every graph input without an initializer must be fed; an input with one
-    /// may be fed to override it. Fed tensors must match the declared element type, rank and
-    /// static dims. Returns the graph outputs in order.
-    pub fn run(&self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, ExecError> {
-        let mut values: Vec<Option<Cow<'_, Val>>> = self
+    /// The slots with their initializers in place, borrowed.
+    fn initial_values(&self) -> Vec<Option<Cow<'_, Val>>> {
+        let values: Vec<Option<Cow<'_, Val>>> = self
             .consts
             .iter()
             .map(|c| c.as_ref().map(Cow::Borrowed))
             .collect();
         debug_assert_eq!(values.len(), self.slots);
-        let mut fed = vec![false; self.inputs.len()];
-        for (name, t) in feeds {
-            let (i, spec) = self
-                .inputs
-                .iter()
-                .enumerate()
-                .find(|(_, s)| &s.name == name)
-                .ok_or_else(|| ExecError::UnknownInput(name.clone()))?;
-            if std::mem::replace(&mut fed[i], true) {
-                return Err(ExecError::DuplicateInput { name: name.clone() });
-            }
-            check_feed(spec, t)?;
-            let a = Array::from_tensor(t).map_err(|msg| ExecError::BadInput {
-                name: name.clone(),
-                msg,
-            })?;
-            values[spec.slot] = Some(Cow::Owned(a.into()));
-        }
-        for (spec, &f) in self.inputs.iter().zip(&fed) {
-            if !f && !spec.has_default {
-                return Err(ExecError::MissingInput(spec.name.clone()));
-            }
-        }
-        let g = &self.model.graph;
+        values
+    }
+
+    /// Runs every step over `values` (inputs already in place) and takes the graph outputs.
+    fn execute<'v>(&'v self, mut values: Vec<Option<Cow<'v, Val>>>) -> Result<Vec<Val>, ExecError> {
         for st in &self.steps {
-            let desc: &OpDesc = &g.op(st.op).desc;
+            let desc: &OpDesc = &self.graph.op(st.op).desc;
             let ins: Vec<Option<&Val>> = st
                 .inputs
                 .iter()
                 .map(|s| s.and_then(|s| values[s].as_deref()))
                 .collect();
+            let env = (!st.subgraphs.is_empty()).then(|| StepEnv {
+                plans: &st.subgraphs,
+                captured: st
+                    .captures
+                    .iter()
+                    .filter_map(|(name, s)| Some((name.as_str(), values[*s].as_deref()?)))
+                    .collect(),
+            });
             let ctx = Ctx {
                 desc,
                 label: &st.label,
                 opset: self.opset,
                 inputs: &ins,
                 n_out: st.outputs.len(),
+                subgraphs: env.as_ref().map(|e| e as &dyn Subgraphs),
             };
             let outs = crate::ops::eval(&ctx)?;
             drop(ins);
+            drop(env);
             let produced = outs.len();
             let mut outs = outs.into_iter();
             for (k, s) in st.outputs.iter().enumerate() {
@@ -250,13 +285,157 @@ impl<'m> Executor<'m> {
         }
         self.outputs
             .iter()
-            .map(|(name, s)| match values[*s].as_deref() {
-                Some(Val::Tensor(a)) => Ok((name.clone(), a.to_tensor())),
-                Some(Val::Seq(..)) => Err(ExecError::BadValue {
+            .map(|(name, s)| {
+                values[*s]
+                    .clone()
+                    .map(Cow::into_owned)
+                    .ok_or_else(|| ExecError::Undefined(name.clone()))
+            })
+            .collect()
+    }
+
+    /// Runs a subgraph: `inputs` bind its graph inputs in order (an input with an initializer
+    /// may be left off the end), `outer` holds the values its free values name.
+    pub(crate) fn run_subgraph<'v>(
+        &'v self,
+        inputs: Vec<Val>,
+        outer: &[(&str, &'v Val)],
+    ) -> Result<Vec<Val>, ExecError> {
+        let mut values = self.initial_values();
+        if inputs.len() > self.inputs.len()
+            || self.inputs[inputs.len()..].iter().any(|i| !i.has_default)
+        {
+            return Err(ExecError::BadValue {
+                name: self.graph.name.clone(),
+                msg: format!(
+                    "the subgraph takes {} inputs, {} given",
+                    self.inputs.len(),
+                    inputs.len()
+                ),
+            });
+        }
+        for (spec, v) in self.inputs.iter().zip(inputs) {
+            values[spec.slot] = Some(Cow::Owned(v));
+        }
+        for (name, s) in &self.outer {
+            let v = outer
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| ExecError::Undefined(name.clone()))?;
+            values[*s] = Some(Cow::Borrowed(v));
+        }
+        self.execute(values)
+    }
+
+    /// The declared types of the graph outputs (for outputs a run produces nothing for, such
+    /// as the scan outputs of a Loop that runs no iteration).
+    pub(crate) fn output_types(&self) -> Vec<Option<TensorType>> {
+        self.graph
+            .outputs()
+            .iter()
+            .map(|&v| {
+                self.graph
+                    .value(v)
+                    .ty
+                    .as_ref()
+                    .and_then(ValueType::tensor)
+                    .cloned()
+            })
+            .collect()
+    }
+}
+
+/// What a control-flow kernel sees of its node's subgraphs.
+pub(crate) struct StepEnv<'p, 'v> {
+    plans: &'p [(&'p str, Plan<'p>)],
+    /// The captured values of the enclosing graph, by name.
+    captured: Vec<(&'v str, &'v Val)>,
+}
+
+impl StepEnv<'_, '_> {
+    fn plan(&self, attr: &str) -> Result<&Plan<'_>, ExecError> {
+        self.plans
+            .iter()
+            .find(|(a, _)| *a == attr)
+            .map(|(_, p)| p)
+            .ok_or_else(|| ExecError::BadValue {
+                name: attr.to_string(),
+                msg: "the node has no such subgraph attribute".into(),
+            })
+    }
+}
+
+impl Subgraphs for StepEnv<'_, '_> {
+    fn run(&self, attr: &str, inputs: Vec<Val>) -> Result<Vec<Val>, ExecError> {
+        let plan = self.plan(attr)?;
+        plan.run_subgraph(inputs, &self.captured)
+    }
+
+    fn output_types(&self, attr: &str) -> Result<Vec<Option<TensorType>>, ExecError> {
+        Ok(self.plan(attr)?.output_types())
+    }
+}
+
+impl<'m> Executor<'m> {
+    /// Checks that every op is supported (listing all that are not, subgraphs included),
+    /// orders the ops, and decodes the initializers.
+    pub fn new(model: &'m Model) -> Result<Executor<'m>, ExecError> {
+        check_supported(model)?;
+        Ok(Executor {
+            plan: Plan::new(&model.graph, model.onnx_opset(), false)?,
+        })
+    }
+
+    /// The graph inputs a caller must feed (those without an initializer default).
+    pub fn required_inputs(&self) -> Vec<&str> {
+        self.plan
+            .inputs
+            .iter()
+            .filter(|i| !i.has_default)
+            .map(|i| i.name.as_str())
+            .collect()
+    }
+
+    /// Runs the model. Every graph input without an initializer must be fed; an input with one
+    /// may be fed to override it. Fed tensors must match the declared element type, rank and
+    /// static dims. Returns the graph outputs in order.
+    pub fn run(&self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, ExecError> {
+        let p = &self.plan;
+        let mut values = p.initial_values();
+        let mut fed = vec![false; p.inputs.len()];
+        for (name, t) in feeds {
+            let (i, spec) = p
+                .inputs
+                .iter()
+                .enumerate()
+                .find(|(_, s)| &s.name == name)
+                .ok_or_else(|| ExecError::UnknownInput(name.clone()))?;
+            if std::mem::replace(&mut fed[i], true) {
+                return Err(ExecError::DuplicateInput { name: name.clone() });
+            }
+            check_feed(spec, t)?;
+            let a = Array::from_tensor(t).map_err(|msg| ExecError::BadInput {
+                name: name.clone(),
+                msg,
+            })?;
+            values[spec.slot] = Some(Cow::Owned(a.into()));
+        }
+        for (spec, &f) in p.inputs.iter().zip(&fed) {
+            if !f && !spec.has_default {
+                return Err(ExecError::MissingInput(spec.name.clone()));
+            }
+        }
+        let outs = p.execute(values)?;
+        p.outputs
+            .iter()
+            .zip(outs)
+            .map(|((name, _), v)| match v {
+                Val::Tensor(a) => Ok((name.clone(), a.to_tensor())),
+                Val::Seq(..) => Err(ExecError::BadValue {
                     name: name.clone(),
                     msg: "sequence graph outputs are not supported".into(),
                 }),
-                None => Err(ExecError::Undefined(name.clone())),
             })
             .collect()
     }
@@ -343,6 +522,7 @@ pub fn resize_taps(
         opset,
         inputs: &refs,
         n_out: 1,
+        subgraphs: None,
     };
     crate::ops::resize::resize_taps(&ctx, x_shape)
 }
@@ -353,18 +533,28 @@ pub fn eval_node(
     inputs: &[Option<&Tensor>],
     num_outputs: usize,
 ) -> Result<Vec<Tensor>, ExecError> {
+    eval_node_with(desc, opset, inputs, num_outputs, &[])
+}
+
+/// [`eval_node`] for a node whose subgraphs read values of the graph around it (If, Loop,
+/// Scan): `captured` gives each captured value by name (the names of the node's
+/// `Op::captures`). Its subgraphs are prepared on each call.
+pub fn eval_node_with(
+    desc: &OpDesc,
+    opset: i64,
+    inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+    captured: &[(&str, &Tensor)],
+) -> Result<Vec<Tensor>, ExecError> {
     let label = if desc.name.is_empty() {
         desc.op_type.clone()
     } else {
         desc.name.clone()
     };
-    if let Some(reason) = unsupported_reason(desc, opset) {
-        return Err(ExecError::Unsupported(vec![crate::Unsupported {
-            node: label,
-            op_type: desc.op_type.clone(),
-            domain: desc.domain.clone(),
-            reason,
-        }]));
+    let mut bad = Vec::new();
+    crate::support::check_desc(desc, opset, &label, &mut bad);
+    if !bad.is_empty() {
+        return Err(ExecError::Unsupported(bad));
     }
     let node_err = |msg: String| ExecError::Node {
         node: label.clone(),
@@ -381,12 +571,29 @@ pub fn eval_node(
         })
         .collect::<Result<_, _>>()?;
     let refs: Vec<Option<&Val>> = vals.iter().map(Option::as_ref).collect();
+    let plans: Vec<(&str, Plan<'_>)> = desc
+        .subgraphs()
+        .map(|(attr, sub)| Ok((attr, Plan::new(sub, opset, true)?)))
+        .collect::<Result<_, ExecError>>()?;
+    let captured_vals: Vec<(&str, Val)> = captured
+        .iter()
+        .map(|(name, t)| {
+            Array::from_tensor(t)
+                .map(|a| (*name, Val::from(a)))
+                .map_err(|e| node_err(format!("captured `{name}`: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let env = StepEnv {
+        plans: &plans,
+        captured: captured_vals.iter().map(|(n, v)| (*n, v)).collect(),
+    };
     let ctx = Ctx {
         desc,
         label: &label,
         opset,
         inputs: &refs,
         n_out: num_outputs,
+        subgraphs: (!plans.is_empty()).then_some(&env as &dyn Subgraphs),
     };
     let outs = crate::ops::eval(&ctx)?;
     if outs.len() < num_outputs {

@@ -8,7 +8,8 @@
 //!   initializers, last uses so intermediates are freed early) and runs it on
 //!   [`ssc_ir::Tensor`] feeds; [`run_model`] does both.
 //! * [`check_supported`] lists every op the executor cannot run, without running anything.
-//! * [`eval_node`] evaluates one node on constant inputs, for constant folding.
+//! * [`eval_node`] evaluates one node on constant inputs, for constant folding;
+//!   [`eval_node_with`] also feeds the values its subgraphs capture (the JIT's fallback).
 //!
 //! Precision policy: every output keeps its input's element type; f16 and bf16 compute
 //! through f32/f64 and round back once. Elementwise float math is done in f64 and rounded once,
@@ -41,7 +42,7 @@ mod value;
 mod tests;
 
 pub use error::{ExecError, Unsupported};
-pub use executor::{eval_node, resize_taps, run_model, Executor};
+pub use executor::{eval_node, eval_node_with, resize_taps, run_model, Executor};
 pub use ops::resize::{ResizeTaps, Taps as ResizeDimTaps};
 pub use support::check_supported;
 

@@ -1,7 +1,7 @@
 //! Static support checks: which ops of a model the executor cannot run, all found in one pass
 //! so the error lists every one of them.
 
-use ssc_ir::{AttrValue, DataType, Model, OpDesc};
+use ssc_ir::{AttrValue, DataType, Graph, Model, OpDesc};
 
 use crate::error::{ExecError, Unsupported};
 use crate::ops::lookup;
@@ -120,14 +120,38 @@ pub(crate) fn unsupported_reason(desc: &OpDesc, opset: i64) -> Option<String> {
     None
 }
 
-/// Checks that every op of `model` can run, listing all that cannot.
+/// Checks that every op of `model` can run, subgraphs included, listing all that cannot. An op
+/// inside a subgraph is named by its path: `If#3/then_branch/Add#1`.
 pub fn check_supported(model: &Model) -> Result<(), ExecError> {
-    let g = &model.graph;
-    let opset = model.onnx_opset();
     let mut bad = Vec::new();
+    check_graph(&model.graph, model.onnx_opset(), "", &mut bad);
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ExecError::Unsupported(bad))
+    }
+}
+
+/// Checks one node (and the ops of its subgraphs) outside a graph, for single-node evaluation.
+pub(crate) fn check_desc(desc: &OpDesc, opset: i64, label: &str, bad: &mut Vec<Unsupported>) {
+    if let Some(reason) = unsupported_reason(desc, opset) {
+        bad.push(Unsupported {
+            node: label.to_string(),
+            op_type: desc.op_type.clone(),
+            domain: desc.domain.clone(),
+            reason,
+        });
+    }
+    for (attr, sub) in desc.subgraphs() {
+        check_graph(sub, opset, &format!("{label}/{attr}/"), bad);
+    }
+}
+
+fn check_graph(g: &Graph, opset: i64, prefix: &str, bad: &mut Vec<Unsupported>) {
     for op in g.op_ids() {
         let o = g.op(op);
         let desc = &o.desc;
+        let label = format!("{prefix}{}", g.op_label(op));
         // Element types the executor cannot hold (strings, float8, sub-byte...), when the
         // graph declares them on the op's values.
         let bad_dtype = || {
@@ -141,16 +165,14 @@ pub fn check_supported(model: &Model) -> Result<(), ExecError> {
         };
         if let Some(reason) = unsupported_reason(desc, opset).or_else(bad_dtype) {
             bad.push(Unsupported {
-                node: g.op_label(op),
+                node: label.clone(),
                 op_type: desc.op_type.clone(),
                 domain: desc.domain.clone(),
                 reason,
             });
         }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ExecError::Unsupported(bad))
+        for (attr, sub) in desc.subgraphs() {
+            check_graph(sub, opset, &format!("{label}/{attr}/"), bad);
+        }
     }
 }

@@ -177,9 +177,75 @@ def quant_cases() -> None:
          np.array(0.4, np.float32), np.array(3, np.int8)], 1, 10)
 
 
+def detection_cases() -> None:
+    """Detection post-processing: TopK with ties, NMS in both box formats and with every
+    threshold, the scatters with their reductions, GatherND, CumSum, OneHot, Trilu, Einsum and
+    GridSample in every mode."""
+    r = rng(300)
+    ties = r.integers(0, 4, (3, 7)).astype(np.float32)
+    for largest in (0, 1):
+        add(f"ort_topk_ties_largest{largest}", "TopK", [ties, np.array([4], np.int64)], 2, 11, largest=largest)
+    add("ort_topk_axis0_int", "TopK", [r.integers(-5, 5, (6, 3)).astype(np.int32), np.array([3], np.int64)], 2, 11, axis=0)
+    add("ort_topk_k0", "TopK", [f32(r, 2, 5), np.array([0], np.int64)], 2, 11)
+    # Boxes on a coarse grid so that IoUs sit near the thresholds.
+    for center in (0, 1):
+        boxes = (r.integers(0, 8, (2, 30, 4)) / 2).astype(np.float32)
+        if center:
+            boxes[..., 2:] = np.abs(boxes[..., 2:]) + 0.5
+        scores = (r.integers(0, 10, (2, 3, 30)) / 10).astype(np.float32)
+        add(f"ort_nms_center{center}", "NonMaxSuppression",
+            [boxes, scores, np.array([5], np.int64), np.array([0.3], np.float32), np.array([0.25], np.float32)],
+            1, 11, center_point_box=center)
+    add("ort_nms_no_thresholds", "NonMaxSuppression",
+        [(r.integers(0, 8, (1, 12, 4)) / 2).astype(np.float32), r.random((1, 2, 12)).astype(np.float32),
+         np.array([100], np.int64)], 1, 11)
+    data = f32(r, 4, 5, 3)
+    for red in ("none", "add", "mul", "max", "min"):
+        idx = np.array([[1], [3], [1], [-1]], np.int64)
+        add(f"ort_scatternd_{red}", "ScatterND", [data, idx, f32(r, 4, 5, 3)], 1, 18,
+            **({} if red == "none" else {"reduction": red}))
+        if red != "none":
+            ei = np.array([[0, 1, 1], [-1, 2, 0]], np.int64)
+            add(f"ort_scatter_elements_{red}", "ScatterElements",
+                [f32(r, 4, 3), ei, f32(r, 2, 3)], 1, 18, axis=0, reduction=red)
+    add("ort_scatter_elements_axis_neg", "ScatterElements",
+        [f32(r, 3, 4), np.array([[3, -4], [0, 2]], np.int64), f32(r, 2, 2)], 1, 13, axis=-1)
+    add("ort_gathernd_batch", "GatherND", [f32(r, 2, 3, 4), np.array([[[1], [0]], [[2], [-1]]], np.int64)], 1, 13, batch_dims=1)
+    for excl, rev in itertools.product((0, 1), (0, 1)):
+        add(f"ort_cumsum_e{excl}_r{rev}", "CumSum", [f32(r, 3, 4, 2), np.array(-2, np.int64)], 1, 14, exclusive=excl, reverse=rev)
+    add("ort_cumsum_int", "CumSum", [r.integers(-9, 9, (5, 3)).astype(np.int64), np.array(0, np.int32)], 1, 14)
+    add("ort_onehot_negative", "OneHot",
+        [np.array([[0, -1, 4], [-5, 2, 9]], np.int64), np.array(5, np.int64), np.array([-1.0, 3.0], np.float32)], 1, 11, axis=1)
+    for upper, k in itertools.product((0, 1), (-2, 0, 3)):
+        add(f"ort_trilu_u{upper}_k{k}", "Trilu", [f32(r, 2, 4, 5), np.array(k, np.int64)], 1, 14, upper=upper)
+    for name, eq, shapes in [
+        ("batch_matmul", "bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+        ("transpose", "ijk->kji", [(2, 3, 4)]),
+        ("trace", "ii", [(4, 4)]),
+        ("diagonal", "ii->i", [(3, 3)]),
+        ("ellipsis_broadcast", "...ij,...jk->...ik", [(2, 1, 3, 4), (1, 5, 4, 2)]),
+        ("three_operands", "ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+        ("implicit", "kj,ji", [(3, 4), (4, 2)]),
+        ("outer", "i,j->ij", [(3,), (4,)]),
+        ("sum_all", "ijk->", [(2, 3, 4)]),
+        ("attention", "bhqd,bhkd->bhqk", [(1, 2, 5, 8), (1, 2, 6, 8)]),
+    ]:
+        add(f"ort_einsum_{name}", "Einsum", [f32(r, *s) for s in shapes], 1, 12, equation=eq)
+    img = f32(r, 2, 3, 5, 6)
+    grid = r.uniform(-1.3, 1.3, (2, 4, 7, 2)).astype(np.float32)
+    for mode, pad, align in itertools.product(("bilinear", "nearest", "bicubic"), ("zeros", "border", "reflection"), (0, 1)):
+        add(f"ort_gridsample_{mode}_{pad}_a{align}", "GridSample", [img, grid], 1, 16,
+            mode=mode, padding_mode=pad, align_corners=align)
+    vol = f32(r, 1, 2, 3, 4, 5)
+    vgrid = r.uniform(-1.2, 1.2, (1, 2, 3, 4, 3)).astype(np.float32)
+    for mode, pad in itertools.product(("linear", "nearest"), ("zeros", "border", "reflection")):
+        add(f"ort_gridsample_3d_{mode}_{pad}", "GridSample", [vol, vgrid], 1, 20, mode=mode, padding_mode=pad)
+
+
 def main(out: str) -> None:
     recurrent_cases()
     quant_cases()
+    detection_cases()
     root = os.path.join(out, "ort")
     if os.path.exists(root):
         shutil.rmtree(root)

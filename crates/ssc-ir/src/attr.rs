@@ -1,14 +1,13 @@
-//! Op attributes: the scalar, list and tensor kinds the passes read, and opaque kinds kept verbatim.
+//! Op attributes: the scalar, list, tensor and subgraph kinds the passes read, and opaque kinds
+//! kept verbatim.
 
 use bytes::Bytes;
 
-use crate::Tensor;
+use crate::{Graph, Tensor};
 
 /// Which ONNX attribute kind an opaque attribute holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpaqueAttrKind {
-    Graph,
-    Graphs,
     SparseTensor,
     SparseTensors,
     TypeProto,
@@ -28,8 +27,14 @@ pub enum AttrValue {
     Ints(Vec<i64>),
     Strings(Vec<Bytes>),
     Tensors(Vec<Tensor>),
-    /// Subgraphs, sparse tensors and type protos: the I/O layer's encoded attribute, written back
-    /// byte for byte. Outer-scope values a subgraph reads are recorded as the op's captures.
+    /// A subgraph (If's branches, Loop's and Scan's body). It reads values of the enclosing
+    /// graphs by name: each such name is a value of the subgraph that nothing in it defines (see
+    /// [`Graph::free_values`]), and the op holding the attribute records the enclosing value as
+    /// a capture ([`crate::Op::captures`]).
+    Graph(Box<Graph>),
+    Graphs(Vec<Graph>),
+    /// Sparse tensors, type protos and references to function attributes: the I/O layer's
+    /// encoded attribute, written back byte for byte.
     Opaque {
         kind: OpaqueAttrKind,
         encoded: Bytes,
@@ -42,6 +47,10 @@ pub struct Attribute {
     pub name: String,
     pub value: AttrValue,
     pub doc_string: Option<String>,
+    /// The names the model gave the attribute's tensors (ONNX's `TensorProto.name` inside a
+    /// tensor attribute, which carries no meaning), by position, kept so export writes them
+    /// back; empty when none is named. The text form does not show them.
+    pub tensor_names: Vec<String>,
 }
 
 impl Attribute {
@@ -50,6 +59,7 @@ impl Attribute {
             name: name.into(),
             value,
             doc_string: None,
+            tensor_names: Vec::new(),
         }
     }
 
@@ -83,9 +93,9 @@ impl Attribute {
             AttrValue::Ints(_) => "ints",
             AttrValue::Strings(_) => "strings",
             AttrValue::Tensors(_) => "tensors",
+            AttrValue::Graph(_) => "graph",
+            AttrValue::Graphs(_) => "graphs",
             AttrValue::Opaque { kind, .. } => match kind {
-                OpaqueAttrKind::Graph => "graph",
-                OpaqueAttrKind::Graphs => "graphs",
                 OpaqueAttrKind::SparseTensor => "sparse_tensor",
                 OpaqueAttrKind::SparseTensors => "sparse_tensors",
                 OpaqueAttrKind::TypeProto => "type_proto",
@@ -162,5 +172,29 @@ impl crate::OpDesc {
             AttrValue::Tensor(t) => Some(t),
             _ => None,
         })
+    }
+
+    pub fn get_graph(&self, name: &str) -> Result<Option<&Graph>, crate::IrError> {
+        self.typed(name, "graph", |v| match v {
+            AttrValue::Graph(g) => Some(&**g),
+            _ => None,
+        })
+    }
+
+    /// Every subgraph of the op's attributes, with its attribute's name.
+    pub fn subgraphs(&self) -> impl Iterator<Item = (&str, &Graph)> {
+        self.attrs.iter().flat_map(|a| {
+            let graphs: &[Graph] = match &a.value {
+                AttrValue::Graph(g) => std::slice::from_ref(&**g),
+                AttrValue::Graphs(gs) => gs,
+                _ => &[],
+            };
+            graphs.iter().map(move |g| (a.name.as_str(), g))
+        })
+    }
+
+    /// Whether any attribute holds a subgraph.
+    pub fn has_subgraphs(&self) -> bool {
+        self.subgraphs().next().is_some()
     }
 }

@@ -212,6 +212,61 @@ pub struct Graph {
     pub extras: GraphExtras,
 }
 
+/// Structural equality: the same name, interface, values (names, types, initializers, in
+/// creation order) and ops (descriptions and wiring by value name, in topological order). Two
+/// graphs built separately from one text or one ONNX graph compare equal.
+impl PartialEq for Graph {
+    fn eq(&self, other: &Graph) -> bool {
+        let names = |g: &Graph, ids: &[ValueId]| -> Vec<String> {
+            ids.iter().map(|&v| g.value(v).name.clone()).collect()
+        };
+        let values = |g: &Graph| {
+            g.value_ids()
+                .into_iter()
+                .map(|v| {
+                    let val = g.value(v);
+                    (
+                        val.name.clone(),
+                        val.ty.clone(),
+                        val.doc_string.clone(),
+                        val.metadata.clone(),
+                        val.in_value_info,
+                        g.initializer(v).cloned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let ops = |g: &Graph| {
+            let order = g.topo_order().unwrap_or_else(|_| g.op_ids());
+            order
+                .into_iter()
+                .map(|o| {
+                    let op = g.op(o);
+                    let slots = |s: &[Option<ValueId>]| -> Vec<Option<String>> {
+                        s.iter()
+                            .map(|v| v.map(|v| g.value(v).name.clone()))
+                            .collect()
+                    };
+                    (
+                        op.desc.clone(),
+                        slots(op.inputs()),
+                        slots(op.outputs()),
+                        names(g, op.captures()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        self.name == other.name
+            && self.doc_string == other.doc_string
+            && self.legacy_initializer_inputs == other.legacy_initializer_inputs
+            && self.extras == other.extras
+            && names(self, &self.inputs) == names(other, &other.inputs)
+            && names(self, &self.outputs) == names(other, &other.outputs)
+            && values(self) == values(other)
+            && ops(self) == ops(other)
+    }
+}
+
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
         Graph {
@@ -265,16 +320,41 @@ impl Graph {
         self.add_value(name, ty).expect("fresh names are unique")
     }
 
-    /// A value name not yet used in this graph.
+    /// A value name not yet used in this graph nor in any of its subgraphs (a new outer value
+    /// must not be shadowed by, or shadow, a subgraph's own value).
     pub fn fresh_name(&self, base: &str) -> String {
         let base = if base.is_empty() { "v" } else { base };
-        if !self.names.contains_key(base) {
+        if !self.name_taken(base) {
             return base.to_string();
         }
         (1u64..)
             .map(|i| format!("{base}_{i}"))
-            .find(|n| !self.names.contains_key(n))
+            .find(|n| !self.name_taken(n))
             .expect("unbounded search")
+    }
+
+    /// Whether `name` names a value here or in a nested subgraph.
+    fn name_taken(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+            || self.g.node_weights().any(|n| match n {
+                Node::Op(o) => o.desc.subgraphs().any(|(_, sub)| sub.name_taken(name)),
+                Node::Value(_) => false,
+            })
+    }
+
+    /// The values this graph reads without defining them: no op writes them and they are
+    /// neither graph inputs nor initializers. In a subgraph these name values of the enclosing
+    /// graphs (ONNX's outer-scope references); a main graph has none. In creation order.
+    pub fn free_values(&self) -> Vec<ValueId> {
+        self.value_ids()
+            .into_iter()
+            .filter(|&v| {
+                self.producer(v).is_none()
+                    && !self.is_graph_input(v)
+                    && !self.initializers.contains_key(&v)
+                    && self.is_used(v)
+            })
+            .collect()
     }
 
     pub fn value(&self, id: ValueId) -> &Value {

@@ -14,8 +14,8 @@ pub enum JitError {
     /// The model is malformed for planning (a cycle, say).
     #[error("model: {0}")]
     Model(String),
-    /// The model uses something the JIT cannot plan at all (subgraphs, non-tensor values); the
-    /// reference executor may still run it.
+    /// The model uses something the JIT cannot plan at all (sequence, optional or other
+    /// non-tensor values); the reference executor may still run it.
     #[error("the JIT does not cover this model: {0}")]
     NotCovered(String),
     /// Shape inference failed, or an input's shape is not known at compile time.

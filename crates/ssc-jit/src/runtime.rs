@@ -252,6 +252,7 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             desc,
             in_dims,
             n_out,
+            captures,
         } => {
             let mut owned: Vec<Option<Tensor>> = Vec::with_capacity(step.inputs.len());
             for (i, l) in step.inputs.iter().enumerate() {
@@ -271,7 +272,13 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                 });
             }
             let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
-            let outs = ssc_exec::eval_node(desc, plan.opset, &refs, *n_out)?;
+            let (ins, captured) = refs.split_at(refs.len() - captures.len());
+            let captured: Vec<(&str, &Tensor)> = captures
+                .iter()
+                .zip(captured)
+                .filter_map(|(name, t)| Some((name.as_str(), (*t)?)))
+                .collect();
+            let outs = ssc_exec::eval_node_with(desc, plan.opset, ins, *n_out, &captured)?;
             for (t, l) in outs.into_iter().zip(&step.outputs) {
                 match l {
                     None => {}

@@ -99,20 +99,24 @@ fn graph_proto(g: &Graph) -> Result<GraphProto, OnnxError> {
         .map(|&o| {
             let op = g.op(o);
             let d = &op.desc;
-            NodeProto {
+            Ok(NodeProto {
                 input: op.inputs().iter().map(|&v| name_of(v)).collect(),
                 output: op.outputs().iter().map(|&v| name_of(v)).collect(),
                 name: Some(d.name.clone()).filter(|s| !s.is_empty()),
                 op_type: Some(d.op_type.clone()),
                 domain: Some(d.domain.clone()).filter(|s| !s.is_empty()),
                 overload: Some(d.overload.clone()).filter(|s| !s.is_empty()),
-                attribute: d.attrs.iter().map(attribute_proto).collect(),
+                attribute: d
+                    .attrs
+                    .iter()
+                    .map(attribute_proto)
+                    .collect::<Result<_, _>>()?,
                 doc_string: d.doc_string.clone(),
                 metadata_props: kv_proto(&d.metadata),
                 device_configurations: decode_all(&d.extra),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, OnnxError>>()?;
     let interface = |ids: &[ValueId]| ids.iter().map(|&v| value_info(g, v)).collect();
     let value_info = g
         .value_ids()
@@ -177,17 +181,23 @@ fn type_proto(t: &ValueType) -> TypeProto {
     }
 }
 
-fn attribute_proto(a: &Attribute) -> AttributeProto {
+fn attribute_proto(a: &Attribute) -> Result<AttributeProto, OnnxError> {
     if let AttrValue::Opaque { encoded, .. } = &a.value {
         let mut p = AttributeProto::decode(encoded.clone()).expect("encoded by the importer");
         p.name = Some(a.name.clone());
         p.doc_string = a.doc_string.clone();
-        return p;
+        return Ok(p);
     }
     let mut p = AttributeProto {
         name: Some(a.name.clone()),
         doc_string: a.doc_string.clone(),
         ..AttributeProto::default()
+    };
+    let tensor_name = |i: usize| {
+        a.tensor_names
+            .get(i)
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
     };
     let ty = match &a.value {
         AttrValue::Float(f) => {
@@ -203,7 +213,7 @@ fn attribute_proto(a: &Attribute) -> AttributeProto {
             AttributeType::String
         }
         AttrValue::Tensor(t) => {
-            p.t = Some(tensor_to_proto(t, None));
+            p.t = Some(tensor_to_proto(t, tensor_name(0)));
             AttributeType::Tensor
         }
         AttrValue::Floats(v) => {
@@ -219,13 +229,25 @@ fn attribute_proto(a: &Attribute) -> AttributeProto {
             AttributeType::Strings
         }
         AttrValue::Tensors(v) => {
-            p.tensors = v.iter().map(|t| tensor_to_proto(t, None)).collect();
+            p.tensors = v
+                .iter()
+                .enumerate()
+                .map(|(i, t)| tensor_to_proto(t, tensor_name(i)))
+                .collect();
             AttributeType::Tensors
+        }
+        AttrValue::Graph(sub) => {
+            p.g = Some(graph_proto(sub)?);
+            AttributeType::Graph
+        }
+        AttrValue::Graphs(subs) => {
+            p.graphs = subs.iter().map(graph_proto).collect::<Result<_, _>>()?;
+            AttributeType::Graphs
         }
         AttrValue::Opaque { .. } => unreachable!("handled above"),
     };
     p.r#type = Some(ty as i32);
-    p
+    Ok(p)
 }
 
 /// Serialises `model` with all data inline.

@@ -116,7 +116,7 @@ impl Importer {
                 version,
             });
         }
-        let graph = self.graph(gp, ir_version < 4)?;
+        let graph = self.graph(gp, ir_version < 4, &|_| false)?;
         self.report_negative_dims();
         Ok(Model {
             ir_version,
@@ -213,7 +213,15 @@ impl Importer {
         Ok(id)
     }
 
-    fn graph(&mut self, gp: GraphProto, legacy: bool) -> Result<Graph, OnnxError> {
+    /// Builds a graph. `outer` tells whether a name is defined in an enclosing graph: a
+    /// subgraph may read those, and such a read becomes a value of the subgraph that nothing in
+    /// it defines (the main graph has no enclosing scope).
+    fn graph(
+        &mut self,
+        gp: GraphProto,
+        legacy: bool,
+        outer: &dyn Fn(&str) -> bool,
+    ) -> Result<Graph, OnnxError> {
         let mut g = Graph::new(gp.name.clone().unwrap_or_default());
         g.doc_string = gp.doc_string.clone();
         g.legacy_initializer_inputs = legacy;
@@ -328,13 +336,14 @@ impl Importer {
                 .filter_map(|s| s.values.as_ref().and_then(|v| v.name.as_deref())),
         );
         for (idx, n) in gp.node.iter().enumerate() {
-            self.node(&mut g, n, idx, &defined)?;
+            self.node(&mut g, n, idx, &defined, legacy, outer)?;
         }
 
         let mut outputs = Vec::with_capacity(gp.output.len());
         for vi in &gp.output {
             let name = vi.name.clone().unwrap_or_default();
-            if !defined.contains(name.as_str()) {
+            // A subgraph may return an enclosing value as it is.
+            if !defined.contains(name.as_str()) && !outer(&name) {
                 return Err(self.invalid(format!(
                     "graph output `{name}` is not produced by any node, input or initializer"
                 )));
@@ -346,48 +355,78 @@ impl Importer {
         Ok(g)
     }
 
+    /// The value `name` reads in `g`: defined here, or (in a subgraph) an enclosing value, which
+    /// becomes a value nothing in `g` defines.
+    fn read(
+        &self,
+        g: &mut Graph,
+        name: &str,
+        defined: &HashSet<&str>,
+        outer: &dyn Fn(&str) -> bool,
+    ) -> Option<ValueId> {
+        if defined.contains(name) {
+            return g.value_by_name(name);
+        }
+        if !outer(name) {
+            return None;
+        }
+        // value_info may already have declared the enclosing value's type here.
+        Some(match g.value_by_name(name) {
+            Some(v) => v,
+            None => g.add_value(name, None).expect("name is new"),
+        })
+    }
+
     fn node(
         &mut self,
         g: &mut Graph,
         n: &NodeProto,
         idx: usize,
         defined: &HashSet<&str>,
+        legacy: bool,
+        outer: &dyn Fn(&str) -> bool,
     ) -> Result<(), OnnxError> {
         let label = node_label(n, idx);
         let op_type = n.op_type.clone().unwrap_or_default();
         if op_type.is_empty() {
             return Err(self.invalid(format!("node {label} has no op_type")));
         }
-        let lookup = |name: &str| -> Result<Option<ValueId>, OnnxError> {
-            if name.is_empty() {
-                return Ok(None);
-            }
-            g.value_by_name(name)
-                .filter(|_| defined.contains(name))
-                .map(Some)
-                .ok_or_else(|| {
-                self.invalid(format!(
-                    "node {label} ({op_type}) reads `{name}`, which no node, graph input or initializer produces"
-                ))
-            })
+        let mut slots = |names: &[String]| -> Result<Vec<Option<ValueId>>, OnnxError> {
+            names
+                .iter()
+                .map(|name| {
+                    if name.is_empty() {
+                        return Ok(None);
+                    }
+                    self.read(g, name, defined, outer).map(Some).ok_or_else(|| {
+                        self.invalid(format!(
+                            "node {label} ({op_type}) reads `{name}`, which no node, graph input or initializer produces"
+                        ))
+                    })
+                })
+                .collect()
         };
-        let inputs = n
-            .input
-            .iter()
-            .map(|s| lookup(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let outputs = n
-            .output
-            .iter()
-            .map(|s| lookup(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = slots(&n.input)?;
+        let outputs = slots(&n.output)?;
         let mut attrs = Vec::with_capacity(n.attribute.len());
+        // Subgraphs see this graph's values and those around it.
+        let visible = |name: &str| defined.contains(name) || outer(name);
         let mut captured = BTreeSet::new();
         for a in &n.attribute {
-            attrs.push(self.attribute(a, &label)?);
-            for sub in a.g.iter().chain(a.graphs.iter()) {
-                captured.extend(free_names(sub));
+            let attr = self.attribute(a, &label, legacy, &visible)?;
+            let subs: &[Graph] = match &attr.value {
+                AttrValue::Graph(sub) => std::slice::from_ref(&**sub),
+                AttrValue::Graphs(subs) => subs,
+                _ => &[],
+            };
+            for sub in subs {
+                captured.extend(
+                    sub.free_values()
+                        .into_iter()
+                        .map(|v| sub.value(v).name.clone()),
+                );
             }
+            attrs.push(attr);
         }
         let desc = OpDesc {
             name: n.name.clone().unwrap_or_default(),
@@ -404,10 +443,7 @@ impl Importer {
             .add_op(desc, inputs, outputs)
             .map_err(|e| self.invalid(format!("node {label}: {e}")))?;
         for name in captured {
-            let v = g
-                .value_by_name(&name)
-                .filter(|_| defined.contains(name.as_str()))
-                .ok_or_else(|| {
+            let v = self.read(g, &name, defined, outer).ok_or_else(|| {
                 self.invalid(format!(
                     "a subgraph of node {label} ({op_type}) reads `{name}`, which is defined nowhere"
                 ))
@@ -417,7 +453,32 @@ impl Importer {
         Ok(())
     }
 
-    fn attribute(&self, a: &AttributeProto, node: &str) -> Result<Attribute, OnnxError> {
+    /// A subgraph attribute's graph, with errors naming where it sits.
+    fn subgraph(
+        &mut self,
+        gp: &GraphProto,
+        node: &str,
+        attr: &str,
+        legacy: bool,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Result<Graph, OnnxError> {
+        self.graph(gp.clone(), legacy, visible)
+            .map_err(|e| match e {
+                OnnxError::Invalid { path, what } => OnnxError::Invalid {
+                    path,
+                    what: format!("in subgraph `{attr}` of node {node}: {what}"),
+                },
+                other => other,
+            })
+    }
+
+    fn attribute(
+        &mut self,
+        a: &AttributeProto,
+        node: &str,
+        legacy: bool,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Result<Attribute, OnnxError> {
         let name = a.name.clone().unwrap_or_default();
         if name.is_empty() {
             return Err(self.invalid(format!("node {node} has an attribute with no name")));
@@ -460,8 +521,22 @@ impl Importer {
                 AttributeType::Tensors => {
                     AttrValue::Tensors(a.tensors.iter().map(tensor).collect::<Result<_, _>>()?)
                 }
-                AttributeType::Graph => opaque(OpaqueAttrKind::Graph),
-                AttributeType::Graphs => opaque(OpaqueAttrKind::Graphs),
+                AttributeType::Graph => match &a.g {
+                    Some(gp) => {
+                        AttrValue::Graph(Box::new(self.subgraph(gp, node, &name, legacy, visible)?))
+                    }
+                    None => {
+                        return Err(self.invalid(format!(
+                            "node {node}: graph attribute `{name}` has no graph"
+                        )))
+                    }
+                },
+                AttributeType::Graphs => AttrValue::Graphs(
+                    a.graphs
+                        .iter()
+                        .map(|gp| self.subgraph(gp, node, &name, legacy, visible))
+                        .collect::<Result<_, _>>()?,
+                ),
                 AttributeType::SparseTensor => opaque(OpaqueAttrKind::SparseTensor),
                 AttributeType::SparseTensors => opaque(OpaqueAttrKind::SparseTensors),
                 AttributeType::TypeProto => opaque(OpaqueAttrKind::TypeProto),
@@ -469,10 +544,19 @@ impl Importer {
                 AttributeType::Undefined => opaque(OpaqueAttrKind::Other),
             }
         };
+        let mut tensor_names: Vec<String> =
+            a.t.iter()
+                .chain(&a.tensors)
+                .map(|t| t.name.clone().unwrap_or_default())
+                .collect();
+        if tensor_names.iter().all(String::is_empty) {
+            tensor_names.clear();
+        }
         Ok(Attribute {
             name,
             value,
             doc_string: a.doc_string.clone(),
+            tensor_names,
         })
     }
 }
@@ -508,40 +592,6 @@ fn infer_attr_type(a: &AttributeProto) -> AttributeType {
     } else {
         AttributeType::Undefined
     }
-}
-
-/// Names a subgraph reads but does not define: the outer-scope values it captures.
-fn free_names(g: &GraphProto) -> BTreeSet<String> {
-    let mut defined: HashSet<&str> = HashSet::new();
-    defined.extend(g.input.iter().filter_map(|v| v.name.as_deref()));
-    defined.extend(g.initializer.iter().filter_map(|t| t.name.as_deref()));
-    defined.extend(
-        g.sparse_initializer
-            .iter()
-            .filter_map(|s| s.values.as_ref().and_then(|v| v.name.as_deref())),
-    );
-    for n in &g.node {
-        defined.extend(n.output.iter().map(String::as_str));
-    }
-    let mut free = BTreeSet::new();
-    let mut need = |name: &str| {
-        if !name.is_empty() && !defined.contains(name) {
-            free.insert(name.to_string());
-        }
-    };
-    for n in &g.node {
-        n.input.iter().for_each(|s| need(s));
-        for a in &n.attribute {
-            for sub in a.g.iter().chain(a.graphs.iter()) {
-                free_names(sub).iter().for_each(|s| need(s));
-            }
-        }
-    }
-    g.output
-        .iter()
-        .filter_map(|v| v.name.as_deref())
-        .for_each(&mut need);
-    free
 }
 
 /// Reads a serialized TensorProto (the `input_0.pb` files of ONNX test data). External data

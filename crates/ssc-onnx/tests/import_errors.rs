@@ -440,7 +440,7 @@ fn subgraphs() {
     graph(&mut m).node.push(iff);
     assert_has(
         &err_of(&m),
-        "a subgraph of node `if` (If) reads `nowhere`, which is defined nowhere",
+        "in subgraph `then_branch` of node `if`: node `inner` (Identity) reads `nowhere`, which no node, graph input or initializer produces",
     );
 }
 

@@ -12,7 +12,7 @@ use crate::{random_inputs, run_reference, Error};
 /// Which engine runs a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// The JIT when it covers the model (no subgraphs or non-tensor values), else the
+    /// The JIT when it covers the model (no sequence or other non-tensor values), else the
     /// reference executor.
     Auto,
     Jit,

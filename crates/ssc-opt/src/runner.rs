@@ -176,7 +176,7 @@ impl Runner {
         Ok(runner)
     }
 
-    /// In `Auto`, a model the JIT does not cover (subgraphs, non-tensor values: whatever the
+    /// In `Auto`, a model the JIT does not cover (non-tensor values: whatever the
     /// shapes) switches the runner to the reference executor for good; other errors stand.
     fn not_covered(&self, e: Error) -> Result<(), Error> {
         match e {

@@ -1055,3 +1055,93 @@ fn quantised_ops() {
         "uint8[3,5]"
     );
 }
+
+#[test]
+fn detection_ops() {
+    let k = || C(ints(&[1], &[3]));
+    assert_eq!(
+        infer1(
+            11,
+            "TopK",
+            vec![i("axis", 1)],
+            vec![T("float[N,10,4]"), k()],
+            2
+        )
+        .unwrap(),
+        ["float[N,3,4]", "int64[N,3,4]"]
+    );
+    assert_eq!(
+        infer1(11, "TopK", vec![], vec![T("float[N,10]"), T("int64[1]")], 2).unwrap(),
+        ["float[N,?]", "int64[N,?]"]
+    );
+    assert_eq!(
+        one(
+            11,
+            "NonMaxSuppression",
+            vec![],
+            vec![T("float[1,30,4]"), T("float[1,3,30]")]
+        ),
+        "int64[?,3]"
+    );
+    assert_eq!(
+        one(
+            12,
+            "GatherND",
+            vec![i("batch_dims", 1)],
+            vec![T("float[2,3,4]"), T("int64[2,5,1]")]
+        ),
+        "float[2,5,4]"
+    );
+    assert_eq!(
+        one(
+            11,
+            "OneHot",
+            vec![i("axis", 1)],
+            vec![T("int64[N,3]"), C(ints(&[], &[5])), T("float[2]")]
+        ),
+        "float[N,5,3]"
+    );
+    assert_eq!(
+        one(
+            12,
+            "Einsum",
+            vec![s("equation", "...ij,...jk->...ik")],
+            vec![T("float[2,1,3,4]"), T("float[5,4,6]")]
+        ),
+        "float[2,5,3,6]"
+    );
+    assert_eq!(
+        one(
+            12,
+            "Einsum",
+            vec![s("equation", "kj,ji")],
+            vec![T("float[3,4]"), T("float[4,2]")]
+        ),
+        "float[2,3]"
+    );
+    assert!(one(
+        12,
+        "Einsum",
+        vec![s("equation", "ij,jk->ik")],
+        vec![T("float[3,4]"), T("float[5,2]")]
+    )
+    .contains("dims 4 and 5 must be equal"));
+    assert_eq!(
+        one(
+            16,
+            "GridSample",
+            vec![],
+            vec![T("float[N,3,5,6]"), T("float[N,7,8,2]")]
+        ),
+        "float[N,3,7,8]"
+    );
+    assert_eq!(
+        one(
+            14,
+            "Trilu",
+            vec![],
+            vec![T("float[N,4,4]"), C(ints(&[], &[1]))]
+        ),
+        "float[N,4,4]"
+    );
+}

@@ -484,7 +484,14 @@ fn apply_masks(
                             ChannelFact::Const(k) => k as f64,
                             _ => continue, // a zero column (checked by classify)
                         };
-                        if k == 0.0 {
+                        // A zero column reads nothing from the channel (classify asked no
+                        // carrier for it): nothing to fold.
+                        let zero_col = (0..co).all(|oc| {
+                            w[(oc * ci + c) * taps..(oc * ci + c + 1) * taps]
+                                .iter()
+                                .all(|&x| x == 0.0)
+                        });
+                        if k == 0.0 || zero_col {
                             continue;
                         }
                         for oc in 0..co {

@@ -262,3 +262,28 @@ graph main(%x: float[1,4,6,6]) -> (%y) {
     let r = check("depthwise_zero_filter_makes_its_input_channel_dead", &t);
     assert_eq!(r.groups_removed, 1);
 }
+
+#[test]
+fn constant_channel_read_through_a_zero_column_needs_no_carrier() {
+    // Regression (MSWU-pruned ResNet-18, bugs.md 15:10): filter 1 of conv1 is pruned (bias 0.7)
+    // and conv2, zero-padded, ignores channel 1 (its column is zero, as MSWU tile pruning
+    // leaves it). No carrier is needed, since nothing reads the constant; the pass used to
+    // fail with "no carrier" and the whole removal was dropped.
+    let text = r#"
+graph main(%x: float[1,4,6,6]) -> (%y) {
+  init %w1: float[8,4,3,3] = $W1
+  init %b1: float[8] = [0.5, 0.7, -0.2, 0.3, 0.4, 0.1, 0.9, 0.2]
+  init %w2: float[6,8,3,3] = $W2
+  init %b2: float[6] = seeded(4)
+  %c = Conv(%x, %w1, %b1) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv1"
+  %r = Relu(%c) name="relu"
+  %y = Conv(%r, %w2, %b2) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv2"
+}
+"#;
+    let text = w(text, "$W1", [8, 4, 3], |o, _| o != 1);
+    let r = check(
+        "constant_channel_read_through_a_zero_column_needs_no_carrier",
+        &w(&text, "$W2", [6, 8, 3], |_, i| i != 1),
+    );
+    assert_eq!((r.groups_removed, r.carriers), (1, 0));
+}

@@ -1,8 +1,12 @@
 //! The op table: every supported op type, the kernel that runs it and the first opset the
 //! executor runs it at. [`crate::check_supported`] and evaluation both read this one table.
 
+mod control;
 mod conv;
+mod einsum;
 pub(crate) mod elementwise;
+mod grid_sample;
+mod index;
 mod matmul;
 mod misc;
 mod norm;
@@ -11,6 +15,7 @@ mod quant;
 mod reduce;
 pub(crate) mod resize;
 mod rnn;
+mod select;
 mod sequence;
 mod shape;
 mod window;
@@ -44,11 +49,13 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("ConvInteger", quant::conv_integer, 10),
     ("ConvTranspose", conv::conv_transpose, 1),
     ("Cos", elementwise::unary, 7),
+    ("CumSum", index::cum_sum, 11),
     ("DepthToSpace", shape::depth_space, 1),
     ("DequantizeLinear", quant::dequantize_linear, 10),
     ("Div", elementwise::arith, 1),
     ("Dropout", misc::dropout, 1),
     ("DynamicQuantizeLinear", quant::dynamic_quantize_linear, 11),
+    ("Einsum", einsum::einsum, 12),
     ("Elu", elementwise::unary, 1),
     ("Equal", elementwise::compare, 1),
     ("Erf", elementwise::unary, 9),
@@ -59,6 +66,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("GRU", rnn::recurrent, 1),
     ("Gather", shape::gather, 1),
     ("GatherElements", shape::gather_elements, 11),
+    ("GatherND", index::gather_nd, 11),
     ("Gelu", elementwise::unary, 20),
     ("Gemm", matmul::gemm, 1),
     ("GlobalAveragePool", pool::global_pool, 1),
@@ -66,10 +74,12 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("GlobalMaxPool", pool::global_pool, 1),
     ("Greater", elementwise::compare, 1),
     ("GreaterOrEqual", elementwise::compare, 12),
+    ("GridSample", grid_sample::grid_sample, 16),
     ("HardSigmoid", elementwise::unary, 1),
     ("HardSwish", elementwise::unary, 14),
     ("Hardmax", reduce::softmax, 1),
     ("Identity", misc::identity, 1),
+    ("If", control::if_op, 1),
     ("InstanceNormalization", norm::instance_norm, 1),
     ("IsInf", elementwise::is_nan_inf, 10),
     ("IsNaN", elementwise::is_nan_inf, 9),
@@ -81,6 +91,7 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("LessOrEqual", elementwise::compare, 12),
     ("Log", elementwise::unary, 1),
     ("LogSoftmax", reduce::softmax, 1),
+    ("Loop", control::loop_op, 1),
     ("LpPool", pool::avg_lp_pool, 2),
     ("MatMul", matmul::mat_mul, 1),
     ("MatMulInteger", quant::matmul_integer, 10),
@@ -92,7 +103,9 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Mod", elementwise::arith, 10),
     ("Mul", elementwise::arith, 1),
     ("Neg", elementwise::unary, 1),
+    ("NonMaxSuppression", select::non_max_suppression, 10),
     ("Not", elementwise::not, 1),
+    ("OneHot", index::one_hot, 9),
     ("Or", elementwise::compare, 1),
     ("PRelu", elementwise::prelu, 1),
     ("Pad", shape::pad, 2),
@@ -117,6 +130,10 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Reshape", shape::reshape, 1),
     ("Resize", resize::resize, 10),
     ("Round", elementwise::unary, 11),
+    ("Scan", control::scan, 8),
+    ("Scatter", index::scatter_elements, 9),
+    ("ScatterElements", index::scatter_elements, 11),
+    ("ScatterND", index::scatter_nd, 11),
     ("Selu", elementwise::unary, 1),
     ("SequenceAt", sequence::sequence, 11),
     ("SequenceConstruct", sequence::sequence, 11),
@@ -145,7 +162,9 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("Tanh", elementwise::unary, 1),
     ("ThresholdedRelu", elementwise::unary, 10),
     ("Tile", shape::tile, 6),
+    ("TopK", select::top_k, 1),
     ("Transpose", shape::transpose, 1),
+    ("Trilu", index::trilu, 14),
     ("Unsqueeze", shape::unsqueeze, 1),
     ("Upsample", resize::resize, 7),
     ("Where", elementwise::where_op, 9),

@@ -1,9 +1,12 @@
 //! Unit tests per op family, each through a one-node graph built with the IR API and run by
 //! the [`Executor`](crate::Executor); expected values are computed by hand in the comments.
 
+mod control;
 mod conv;
+mod einsum;
 mod elementwise;
 mod executor;
+mod index;
 mod misc;
 mod norm;
 mod pool;
@@ -11,6 +14,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod rnn;
+mod select;
 mod shape;
 
 use ssc_ir::{

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::parse::{GraphAst, ModelAst, Spanned};
 use super::{error_at, ParseError, DEFAULT_IR_VERSION, DEFAULT_OPSET};
-use crate::{Graph, Model, OpsetImport, ValueId, ValueType};
+use crate::{AttrValue, Graph, Model, OpsetImport, ValueId, ValueType};
 
 type Result<T> = std::result::Result<T, ParseError>;
 
@@ -31,10 +31,24 @@ pub(super) fn model(src: &str, ast: ModelAst) -> Result<Model> {
         }
     }
     m.opset_imports = opsets;
-    m.graph = graph(src, ast.graph)?;
+    m.graph = graph(src, ast.graph, &|_| false)?;
     // As on import: before IR version 4 every initializer is also a graph input, yet constant.
-    m.graph.legacy_initializer_inputs = m.ir_version < 4;
+    set_legacy(&mut m.graph, m.ir_version < 4);
     Ok(m)
+}
+
+/// Sets the IR < 4 initializer rule on a graph and every subgraph in it.
+fn set_legacy(g: &mut Graph, legacy: bool) {
+    g.legacy_initializer_inputs = legacy;
+    for op in g.op_ids() {
+        for a in &mut g.desc_mut(op).attrs {
+            match &mut a.value {
+                AttrValue::Graph(sub) => set_legacy(sub, legacy),
+                AttrValue::Graphs(subs) => subs.iter_mut().for_each(|s| set_legacy(s, legacy)),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Where each value was defined, for "already defined" and "used before" messages.
@@ -68,7 +82,9 @@ fn add_value(
         .map_err(|e| error_at(src, *at, e.to_string()))
 }
 
-fn graph(src: &str, ast: GraphAst) -> Result<Graph> {
+/// Builds a graph; `outer` tells whether a name is visible in the enclosing graphs, which a
+/// subgraph reads as a value nothing in it defines (the main graph has no enclosing scope).
+fn graph(src: &str, ast: GraphAst, outer: &dyn Fn(&str) -> bool) -> Result<Graph> {
     let mut g = Graph::new(ast.name);
     let mut defs = Defs {
         src,
@@ -146,9 +162,12 @@ fn graph(src: &str, ast: GraphAst) -> Result<Graph> {
             later.entry(name.clone()).or_insert(*at);
         }
     }
-    let resolve = |g: &Graph, (name, at): &Spanned| -> Result<ValueId> {
+    let resolve = |g: &mut Graph, (name, at): &Spanned| -> Result<ValueId> {
         if let Some(id) = g.value_by_name(name) {
             return Ok(id);
+        }
+        if outer(name) {
+            return add_value(src, g, &(name.clone(), *at), None);
         }
         Err(error_at(
             src,
@@ -163,12 +182,32 @@ fn graph(src: &str, ast: GraphAst) -> Result<Graph> {
         ))
     };
 
-    for op in ast.ops {
+    for mut op in ast.ops {
         let inputs = op
             .inputs
             .iter()
-            .map(|s| s.as_ref().map(|s| resolve(&g, s)).transpose())
+            .map(|s| s.as_ref().map(|s| resolve(&mut g, s)).transpose())
             .collect::<Result<Vec<_>>>()?;
+        // Subgraphs see every value defined so far here and in the enclosing graphs; the names
+        // they read from outside become this op's captures.
+        let mut derived: Vec<Spanned> = Vec::new();
+        for (index, asts, list) in std::mem::take(&mut op.subgraphs) {
+            let mut built = Vec::with_capacity(asts.len());
+            for sub in asts {
+                let at = op.outputs.iter().flatten().next().map_or(0, |s| s.1);
+                let visible = |n: &str| g.value_by_name(n).is_some() || outer(n);
+                let sg = graph(src, sub, &visible)?;
+                for v in sg.free_values() {
+                    derived.push((sg.value(v).name.clone(), at));
+                }
+                built.push(sg);
+            }
+            op.desc.attrs[index].value = if list {
+                AttrValue::Graphs(built)
+            } else {
+                AttrValue::Graph(Box::new(built.pop().expect("one graph")))
+            };
+        }
         let named = op.outputs.iter().flatten().count();
         let mut types = match op.types {
             Some((tys, at)) => {
@@ -204,7 +243,8 @@ fn graph(src: &str, ast: GraphAst) -> Result<Graph> {
         let captures = op
             .captures
             .iter()
-            .map(|s| resolve(&g, s))
+            .chain(&derived)
+            .map(|s| resolve(&mut g, s))
             .collect::<Result<Vec<_>>>()?;
         let id = g
             .add_op(op.desc, inputs, outputs)
@@ -217,9 +257,18 @@ fn graph(src: &str, ast: GraphAst) -> Result<Graph> {
     let mut outputs = Vec::with_capacity(ast.outputs.len());
     for p in &ast.outputs {
         let (name, at) = &p.name;
-        let id = g
-            .value_by_name(name)
-            .ok_or_else(|| error_at(src, *at, format!("graph output %{name} is never defined")))?;
+        let id = match g.value_by_name(name) {
+            Some(id) => id,
+            // A subgraph may return an enclosing value as it is.
+            None if outer(name) => add_value(src, &mut g, &p.name, None)?,
+            None => {
+                return Err(error_at(
+                    src,
+                    *at,
+                    format!("graph output %{name} is never defined"),
+                ))
+            }
+        };
         if let Some(ty) = &p.ty {
             let v = g.value_mut(id);
             match &v.ty {

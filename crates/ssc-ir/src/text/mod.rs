@@ -57,7 +57,8 @@
 //! arg      = VALUE | "_"                                 "_" is an empty optional slot
 //! type     = "?" | DTYPE "[" ("*" | [dim {"," dim}]) "]"  "?" is no type, "[*]" unknown rank
 //! dim      = INT | "?" | SYMBOL
-//! attr     = NAME "=" (INT | FLOAT | STRING | tensor | list | "<" KIND ">")
+//! attr     = NAME "=" (INT | FLOAT | STRING | tensor | list | graph
+//!            | "graphs" "[" [graph {"," graph}] "]" | "<" KIND ">")
 //! list     = ["ints" | "floats" | "strings" | "tensors"] "[" [item {"," item}] "]"
 //! tensor   = ttype payload
 //! ttype    = DTYPE "[" [INT {"," INT}] "]"
@@ -80,8 +81,14 @@
 //! - **Attributes.** Ints are `3`, floats always carry a `.`, an exponent or are `inf`/`NaN`
 //!   (Rust's shortest round-trip form, so they parse back bit-exactly; a NaN other than the
 //!   canonical quiet NaN prints as its bits, `nan(0xffc00000)`). Empty lists name their kind
-//!   (`ints[]`); a list mixing ints and floats is floats. Subgraphs and other opaque attributes
-//!   print as `<graph>`, `<sparse_tensor>`, ... and do not parse.
+//!   (`ints[]`); a list mixing ints and floats is floats. Opaque attributes print as
+//!   `<sparse_tensor>`, `<type_proto>`, ... and do not parse.
+//! - **Subgraphs.** A graph attribute is a nested `graph` block: its statements one line each,
+//!   indented one level deeper, its `}` at the op's indentation, and the op line continuing
+//!   after it (`}} : float[2] captures=[%x]`). A subgraph may read any value already defined in
+//!   the graphs around it; such a name becomes a value of the subgraph that nothing in it
+//!   defines ([`Graph::free_values`]), and the op holding the subgraph captures the enclosing
+//!   value (parsing adds the captures a subgraph implies to those written).
 //! - **Annotations.** `@{epilogue="bias relu", sparse="0.1000"}` closes an op line with its
 //!   [`OpDesc::annotations`](crate::OpDesc::annotations), keys in sorted order (any order parses;
 //!   a repeated key is an error). They exist only in the IR: ONNX export drops them.
@@ -118,10 +125,10 @@
 //!
 //! Printing never fails. Parsing reproduces ops (in order, with names, domains, overloads,
 //! attributes, annotations and wiring, including empty optional slots and captures), value names and types,
-//! graph inputs and outputs, initializers and the model header fields above. Not carried: doc
-//! strings, metadata properties, graph and model extras (functions, training info, sparse
-//! initializers, quantization annotations), opaque attributes, types and tensors, and tensors
-//! printed as digests. A value is marked for `value_info` export when it has a type and is not a
+//! graph inputs and outputs, initializers, subgraphs and the model header fields above. Not
+//! carried: doc strings, metadata properties, graph and model extras (functions, training info,
+//! sparse initializers, quantization annotations), opaque attributes, types and tensors, and
+//! tensors printed as digests. A value is marked for `value_info` export when it has a type and is not a
 //! graph input or output. A graph whose ops form a cycle prints in insertion order under a
 //! warning comment.
 

@@ -55,6 +55,16 @@ pub(super) struct OpAst {
     /// The `: T, ...` list and where it starts.
     pub types: Option<(Vec<Option<ValueType>>, usize)>,
     pub captures: Vec<Spanned>,
+    /// Subgraph attributes, built with the enclosing scope in view: the index in
+    /// `desc.attrs` (which holds a placeholder), the graphs, and whether the attribute is a
+    /// `graphs[...]` list.
+    pub subgraphs: Vec<(usize, Vec<GraphAst>, bool)>,
+}
+
+/// A parsed attribute: a plain value, or subgraphs the builder turns into graphs.
+enum AttrAst {
+    Plain(Attribute),
+    Graphs(String, Vec<GraphAst>, bool),
 }
 
 #[derive(Debug)]
@@ -728,17 +738,39 @@ impl<'s> Parser<'s> {
 
     // ----- attributes -----
 
-    fn attr(&mut self) -> Result<Attribute> {
+    /// A subgraph inside an op's attribute block: statements end at line ends again inside it.
+    fn nested_graph(&mut self) -> Result<GraphAst> {
+        let saved = std::mem::take(&mut self.opens);
+        let g = self.graph_rest();
+        self.opens = saved;
+        g
+    }
+
+    fn attr(&mut self) -> Result<AttrAst> {
         let (name, _) = self.name("an attribute name")?;
         self.expect('=')?;
         self.ws();
         let at = self.pos;
+        if self.eat_word("graph") {
+            return Ok(AttrAst::Graphs(name, vec![self.nested_graph()?], false));
+        }
+        if self.rest().starts_with("graphs[") {
+            self.pos += "graphs".len();
+            self.open('[')?;
+            let graphs = self.seq(|p| {
+                if !p.eat_word("graph") {
+                    return p.expected("`graph`");
+                }
+                p.nested_graph()
+            })?;
+            return Ok(AttrAst::Graphs(name, graphs, true));
+        }
         let value = match self.peek() {
             Some('"') => AttrValue::String(Bytes::from(self.string()?)),
             Some('[') => self.attr_list(None)?,
             Some('<') => {
                 let kind = self.rest()[1..].split('>').next().unwrap_or("");
-                return self.err(at, format!("attribute `{name}` is opaque (`<{kind}>`): subgraphs, sparse tensors and type protos have no text form"));
+                return self.err(at, format!("attribute `{name}` is opaque (`<{kind}>`): sparse tensors, type protos and attribute references have no text form"));
             }
             _ if self.at_number() => {
                 let lit = self.number()?;
@@ -765,7 +797,7 @@ impl<'s> Parser<'s> {
                 }
             }
         };
-        Ok(Attribute::new(name, value))
+        Ok(AttrAst::Plain(Attribute::new(name, value)))
     }
 
     /// `[...]` after an optional kind prefix (already consumed).
@@ -933,6 +965,11 @@ impl<'s> Parser<'s> {
                 "`opset` or `graph`"
             });
         }
+        self.graph_rest()
+    }
+
+    /// A graph after its `graph` keyword.
+    fn graph_rest(&mut self) -> Result<GraphAst> {
         self.ws();
         let name = if self.peek() == Some('(') {
             String::new()
@@ -1056,9 +1093,19 @@ impl<'s> Parser<'s> {
         self.open('(')?;
         let inputs = self.seq(|p| p.slot())?;
         self.ws();
+        let mut subgraphs = Vec::new();
         if self.peek() == Some('{') {
             self.open('{')?;
-            desc.attrs = self.seq(|p| p.attr())?;
+            for (i, a) in self.seq(|p| p.attr())?.into_iter().enumerate() {
+                match a {
+                    AttrAst::Plain(a) => desc.attrs.push(a),
+                    AttrAst::Graphs(name, graphs, list) => {
+                        desc.attrs
+                            .push(Attribute::new(name, AttrValue::Graphs(Vec::new())));
+                        subgraphs.push((i, graphs, list));
+                    }
+                }
+            }
         }
         let types = if self.eat(':') {
             self.ws();
@@ -1122,6 +1169,7 @@ impl<'s> Parser<'s> {
             outputs,
             types,
             captures,
+            subgraphs,
         })
     }
 }

@@ -12,6 +12,8 @@ use crate::{
 pub(super) struct Printer<'o> {
     opts: &'o PrintOptions,
     out: String,
+    /// Nesting of the graph being printed: 0 for the main graph, 1 inside its ops' subgraphs...
+    depth: usize,
 }
 
 /// A value type as text (`?` for none).
@@ -71,6 +73,7 @@ impl<'o> Printer<'o> {
         Printer {
             opts,
             out: String::new(),
+            depth: 0,
         }
     }
 
@@ -124,6 +127,14 @@ impl<'o> Printer<'o> {
     }
 
     pub fn graph(mut self, g: &Graph) -> String {
+        self.graph_block(g);
+        self.out.push('\n');
+        self.out
+    }
+
+    /// `graph name(...) -> (...) {`, the statements one level deeper, and the closing `}` at
+    /// this graph's own indentation (no newline after it).
+    fn graph_block(&mut self, g: &Graph) {
         self.out.push_str("graph ");
         if !g.name.is_empty() {
             name_into(&g.name, is_bare_name(&g.name), &mut self.out);
@@ -138,15 +149,23 @@ impl<'o> Printer<'o> {
         let order = match g.topo_order() {
             Ok(order) => order,
             Err(e) => {
-                let _ = writeln!(self.out, "  # warning: {e}; ops follow in insertion order");
+                self.indent(1);
+                let _ = writeln!(self.out, "# warning: {e}; ops follow in insertion order");
                 g.op_ids()
             }
         };
         for op in order {
             self.op(g, op);
         }
-        self.out.push_str("}\n");
-        self.out
+        self.indent(0);
+        self.out.push('}');
+    }
+
+    /// The indentation of a line `extra` levels inside the current graph.
+    fn indent(&mut self, extra: usize) {
+        for _ in 0..2 * (self.depth + extra) {
+            self.out.push(' ');
+        }
     }
 
     fn value(&mut self, g: &Graph, v: ValueId) {
@@ -180,7 +199,8 @@ impl<'o> Printer<'o> {
     fn init(&mut self, g: &Graph, v: ValueId) {
         let t = g.initializer(v).expect("listed initializer");
         let ty = &g.value(v).ty;
-        self.out.push_str("  init ");
+        self.indent(1);
+        self.out.push_str("init ");
         self.value(g, v);
         let tty = tensor_type(t);
         if g.is_graph_input(v) || ty.is_none() {
@@ -252,7 +272,7 @@ impl<'o> Printer<'o> {
     fn op(&mut self, g: &Graph, id: OpId) {
         let op = g.op(id);
         let d = &op.desc;
-        self.out.push_str("  ");
+        self.indent(1);
         if op.outputs().is_empty() {
             self.out.push_str("()");
         }
@@ -335,6 +355,13 @@ impl<'o> Printer<'o> {
         self.out.push('\n');
     }
 
+    /// A subgraph attribute value: its block one level deeper, closed at the op's indentation.
+    fn subgraph(&mut self, sub: &Graph) {
+        self.depth += 1;
+        self.graph_block(sub);
+        self.depth -= 1;
+    }
+
     fn attr(&mut self, a: &Attribute) {
         name_into(&a.name, is_bare_name(&a.name), &mut self.out);
         self.out.push('=');
@@ -390,6 +417,17 @@ impl<'o> Printer<'o> {
                         self.out.push_str(", ");
                     }
                     self.tensor(t);
+                }
+                self.out.push(']');
+            }
+            AttrValue::Graph(sub) => self.subgraph(sub),
+            AttrValue::Graphs(subs) => {
+                list(&mut self.out, "graphs", subs.len());
+                for (i, sub) in subs.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.subgraph(sub);
                 }
                 self.out.push(']');
             }

@@ -809,7 +809,7 @@ fn unprintable_parts_are_marked() {
     m.graph.desc_mut(op).set_attr(Attribute::new(
         "body",
         AttrValue::Opaque {
-            kind: crate::OpaqueAttrKind::Graph,
+            kind: crate::OpaqueAttrKind::SparseTensor,
             encoded: Bytes::new(),
         },
     ));
@@ -818,11 +818,11 @@ fn unprintable_parts_are_marked() {
         text.contains("\n# not shown: 1 function, 2 sparse initializers\n"),
         "{text}"
     );
-    assert!(text.contains("{body=<graph>}"), "{text}");
+    assert!(text.contains("{body=<sparse_tensor>}"), "{text}");
     let err = parse_model(&text).unwrap_err();
     assert!(
         err.msg
-            .starts_with("attribute `body` is opaque (`<graph>`)"),
+            .starts_with("attribute `body` is opaque (`<sparse_tensor>`)"),
         "{err}"
     );
 }
@@ -976,4 +976,58 @@ fn mutated_texts_never_panic() {
         let _ = parse_model(&format!("graph g() -> () {{\n  {text}\n}}\n"));
     }
     assert!(parsed > 100, "only {parsed} mutants parsed");
+}
+
+#[test]
+fn subgraphs_round_trip_with_their_captures() {
+    // If's branches read %x and %w from the main graph; the Loop body nested in the else
+    // branch reads %w through two levels, so the else branch captures it too.
+    let m = roundtrip(
+        r#"
+model ir_version=8
+opset 17
+graph main(%c: bool[], %x: float[2]) -> (%y: float[2]) {
+  init %w: float[2] = [1.0, 2.0]
+  %y = If(%c) {else_branch=graph other() -> (%e) {
+    init %n: int64[] = [3]
+    %e = Loop(%n, _, %x) {body=graph step(%i: int64[], %cond: bool[], %v: float[2]) -> (%cond: bool[], %v2) {
+      %v2 = Add(%v, %w)
+    }} captures=[%w]
+  }, then_branch=graph then() -> (%t: float[2]) {
+    %t = Mul(%x, %w) : float[2]
+  }} : float[2] captures=[%w, %x]
+}
+"#,
+    );
+    let g = &m.graph;
+    let op = g.op(g.op_ids()[0]);
+    let names = |g: &Graph, ids: &[ValueId]| -> Vec<String> {
+        ids.iter().map(|&v| g.value(v).name.clone()).collect()
+    };
+    assert_eq!(names(g, op.captures()), ["w", "x"]);
+    let then = op.desc.get_graph("then_branch").unwrap().unwrap();
+    assert_eq!(names(then, &then.free_values()), ["x", "w"]);
+    let other = op.desc.get_graph("else_branch").unwrap().unwrap();
+    // The branch's own free values: what it reads from `main` (the Loop's %x and its body's %w).
+    assert_eq!(names(other, &other.free_values()), ["x", "w"]);
+    let lp = other.op(other.op_ids()[0]);
+    assert_eq!(names(other, lp.captures()), ["w"]);
+    // Parsing builds equal graphs; fresh names avoid the subgraphs' names too.
+    assert_eq!(m.graph, parse_model(&print_model(&m)).unwrap().graph);
+    assert_eq!(m.graph.fresh_name("v2"), "v2_1");
+}
+
+#[test]
+fn subgraph_names_resolve_only_in_scope() {
+    check_err(
+        r#"
+graph (%c: bool[]) -> (%y) {
+  %y = If(%c) {then_branch=graph () -> (%t) {
+    %t = Neg(%nowhere)
+  }, else_branch=graph () -> (%c) {
+  }}
+}
+"#,
+        "3:14: unknown value %nowhere",
+    );
 }

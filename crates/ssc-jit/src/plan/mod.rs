@@ -129,6 +129,9 @@ pub(crate) enum Kernel {
         /// Static dims of each input that lives in the arena (to rebuild tensors).
         in_dims: Vec<Option<Vec<usize>>>,
         n_out: usize,
+        /// Names of the values the op's subgraphs read from the graph (If, Loop, Scan): the
+        /// step's last inputs, after the op's own.
+        captures: Vec<String>,
     },
 }
 
@@ -290,7 +293,10 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 (n.kernel, n.what, n.inputs, o)
             }
             None => {
-                let in_dims = ins
+                // Captured values are read like inputs (for liveness and placement).
+                let mut in_vals = ins.clone();
+                in_vals.extend(o.captures().iter().map(|&v| Some(v)));
+                let in_dims = in_vals
                     .iter()
                     .map(|v| v.and_then(|v| static_f32(g, v)))
                     .collect();
@@ -299,9 +305,14 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                         desc: Box::new(d.clone()),
                         in_dims,
                         n_out: outs.len(),
+                        captures: o
+                            .captures()
+                            .iter()
+                            .map(|&v| g.value(v).name.clone())
+                            .collect(),
                     },
                     "reference kernel".to_string(),
-                    ins.clone(),
+                    in_vals,
                     outs.clone(),
                 )
             }
@@ -462,17 +473,12 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     })
 }
 
-/// Refuses what the plan cannot hold: subgraphs, sequence/optional values, non-tensor values.
+/// Refuses what the plan cannot hold: sequence/optional values, non-tensor values. Ops with
+/// subgraphs (If, Loop, Scan) run through the reference executor's fallback kernel, which gets
+/// the values their subgraphs capture as extra inputs.
 fn check_covered(g: &Graph, order: &[OpId]) -> Result<(), JitError> {
     for &op in order {
         let o = g.op(op);
-        if !o.captures().is_empty() {
-            return Err(JitError::NotCovered(format!(
-                "node `{}` ({}) has a subgraph",
-                g.op_label(op),
-                o.desc.op_type
-            )));
-        }
         // Sequence and optional values usually carry no type in the model (they are
         // intermediates without value_info), so the value check below misses them; the
         // per-node fallback passes tensors only.
@@ -512,7 +518,13 @@ fn fold_constants(
         let d = &o.desc;
         let nondeterministic = d.op_type.starts_with("Random")
             || matches!(d.op_type.as_str(), "Multinomial" | "Bernoulli");
-        if !d.is_onnx() || nondeterministic || o.outputs().iter().flatten().count() == 0 {
+        // An op whose subgraphs read graph values runs at run time (its captures are not
+        // among its inputs).
+        if !d.is_onnx()
+            || nondeterministic
+            || !o.captures().is_empty()
+            || o.outputs().iter().flatten().count() == 0
+        {
             continue;
         }
         // Shape and Size of a statically shaped value are constants once the input shapes are

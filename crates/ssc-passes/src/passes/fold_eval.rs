@@ -18,7 +18,7 @@
 //!
 //! Before: `y = Transpose[perm=[1,0]](w)` with constant `w`; after: initializer `y`.
 
-use ssc_ir::{AttrValue, Model, OpaqueAttrKind, Tensor};
+use ssc_ir::{Model, Tensor};
 
 use crate::infer::op_output_types;
 use crate::util::{fold_fits, make_initializer, op_alive};
@@ -73,15 +73,7 @@ pub(crate) fn run(m: &mut Model, opts: &PassOptions, r: &mut PassReport) -> Resu
         }
         let o = g.op(op);
         let d = &o.desc;
-        let subgraph = d.attrs.iter().any(|a| {
-            matches!(
-                a.value,
-                AttrValue::Opaque {
-                    kind: OpaqueAttrKind::Graph | OpaqueAttrKind::Graphs,
-                    ..
-                }
-            )
-        });
+        let subgraph = d.has_subgraphs();
         if !d.is_onnx()
             || EXCLUDED.contains(&d.op_type.as_str())
             || d.op_type.starts_with("Sequence")

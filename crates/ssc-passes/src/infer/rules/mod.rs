@@ -11,6 +11,7 @@ use ssc_ir::{DataType, Dim, TensorType};
 use crate::args::OpView;
 use crate::const_eval::constant_value;
 
+mod detect;
 mod generate;
 mod layout;
 mod math;
@@ -18,6 +19,7 @@ mod nn;
 mod quant;
 mod recurrent;
 
+use detect::{einsum, gather_nd, grid_sample, non_max_suppression, one_hot, top_k};
 pub(crate) use generate::shape_range;
 use generate::{constant_of_shape, range, shape_op};
 use layout::{
@@ -208,6 +210,12 @@ pub(crate) fn infer(cx: &Cx<'_>) -> Option<Out> {
             .and_then(|s| tt(DataType::Int64, s))),
         "DepthToSpace" | "SpaceToDepth" => depth_space(cx),
         "LSTM" | "GRU" | "RNN" => recurrent(cx),
+        "TopK" => top_k(cx),
+        "NonMaxSuppression" => non_max_suppression(cx),
+        "GatherND" => gather_nd(cx),
+        "OneHot" => one_hot(cx),
+        "Einsum" => einsum(cx),
+        "GridSample" => grid_sample(cx),
         "QuantizeLinear" => quantize(cx),
         "DequantizeLinear" => dequantize(cx),
         "DynamicQuantizeLinear" => dynamic_quantize(cx),
