@@ -484,6 +484,49 @@ pub fn run_model(
 /// node's input slots (`None` for empty optional slots), and `num_outputs` is the number of
 /// output slots the node has (optional outputs such as MaxPool's Indices are computed only
 /// when counted). Returns one tensor per output slot.
+/// The taps of a `Resize` or `Upsample` node on an input of shape `x_shape`: `inputs` are the
+/// node's inputs after the first (roi, scales, sizes as the opset orders them; `None` where
+/// absent). The reference computes Resize from these; the JIT builds its kernel from them.
+pub fn resize_taps(
+    desc: &OpDesc,
+    opset: i64,
+    x_shape: &[usize],
+    inputs: &[Option<&Tensor>],
+) -> Result<crate::ops::resize::ResizeTaps, ExecError> {
+    let label = if desc.name.is_empty() {
+        desc.op_type.clone()
+    } else {
+        desc.name.clone()
+    };
+    let node_err = |msg: String| ExecError::Node {
+        node: label.clone(),
+        op_type: desc.op_type.clone(),
+        msg,
+    };
+    if !matches!(desc.op_type.as_str(), "Resize" | "Upsample") || !desc.is_onnx() {
+        return Err(node_err("not a Resize or Upsample node".into()));
+    }
+    // Input 0 is never read: an empty placeholder keeps the input slots aligned.
+    let mut vals: Vec<Option<Val>> = vec![Some(Val::from(Array::new(vec![0], Vec::<f32>::new())))];
+    for (i, t) in inputs.iter().enumerate() {
+        vals.push(
+            t.map(|t| Array::from_tensor(t).map(Val::from))
+                .transpose()
+                .map_err(|e| node_err(format!("input {}: {e}", i + 1)))?,
+        );
+    }
+    let refs: Vec<Option<&Val>> = vals.iter().map(Option::as_ref).collect();
+    let ctx = Ctx {
+        desc,
+        label: &label,
+        opset,
+        inputs: &refs,
+        n_out: 1,
+        subgraphs: None,
+    };
+    crate::ops::resize::resize_taps(&ctx, x_shape)
+}
+
 pub fn eval_node(
     desc: &OpDesc,
     opset: i64,

@@ -132,6 +132,11 @@ impl CompiledModel {
     pub fn compile(model: &Model, opts: &JitOptions) -> Result<CompiledModel, JitError> {
         let start = Instant::now();
         let mut m = model.clone();
+        // `Constant` nodes become initializers, so every lowering finds weights, pads, scales
+        // and Clip bounds where it looks for constants, whatever form the exporter chose
+        // (Paddle2ONNX gives conv weights as Constant nodes).
+        ssc_passes::run_phase(&mut m, "fold_constant", &ssc_passes::PassOptions::default())
+            .map_err(|e| JitError::Model(e.to_string()))?;
         let overrides: Vec<(String, Vec<Dim>)> = opts
             .input_shapes
             .iter()

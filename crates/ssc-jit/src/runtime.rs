@@ -208,6 +208,7 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
         } => eltwise::gather(inp(0), out(), idx, *axis_len, *inner),
         Kernel::Linear(k) => k.run(inp(0), inp(1), opt_in(2), out()),
         Kernel::Strided(k) => k.run(inp(0), out()),
+        Kernel::Resize(k) => k.run(inp(0), out()),
         Kernel::Split(parts) => {
             let x = inp(0);
             for (k, l) in parts.iter().zip(&step.outputs) {

@@ -14,7 +14,7 @@ mod norm;
 mod pool;
 mod quant;
 mod reduce;
-mod resize;
+pub(crate) mod resize;
 mod rnn;
 mod select;
 mod sequence;

@@ -28,11 +28,72 @@ struct Spec {
 
 /// The taps of one output index along one dim: `(input index, weight)` pairs, or `None` when
 /// `tf_crop_and_resize` lands outside the input (the output takes `extrapolation_value`).
-type Taps = Option<Vec<(usize, f64)>>;
+pub type Taps = Option<Vec<(usize, f64)>>;
+
+/// What a Resize node computes on an input of a given shape: the output shape and, per dim and
+/// output index, the `(input index, weight)` taps (the output is the sum over the cartesian
+/// product of its per-dim taps, or `extrapolation` where a dim has none). The JIT's native
+/// Resize kernel is built from this, so both engines share one reading of the attributes.
+#[derive(Clone, Debug)]
+pub struct ResizeTaps {
+    pub out: Vec<usize>,
+    pub taps: Vec<Vec<Taps>>,
+    pub extrapolation: f64,
+}
 
 pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let r = x.rank();
+    let ResizeTaps {
+        out,
+        taps,
+        extrapolation,
+    } = resize_taps(ctx, &x.shape)?;
+    let xv = x.to_f64_vec();
+    let xs = strides(&x.shape);
+    let on = numel(&out);
+    let mut y = Vec::with_capacity(on);
+    let mut oi = vec![0; r];
+    for k in 0..on {
+        unravel(k, &out, &mut oi);
+        let per_dim: Option<Vec<&Vec<(usize, f64)>>> =
+            (0..r).map(|d| taps[d][oi[d]].as_ref()).collect();
+        let Some(per_dim) = per_dim else {
+            y.push(extrapolation);
+            continue;
+        };
+        // Sum over the cartesian product of the per-dim taps.
+        let mut acc = 0f64;
+        let mut ti = vec![0usize; r];
+        'outer: loop {
+            let mut off = 0;
+            let mut w = 1f64;
+            for d in 0..r {
+                let (i, wd) = per_dim[d][ti[d]];
+                off += i * xs[d];
+                w *= wd;
+            }
+            acc += w * xv[off];
+            for d in (0..r).rev() {
+                ti[d] += 1;
+                if ti[d] < per_dim[d].len() {
+                    continue 'outer;
+                }
+                ti[d] = 0;
+            }
+            break;
+        }
+        y.push(acc);
+    }
+    let outa = dispatch!(num x.dtype(), T => Array::new(out.clone(), y.into_iter().map(T::from_f64).collect::<Vec<T>>()),
+        else return Err(ctx.err(format!("unsupported type {}", x.dtype()))));
+    Ok(vec![outa.into()])
+}
+
+/// The taps of a Resize / Upsample node (`ctx`'s attributes and inputs 1..) on an input of
+/// shape `xshape` (input 0 itself is not read).
+pub(crate) fn resize_taps(ctx: &Ctx, xshape: &[usize]) -> Result<ResizeTaps> {
+    let r = xshape.len();
     let upsample = ctx.desc.op_type == "Upsample";
     let legacy = upsample || ctx.opset < 11;
     let mode = match ctx.string("mode", "nearest")?.as_str() {
@@ -89,7 +150,7 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
         )
     };
     let mut scales = vec![1f64; r];
-    let mut out = x.shape.clone();
+    let mut out = xshape.to_vec();
     match (scales_in, sizes_in) {
         (Some(s), None) => {
             if s.len() != axes.len() || s.iter().any(|&v| v <= 0.0) {
@@ -100,7 +161,7 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
             }
             for (&a, &v) in axes.iter().zip(&s) {
                 scales[a] = v;
-                out[a] = (x.shape[a] as f64 * v).floor() as usize;
+                out[a] = (xshape[a] as f64 * v).floor() as usize;
             }
         }
         (None, Some(sz)) => {
@@ -108,7 +169,7 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
                 return Err(ctx.err(format!("sizes {sz:?} must be {} sizes", axes.len())));
             }
             let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
-            let ratio = |i: usize| sz[i] as f64 / x.shape[axes[i]] as f64;
+            let ratio = |i: usize| sz[i] as f64 / xshape[axes[i]] as f64;
             let common = match policy.as_str() {
                 "stretch" => None,
                 "not_larger" => Some((0..axes.len()).map(ratio).fold(f64::INFINITY, f64::min)),
@@ -122,7 +183,7 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
                         scales[a] = ratio(i);
                     }
                     Some(c) => {
-                        out[a] = (c * x.shape[a] as f64).round() as usize;
+                        out[a] = (c * xshape[a] as f64).round() as usize;
                         scales[a] = c;
                     }
                 }
@@ -151,50 +212,16 @@ pub(crate) fn resize(ctx: &Ctx) -> Result<Vec<Val>> {
     let taps: Vec<Vec<Taps>> = (0..r)
         .map(|d| {
             (0..out[d])
-                .map(|o| dim_taps(ctx, &spec, o, x.shape[d], out[d], scales[d], roi[d]))
+                .map(|o| dim_taps(ctx, &spec, o, xshape[d], out[d], scales[d], roi[d]))
                 .collect::<Result<Vec<Taps>>>()
         })
         .collect::<Result<_>>()?;
 
-    let xv = x.to_f64_vec();
-    let xs = strides(&x.shape);
-    let on = numel(&out);
-    let mut y = Vec::with_capacity(on);
-    let mut oi = vec![0; r];
-    for k in 0..on {
-        unravel(k, &out, &mut oi);
-        let per_dim: Option<Vec<&Vec<(usize, f64)>>> =
-            (0..r).map(|d| taps[d][oi[d]].as_ref()).collect();
-        let Some(per_dim) = per_dim else {
-            y.push(spec.extrapolation);
-            continue;
-        };
-        // Sum over the cartesian product of the per-dim taps.
-        let mut acc = 0f64;
-        let mut ti = vec![0usize; r];
-        'outer: loop {
-            let mut off = 0;
-            let mut w = 1f64;
-            for d in 0..r {
-                let (i, wd) = per_dim[d][ti[d]];
-                off += i * xs[d];
-                w *= wd;
-            }
-            acc += w * xv[off];
-            for d in (0..r).rev() {
-                ti[d] += 1;
-                if ti[d] < per_dim[d].len() {
-                    continue 'outer;
-                }
-                ti[d] = 0;
-            }
-            break;
-        }
-        y.push(acc);
-    }
-    let outa = dispatch!(num x.dtype(), T => Array::new(out.clone(), y.into_iter().map(T::from_f64).collect::<Vec<T>>()),
-        else return Err(ctx.err(format!("unsupported type {}", x.dtype()))));
-    Ok(vec![outa.into()])
+    Ok(ResizeTaps {
+        out,
+        taps,
+        extrapolation: spec.extrapolation,
+    })
 }
 
 /// Maps output index `o` back to an input coordinate. As in the ONNX reference, the

@@ -335,6 +335,8 @@ fn bin(op: BinOp, a: Op, b: Op, out: &mut [f32]) {
         BinOp::Div => bin_with(a, b, out, |x, y| x / y),
         BinOp::Max => bin_with(a, b, out, |x, y| BinOp::Max.apply(x, y)),
         BinOp::Min => bin_with(a, b, out, |x, y| BinOp::Min.apply(x, y)),
+        BinOp::PRelu => bin_with(a, b, out, |x, y| BinOp::PRelu.apply(x, y)),
+        BinOp::Pow => bin_with(a, b, out, |x, y| BinOp::Pow.apply(x, y)),
     }
 }
 

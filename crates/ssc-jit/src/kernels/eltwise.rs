@@ -12,6 +12,10 @@ pub(crate) enum BinOp {
     Div,
     Max,
     Min,
+    /// `PRelu(x, slope)`: `x` where `x >= 0`, else `slope * x` (not commutative).
+    PRelu,
+    /// `Pow(x, y)` (LayerNorm decompositions square with it).
+    Pow,
 }
 
 impl BinOp {
@@ -23,6 +27,8 @@ impl BinOp {
             "Div" => BinOp::Div,
             "Max" => BinOp::Max,
             "Min" => BinOp::Min,
+            "PRelu" => BinOp::PRelu,
+            "Pow" => BinOp::Pow,
             _ => return None,
         })
     }
@@ -49,6 +55,16 @@ impl BinOp {
                     a.min(b)
                 }
             }
+            BinOp::PRelu => {
+                if a < 0.0 {
+                    a * b
+                } else {
+                    a
+                }
+            }
+            // The square exactly (one rounding, as the reference's f64 product rounded).
+            BinOp::Pow if b == 2.0 => a * a,
+            BinOp::Pow => a.powf(b),
         }
     }
 }
@@ -263,6 +279,8 @@ impl Binary {
             BinOp::Div => self.run_with(a, b, out, |x, y| x / y),
             BinOp::Max => self.run_with(a, b, out, |x, y| BinOp::Max.apply(x, y)),
             BinOp::Min => self.run_with(a, b, out, |x, y| BinOp::Min.apply(x, y)),
+            BinOp::PRelu => self.run_with(a, b, out, |x, y| BinOp::PRelu.apply(x, y)),
+            BinOp::Pow => self.run_with(a, b, out, |x, y| BinOp::Pow.apply(x, y)),
         }
     }
 

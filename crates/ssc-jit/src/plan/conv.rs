@@ -261,6 +261,7 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         opset,
         opts,
         ready,
+        ..
     } = *cx;
     let o = g.op(op);
     let d = &o.desc;

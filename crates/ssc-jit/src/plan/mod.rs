@@ -16,6 +16,7 @@ mod linear;
 mod movement;
 mod norm;
 mod pool;
+mod resize;
 mod util;
 
 use std::collections::{HashMap, HashSet};
@@ -111,6 +112,8 @@ pub(crate) enum Kernel {
     },
     /// A strided gather (Transpose, Slice).
     Strided(Strided),
+    /// Resize / Upsample over the last two dims.
+    Resize(Box<crate::kernels::resize::Resize>),
     /// Split: one strided gather per output.
     Split(Vec<Strided>),
     /// A fused elementwise chain; inputs are the chain's inputs in order.
@@ -276,6 +279,8 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                     opset,
                     opts,
                     ready: &ready,
+                    consts: &consts,
+                    const_of: &const_of,
                 },
                 jit,
                 op,
@@ -532,6 +537,15 @@ fn fold_constants(
         {
             continue;
         }
+        // Shape and Size of a statically shaped value are constants once the input shapes are
+        // fixed: folding them here folds the shape arithmetic downstream (Gather, Unsqueeze,
+        // Concat, ConstantOfShape, Range, Expand of constants...) that exporters emit.
+        if let (Some(t), Some(y)) = (fold_shape_of(g, op, opset), o.output(0)) {
+            const_of.insert(y, consts.len());
+            consts.push(t);
+            folded.insert(op);
+            continue;
+        }
         let Some(args) = o
             .inputs()
             .iter()
@@ -559,6 +573,41 @@ fn fold_constants(
     folded
 }
 
+/// The value of a `Shape` or `Size` op whose input has a static shape (any element type).
+fn fold_shape_of(g: &Graph, op: OpId, opset: i64) -> Option<Tensor> {
+    let o = g.op(op);
+    let d = &o.desc;
+    if !matches!(d.op_type.as_str(), "Shape" | "Size") {
+        return None;
+    }
+    let x = o.input(0)?;
+    let dims = match g.initializer(x) {
+        Some(t) => t.dims.clone(),
+        None => value_dims(g, x)?.1?,
+    };
+    if d.op_type == "Size" {
+        let n: usize = dims.iter().product();
+        return Some(Tensor::from_i64(vec![], &[n as i64]));
+    }
+    let r = dims.len() as i64;
+    let (mut start, mut end) = (0, r);
+    if opset >= 15 {
+        let attr = |name: &str, default: i64| match d.get_int(name) {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => Some(default),
+            Err(_) => None,
+        };
+        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r);
+        start = clamp(attr("start", 0)?);
+        end = clamp(attr("end", r)?).max(start);
+    }
+    let vals: Vec<i64> = dims[start as usize..end as usize]
+        .iter()
+        .map(|&v| v as i64)
+        .collect();
+    Some(Tensor::from_i64(vec![vals.len()], &vals))
+}
+
 /// A native lowering of one op (plus any epilogue ops it absorbs).
 struct Native {
     kernel: Kernel,
@@ -576,6 +625,19 @@ pub(super) struct Cx<'a> {
     pub opset: i64,
     pub opts: &'a JitOptions,
     pub ready: &'a HashSet<ValueId>,
+    /// The initializers and the values folded at compile time (`fold_constants`).
+    pub consts: &'a [Tensor],
+    pub const_of: &'a HashMap<ValueId, usize>,
+}
+
+impl Cx<'_> {
+    /// The value of `v` when it is known at compile time: an initializer, a Constant's output,
+    /// or a value folded from them (shape arithmetic included).
+    pub fn constant(&self, v: ValueId) -> Option<&Tensor> {
+        self.g
+            .constant(v)
+            .or_else(|| self.const_of.get(&v).map(|&c| &self.consts[c]))
+    }
 }
 
 /// The native lowering of `op`, if its op family has one that takes it.
@@ -584,7 +646,7 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "Conv" => conv::lower_conv(cx, jit, op),
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
-        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => {
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "PRelu" | "Pow" => {
             chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
         }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
@@ -603,6 +665,7 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
             movement::lower_copy(cx, op)
         }
         "Concat" => movement::lower_concat(cx, op),
+        "Resize" | "Upsample" => resize::lower_resize(cx, op),
         _ => None,
     }
 }

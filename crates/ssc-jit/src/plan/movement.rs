@@ -16,7 +16,7 @@ pub(super) fn lower_gather(cx: &Cx, op: OpId) -> Option<Native> {
     let y = single_output(o)?;
     let sx = static_f32(g, x)?;
     static_f32(g, y)?;
-    let it = g.constant(o.input(1)?)?;
+    let it = cx.constant(o.input(1)?)?;
     let raw = it.to_i64_vec()?;
     let rank = sx.len() as i64;
     let axis = d.get_int("axis").ok()?.unwrap_or(0);
@@ -159,7 +159,7 @@ pub(super) fn lower_slice(cx: &Cx, op: OpId) -> Option<Native> {
     let konst = |slot: usize| -> Option<Option<Vec<i64>>> {
         match o.input(slot) {
             None => Some(None),
-            Some(v) => Some(Some(g.constant(v)?.to_i64_vec()?)),
+            Some(v) => Some(Some(cx.constant(v)?.to_i64_vec()?)),
         }
     };
     let (starts, ends, axes, steps) = if cx.opset >= 10 {

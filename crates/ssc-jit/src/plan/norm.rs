@@ -34,7 +34,7 @@ pub(super) fn lower_layer_norm(cx: &Cx, op: OpId) -> Option<Native> {
         match o.input(slot) {
             None => Some(None),
             Some(v) => {
-                let t = g.constant(v)?;
+                let t = cx.constant(v)?;
                 (t.dtype == DataType::Float && t.numel() == n).then(|| t.to_f32_vec().map(Some))?
             }
         }
@@ -99,7 +99,7 @@ pub(super) fn lower_reduce(cx: &Cx, op: OpId) -> Option<Native> {
     let axes_input = cx.opset >= 18 || (d.op_type == "ReduceSum" && cx.opset >= 13);
     let mut axes: Vec<i64> = if axes_input {
         match o.input(1) {
-            Some(v) => g.constant(v)?.to_i64_vec()?,
+            Some(v) => cx.constant(v)?.to_i64_vec()?,
             None => Vec::new(),
         }
     } else {
