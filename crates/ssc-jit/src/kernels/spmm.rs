@@ -376,20 +376,72 @@ fn reads_in_place(g: &ConvGeom) -> bool {
     g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pads == [0; 4]
 }
 
-/// The columns, entries and box sums of `weights` arranged as `arr` (what the cost model
-/// prices), without building the kernel.
-pub(crate) fn shape_of(g: &ConvGeom, weights: &[f32], arr: Arrangement) -> Shape {
+/// The columns, entries and box sums of `weights` arranged in blocks of each size in `blocks`
+/// with the same `unify` (what the cost model prices), without building the kernel: the column
+/// entries are laid out once and only grouped per block size (laying them out is most of the
+/// work).
+pub(crate) fn shapes_of(
+    g: &ConvGeom,
+    weights: &[f32],
+    unify: Option<(usize, usize)>,
+    blocks: &[usize],
+) -> Vec<Shape> {
     let planes = Planes::new(g);
-    let direct = reads_in_place(g) && arr.unify.is_none();
-    let e = entries(g, &planes, weights, arr.unify, direct);
+    let direct = reads_in_place(g) && unify.is_none();
+    let e = entries(g, &planes, weights, unify, direct);
     let entries = e.per_oc.iter().map(Vec::len).sum();
-    let (blocks, _) = blocks_of(g, &e.per_oc, arr.block);
-    let columns = blocks.iter().map(|b| (b.w1 - b.w0) / (1 + b.b)).sum();
-    Shape {
-        columns,
-        entries,
-        sums: e.sums.len(),
-    }
+    // A block's columns are its distinct input offsets (as `blocks_of` groups them): counted
+    // with a stamp per offset instead of sorting each block's entries, which made pricing
+    // every block size cost more than compiling the layer.
+    let span = e
+        .per_oc
+        .iter()
+        .flat_map(|v| v.iter().map(|&(o, _)| o as usize + 1))
+        .max()
+        .unwrap_or(0);
+    let mut stamp = vec![usize::MAX; span];
+    let mut id = 0usize;
+    let cout_g = g.cout_g();
+    blocks
+        .iter()
+        .map(|&b| {
+            let mut columns = 0;
+            for grp in 0..g.group {
+                let mut oc0 = grp * cout_g;
+                while oc0 < (grp + 1) * cout_g {
+                    let rows = b.min((grp + 1) * cout_g - oc0);
+                    for &(o, _) in e.per_oc[oc0..oc0 + rows].iter().flatten() {
+                        if stamp[o as usize] != id {
+                            stamp[o as usize] = id;
+                            columns += 1;
+                        }
+                    }
+                    id += 1;
+                    oc0 += rows;
+                }
+            }
+            Shape {
+                columns,
+                entries,
+                sums: e.sums.len(),
+            }
+        })
+        .collect()
+}
+
+/// The column count `blocks_of` gives, for tests of [`shapes_of`]'s counting.
+#[cfg(test)]
+pub(crate) fn columns_by_blocks(
+    g: &ConvGeom,
+    weights: &[f32],
+    unify: Option<(usize, usize)>,
+    b: usize,
+) -> usize {
+    let planes = Planes::new(g);
+    let direct = reads_in_place(g) && unify.is_none();
+    let e = entries(g, &planes, weights, unify, direct);
+    let (blocks, _) = blocks_of(g, &e.per_oc, b);
+    blocks.iter().map(|k| (k.w1 - k.w0) / (1 + k.b)).sum()
 }
 
 impl SpmmConv {

@@ -324,28 +324,45 @@ fn one_value_tiles_are_found_and_near_misses_are_not() {
     }
 }
 
+/// `shapes_of` counts the columns `blocks_of` lays out, for every block size, unstructured,
+/// tiled and unified weights, grouped and strided layers.
+#[test]
+fn shapes_count_the_columns_the_kernel_lays_out() {
+    let mut rng = Rng(11);
+    for g in [
+        geom((16, 24, 1), (7, 7), (3, 3), [1, 1], [1, 1], [1; 4]),
+        geom((16, 16, 2), (9, 9), (3, 3), [2, 2], [1, 1], [1; 4]),
+        geom((32, 8, 1), (5, 5), (1, 1), [1, 1], [1, 1], [0; 4]),
+    ] {
+        let ws = [
+            unstructured(&mut rng, &g, 0.4),
+            tiled(&mut rng, &g, (4, 4), 0.5, TileMode::Free),
+            tiled(&mut rng, &g, (4, 4), 0.0, TileMode::OneValue),
+        ];
+        for w in &ws {
+            for unify in [None, best_unify(&g, w)] {
+                let sizes = [1, 2, 4, 8];
+                let shapes = shapes_of(&g, w, unify, &sizes);
+                for (&b, s) in sizes.iter().zip(&shapes) {
+                    assert_eq!(
+                        s.columns,
+                        columns_by_blocks(&g, w, unify, b),
+                        "b={b} {unify:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn shape_counts_columns_entries_and_sums() {
     let g = geom((8, 8, 1), (6, 6), (3, 3), [1, 1], [1, 1], [1; 4]);
     let mut rng = Rng(7);
     let w = tiled(&mut rng, &g, (4, 4), 0.5, TileMode::Free);
     let nnz = w.iter().filter(|&&x| x != 0.0).count();
-    let s1 = shape_of(
-        &g,
-        &w,
-        Arrangement {
-            block: 1,
-            unify: None,
-        },
-    );
-    let s4 = shape_of(
-        &g,
-        &w,
-        Arrangement {
-            block: 4,
-            unify: None,
-        },
-    );
+    let s1 = shapes_of(&g, &w, None, &[1])[0];
+    let s4 = shapes_of(&g, &w, None, &[4])[0];
     assert_eq!((s1.entries, s1.columns, s1.sums), (nnz, nnz, 0));
     // 4x4 tiles: every column of a block of 4 serves its 4 channels.
     assert_eq!(s4.columns * 4, nnz);
