@@ -72,6 +72,9 @@ pub fn optimize(
                 ..Default::default()
             },
             input_shapes: shapes,
+            // `Optimized.report` is the content of `ssc-opt --report json`, which includes
+            // the weight structure of the output's layers.
+            analyze_structure: true,
             ..ssc_opt::Options::default()
         };
         let verify = ssc_opt::VerifyOptions {
