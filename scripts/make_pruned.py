@@ -72,6 +72,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_structured import run_check  # noqa: E402  (the generators' shared ORT check; same directory)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 G = 4
 
@@ -249,25 +252,6 @@ def manifest_entry(model_name: str, family: str, model: onnx.ModelProto,
     }
 
 
-def run_check(paths: dict[str, str]) -> bool:
-    """Every model must still run and give finite, non-constant outputs."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    ok = True
-    for name, path in paths.items():
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        shape = [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape]
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-        good = bool(np.all(np.isfinite(y))) and float(np.std(y)) > 0.0
-        ok &= good
-        print(f"  {name:28s} std={float(np.std(y)):.4f} {'OK' if good else 'BAD'}", file=sys.stderr)
-    return ok
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=["small", "full"], default="small")
@@ -303,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
             with open(os.path.join(args.src_dir, f"{arch}_bn.onnx"), "rb") as f:
                 src_bytes = f.read()
         else:
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import make_models  # noqa: PLC0415 - only the full size needs the builder
 
             src_bytes = make_models.serialize(make_models.build(arch, "bn", "full"))

@@ -86,6 +86,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_models  # noqa: E402  (the architectures; same directory)
+from make_structured import run_check  # noqa: E402  (the generators' shared ORT check)
 
 GENERATOR = "scripts/make_sparse.py"
 
@@ -623,25 +624,6 @@ def near_misses() -> dict[str, tuple[onnx.ModelProto, dict]]:
 
 
 # ---------------------------------------------------------------------------
-
-
-def run_check(paths: dict[str, str]) -> bool:
-    """Every model must still run in ORT and give finite, non-constant outputs."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    ok = True
-    for name, path in paths.items():
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        shape = [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape]
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-        good = bool(np.all(np.isfinite(y))) and float(np.std(y)) > 0.0
-        ok &= good
-        print(f"  {name:34s} std={float(np.std(y)):.4f} {'OK' if good else 'BAD'}", file=sys.stderr)
-    return ok
 
 
 def write(path: str, data: bytes) -> None:

@@ -251,6 +251,7 @@ def run_check(paths: dict[str, str]) -> bool:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     ok = True
+    width = max(map(len, paths), default=0)
     for name, path in paths.items():
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         shape = [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape]
@@ -258,7 +259,7 @@ def run_check(paths: dict[str, str]) -> bool:
         y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         good = bool(np.all(np.isfinite(y))) and float(np.std(y)) > 0.0
         ok &= good
-        print(f"  {name:28s} std={float(np.std(y)):.4f} {'OK' if good else 'BAD'}", file=sys.stderr)
+        print(f"  {name:{width}s} std={float(np.std(y)):.4f} {'OK' if good else 'BAD'}", file=sys.stderr)
     return ok
 
 
