@@ -329,3 +329,87 @@ graph g(%x: float[1,3,9,9]) -> (%y: float[1,4,5,5]) {
     .unwrap();
     check("constant_nodes", &m, &[("x", vec![1, 3, 9, 9])]);
 }
+
+#[test]
+fn gelu_patterns_run_as_one_op() {
+    // GELU as torch exports it after a MatMul's bias Add (and a residual Add after it), with the
+    // halving first and `Mul(x, 1/sqrt 2)` on a graph input, and a near miss (Div by 1.5, not
+    // sqrt 2) that must stay the plain five-op chain; 2 x 9 x 37 leaves a 16-lane tail.
+    let m = seeded(
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[2,9,37], %w: float[2,9,37], %q: float[2,9,37]) -> (%v: float[2,9,37], %z: float[2,9,37], %u: float[2,9,37]) {
+  init %b: float[37] = zeros
+  init %s2: float[] = zeros
+  init %r2: float[] = zeros
+  init %one: float[] = zeros
+  init %half: float[] = zeros
+  init %off: float[] = zeros
+  %a = Add(%x, %b)
+  %d = Div(%a, %s2)
+  %e = Erf(%d)
+  %p = Add(%e, %one)
+  %m = Mul(%a, %p)
+  %y = Mul(%m, %half)
+  %v = Add(%y, %x)
+  %h = Mul(%w, %half)
+  %d2 = Mul(%r2, %w)
+  %e2 = Erf(%d2)
+  %p2 = Add(%one, %e2)
+  %z = Mul(%h, %p2)
+  %d3 = Div(%q, %off)
+  %e3 = Erf(%d3)
+  %p3 = Add(%e3, %one)
+  %m3 = Mul(%q, %p3)
+  %u = Mul(%m3, %half)
+}
+"#,
+        7,
+    );
+    let mut m = m;
+    let g = &mut m.graph;
+    for id in g.initializer_ids() {
+        let v = match g.value(id).name.as_str() {
+            "s2" => std::f32::consts::SQRT_2,
+            "r2" => std::f32::consts::FRAC_1_SQRT_2,
+            "one" => 1.0,
+            "half" => 0.5,
+            "off" => 1.5,
+            _ => continue,
+        };
+        g.set_initializer(id, Tensor::from_f32(vec![], &[v]));
+    }
+    // Inputs of [-1, 1) scaled up, so the tails of erf are reached.
+    let g = &mut m.graph;
+    let b = g
+        .initializer_ids()
+        .into_iter()
+        .find(|&v| g.value(v).name == "b")
+        .unwrap();
+    let bias: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.4).collect();
+    g.set_initializer(b, Tensor::from_f32(vec![37], &bias));
+    check(
+        "gelu",
+        &m,
+        &[
+            ("x", vec![2, 9, 37]),
+            ("w", vec![2, 9, 37]),
+            ("q", vec![2, 9, 37]),
+        ],
+    );
+    let c = CompiledModel::compile(&m, &JitOptions::default()).unwrap();
+    let kernels: Vec<String> = c.steps().into_iter().map(|s| s.kernel).collect();
+    let gelus = kernels.iter().filter(|k| k.contains("Gelu")).count();
+    assert_eq!(gelus, 2, "{kernels:?}");
+    assert!(
+        kernels.iter().any(|k| k.starts_with("chain Add+Gelu+Add")),
+        "the bias Add, the GELU and the residual Add in one step: {kernels:?}"
+    );
+    assert!(
+        kernels
+            .iter()
+            .any(|k| k.starts_with("chain Div+Erf+Add+Mul+Mul")),
+        "{kernels:?}"
+    );
+}

@@ -40,6 +40,9 @@ pub(crate) enum UnFn {
     LeakyRelu(f32),
     HardSigmoid(f32, f32),
     HardSwish,
+    /// `x/2 (1 + erf(x / sqrt 2))`: the five ops exporters write for GELU, as one
+    /// (`kernels::act`).
+    Gelu,
 }
 
 impl UnFn {
@@ -66,6 +69,7 @@ impl UnFn {
             }
             UnFn::HardSigmoid(a, b) => min_to(max_to(a * x + b, 0.0), 1.0),
             UnFn::HardSwish => x * min_to(max_to(x * (1.0 / 6.0) + 0.5, 0.0), 1.0),
+            UnFn::Gelu => crate::kernels::act::gelu_one(x),
         }
     }
 }
@@ -311,6 +315,10 @@ fn un(u: UnFn, a: Op, out: &mut [f32]) {
         UnFn::LeakyRelu(s) => un_with(a, out, move |x| UnFn::LeakyRelu(s).apply(x)),
         UnFn::HardSigmoid(p, q) => un_with(a, out, move |x| UnFn::HardSigmoid(p, q).apply(x)),
         UnFn::HardSwish => un_with(a, out, |x| UnFn::HardSwish.apply(x)),
+        UnFn::Gelu => match a {
+            Op::S(s) => crate::kernels::act::gelu(s, out),
+            Op::K(k) => out.fill(UnFn::Gelu.apply(k)),
+        },
     }
 }
 

@@ -187,8 +187,18 @@ pub(crate) fn activation(act: crate::spec::Activation, x: Option<&[f32]>, out: &
         A::Clip(lo, hi) => map(x, out, move |v| A::Clip(lo, hi).apply(v)),
         A::LeakyRelu(a) => map(x, out, move |v| A::LeakyRelu(a).apply(v)),
         A::HardSwish => map(x, out, |v| v * (v * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
-        A::Silu => map(x, out, |v| v * sigmoid(v)),
+        A::Silu => silu(x, out),
     }
+}
+
+/// SiLU through [`act::silu_in_place`](crate::kernels::act::silu_in_place), in parallel.
+fn silu(x: Option<&[f32]>, out: &mut [f32]) {
+    par_units(out, 1, 1 << 14, |b, o| {
+        if let Some(x) = x {
+            o.copy_from_slice(&x[b..b + o.len()]);
+        }
+        crate::kernels::act::silu_in_place(o);
+    });
 }
 
 /// `out = op(x)` elementwise.
@@ -197,7 +207,7 @@ pub(crate) fn unary(op: UnOp, x: &[f32], out: &mut [f32]) {
     match op {
         UnOp::Act(a) => activation(a, x, out),
         UnOp::Sigmoid => map(x, out, |v| UnOp::Sigmoid.apply(v)),
-        UnOp::Silu => map(x, out, |v| UnOp::Silu.apply(v)),
+        UnOp::Silu => silu(x, out),
         UnOp::Tanh => map(x, out, |v| UnOp::Tanh.apply(v)),
         UnOp::Neg => map(x, out, |v| -v),
         UnOp::Abs => map(x, out, f32::abs),

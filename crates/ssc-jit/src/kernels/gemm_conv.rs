@@ -725,3 +725,56 @@ mod shape_bench {
         }
     }
 }
+
+#[cfg(test)]
+mod act_bench {
+    use super::*;
+    use crate::spec::Activation;
+    use crate::testutil::{interleaved_ms, pattern};
+
+    /// EfficientNet's first expansion (16 -> 96 on 112x112) with each epilogue activation,
+    /// and the activations alone over the same output:
+    /// `cargo test --release -p ssc-jit bench_conv_activations -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_conv_activations() {
+        let g = crate::testutil::conv_geom((16, 96, 1), (112, 112), (1, 1, 1), [0; 4]);
+        let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+        let w = pattern(g.c_out * g.c_in, 53, 97, 0.01);
+        let acts = [
+            Activation::None,
+            Activation::Relu,
+            Activation::HardSwish,
+            Activation::Silu,
+        ];
+        let convs: Vec<GemmConv> = acts
+            .iter()
+            .map(|&act| {
+                let epi = Epilogue {
+                    bias: Some(vec![0.1; g.c_out]),
+                    residual: false,
+                    act,
+                };
+                GemmConv::new(g, w.clone(), epi, 1)
+            })
+            .collect();
+        let mut scratch = vec![0.0; convs[0].scratch_len()];
+        let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
+        let t: [f64; 8] = interleaved_ms(20, |i| {
+            if i < 4 {
+                convs[i].run(&x, None, None, &mut y, &mut scratch);
+            } else {
+                crate::kernels::par::simd(|| {
+                    epilogue_in_place(&mut y, 0.1, [None, None], acts[i - 4])
+                });
+            }
+        });
+        for (i, a) in acts.iter().enumerate() {
+            eprintln!(
+                "{a:?}: conv {:.3} ms, activation alone {:.3} ms",
+                t[i],
+                t[i + 4]
+            );
+        }
+    }
+}

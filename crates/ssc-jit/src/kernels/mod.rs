@@ -1,5 +1,6 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
+pub(crate) mod act;
 pub(crate) mod chain;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
@@ -176,7 +177,10 @@ pub(crate) fn epilogue(
             epi_with(acc, bias, res, out, |x| if x >= 0.0 { x } else { a * x })
         }
         Activation::HardSwish => epi_with(acc, bias, res, out, hard_swish),
-        Activation::Silu => epi_with(acc, bias, res, out, |x| x * eltwise::sigmoid(x)),
+        Activation::Silu => {
+            epi_with(acc, bias, res, out, |x| x);
+            act::silu_in_place(out);
+        }
     }
 }
 
@@ -196,7 +200,10 @@ pub(crate) fn epilogue_in_place(
             in_place_with(out, bias, res, |x| if x >= 0.0 { x } else { a * x })
         }
         Activation::HardSwish => in_place_with(out, bias, res, hard_swish),
-        Activation::Silu => in_place_with(out, bias, res, |x| x * eltwise::sigmoid(x)),
+        Activation::Silu => {
+            in_place_with(out, bias, res, |x| x);
+            act::silu_in_place(out);
+        }
     }
 }
 

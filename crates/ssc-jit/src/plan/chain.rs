@@ -91,15 +91,145 @@ fn classify(s: &[usize], out: &[usize], p: usize) -> Option<Bcast> {
     None
 }
 
+/// The scalar value of `v`, a one-element f32 constant.
+fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
+    let t = g.constant(v)?;
+    if t.dtype != DataType::Float || t.numel() != 1 {
+        return None;
+    }
+    t.to_f32_vec()?.first().copied()
+}
+
+/// The operand of a two-input ONNX `ty` op other than `v` (`None` if `v` is not an operand).
+fn other_operand(g: &Graph, op: OpId, ty: &str, v: ValueId) -> Option<ValueId> {
+    let o = g.op(op);
+    if !o.desc.is_onnx() || o.desc.op_type != ty || o.inputs().len() != 2 {
+        return None;
+    }
+    match (o.input(0)?, o.input(1)?) {
+        (a, b) if a == v => Some(b),
+        (a, b) if b == v => Some(a),
+        _ => None,
+    }
+}
+
+/// The sole consumer of `v` when it is an ONNX `ty` op, and its single output.
+fn sole(g: &Graph, v: ValueId, ty: &str) -> Option<(OpId, ValueId)> {
+    let (n, _) = g.sole_consumer(v)?;
+    let o = g.op(n);
+    (o.desc.is_onnx() && o.desc.op_type == ty).then_some(())?;
+    Some((n, single_output(o)?))
+}
+
+/// GELU as exporters write it on `x`: `Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)` (torch),
+/// or with the halving first, `Mul(Mul(x, 0.5), Add(..))`, and `Mul(x, 1/sqrt 2)` for the
+/// `Div`: when `x`'s only two readers start such a pattern, its ops and its output.
+fn gelu_at(g: &Graph, x: ValueId) -> Option<(Vec<OpId>, ValueId)> {
+    if g.is_graph_output(x) || g.is_captured(x) {
+        return None;
+    }
+    let readers: Vec<OpId> = g
+        .consumers(x)
+        .into_iter()
+        .map(|(o, u)| matches!(u, ssc_ir::Use::Input(_)).then_some(o))
+        .collect::<Option<_>>()?;
+    let [r0, r1] = readers.as_slice() else {
+        return None;
+    };
+    let near = |v: Option<f32>, want: f32| v.is_some_and(|v| (v - want).abs() <= 1e-6 * want);
+    for (d, h) in [(*r0, *r1), (*r1, *r0)] {
+        let scaled = near(
+            other_operand(g, d, "Div", x).and_then(|c| scalar(g, c)),
+            std::f32::consts::SQRT_2,
+        ) || near(
+            other_operand(g, d, "Mul", x).and_then(|c| scalar(g, c)),
+            std::f32::consts::FRAC_1_SQRT_2,
+        );
+        if !scaled {
+            continue;
+        }
+        let Some(dv) = single_output(g.op(d)) else {
+            continue;
+        };
+        let Some((e, ev)) = sole(g, dv, "Erf") else {
+            continue;
+        };
+        let Some((a, av)) = sole(g, ev, "Add") else {
+            continue;
+        };
+        if !near(
+            other_operand(g, a, "Add", ev).and_then(|c| scalar(g, c)),
+            1.0,
+        ) {
+            continue;
+        }
+        let Some((m, mv)) = sole(g, av, "Mul") else {
+            continue;
+        };
+        let Some(w) = other_operand(g, m, "Mul", av) else {
+            continue;
+        };
+        if w == x && h == m {
+            // x * (1 + erf) then * 0.5.
+            let Some((h2, y)) = sole(g, mv, "Mul") else {
+                continue;
+            };
+            if near(
+                other_operand(g, h2, "Mul", mv).and_then(|c| scalar(g, c)),
+                0.5,
+            ) {
+                return Some((vec![d, e, a, m, h2], y));
+            }
+        } else if single_output(g.op(h)) == Some(w)
+            && g.sole_consumer(w).map(|c| c.0) == Some(m)
+            && near(
+                other_operand(g, h, "Mul", x).and_then(|c| scalar(g, c)),
+                0.5,
+            )
+        {
+            // (x * 0.5) * (1 + erf).
+            return Some((vec![h, d, e, a, m], mv));
+        }
+    }
+    None
+}
+
 /// The chain starting at `op`, when it has at least `min_ops` ops (or a op only chains run).
 pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
     let g = cx.g;
-    let first = elem(g, op, cx.opset)?;
-    let y0 = single_output(g.op(op))?;
-    let shape = static_f32(g, y0)?;
-    let mut ops = vec![(op, first)];
-    let mut cur = y0;
-    while let Some((n, _)) = g.sole_consumer(cur) {
+    // Ops of fused patterns (GELU) beyond the one each chain entry names.
+    let mut extra: Vec<OpId> = Vec::new();
+    // Each entry: the op it stands for, what it computes, and its output.
+    let mut ops: Vec<(OpId, Elem, ValueId)> = Vec::new();
+    // `op` may be one of the readers that start a GELU on its input.
+    let gelu_start = g.op(op).inputs().iter().flatten().find_map(|&x| {
+        gelu_at(g, x)
+            .filter(|(p, _)| p.contains(&op))
+            .map(|p| (x, p))
+    });
+    if let Some((x, (pat, y))) = gelu_start {
+        static_f32(g, x)?;
+        extra.extend(pat.into_iter().filter(|&o| o != op));
+        ops.push((op, Elem::Un(UnFn::Gelu, x), y));
+    } else {
+        let first = elem(g, op, cx.opset)?;
+        ops.push((op, first, single_output(g.op(op))?));
+    }
+    let mut cur = ops[0].2;
+    let shape = static_f32(g, cur)?;
+    loop {
+        if let Some((pat, y)) = gelu_at(g, cur) {
+            if static_f32(g, y).as_ref() == Some(&shape) {
+                let (last, rest) = pat.split_last().expect("a GELU has five ops");
+                extra.extend_from_slice(rest);
+                ops.push((*last, Elem::Un(UnFn::Gelu, cur), y));
+                cur = y;
+                continue;
+            }
+        }
+        let Some((n, _)) = g.sole_consumer(cur) else {
+            break;
+        };
         let Some(e) = elem(g, n, cx.opset) else { break };
         let Some(y) = single_output(g.op(n)) else {
             break;
@@ -116,34 +246,37 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
         if !others_ready {
             break;
         }
-        ops.push((n, e));
+        ops.push((n, e, y));
         cur = y;
     }
+    let y0 = ops[0].2;
     // Single ops keep their dedicated kernels (SiLU fusion, the broadcasting binary), unless
     // only the chain runs them.
     if ops.len() == 1
         && !matches!(
             ops[0].1,
-            Elem::Un(UnFn::Erf | UnFn::HardSwish | UnFn::Reciprocal, _)
+            Elem::Un(
+                UnFn::Erf | UnFn::HardSwish | UnFn::Reciprocal | UnFn::Gelu,
+                _
+            )
         )
     {
         return None;
     }
     // `Mul(x, Sigmoid(x))` alone is SiLU, which has its own one-pass kernel.
-    if let [(_, Elem::Un(UnFn::Sigmoid, x)), (_, Elem::Bin(BinOp::Mul, a, b))] = ops.as_slice() {
+    if let [(_, Elem::Un(UnFn::Sigmoid, x), _), (_, Elem::Bin(BinOp::Mul, a, b), _)] =
+        ops.as_slice()
+    {
         if (a == x && *b == y0) || (b == x && *a == y0) {
             return None;
         }
     }
     // Inputs: every operand that is not an intermediate of the chain.
-    let intermediates: Vec<ValueId> = ops
-        .iter()
-        .map(|(o, _)| g.op(*o).output(0).expect("single output"))
-        .collect();
+    let intermediates: Vec<ValueId> = ops.iter().map(|(_, _, y)| *y).collect();
     let mut inputs: Vec<ValueId> = Vec::new();
     let mut input_of: HashMap<ValueId, usize> = HashMap::new();
     let mut consts: HashMap<ValueId, f32> = HashMap::new();
-    for (_, e) in &ops {
+    for (_, e, _) in &ops {
         let vs: Vec<ValueId> = match e {
             Elem::Bin(_, a, b) => vec![*a, *b],
             Elem::Un(_, a) => vec![*a],
@@ -181,7 +314,7 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
     // instruction never writes a register it reads.
     let last_use: HashMap<ValueId, usize> = {
         let mut m = HashMap::new();
-        for (k, (_, e)) in ops.iter().enumerate() {
+        for (k, (_, e, _)) in ops.iter().enumerate() {
             match e {
                 Elem::Bin(_, a, b) => {
                     m.insert(*a, k);
@@ -199,7 +332,7 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
     let mut used = 0usize;
     let mut prog = Vec::new();
     let n_ops = ops.len();
-    for (k, (o, e)) in ops.iter().enumerate() {
+    for (k, (_, e, y)) in ops.iter().enumerate() {
         let src = |v: ValueId| -> Src {
             if let Some(&c) = consts.get(&v) {
                 Src::Imm(c)
@@ -229,7 +362,7 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
             }
         }
         if let Some(r) = dst {
-            reg_of.insert(g.op(*o).output(0)?, r);
+            reg_of.insert(*y, r);
         }
         prog.push(match e {
             Elem::Bin(b, ..) => Instr::Bin(*b, srcs[0], srcs[1], dst),
@@ -248,14 +381,17 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
     }
     let names: Vec<&str> = ops
         .iter()
-        .map(|(o, _)| g.op(*o).desc.op_type.as_str())
+        .map(|(o, e, _)| match e {
+            Elem::Un(UnFn::Gelu, _) => "Gelu",
+            _ => g.op(*o).desc.op_type.as_str(),
+        })
         .collect();
     Some(Native {
         what: format!("chain {} ({} x {})", names.join("+"), rows, inner),
         kernel: Kernel::Chain(chain),
         inputs: inputs.into_iter().map(Some).collect(),
         output: cur,
-        absorbed: ops[1..].iter().map(|(o, _)| *o).collect(),
+        absorbed: ops[1..].iter().map(|(o, _, _)| *o).chain(extra).collect(),
     })
 }
 
