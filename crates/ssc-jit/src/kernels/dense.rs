@@ -4,6 +4,8 @@
 
 use crate::kernels::depthwise::Depthwise;
 #[cfg(target_arch = "x86_64")]
+use crate::kernels::depthwise_cv::DepthwiseCv;
+#[cfg(target_arch = "x86_64")]
 use crate::kernels::direct::DirectConv;
 use crate::kernels::gemm_conv::GemmConv;
 #[cfg(target_arch = "x86_64")]
@@ -20,6 +22,8 @@ pub(crate) enum DenseConv {
     Gemm(GemmConv),
     Winograd(Winograd),
     Depthwise(Depthwise),
+    #[cfg(target_arch = "x86_64")]
+    DepthwiseCv(DepthwiseCv),
     Phase(PhaseConv),
     #[cfg(target_arch = "x86_64")]
     Direct(DirectConv),
@@ -97,6 +101,10 @@ impl DenseConv {
         threads: usize,
         winograd: bool,
     ) -> DenseConv {
+        #[cfg(target_arch = "x86_64")]
+        if DepthwiseCv::suits(&geom) {
+            return DenseConv::DepthwiseCv(DepthwiseCv::new(geom, &weights, epi));
+        }
         if Depthwise::suits(&geom) {
             DenseConv::Depthwise(Depthwise::new(geom, weights, epi))
         } else if winograd && PhaseConv::suits(&geom) {
@@ -188,6 +196,8 @@ impl DenseConv {
                 Tile::F3K4 => "winograd F(3x3, 4x4)",
             },
             DenseConv::Depthwise(_) => "depthwise",
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::DepthwiseCv(_) => "depthwise channels-last",
             DenseConv::Phase(_) => "winograd F(3x3, 4x4) on 2x2 input phases",
             #[cfg(target_arch = "x86_64")]
             DenseConv::Direct(_) => "direct",
@@ -202,6 +212,8 @@ impl DenseConv {
             DenseConv::Gemm(k) => k.scratch_len(),
             DenseConv::Winograd(k) => k.scratch_len(),
             DenseConv::Depthwise(k) => k.scratch_len(),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::DepthwiseCv(k) => k.scratch_len(),
             #[cfg(target_arch = "x86_64")]
             DenseConv::Direct(k) => k.scratch_len(),
             #[cfg(target_arch = "x86_64")]
@@ -224,6 +236,8 @@ impl DenseConv {
             DenseConv::Gemm(k) => k.run(input, residual, residual2, output, scratch),
             DenseConv::Winograd(k) => k.run(input, [residual, residual2], output, scratch),
             DenseConv::Depthwise(k) => k.run(input, [residual, residual2], output, scratch),
+            #[cfg(target_arch = "x86_64")]
+            DenseConv::DepthwiseCv(k) => k.run(input, [residual, residual2], output, scratch),
             #[cfg(target_arch = "x86_64")]
             DenseConv::Direct(k) => k.run(input, [residual, residual2], output, scratch),
             #[cfg(target_arch = "x86_64")]

@@ -5,6 +5,8 @@ pub(crate) mod chain;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod depthwise_cv;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
