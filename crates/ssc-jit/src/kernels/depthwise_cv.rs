@@ -5,10 +5,10 @@
 //! transposes cost about as much as a 3x3 layer's taps, so it pays only for 5x5 and 7x7 kernels
 //! ([`DepthwiseCv::suits`]).
 //!
-//! Per image: the input is transposed into a zero-padded channels-last scratch `[hp][wp][cp]`
-//! (`cp` = channels rounded up to 16), each output pixel block (8 adjacent pixels x 16
+//! Per image: the input is gathered (16 channels of a pixel per AVX-512 gather) into a
+//! zero-padded channels-last scratch `[hp][wp][cp]` (`cp` = channels rounded up to 16), each output pixel block (8 adjacent pixels x 16
 //! channels, 8 independent sums) takes its `k x k` taps as FMAs of whole vectors into a
-//! channels-last result, and that is transposed back to NCHW through the usual epilogue (bias,
+//! channels-last result, and that is gathered back to NCHW (16 pixels of a channel at a time) through the usual epilogue (bias,
 //! residuals, activation). Both transposes touch `c * h * w` floats, a small fraction of the
 //! `k * k` multiply-adds per output.
 
@@ -34,11 +34,12 @@ pub(crate) struct DepthwiseCv {
 
 impl DepthwiseCv {
     /// Whether this kernel takes `g` (a depthwise conv with no dilation) on this host, from
-    /// `bench_depthwise_cv` (1 thread, ms, row kernel -> this one): 7x7 kernels on planes of
-    /// at most 14x14 outputs (ConvNeXt's 384 channels on 14x14 0.212 -> 0.196, 768 on 7x7
-    /// 0.170 -> 0.113) and 5x5 ones on 7x7 (MobileNetV3's 960 channels 0.118 -> 0.102). Not 3x3
-    /// kernels (384 on 14x14 0.052 -> 0.113: too few taps to pay for the two transposes), nor
-    /// larger planes (7x7 on 28x28 0.348 -> 0.381, 5x5 on 14x14 0.203 -> 0.253).
+    /// `bench_depthwise_cv` (1 thread, ms, row kernel -> this one, in a quiet run): 7x7 kernels
+    /// on planes of at most 14x14 outputs (ConvNeXt's 384 channels on 14x14 0.277 -> 0.235, 768
+    /// on 7x7 0.240 -> 0.142) and 5x5 ones on 7x7 (MobileNetV3's 960 channels 0.118 -> 0.093).
+    /// Not 3x3 kernels (384 on 14x14 0.053 -> 0.099: too few taps to pay for the two
+    /// transposes), nor larger planes (7x7 on 28x28 0.480 -> 0.485, on 56x56 0.698 -> 0.847;
+    /// 5x5 on 14x14 0.202 -> 0.219).
     pub(crate) fn suits(g: &ConvGeom) -> bool {
         #[cfg(target_arch = "x86_64")]
         let avx512 = crate::kernels::par::has_avx512f();
@@ -108,17 +109,10 @@ impl DepthwiseCv {
             let row = (y + top) * wp;
             xs[row * px..(row + left) * px].fill(0.0);
             xs[(row + left + g.w) * px..(row + wp) * px].fill(0.0);
-            let mut x0 = 0;
-            while x0 < g.w {
-                let n = 16.min(g.w - x0);
-                for ch in 0..c {
-                    let src = &input[ch * ip + y * g.w + x0..][..n];
-                    for (j, &v) in src.iter().enumerate() {
-                        xs[(row + left + x0 + j) * px + ch] = v;
-                    }
-                }
-                x0 += n;
-            }
+            let dst = &mut xs[(row + left) * px..(row + left + g.w) * px];
+            // SAFETY: AVX-512F (`suits`); `input` holds `c` planes of `h x w`, `dst` row `y`'s
+            // `w` pixels of `cp` lanes.
+            unsafe { avx512::pack_row(input, (c, ip, g.w), y, cp, dst) };
         }
         let xs: &[f32] = xs;
         // 2. The taps, output rows shared out.
@@ -150,19 +144,9 @@ impl DepthwiseCv {
             8,
             #[inline(always)]
             |c0, part| {
-                let nch = part.len() / op;
-                // Blocks of 16 pixels: their 16 lines of the result stay in L1 while every
-                // channel of the part takes its 16 values.
-                let mut p0 = 0;
-                while p0 < op {
-                    let n = 16.min(op - p0);
-                    for i in 0..nch {
-                        let dst = &mut part[i * op + p0..][..n];
-                        for (j, o) in dst.iter_mut().enumerate() {
-                            *o = ys[(p0 + j) * cp + c0 + i];
-                        }
-                    }
-                    p0 += n;
+                for (i, out) in part.chunks_exact_mut(op).enumerate() {
+                    // SAFETY: AVX-512F (`suits`); `ys` is `op x cp`, channel `c0 + i < cp`.
+                    unsafe { avx512::unpack_channel(ys, cp, c0 + i, out) };
                 }
                 for (i, out) in part.chunks_exact_mut(op).enumerate() {
                     let ch = c0 + i;
@@ -192,6 +176,72 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{DepthwiseCv, L, PX};
+
+    /// Input row `y` channels-last: pixel `x`'s lanes `dst[x*cp..][..c]` gathered from the
+    /// `c` planes (`plane = (c, ip, w)`: channels, plane size, row length).
+    ///
+    /// # Safety
+    /// AVX-512F; `input` holds `c * ip` floats with row `y` inside each plane; `dst` holds
+    /// `w * cp` floats, `cp >= c` a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pack_row(
+        input: &[f32],
+        (c, ip, w): (usize, usize, usize),
+        y: usize,
+        cp: usize,
+        dst: &mut [f32],
+    ) {
+        assert!(input.len() >= c * ip && dst.len() >= w * cp && (y + 1) * w <= ip);
+        let lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        let stride = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(ip as i32));
+        let mut cb = 0;
+        while cb < c {
+            let m: __mmask16 = if c - cb >= L {
+                0xffff
+            } else {
+                ((1u32 << (c - cb)) - 1) as u16
+            };
+            for x in 0..w {
+                // SAFETY: lanes `l < c - cb` read channel `cb + l`'s pixel (y, x), in bounds
+                // (asserted above); the store is pixel x's lanes cb..cb+16 <= cp.
+                unsafe {
+                    let base = input.as_ptr().add(cb * ip + y * w + x);
+                    let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, stride, base);
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(x * cp + cb), v);
+                }
+            }
+            cb += L;
+        }
+    }
+
+    /// Channel `ch` of the channels-last `ys` (`op x cp`) into its NCHW plane `out` (`op`).
+    ///
+    /// # Safety
+    /// AVX-512F; `ys` holds `out.len() * cp` floats and `ch < cp`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn unpack_channel(ys: &[f32], cp: usize, ch: usize, out: &mut [f32]) {
+        let op = out.len();
+        assert!(ch < cp && ys.len() >= op * cp);
+        let lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        let stride = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(cp as i32));
+        let mut p0 = 0;
+        while p0 < op {
+            let n = L.min(op - p0);
+            let m: __mmask16 = if n == L {
+                0xffff
+            } else {
+                ((1u32 << n) - 1) as u16
+            };
+            // SAFETY: lanes `j < n` read pixel `p0 + j < op`'s lane `ch`, in bounds (asserted);
+            // the masked store writes `out[p0..p0 + n]`.
+            unsafe {
+                let base = ys.as_ptr().add(p0 * cp + ch);
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, stride, base);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(p0), m, v);
+            }
+            p0 += n;
+        }
+    }
 
     /// # Safety
     /// AVX-512F; the bounds `DepthwiseCv::row` states.
