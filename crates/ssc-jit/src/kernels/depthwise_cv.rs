@@ -6,11 +6,12 @@
 //! ([`DepthwiseCv::suits`]).
 //!
 //! Per image: the input is gathered (16 channels of a pixel per AVX-512 gather) into a
-//! zero-padded channels-last scratch `[hp][wp][cp]` (`cp` = channels rounded up to 16), each output pixel block (8 adjacent pixels x 16
-//! channels, 8 independent sums) takes its `k x k` taps as FMAs of whole vectors into a
-//! channels-last result, and that is gathered back to NCHW (16 pixels of a channel at a time) through the usual epilogue (bias,
-//! residuals, activation). Both transposes touch `c * h * w` floats, a small fraction of the
-//! `k * k` multiply-adds per output.
+//! zero-padded channels-last scratch `[hp][wp][cp]` (`cp` = channels rounded up to 16); each
+//! output pixel block (8 adjacent pixels x 16 channels, 8 independent sums) takes its `k x k`
+//! taps as FMAs of whole vectors into a channels-last result; that is gathered back to NCHW
+//! (16 pixels of a channel at a time) through the usual epilogue (bias, residuals,
+//! activation). Both transposes touch `c * h * w` floats, against `k * k` multiply-adds per
+//! output.
 
 use crate::kernels::epilogue_in_place;
 use crate::kernels::par::{for_ranges, par_units, SendPtr};
