@@ -21,7 +21,7 @@ mod util;
 
 use std::collections::{HashMap, HashSet};
 
-use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId, ValueType};
+use ssc_ir::{DataType, Graph, OpDesc, OpId, Tensor, ValueId};
 
 use self::util::{static_f32, value_dims};
 use crate::codegen::{Jit, StreamConv};
@@ -503,7 +503,7 @@ fn check_covered(g: &Graph, order: &[OpId]) -> Result<(), JitError> {
         }
     }
     for v in g.value_ids() {
-        if matches!(g.value(v).ty, Some(ValueType::Opaque(_))) {
+        if g.value(v).ty.as_ref().is_some_and(|t| !t.is_tensor()) {
             return Err(JitError::NotCovered(format!(
                 "value `{}` is not a tensor",
                 g.value(v).name
