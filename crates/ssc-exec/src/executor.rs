@@ -567,6 +567,42 @@ pub fn eval_node_with(
     num_outputs: usize,
     captured: &[(&str, &Tensor)],
 ) -> Result<Vec<Tensor>, ExecError> {
+    let ins: Vec<Option<RunValue>> = inputs
+        .iter()
+        .map(|t| t.map(|t| RunValue::Tensor(t.clone())))
+        .collect();
+    let ins: Vec<Option<&RunValue>> = ins.iter().map(Option::as_ref).collect();
+    let cap: Vec<(&str, RunValue)> = captured
+        .iter()
+        .map(|(n, t)| (*n, RunValue::Tensor((*t).clone())))
+        .collect();
+    let cap: Vec<(&str, &RunValue)> = cap.iter().map(|(n, v)| (*n, v)).collect();
+    eval_node_values(desc, opset, &ins, num_outputs, &cap)?
+        .into_iter()
+        .map(|v| match v {
+            RunValue::Tensor(t) => Ok(t),
+            other => Err(ExecError::Node {
+                node: if desc.name.is_empty() {
+                    desc.op_type.clone()
+                } else {
+                    desc.name.clone()
+                },
+                op_type: desc.op_type.clone(),
+                msg: format!("{} output cannot be returned as a tensor", other.describe()),
+            }),
+        })
+        .collect()
+}
+
+/// [`eval_node_with`] on values of any kind: tensors, sequences and optionals in and out (the
+/// JIT's fallback for the nodes that make or read sequences and optionals).
+pub fn eval_node_values(
+    desc: &OpDesc,
+    opset: i64,
+    inputs: &[Option<&RunValue>],
+    num_outputs: usize,
+    captured: &[(&str, &RunValue)],
+) -> Result<Vec<RunValue>, ExecError> {
     let label = if desc.name.is_empty() {
         desc.op_type.clone()
     } else {
@@ -585,8 +621,8 @@ pub fn eval_node_with(
     let vals: Vec<Option<Val>> = inputs
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            t.map(|t| Array::from_tensor(t).map(Val::from))
+        .map(|(i, v)| {
+            v.map(Val::from_run_value)
                 .transpose()
                 .map_err(|e| node_err(format!("input {i}: {e}")))
         })
@@ -598,9 +634,9 @@ pub fn eval_node_with(
         .collect::<Result<_, ExecError>>()?;
     let captured_vals: Vec<(&str, Val)> = captured
         .iter()
-        .map(|(name, t)| {
-            Array::from_tensor(t)
-                .map(|a| (*name, Val::from(a)))
+        .map(|(name, v)| {
+            Val::from_run_value(v)
+                .map(|v| (*name, v))
                 .map_err(|e| node_err(format!("captured `{name}`: {e}")))
         })
         .collect::<Result<_, _>>()?;
@@ -623,14 +659,9 @@ pub fn eval_node_with(
             outs.len()
         )));
     }
-    outs.into_iter()
+    Ok(outs
+        .into_iter()
         .take(num_outputs)
-        .map(|v| match v {
-            Val::Tensor(a) => Ok(a.to_tensor()),
-            v => Err(node_err(format!(
-                "{} output cannot be returned as a tensor",
-                v.kind()
-            ))),
-        })
-        .collect()
+        .map(|v| v.to_run_value())
+        .collect())
 }

@@ -44,7 +44,7 @@ mod value;
 mod tests;
 
 pub use error::{ExecError, Unsupported};
-pub use executor::{eval_node, eval_node_with, resize_taps, run_model, Executor};
+pub use executor::{eval_node, eval_node_values, eval_node_with, resize_taps, run_model, Executor};
 pub use ops::resize::{ResizeTaps, Taps as ResizeDimTaps};
 pub use support::check_supported;
 
