@@ -11,7 +11,7 @@
 /// MLAS's (Eigen's) logistic coefficients as written there, rounded to f32 by the compiler:
 /// `P` is the odd numerator's (`x * P(x^2)`), highest power first; `Q` the denominator's.
 #[allow(clippy::excessive_precision)] // kept digit for digit as MLAS writes them
-const LOGISTIC_P: [f32; 5] = [
+pub const LOGISTIC_P: [f32; 5] = [
     4.37031012579801e-11,
     1.15627324459942e-07,
     6.08574864600143e-05,
@@ -19,7 +19,7 @@ const LOGISTIC_P: [f32; 5] = [
     2.48287947061529e-01,
 ];
 #[allow(clippy::excessive_precision)] // kept digit for digit as MLAS writes them
-const LOGISTIC_Q: [f32; 6] = [
+pub const LOGISTIC_Q: [f32; 6] = [
     6.10247389755681e-13,
     5.76102136993427e-09,
     6.29106785017040e-06,
@@ -28,7 +28,7 @@ const LOGISTIC_Q: [f32; 6] = [
     9.93151921023180e-01,
 ];
 /// MLAS clamps the logistic's input to `[-RANGE, RANGE]`, where the rational form has saturated.
-const LOGISTIC_RANGE: f32 = 18.0;
+pub const LOGISTIC_RANGE: f32 = 18.0;
 
 /// onnxruntime's f32 logistic function (MLAS `MlasComputeLogistic`, the kernel its CPU Sigmoid
 /// and recurrent layers call): Eigen's odd rational approximation on `x` clamped to
