@@ -19,7 +19,11 @@
 //! FMAs per vector: a block-sparse weight (MSWU's 4x4 tiles, 8x1 or 16x1 tiles) pays one load per
 //! `B` multiply-adds instead of one per multiply-add. Accumulators start at the bias. The loop
 //! order is tile outer, block inner, so one tile's inputs stay in L1/L2 while every block
-//! walks its columns over them; the weight table streams.
+//! walks its columns over them; the weight table streams. Blocks of one channel run two
+//! unmasked tiles at once (eight vectors per column: one table read and broadcast per 128
+//! positions). The input channels are cut into chunks whose inputs fit L1, with at least
+//! `MIN_CHUNK_COLUMNS` columns per block on average: between chunks each block keeps its
+//! partial sums in scratch.
 //!
 //! *Unified tiles.* A tile of weights over `bo` output channels, `bi` input channels and every
 //! kernel tap that holds one non-zero value `v` (MSWU's one-value unification) adds the same
@@ -848,8 +852,13 @@ unsafe fn tile_pair(inp: *const f32, tab: &[u32], s0: &Step, s1: &Step, epi: &Ep
     // SAFETY: see the contract above.
     unsafe {
         let (i0, i1) = (init::<1, TV>(s0, 1, 0), init::<1, TV>(s1, 1, 0));
-        let init: [[__m512; 2 * TV]; 1] =
-            [std::array::from_fn(|v| if v < TV { i0[0][v] } else { i1[0][v - TV] })];
+        let init: [[__m512; 2 * TV]; 1] = [std::array::from_fn(|v| {
+            if v < TV {
+                i0[0][v]
+            } else {
+                i1[0][v - TV]
+            }
+        })];
         let acc = columns::<1, { 2 * TV }, false>(inp, tab, init, [u16::MAX; 2 * TV]);
         let halves: [[[__m512; TV]; 1]; 2] =
             std::array::from_fn(|h| [std::array::from_fn(|v| acc[0][h * TV + v])]);

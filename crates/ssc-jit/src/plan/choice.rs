@@ -201,11 +201,7 @@ mod tests {
                 eff <= exact + 1e-12,
                 "{density}: bound {eff} above the price {exact}"
             );
-            assert_eq!(
-                eff > limit,
-                exact > limit,
-                "{density}: {eff} vs {exact}"
-            );
+            assert_eq!(eff > limit, exact > limit, "{density}: {eff} vs {exact}");
         }
     }
 
