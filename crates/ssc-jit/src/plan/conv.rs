@@ -313,7 +313,15 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         other => {
             let threads = opts.threads.max(1);
             let sparse = if candidate && other.is_none() {
-                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads)
+                choice::choose(
+                    &gm,
+                    &parts.weights,
+                    density,
+                    &epi,
+                    residuals,
+                    threads,
+                    opts.winograd,
+                )
             } else {
                 None
             };
