@@ -20,10 +20,11 @@ use crate::extract::{cost_input, Extraction};
 use crate::lang::{SscNode, WeightOp};
 use crate::{DroppedRewrite, LayerReport, RewriteError};
 
-/// A dense f32 tensor being evaluated.
-struct Dense {
-    dims: Vec<usize>,
-    data: Vec<f32>,
+/// A dense f32 tensor being evaluated (also by the analysis, for the facts of a rule's
+/// symbolic weight: see [`crate::analysis::conv_weight_facts`]).
+pub(crate) struct Dense {
+    pub(crate) dims: Vec<usize>,
+    pub(crate) data: Vec<f32>,
 }
 
 struct Ctx<'a> {
@@ -230,7 +231,8 @@ impl Ctx<'_> {
     }
 }
 
-fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
+/// `op` applied to `src` (whose shape [`crate::validate`] checked against `op`).
+pub(crate) fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
     let dims = &src.dims;
     let inner: usize = dims.iter().skip(2).product();
     match op {
@@ -501,6 +503,37 @@ fn describe(
     }
 }
 
+/// The rules that fired on classes inside the form chosen for `root` (not `root` itself),
+/// stopping at `boundary`, in the order they are first reached.
+fn nested_rules(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    fired: &HashMap<Id, Vec<String>>,
+    root: Id,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack: Vec<Id> = choice
+        .get(&root)
+        .map_or(Vec::new(), |n| n.children().to_vec());
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if boundary(c) || !seen.insert(c) {
+            continue;
+        }
+        for r in fired.get(&c).into_iter().flatten() {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        if let Some(n) = choice.get(&c) {
+            stack.extend(n.children().iter().rev());
+        }
+    }
+    out
+}
+
 /// The rule whose alternative is `chosen` in class `c` (`None` for the original conv).
 fn chosen_rule(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, chosen: &SscNode) -> Option<String> {
     let canon = |n: &SscNode| n.clone().map_children(|x| egraph.find(x));
@@ -581,6 +614,14 @@ pub(crate) fn materialize(
         let (mb, pb, fb) = describe(egraph, &ex.choice, &boundary, &orig);
         let (ma, pa, fa) = describe(egraph, &ex.choice, &boundary, &chosen);
         let name = g.op_label(site.op);
+        // Rules that fired on the convs of the chosen form (a rule composed over another's
+        // output) belong to this layer too.
+        let mut rules = rules.clone();
+        for r in nested_rules(egraph, &ex.choice, &boundary, &fired, c) {
+            if !rules.contains(&r) {
+                rules.push(r);
+            }
+        }
         let rule = (chosen != orig).then(|| chosen_rule(egraph, c, &chosen));
         let rule = rule.map(|r| r.unwrap_or_else(|| "(unknown rule)".to_string()));
         layers.push(LayerReport {
@@ -591,7 +632,7 @@ pub(crate) fn materialize(
             macs_after: ma,
             params_before: pb,
             params_after: pa,
-            rules_fired: rules.clone(),
+            rules_fired: rules,
             rewritten: chosen != orig,
             rule: rule.clone(),
         });
