@@ -9,7 +9,9 @@
 //!    weights are leaves indexing a table outside the e-graph;
 //! 2. **saturate** with the rules ([`rules`]), each a conditional applier guarded by the
 //!    weight facts of [`ssc_structure`] (computed once per weight, cached in [`analysis`]); every
-//!    rule adds at most one alternative per original conv, so the e-graph stays small;
+//!    rule adds at most one alternative per matched conv, and rules compose: they also match
+//!    the convs of another rule's alternative, whose symbolic weights are evaluated for their
+//!    facts (bounded by [`analysis::MAX_WEIGHT_DEPTH`] and the limits of [`RewriteOptions`]);
 //! 3. **extract** with a DAG-aware greedy extractor ([`extract`]) costing nodes with a
 //!    [`CostModel`], counting shared sub-graphs once;
 //! 4. **materialize** the choice: symbolic weight operations become initializers only now.

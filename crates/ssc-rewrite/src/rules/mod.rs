@@ -8,9 +8,9 @@
 //! - **one alternative per matched conv**, and rules compose: a rule matches any conv whose
 //!   weight is an original initializer or a symbolic weight another rule derived from one (at
 //!   most [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep), so, e.g.,
-//!   the 1x1 remainder of an SSC split has its zero columns sliced by `zero-inputs-sliced`. Saturation stays bounded: each rule
-//!   consumes the structure it matched, and the node, iteration and time limits of
-//!   [`crate::RewriteOptions`] stop a rule that does not;
+//!   the 1x1 remainder of an SSC split has its zero columns sliced by `zero-inputs-sliced`.
+//!   Saturation stays bounded: each rule consumes the structure it matched, and the node,
+//!   iteration and time limits of [`crate::RewriteOptions`] stop a rule that does not;
 //! - **never densify**: no rule produces a conv with fewer groups than it matched.
 
 use std::sync::Arc;
@@ -50,7 +50,8 @@ pub fn conv_vars() -> [Var; 4] {
 
 /// Finds every `Conv(attrs, x, w, b)` whose weight class holds an original (table) weight or a
 /// symbolic weight derived from one by another rule (at most
-/// [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep); binds [`conv_vars`]. Public so other crates can write facts-driven conv rules.
+/// [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep); binds
+/// [`conv_vars`]. Public so other crates can write facts-driven conv rules.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConvSearcher;
 
