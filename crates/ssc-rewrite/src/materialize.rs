@@ -587,6 +587,22 @@ pub(crate) fn materialize(
     let mut layers = Vec::new();
     let mut dropped = Vec::new();
     let mut removed_inputs = Vec::new();
+    // An alternative dropped on a conv inside another rule's alternative (rules compose) has no
+    // site of its own: report it too, so a broken composition is never silent.
+    let site_classes: std::collections::HashSet<Id> = built
+        .sites
+        .iter()
+        .map(|s| egraph.find(built.value_class[&s.out]))
+        .collect();
+    for (class, rule, reason) in &egraph.analysis.dropped {
+        if !site_classes.contains(&egraph.find(*class)) {
+            dropped.push(DroppedRewrite {
+                node: "(a conv inside another rule's alternative)".into(),
+                rule: rule.to_string(),
+                reason: reason.clone(),
+            });
+        }
+    }
     for site in &built.sites {
         let c = egraph.find(built.value_class[&site.out]);
         for (class, rule, reason) in &egraph.analysis.dropped {
