@@ -180,6 +180,10 @@ pub struct LayerReport {
     pub rewritten: bool,
     /// The rule whose alternative the extraction chose (`None` when not rewritten).
     pub rule: Option<String>,
+    /// Rules whose alternative the extraction chose for a conv *inside* the chosen form (a rule
+    /// composed over [`rule`](Self::rule)'s output, e.g. `zero-inputs-sliced` on the 1x1
+    /// remainder of `ssc-split`), outermost first; empty when one rule's form was taken as is.
+    pub composed: Vec<String>,
 }
 
 /// An alternative a rule offered that failed validation and was dropped (a bug in the rule;

@@ -534,6 +534,37 @@ fn nested_rules(
     out
 }
 
+/// The rules whose alternative was chosen in a class inside the form chosen for `root` (not
+/// `root` itself), stopping at `boundary`, in the order they are first reached.
+fn nested_chosen_rules(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    root: Id,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack: Vec<Id> = choice
+        .get(&root)
+        .map_or(Vec::new(), |n| n.children().iter().rev().copied().collect());
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if boundary(c) || !seen.insert(c) {
+            continue;
+        }
+        let Some(n) = choice.get(&c) else {
+            continue;
+        };
+        if let Some(r) = chosen_rule(egraph, c, n) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        stack.extend(n.children().iter().rev());
+    }
+    out
+}
+
 /// The rule whose alternative is `chosen` in class `c` (`None` for the original conv).
 fn chosen_rule(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, chosen: &SscNode) -> Option<String> {
     let canon = |n: &SscNode| n.clone().map_children(|x| egraph.find(x));
@@ -651,6 +682,11 @@ pub(crate) fn materialize(
             rules_fired: rules,
             rewritten: chosen != orig,
             rule: rule.clone(),
+            composed: if chosen != orig {
+                nested_chosen_rules(egraph, &ex.choice, &boundary, c)
+            } else {
+                Vec::new()
+            },
         });
         if chosen == orig {
             continue;

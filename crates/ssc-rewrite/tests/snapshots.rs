@@ -34,7 +34,7 @@ fn check(name: &str, text: &str) {
     for l in &report.layers {
         writeln!(
             layers,
-            "{}: {} -> {} | macs {} -> {} | params {} -> {} | fired [{}] | {}",
+            "{}: {} -> {} | macs {} -> {} | params {} -> {} | fired [{}] | {}{}",
             l.node,
             l.form_before,
             l.form_after,
@@ -44,6 +44,11 @@ fn check(name: &str, text: &str) {
             l.params_after,
             l.rules_fired.join(", "),
             if l.rewritten { "rewritten" } else { "kept" },
+            if l.composed.is_empty() {
+                String::new()
+            } else {
+                format!(" | composed [{}]", l.composed.join(", "))
+            },
         )
         .unwrap();
     }
