@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use egg::{Analysis, DidMerge, EGraph, Id};
+use egg::{Analysis, DidMerge, EGraph, Id, Language};
 use ssc_ir::{Tensor, ValueId};
 use ssc_structure::{analyze_conv_weight, AnalysisOptions, ConvStructure};
 
@@ -90,6 +90,10 @@ pub struct SscAnalysis {
     /// Facts of symbolic weights by (class, group), computed on first use
     /// ([`conv_weight_facts`]); `None` inside when the weight could not be analysed.
     pub derived_facts: HashMap<(Id, usize), Option<Arc<ConvStructure>>>,
+    /// Classes of the convs rules may match: the original graph's convs, and the convs inside
+    /// alternatives that passed validation and joined the e-graph (rules compose). A dropped
+    /// alternative's nodes stay in the e-graph, unreachable, and are never matched.
+    pub composable: Vec<Id>,
 }
 
 impl SscAnalysis {
@@ -129,6 +133,50 @@ impl SscAnalysis {
 pub fn matchable_weight(egraph: &EGraph<SscNode, SscAnalysis>, w: Id) -> bool {
     let d = &egraph[w].data;
     d.weight.is_some() || d.derived.is_some_and(|n| n <= MAX_WEIGHT_DEPTH)
+}
+
+/// Whether rules may match the conv in class `class`: an original conv, or one inside an
+/// accepted alternative ([`SscAnalysis::composable`]).
+pub fn is_composable(egraph: &EGraph<SscNode, SscAnalysis>, class: Id) -> bool {
+    let class = egraph.find(class);
+    egraph
+        .analysis
+        .composable
+        .iter()
+        .any(|&c| egraph.find(c) == class)
+}
+
+/// Records the convs of the accepted alternative rooted at `new` (walking down from it, not
+/// into `stop`, the matched conv's own operands, nor into classes of the original graph) in
+/// [`SscAnalysis::composable`].
+pub fn mark_composable(egraph: &mut EGraph<SscNode, SscAnalysis>, new: Id, stop: &[Id]) {
+    let stop: Vec<Id> = stop.iter().map(|&c| egraph.find(c)).collect();
+    let mut seen: Vec<Id> = Vec::new();
+    let mut stack = vec![egraph.find(new)];
+    let mut found = Vec::new();
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if stop.contains(&c) || seen.contains(&c) {
+            continue;
+        }
+        seen.push(c);
+        for n in &egraph[c].nodes {
+            match n {
+                // The original graph (and its weights) is not part of any alternative.
+                SscNode::Input(_) | SscNode::Opaque { .. } | SscNode::Weight(_) => break,
+                SscNode::Conv(ch) => {
+                    found.push(c);
+                    stack.extend(ch);
+                }
+                other => stack.extend(other.children()),
+            }
+        }
+    }
+    for c in found {
+        if !is_composable(egraph, c) {
+            egraph.analysis.composable.push(c);
+        }
+    }
 }
 
 /// The original weight (table index) a weight class is, or derives from through weight ops.

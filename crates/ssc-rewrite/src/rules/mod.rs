@@ -19,7 +19,10 @@ use egg::{Applier, EGraph, Id, PatternAst, Rewrite, SearchMatches, Searcher, Sub
 use ssc_ir::DataType;
 use ssc_structure::ConvStructure;
 
-use crate::analysis::{attrs_of, base_weight, conv_weight_facts, matchable_weight, SscAnalysis};
+use crate::analysis::{
+    attrs_of, base_weight, conv_weight_facts, is_composable, mark_composable, matchable_weight,
+    SscAnalysis,
+};
 use crate::lang::{ConvAttrs, Indices, SscNode, WeightOp};
 
 pub mod blockdiag;
@@ -48,7 +51,8 @@ pub fn conv_vars() -> [Var; 4] {
     ["?attrs", "?x", "?w", "?b"].map(|v| v.parse().expect("valid variable"))
 }
 
-/// Finds every `Conv(attrs, x, w, b)` whose weight class holds an original (table) weight or a
+/// Finds every `Conv(attrs, x, w, b)` of the original graph or of an accepted alternative
+/// ([`is_composable`]) whose weight class holds an original (table) weight or a
 /// symbolic weight derived from one by another rule (at most
 /// [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep); binds
 /// [`conv_vars`]. Public so other crates can write facts-driven conv rules.
@@ -67,7 +71,9 @@ impl Searcher<SscNode, SscAnalysis> for ConvSearcher {
             .nodes
             .iter()
             .filter_map(|n| match n {
-                SscNode::Conv(c) if matchable_weight(egraph, c[2]) => {
+                SscNode::Conv(c)
+                    if matchable_weight(egraph, c[2]) && is_composable(egraph, eclass) =>
+                {
                     let mut s = Subst::with_capacity(4);
                     for (v, id) in vars.iter().zip(c) {
                         s.insert(*v, *id);
@@ -263,6 +269,8 @@ impl<R: ConvRewrite> Applier<SscNode, SscAnalysis> for ConvApplier<R> {
             return Vec::new();
         }
         let root = egraph[new].nodes.first().cloned();
+        // Only now, validated, may other rules match the convs inside it (rules compose).
+        mark_composable(egraph, new, &[m.x, m.w, m.b]);
         if egraph.union(eclass, new) {
             egraph.analysis.fired.push((eclass, rule));
             if let Some(root) = root {
