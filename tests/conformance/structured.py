@@ -85,7 +85,8 @@ SSC_ARGS = ["--cost-model", "macs"]
 
 REQUIRED_FAMILIES = {"ssc_block", "ssc_shift", "ssc_dw", "blockdiag", "const_kernels", "in_blocks4",
                      "zero_filters", "plus", "prune", "ssc_rem"}
-# Families whose rules are pending (none at the time of writing): missing the target is reported
+# Families whose rules are pending (ssc_prune: SSC with unequal blocks after channel removal, see
+# docs/rules.md "Pending"): missing the target is reported
 # under NOT YET MET, not failed. Any family in the manifest that is in none of these sets is
 # treated the same way.
 PENDING_FAMILIES: set[str] = {"ssc_prune"}
