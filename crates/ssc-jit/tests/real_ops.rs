@@ -482,6 +482,9 @@ fn lstm_directions_layouts_states_and_options() {
         Case { dir: "reverse", h: 13, seq: 6, batch: 3, input: 9, layout: 0, attrs: "", full: true, outs: "%y, %yh, %yc" },
         Case { dir: "bidirectional", h: 8, seq: 5, batch: 2, input: 7, layout: 0, attrs: "", full: true, outs: "%y, %yh" },
         Case { dir: "bidirectional", h: 7, seq: 3, batch: 2, input: 4, layout: 1, attrs: "", full: true, outs: "%y, %yh, %yc" },
+        // Hidden sizes past the vector width with a tail (the AVX2 matrix-vector loop).
+        Case { dir: "bidirectional", h: 37, seq: 3, batch: 2, input: 20, layout: 0, attrs: "", full: true, outs: "%y, %yh, %yc" },
+        Case { dir: "forward", h: 64, seq: 2, batch: 1, input: 33, layout: 1, attrs: "", full: false, outs: "%y" },
         Case { dir: "forward", h: 6, seq: 5, batch: 2, input: 3, layout: 0, attrs: ", clip=0.5, input_forget=1", full: true, outs: "_, %yh, %yc" },
         Case {
             dir: "bidirectional", h: 4, seq: 4, batch: 1, input: 5, layout: 0,

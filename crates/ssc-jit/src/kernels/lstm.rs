@@ -200,10 +200,8 @@ impl Lstm {
             for st in 0..n {
                 let t = if self.reverse[d] { n - 1 - st } else { st };
                 let row = &proj[self.row(t, b) * gh..][..gh];
+                matvec(rd, hs, row, gates);
                 simd(|| {
-                    for (j, g) in gates.iter_mut().enumerate() {
-                        *g = row[j] + dot(&rd[j * h..(j + 1) * h], hs);
-                    }
                     for k in 0..h {
                         let c = cs[k];
                         let i = fa.apply(clip(gates[k] + pi[k] * c));
@@ -244,11 +242,72 @@ impl Lstm {
     }
 }
 
-/// A dot product with eight independent accumulators (vectorises under [`simd`]).
+/// `y[j] = add[j] + m[j, :] . v` for the `y.len()` rows of the row-major `m`.
+fn matvec(m: &[f32], v: &[f32], add: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::par::has_avx2_fma() {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        return unsafe { matvec_avx2(m, v, add, y) };
+    }
+    for (j, o) in y.iter_mut().enumerate() {
+        *o = add[j] + dot(&m[j * v.len()..(j + 1) * v.len()], v);
+    }
+}
+
+/// Four rows at a time, two accumulators each (eight independent FMA chains), each load of
+/// `v` shared by the four rows; scalar tails.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn matvec_avx2(m: &[f32], v: &[f32], add: &[f32], y: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = v.len();
+    let rows = y.len();
+    assert!(m.len() >= rows * n && add.len() >= rows);
+    let n16 = n / 16 * 16;
+    let hsum = |x: __m256| -> f32 {
+        let lo = _mm256_castps256_ps128(x);
+        let hi = _mm256_extractf128_ps::<1>(x);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        _mm_cvtss_f32(s)
+    };
+    let vp = v.as_ptr();
+    let mut j = 0;
+    while j + 4 <= rows {
+        let r = [0, 1, 2, 3].map(|i| m.as_ptr().add((j + i) * n));
+        let mut a = [_mm256_setzero_ps(); 8];
+        let mut p = 0;
+        while p < n16 {
+            let v0 = _mm256_loadu_ps(vp.add(p));
+            let v1 = _mm256_loadu_ps(vp.add(p + 8));
+            for i in 0..4 {
+                a[2 * i] = _mm256_fmadd_ps(_mm256_loadu_ps(r[i].add(p)), v0, a[2 * i]);
+                a[2 * i + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(r[i].add(p + 8)), v1, a[2 * i + 1]);
+            }
+            p += 16;
+        }
+        for i in 0..4 {
+            let mut s = hsum(_mm256_add_ps(a[2 * i], a[2 * i + 1]));
+            for q in n16..n {
+                s += *r[i].add(q) * v[q];
+            }
+            y[j + i] = add[j + i] + s;
+        }
+        j += 4;
+    }
+    for jj in j..rows {
+        y[jj] = add[jj] + dot(&m[jj * n..(jj + 1) * n], v);
+    }
+}
+
+/// A dot product with 32 independent accumulators: four vector registers under [`simd`], so
+/// consecutive adds do not wait on each other (one accumulator register made the recurrence
+/// latency-bound).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0f32; 32];
+    let (ac, bc) = (a.chunks_exact(32), b.chunks_exact(32));
     let tail: f32 = ac
         .remainder()
         .iter()
@@ -256,9 +315,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
+        for l in 0..32 {
             acc[l] += x[l] * y[l];
         }
     }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
+    let mut s = [0f32; 8];
+    for (l, v) in acc.iter().enumerate() {
+        s[l % 8] += v;
+    }
+    (s[0] + s[4]) + (s[1] + s[5]) + (s[2] + s[6]) + (s[3] + s[7]) + tail
 }

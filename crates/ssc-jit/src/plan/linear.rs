@@ -48,6 +48,26 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
         (1.0, 1.0)
     };
     let c = if is_gemm { o.input(2) } else { None };
+    // A constant B is laid out k x n now, so the gemm packs it with unit strides.
+    let b_const = cx
+        .constant(b)
+        .filter(|t| t.dtype == ssc_ir::DataType::Float)
+        .and_then(|t| t.to_f32_vec())
+        .map(|v| {
+            if tb {
+                let mut t = vec![0f32; k * n];
+                for j in 0..n {
+                    for p in 0..k {
+                        t[p * n + j] = v[j * k + p];
+                    }
+                }
+                t
+            } else {
+                v
+            }
+        });
+    let tb = tb && b_const.is_none();
+    let b_in = b_const.is_none().then_some(b);
     let c_strides = match c {
         Some(c) => Some(Linear::c_strides(&static_f32(g, c)?, m, n)?),
         None => None,
@@ -64,8 +84,9 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
             beta,
             c_strides,
             batches: vec![],
+            b_const,
         }),
-        inputs: vec![Some(a), Some(b), c],
+        inputs: vec![Some(a), b_in, c],
         output: y,
         absorbed: vec![],
     })
@@ -165,6 +186,7 @@ fn lower_batched(
             beta: 1.0,
             c_strides: None,
             batches,
+            b_const: None,
         }),
         inputs: vec![Some(a), Some(b)],
         output: y,
