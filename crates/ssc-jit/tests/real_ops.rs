@@ -566,3 +566,49 @@ fn conv_weight_computed_from_constants() {
     );
     check("conv reshape weight", &m, &[("x", vec![1, 4, 7, 6])]);
 }
+
+#[test]
+fn gemm_with_constant_weights_both_layouts() {
+    // Constant B, transB both ways (a transposed one laid out at compile time), few and many
+    // rows, odd k and n, C broadcast or full, alpha and beta.
+    let cases: &[(usize, usize, usize, &str, &str)] = &[
+        (20, 131, 203, "transB=1", "[203]"),
+        (1, 256, 300, "", "[1,300]"),
+        (7, 129, 130, "transB=1, beta=0.5", "[7,130]"),
+        (32, 64, 257, "", ""),
+        (33, 64, 257, "transB=1", "[257]"),
+        (4, 100, 200, "alpha=2.0, transB=1", "[]"),
+    ];
+    for (i, &(m, k, n, attrs, c)) in cases.iter().enumerate() {
+        let tb = attrs.contains("transB=1");
+        let bd = if tb {
+            format!("{n},{k}")
+        } else {
+            format!("{k},{n}")
+        };
+        let (c_init, c_arg) = if c.is_empty() {
+            (String::new(), "")
+        } else {
+            (format!("\n  init %c: float{c} = zeros"), ", %c")
+        };
+        let m_ = one_op(
+            13,
+            &format!("%a: float[{m},{k}]"),
+            &format!("  init %b: float[{bd}] = zeros{c_init}"),
+            "%y",
+            &format!("Gemm(%a, %b{c_arg}) {{{attrs}}}"),
+            i as u64 + 40,
+        );
+        check(&format!("gemm case {i}"), &m_, &[("a", vec![m, k])]);
+    }
+    // MatMul folding A's leading dims into m, constant B.
+    let m_ = one_op(
+        13,
+        "%a: float[2,5,70]",
+        "  init %b: float[70,300] = zeros",
+        "%y",
+        "MatMul(%a, %b)",
+        9,
+    );
+    check("matmul const b", &m_, &[("a", vec![2, 5, 70])]);
+}

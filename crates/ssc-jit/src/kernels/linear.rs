@@ -16,9 +16,11 @@ pub(crate) struct Linear {
     /// Batched MatMul: for each output matrix (in order), the element offsets of its A and B
     /// matrices (a broadcast operand repeats its offset). Empty for a single product.
     pub batches: Vec<(usize, usize)>,
-    /// A constant B laid out `k x n` row-major at compile time (then `trans_b` is false and
-    /// the step's B input is not read): a transposed B read with a column stride made the
-    /// `gemm` crate's packing stride through memory (a 20x1024x8210 classifier head took 40 ms).
+    /// A constant transposed B laid out `k x n` row-major at compile time (then `trans_b` is
+    /// false and the step's B input is not read): read with a column stride, it made the `gemm`
+    /// crate's packing stride through memory (ddddocr's 20x1024x8210 head took 40 ms, 7.5 ms
+    /// laid out). Only for a B this node alone reads: a copy per node of a weight that unrolled
+    /// recurrent cells share (captcha_crnn) made that model 1.8x slower.
     pub b_const: Option<Vec<f32>>,
 }
 

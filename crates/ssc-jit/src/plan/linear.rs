@@ -48,23 +48,21 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
         (1.0, 1.0)
     };
     let c = if is_gemm { o.input(2) } else { None };
-    // A constant B is laid out k x n now, so the gemm packs it with unit strides.
+    // A constant transposed B is laid out k x n now, so the gemm packs it with unit strides;
+    // only when this node is its one reader (a copy per node of a weight that unrolled
+    // recurrent cells share would multiply the memory and push it out of the shared cache).
     let b_const = cx
         .constant(b)
-        .filter(|t| t.dtype == ssc_ir::DataType::Float)
+        .filter(|t| tb && t.dtype == ssc_ir::DataType::Float && g.consumers(b).len() == 1)
         .and_then(|t| t.to_f32_vec())
         .map(|v| {
-            if tb {
-                let mut t = vec![0f32; k * n];
-                for j in 0..n {
-                    for p in 0..k {
-                        t[p * n + j] = v[j * k + p];
-                    }
+            let mut t = vec![0f32; k * n];
+            for j in 0..n {
+                for p in 0..k {
+                    t[p * n + j] = v[j * k + p];
                 }
-                t
-            } else {
-                v
             }
+            t
         });
     let tb = tb && b_const.is_none();
     let b_in = b_const.is_none().then_some(b);
