@@ -49,7 +49,8 @@ pub(crate) struct Lstm {
     pub input_forget: bool,
     /// Per direction: `f`, `g`, `h`.
     pub acts: Vec<[RnnAct; 3]>,
-    /// `[dirs, 4h, input]`, `[dirs, 4h, h]`, `Wb + Rb` as `[dirs, 4h]`, peepholes `[dirs, 3h]`.
+    /// Per direction, W transposed to `[input, 4h]` and R in panels ([`Lstm::pack`]); `Wb + Rb`
+    /// as `[dirs, 4h]`, peepholes `[dirs, 3h]`.
     pub w: Vec<f32>,
     pub r: Vec<f32>,
     pub bias: Vec<f32>,
@@ -63,7 +64,51 @@ pub(crate) struct LstmOut<'a> {
     pub yc: Option<&'a mut [f32]>,
 }
 
+/// Gate rows per panel of the packed R: eight AVX2 accumulators.
+const PANEL: usize = 64;
+
+/// `4h` rounded up to whole panels.
+fn padded(gh: usize) -> usize {
+    gh.div_ceil(PANEL) * PANEL
+}
+
 impl Lstm {
+    /// The model's W `[dirs, 4h, input]` and R `[dirs, 4h, h]` in the kernel's layouts: W
+    /// transposed per direction (the projection's B with unit strides), R per direction as
+    /// panels of 64 gate rows stored `[h][64]` (zero rows pad the last panel), so the
+    /// recurrence's matrix-vector product reads one sequential stream with no horizontal sums.
+    pub(crate) fn pack(
+        w: &[f32],
+        r: &[f32],
+        dirs: usize,
+        input: usize,
+        h: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let gh = 4 * h;
+        let gp = padded(gh);
+        let mut wt = vec![0f32; dirs * gh * input];
+        let mut rp = vec![0f32; dirs * h * gp];
+        for d in 0..dirs {
+            let (wd, wtd) = (
+                &w[d * gh * input..][..gh * input],
+                &mut wt[d * gh * input..][..gh * input],
+            );
+            for j in 0..gh {
+                for p in 0..input {
+                    wtd[p * gh + j] = wd[j * input + p];
+                }
+            }
+            let (rd, rpd) = (&r[d * gh * h..][..gh * h], &mut rp[d * h * gp..][..h * gp]);
+            for j in 0..gh {
+                let (panel, q) = (j / PANEL, j % PANEL);
+                for p in 0..h {
+                    rpd[panel * h * PANEL + p * PANEL + q] = rd[j * h + p];
+                }
+            }
+        }
+        (wt, rp)
+    }
+
     fn dirs(&self) -> usize {
         self.reverse.len()
     }
@@ -71,7 +116,7 @@ impl Lstm {
     /// Per direction: the projection of every step, then `gates`, `h`, `c`.
     fn scratch_per_dir(&self) -> usize {
         let gh = 4 * self.hidden;
-        self.seq * self.batch * gh + gh + 2 * self.hidden
+        self.seq * self.batch * gh + padded(gh) + 2 * self.hidden
     }
 
     pub(crate) fn scratch_len(&self) -> usize {
@@ -153,15 +198,16 @@ impl Lstm {
         let gh = 4 * h;
         let rows = self.seq * self.batch;
         let (proj, rest) = s.split_at_mut(rows * gh);
-        let (gates, rest) = rest.split_at_mut(gh);
+        let gp = padded(gh);
+        let (gates, rest) = rest.split_at_mut(gp);
         let (hs, cs) = rest.split_at_mut(h);
         let wd = &self.w[d * gh * inp..][..gh * inp];
-        let rd = &self.r[d * gh * h..][..gh * h];
+        let rd = &self.r[d * h * gp..][..h * gp];
         let bd = &self.bias[d * gh..][..gh];
         for row in proj.chunks_exact_mut(gh) {
             row.copy_from_slice(bd);
         }
-        // proj += X W^T: X is rows x inp, W^T read from W (gh x inp) with swapped strides.
+        // proj += X W^T: X is rows x inp, W^T stored inp x gh.
         // SAFETY: the strides describe in-bounds matrices of `x`, `wd` and `proj`.
         unsafe {
             crate::kernels::sgemm(
@@ -170,7 +216,7 @@ impl Lstm {
                 gh,
                 true,
                 (x.as_ptr(), inp, 1),
-                (wd.as_ptr(), 1, inp),
+                (wd.as_ptr(), gh, 1),
                 1.0,
                 threads,
             );
@@ -200,7 +246,7 @@ impl Lstm {
             for st in 0..n {
                 let t = if self.reverse[d] { n - 1 - st } else { st };
                 let row = &proj[self.row(t, b) * gh..][..gh];
-                matvec(rd, hs, row, gates);
+                panel_matvec(rd, hs, row, gates);
                 simd(|| {
                     for k in 0..h {
                         let c = cs[k];
@@ -242,86 +288,60 @@ impl Lstm {
     }
 }
 
-/// `y[j] = add[j] + m[j, :] . v` for the `y.len()` rows of the row-major `m`.
-fn matvec(m: &[f32], v: &[f32], add: &[f32], y: &mut [f32]) {
+/// `y[j] = add[j] + R[j, :] . v` for the `add.len()` gate rows, R in panels ([`Lstm::pack`]);
+/// `y` is padded to whole panels.
+fn panel_matvec(panels: &[f32], v: &[f32], add: &[f32], y: &mut [f32]) {
+    let h = v.len();
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::par::has_avx2_fma() {
         // SAFETY: AVX2 and FMA were detected at run time.
-        return unsafe { matvec_avx2(m, v, add, y) };
+        unsafe { panel_matvec_avx2(panels, v, y) };
+    } else {
+        panel_matvec_scalar(panels, v, y);
     }
-    for (j, o) in y.iter_mut().enumerate() {
-        *o = add[j] + dot(&m[j * v.len()..(j + 1) * v.len()], v);
+    #[cfg(not(target_arch = "x86_64"))]
+    panel_matvec_scalar(panels, v, y);
+    debug_assert_eq!(panels.len(), h * y.len());
+    for (o, a) in y.iter_mut().zip(add) {
+        *o += a;
     }
 }
 
-/// Four rows at a time, two accumulators each (eight independent FMA chains), each load of
-/// `v` shared by the four rows; scalar tails.
+fn panel_matvec_scalar(panels: &[f32], v: &[f32], y: &mut [f32]) {
+    let h = v.len();
+    for (panel, yp) in panels
+        .chunks_exact(h * PANEL)
+        .zip(y.chunks_exact_mut(PANEL))
+    {
+        yp.fill(0.0);
+        for (p, &vp) in v.iter().enumerate() {
+            for (o, &r) in yp.iter_mut().zip(&panel[p * PANEL..(p + 1) * PANEL]) {
+                *o += r * vp;
+            }
+        }
+    }
+}
+
+/// Eight accumulators of eight gate rows; per element of `v`, one broadcast and eight loads
+/// from the panel's sequential stream.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn matvec_avx2(m: &[f32], v: &[f32], add: &[f32], y: &mut [f32]) {
+unsafe fn panel_matvec_avx2(panels: &[f32], v: &[f32], y: &mut [f32]) {
     use std::arch::x86_64::*;
-    let n = v.len();
-    let rows = y.len();
-    assert!(m.len() >= rows * n && add.len() >= rows);
-    let n16 = n / 16 * 16;
-    let hsum = |x: __m256| -> f32 {
-        let lo = _mm256_castps256_ps128(x);
-        let hi = _mm256_extractf128_ps::<1>(x);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
-        _mm_cvtss_f32(s)
-    };
-    let vp = v.as_ptr();
-    let mut j = 0;
-    while j + 4 <= rows {
-        let r = [0, 1, 2, 3].map(|i| m.as_ptr().add((j + i) * n));
+    let h = v.len();
+    assert!(panels.len() >= h * y.len() && y.len() % PANEL == 0);
+    for (pi, yp) in y.chunks_exact_mut(PANEL).enumerate() {
+        let base = panels.as_ptr().add(pi * h * PANEL);
         let mut a = [_mm256_setzero_ps(); 8];
-        let mut p = 0;
-        while p < n16 {
-            let v0 = _mm256_loadu_ps(vp.add(p));
-            let v1 = _mm256_loadu_ps(vp.add(p + 8));
-            for i in 0..4 {
-                a[2 * i] = _mm256_fmadd_ps(_mm256_loadu_ps(r[i].add(p)), v0, a[2 * i]);
-                a[2 * i + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(r[i].add(p + 8)), v1, a[2 * i + 1]);
+        for (p, &vp) in v.iter().enumerate() {
+            let b = _mm256_set1_ps(vp);
+            let row = base.add(p * PANEL);
+            for (q, acc) in a.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(q * 8)), b, *acc);
             }
-            p += 16;
         }
-        for i in 0..4 {
-            let mut s = hsum(_mm256_add_ps(a[2 * i], a[2 * i + 1]));
-            for q in n16..n {
-                s += *r[i].add(q) * v[q];
-            }
-            y[j + i] = add[j + i] + s;
-        }
-        j += 4;
-    }
-    for jj in j..rows {
-        y[jj] = add[jj] + dot(&m[jj * n..(jj + 1) * n], v);
-    }
-}
-
-/// A dot product with 32 independent accumulators: four vector registers under [`simd`], so
-/// consecutive adds do not wait on each other (one accumulator register made the recurrence
-/// latency-bound).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 32];
-    let (ac, bc) = (a.chunks_exact(32), b.chunks_exact(32));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..32 {
-            acc[l] += x[l] * y[l];
+        for (q, acc) in a.iter().enumerate() {
+            _mm256_storeu_ps(yp.as_mut_ptr().add(q * 8), *acc);
         }
     }
-    let mut s = [0f32; 8];
-    for (l, v) in acc.iter().enumerate() {
-        s[l % 8] += v;
-    }
-    (s[0] + s[4]) + (s[1] + s[5]) + (s[2] + s[6]) + (s[3] + s[7]) + tail
 }

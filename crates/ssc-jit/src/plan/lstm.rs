@@ -150,6 +150,7 @@ pub(super) fn lower_lstm(cx: &Cx, op: OpId) -> Option<Native> {
         }
     }
     let first = outs.iter().flatten().next().copied()?;
+    let (w, r) = Lstm::pack(&w, &r, nd, input, hidden);
     let k = Lstm {
         seq,
         batch,
