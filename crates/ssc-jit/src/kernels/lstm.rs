@@ -329,7 +329,7 @@ fn panel_matvec_scalar(panels: &[f32], v: &[f32], y: &mut [f32]) {
 unsafe fn panel_matvec_avx2(panels: &[f32], v: &[f32], y: &mut [f32]) {
     use std::arch::x86_64::*;
     let h = v.len();
-    assert!(panels.len() >= h * y.len() && y.len() % PANEL == 0);
+    assert!(panels.len() >= h * y.len() && y.len().is_multiple_of(PANEL));
     for (pi, yp) in y.chunks_exact_mut(PANEL).enumerate() {
         let base = panels.as_ptr().add(pi * h * PANEL);
         let mut a = [_mm256_setzero_ps(); 8];
