@@ -82,9 +82,7 @@ impl<'a> Ctx<'a> {
         match self.inputs.get(i) {
             None | Some(None) => Ok(None),
             Some(Some(Val::Tensor(a))) => Ok(Some(a)),
-            Some(Some(Val::Seq(..))) => {
-                Err(self.err(format!("input {i} is a sequence, not a tensor")))
-            }
+            Some(Some(v)) => Err(self.err(format!("input {i} is {}, not a tensor", v.kind()))),
         }
     }
 
@@ -92,9 +90,7 @@ impl<'a> Ctx<'a> {
     pub fn seq_input(&self, i: usize) -> Result<(ssc_ir::DataType, &'a [Array])> {
         match self.inputs.get(i) {
             Some(Some(Val::Seq(dt, items))) => Ok((*dt, items)),
-            Some(Some(Val::Tensor(_))) => {
-                Err(self.err(format!("input {i} is a tensor, not a sequence")))
-            }
+            Some(Some(v)) => Err(self.err(format!("input {i} is {}, not a sequence", v.kind()))),
             _ => Err(self.err(format!("missing required input {i}"))),
         }
     }

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use ssc_ir::{Graph, Model, OpDesc, OpId, Tensor, TensorType, ValueId, ValueType};
+use ssc_ir::{Graph, Model, OpDesc, OpId, RunValue, Tensor, TensorType, ValueId, ValueType};
 
 use crate::ctx::{Ctx, Subgraphs};
 use crate::error::ExecError;
@@ -399,12 +399,37 @@ impl<'m> Executor<'m> {
 
     /// Runs the model. Every graph input without an initializer must be fed; an input with one
     /// may be fed to override it. Fed tensors must match the declared element type, rank and
-    /// static dims. Returns the graph outputs in order.
+    /// static dims. Returns the graph outputs in order; a sequence or optional output is an
+    /// error here (see [`Executor::run_values`]).
     pub fn run(&self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, ExecError> {
+        let feeds: Vec<(String, RunValue)> = feeds
+            .iter()
+            .map(|(n, t)| (n.clone(), RunValue::Tensor(t.clone())))
+            .collect();
+        self.run_values(&feeds)?
+            .into_iter()
+            .map(|(name, v)| match v {
+                RunValue::Tensor(t) => Ok((name, t)),
+                other => Err(ExecError::BadValue {
+                    msg: format!(
+                        "is {}; run_values returns sequence and optional outputs",
+                        other.describe()
+                    ),
+                    name,
+                }),
+            })
+            .collect()
+    }
+
+    /// [`Executor::run`] for models whose inputs or outputs may be sequences or optionals.
+    pub fn run_values(
+        &self,
+        feeds: &[(String, RunValue)],
+    ) -> Result<Vec<(String, RunValue)>, ExecError> {
         let p = &self.plan;
         let mut values = p.initial_values();
         let mut fed = vec![false; p.inputs.len()];
-        for (name, t) in feeds {
+        for (name, v) in feeds {
             let (i, spec) = p
                 .inputs
                 .iter()
@@ -414,12 +439,14 @@ impl<'m> Executor<'m> {
             if std::mem::replace(&mut fed[i], true) {
                 return Err(ExecError::DuplicateInput { name: name.clone() });
             }
-            check_feed(spec, t)?;
-            let a = Array::from_tensor(t).map_err(|msg| ExecError::BadInput {
+            if let RunValue::Tensor(t) = v {
+                check_feed(spec, t)?;
+            }
+            let val = Val::from_run_value(v).map_err(|msg| ExecError::BadInput {
                 name: name.clone(),
                 msg,
             })?;
-            values[spec.slot] = Some(Cow::Owned(a.into()));
+            values[spec.slot] = Some(Cow::Owned(val));
         }
         for (spec, &f) in p.inputs.iter().zip(&fed) {
             if !f && !spec.has_default {
@@ -427,17 +454,11 @@ impl<'m> Executor<'m> {
             }
         }
         let outs = p.execute(values)?;
-        p.outputs
+        Ok(p.outputs
             .iter()
             .zip(outs)
-            .map(|((name, _), v)| match v {
-                Val::Tensor(a) => Ok((name.clone(), a.to_tensor())),
-                Val::Seq(..) => Err(ExecError::BadValue {
-                    name: name.clone(),
-                    msg: "sequence graph outputs are not supported".into(),
-                }),
-            })
-            .collect()
+            .map(|((name, _), v)| (name.clone(), v.to_run_value()))
+            .collect())
     }
 }
 
@@ -546,6 +567,42 @@ pub fn eval_node_with(
     num_outputs: usize,
     captured: &[(&str, &Tensor)],
 ) -> Result<Vec<Tensor>, ExecError> {
+    let ins: Vec<Option<RunValue>> = inputs
+        .iter()
+        .map(|t| t.map(|t| RunValue::Tensor(t.clone())))
+        .collect();
+    let ins: Vec<Option<&RunValue>> = ins.iter().map(Option::as_ref).collect();
+    let cap: Vec<(&str, RunValue)> = captured
+        .iter()
+        .map(|(n, t)| (*n, RunValue::Tensor((*t).clone())))
+        .collect();
+    let cap: Vec<(&str, &RunValue)> = cap.iter().map(|(n, v)| (*n, v)).collect();
+    eval_node_values(desc, opset, &ins, num_outputs, &cap)?
+        .into_iter()
+        .map(|v| match v {
+            RunValue::Tensor(t) => Ok(t),
+            other => Err(ExecError::Node {
+                node: if desc.name.is_empty() {
+                    desc.op_type.clone()
+                } else {
+                    desc.name.clone()
+                },
+                op_type: desc.op_type.clone(),
+                msg: format!("{} output cannot be returned as a tensor", other.describe()),
+            }),
+        })
+        .collect()
+}
+
+/// [`eval_node_with`] on values of any kind: tensors, sequences and optionals in and out (the
+/// JIT's fallback for the nodes that make or read sequences and optionals).
+pub fn eval_node_values(
+    desc: &OpDesc,
+    opset: i64,
+    inputs: &[Option<&RunValue>],
+    num_outputs: usize,
+    captured: &[(&str, &RunValue)],
+) -> Result<Vec<RunValue>, ExecError> {
     let label = if desc.name.is_empty() {
         desc.op_type.clone()
     } else {
@@ -564,8 +621,8 @@ pub fn eval_node_with(
     let vals: Vec<Option<Val>> = inputs
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            t.map(|t| Array::from_tensor(t).map(Val::from))
+        .map(|(i, v)| {
+            v.map(Val::from_run_value)
                 .transpose()
                 .map_err(|e| node_err(format!("input {i}: {e}")))
         })
@@ -577,9 +634,9 @@ pub fn eval_node_with(
         .collect::<Result<_, ExecError>>()?;
     let captured_vals: Vec<(&str, Val)> = captured
         .iter()
-        .map(|(name, t)| {
-            Array::from_tensor(t)
-                .map(|a| (*name, Val::from(a)))
+        .map(|(name, v)| {
+            Val::from_run_value(v)
+                .map(|v| (*name, v))
                 .map_err(|e| node_err(format!("captured `{name}`: {e}")))
         })
         .collect::<Result<_, _>>()?;
@@ -602,13 +659,9 @@ pub fn eval_node_with(
             outs.len()
         )));
     }
-    outs.into_iter()
+    Ok(outs
+        .into_iter()
         .take(num_outputs)
-        .map(|v| match v {
-            Val::Tensor(a) => Ok(a.to_tensor()),
-            Val::Seq(..) => Err(node_err(
-                "sequence outputs cannot be returned as tensors".into(),
-            )),
-        })
-        .collect()
+        .map(|v| v.to_run_value())
+        .collect())
 }

@@ -7,6 +7,7 @@
 //! * [`Executor`] prepares a model once (support check, topological order, decoded
 //!   initializers, last uses so intermediates are freed early) and runs it on
 //!   [`ssc_ir::Tensor`] feeds; [`run_model`] does both.
+//! * [`mlas`] holds onnxruntime's f32 activation arithmetic, which the JIT shares.
 //! * [`check_supported`] lists every op the executor cannot run, without running anything.
 //! * [`eval_node`] evaluates one node on constant inputs, for constant folding;
 //!   [`eval_node_with`] also feeds the values its subgraphs capture (the JIT's fallback).
@@ -34,6 +35,7 @@ mod error;
 mod executor;
 mod layout;
 mod linalg;
+pub mod mlas;
 mod ops;
 mod support;
 mod value;
@@ -42,7 +44,7 @@ mod value;
 mod tests;
 
 pub use error::{ExecError, Unsupported};
-pub use executor::{eval_node, eval_node_with, resize_taps, run_model, Executor};
+pub use executor::{eval_node, eval_node_values, eval_node_with, resize_taps, run_model, Executor};
 pub use ops::resize::{ResizeTaps, Taps as ResizeDimTaps};
 pub use support::check_supported;
 

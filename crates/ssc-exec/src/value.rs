@@ -1,4 +1,5 @@
-//! Runtime values: typed arrays decoded once from `ssc_ir::Tensor` bytes, and sequences of them.
+//! Runtime values: typed arrays decoded once from `ssc_ir::Tensor` bytes, sequences of them,
+//! and optionals.
 //!
 //! Ops never touch raw bytes: an [`Array`] holds a `Vec` of the element type, and the [`Elem`]
 //! trait plus the [`dispatch!`] macro let one generic function serve every element type.
@@ -38,6 +39,57 @@ pub(crate) enum Val {
     Tensor(Array),
     /// An ONNX sequence: an element type (known even when empty) and its tensors.
     Seq(DataType, Vec<Array>),
+    /// An ONNX optional: a tensor or sequence, or none.
+    Opt(Option<Box<Val>>),
+}
+
+impl Val {
+    /// The kind of value, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Val::Tensor(_) => "a tensor",
+            Val::Seq(..) => "a sequence",
+            Val::Opt(_) => "an optional",
+        }
+    }
+
+    /// Decodes an interface value.
+    pub(crate) fn from_run_value(v: &ssc_ir::RunValue) -> std::result::Result<Val, String> {
+        use ssc_ir::RunValue as R;
+        Ok(match v {
+            R::Tensor(t) => Val::Tensor(Array::from_tensor(t)?),
+            R::Sequence { elem, items } => {
+                if !is_supported_dtype(*elem) {
+                    return Err(format!("sequences of {elem} are not supported"));
+                }
+                let items = items
+                    .iter()
+                    .map(|t| match Array::from_tensor(t)? {
+                        a if a.dtype() == *elem => Ok(a),
+                        a => Err(format!("a {} tensor in a sequence of {elem}", a.dtype())),
+                    })
+                    .collect::<std::result::Result<_, String>>()?;
+                Val::Seq(*elem, items)
+            }
+            R::Optional(o) => Val::Opt(match o {
+                None => None,
+                Some(v) => Some(Box::new(Val::from_run_value(v)?)),
+            }),
+        })
+    }
+
+    /// Encodes a value for the interface.
+    pub(crate) fn to_run_value(&self) -> ssc_ir::RunValue {
+        use ssc_ir::RunValue as R;
+        match self {
+            Val::Tensor(a) => R::Tensor(a.to_tensor()),
+            Val::Seq(elem, items) => R::Sequence {
+                elem: *elem,
+                items: items.iter().map(Array::to_tensor).collect(),
+            },
+            Val::Opt(o) => R::Optional(o.as_ref().map(|v| Box::new(v.to_run_value()))),
+        }
+    }
 }
 
 /// An element type the executor computes with.

@@ -2,8 +2,9 @@
 conformance run of the reference executor than the data the onnx wheel ships.
 
 The wheel ships model-level test data only; the node cases exist as Python generators
-(onnx.backend.test.case.node). This writes each one as model.onnx + test_data_set_0/*.pb,
-skipping cases whose inputs or outputs are not plain tensors, and writing the outputs of the
+(onnx.backend.test.case.node). This writes each one as model.onnx + test_data_set_0/*.pb
+(a TensorProto per tensor, a SequenceProto per sequence, an OptionalProto per optional, as onnx's
+own `backend-test-tools generate-data` writes them), skipping cases with map values, and writing the outputs of the
 few cases whose hand-written data is wrong (`REFERENCE_EXPECTED`) from onnx's reference
 implementation. Then:
 
@@ -58,11 +59,16 @@ def main(out: str) -> None:
             ):
                 for j, v in enumerate(values):
                     info = infos[j]
-                    if not info.type.HasField("tensor_type"):
+                    kind_of = info.type.WhichOneof("value")
+                    if kind_of not in ("tensor_type", "sequence_type", "optional_type"):
                         ok = False
                         continue
                     with open(os.path.join(ds, f"{kind}_{j}.pb"), "wb") as f:
-                        if isinstance(v, TensorProto):
+                        if kind_of == "sequence_type":
+                            f.write(numpy_helper.from_list(v, info.name).SerializeToString())
+                        elif kind_of == "optional_type":
+                            f.write(numpy_helper.from_optional(v, info.name).SerializeToString())
+                        elif isinstance(v, TensorProto):
                             f.write(v.SerializeToString())
                         else:
                             try:

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{compare_outputs, run_failure, run_suite, Errors, Outcome};
+use common::{compare_value_outputs, run_failure, run_suite, Errors, Outcome};
 use ssc_exec::Executor;
 
 #[test]
@@ -17,11 +17,11 @@ fn onnx_backend_test_data() {
         };
         let mut worst = 0f64;
         for set in &case.sets {
-            let out = match ex.run(&set.feeds) {
+            let out = match ex.run_values(&set.feeds) {
                 Ok(out) => out,
                 Err(e) => return run_failure(&set.name, &e),
             };
-            match compare_outputs(&out, &set.expected, case.doc) {
+            match compare_value_outputs(&out, &set.expected, case.doc) {
                 Ok(e) => worst = worst.max(e),
                 Err(e) => return Outcome::Failed(format!("{}: {e}", set.name)),
             }

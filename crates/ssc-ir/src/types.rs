@@ -1,4 +1,5 @@
-//! Value types: tensor element type plus a shape of known, symbolic or unknown dimensions.
+//! Value types: tensor element type plus a shape of known, symbolic or unknown dimensions, and
+//! the sequence and optional types built from them.
 
 use bytes::Bytes;
 
@@ -40,8 +41,13 @@ impl TensorType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ValueType {
     Tensor(TensorType),
-    /// Sequence, map, optional, sparse or annotated types: the I/O layer's encoded `TypeProto`,
-    /// kept verbatim.
+    /// An ONNX sequence (`seq(float[5])`): any number of values of the element type (tensors
+    /// in practice; the executor runs sequences of tensors).
+    Sequence(Box<ValueType>),
+    /// An ONNX optional (`optional(seq(float[5]))`): a value of the element type, or none.
+    Optional(Box<ValueType>),
+    /// Map, sparse or annotated types, and sequences or optionals of them: the I/O layer's
+    /// encoded `TypeProto`, kept verbatim.
     Opaque(Bytes),
 }
 
@@ -49,7 +55,12 @@ impl ValueType {
     pub fn tensor(&self) -> Option<&TensorType> {
         match self {
             ValueType::Tensor(t) => Some(t),
-            ValueType::Opaque(_) => None,
+            _ => None,
         }
+    }
+
+    /// Whether this is a tensor type (sequences, optionals and opaque types are not).
+    pub fn is_tensor(&self) -> bool {
+        matches!(self, ValueType::Tensor(_))
     }
 }

@@ -148,13 +148,11 @@ impl CompiledModel {
         ssc_passes::annotate_for_jit(&mut m);
         let g = &m.graph;
         for &v in g.inputs() {
-            let known = g
-                .value(v)
-                .ty
-                .as_ref()
-                .and_then(|t| t.tensor())
-                .and_then(|t| t.static_shape());
-            if known.is_none() && g.initializer(v).is_none() {
+            let ty = g.value(v).ty.as_ref();
+            // Sequences and optionals have no one shape; they live outside the arena.
+            let tensor = ty.is_none_or(|t| t.is_tensor());
+            let known = ty.and_then(|t| t.tensor()).and_then(|t| t.static_shape());
+            if tensor && known.is_none() && g.initializer(v).is_none() {
                 return Err(JitError::Shape(format!(
                     "graph input `{}` has no static shape; give it one (--input-shape {}:DIMS)",
                     g.value(v).name,
@@ -208,6 +206,15 @@ impl CompiledModel {
     /// Compiles nothing, allocates a session, runs once: for one-off use.
     pub fn run(&self, feeds: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, JitError> {
         self.session().run(feeds)
+    }
+
+    /// [`run`](Self::run) for models whose inputs or outputs may be sequences or optionals
+    /// (the nodes that make or read them run through the reference executor's kernels).
+    pub fn run_values(
+        &self,
+        feeds: &[(String, ssc_ir::RunValue)],
+    ) -> Result<Vec<(String, ssc_ir::RunValue)>, JitError> {
+        self.session().run_values(feeds)
     }
 
     /// Bytes of the planned activation arena (every intermediate f32 tensor) plus the largest
@@ -343,23 +350,37 @@ impl<M: Deref<Target = CompiledModel>> SessionOf<M> {
         times: Option<&mut [Duration]>,
     ) -> Result<(), JitError> {
         let plan = &self.model.plan;
-        // Checked without building a lookup table, so a run allocates nothing here.
-        for (i, (name, _)) in feeds.iter().enumerate() {
-            if !plan.inputs.iter().any(|io| io.name == *name) {
-                return Err(JitError::UnknownInput(name.to_string()));
-            }
-            if feeds[..i].iter().any(|(n, _)| n == name) {
-                return Err(JitError::BadInput {
-                    name: name.to_string(),
-                    msg: "fed twice".into(),
-                });
-            }
-        }
+        check_feed_names(plan, feeds.iter().map(|(n, _)| *n))?;
         let state = &mut self.state;
         runtime::load_inputs(plan, state, feeds)?;
         self.model
             .pool
             .install(|| runtime::execute(plan, state, times))
+    }
+
+    /// [`run`](Self::run) for models whose inputs or outputs may be sequences or optionals.
+    pub fn run_values(
+        &mut self,
+        feeds: &[(String, ssc_ir::RunValue)],
+    ) -> Result<Vec<(String, ssc_ir::RunValue)>, JitError> {
+        let plan = &self.model.plan;
+        check_feed_names(plan, feeds.iter().map(|(n, _)| n.as_str()))?;
+        let refs: Vec<(&str, &ssc_ir::RunValue)> =
+            feeds.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let state = &mut self.state;
+        runtime::load_value_inputs(plan, state, &refs)?;
+        self.model
+            .pool
+            .install(|| runtime::execute(plan, state, None))?;
+        plan.outputs
+            .iter()
+            .map(|io| {
+                Ok((
+                    io.name.clone(),
+                    runtime::output_value(plan, &self.state, io)?,
+                ))
+            })
+            .collect()
     }
 
     /// An f32 output left by [`run_in_place`](Self::run_in_place), without copying.
@@ -384,4 +405,24 @@ pub(crate) fn decode_f32_into(t: &Tensor, dst: &mut [f32]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Every fed name must be a graph input, fed once. Checked without building a lookup table, so
+/// a run allocates nothing here.
+fn check_feed_names<'a>(
+    plan: &plan::Plan,
+    names: impl Iterator<Item = &'a str> + Clone,
+) -> Result<(), JitError> {
+    for (i, name) in names.clone().enumerate() {
+        if !plan.inputs.iter().any(|io| io.name == name) {
+            return Err(JitError::UnknownInput(name.to_string()));
+        }
+        if names.clone().take(i).any(|n| n == name) {
+            return Err(JitError::BadInput {
+                name: name.to_string(),
+                msg: "fed twice".into(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -1,17 +1,18 @@
 //! Running a compiled plan: one pass over its steps on a session's preallocated arena.
 
-use ssc_ir::{DataType, Tensor};
+use ssc_ir::{DataType, RunValue, Tensor};
 
 use crate::kernels::{eltwise, norm, pool};
 use crate::plan::{Io, Kernel, Loc, Plan, Step};
 use crate::JitError;
 
 /// Per-session mutable state: the activation arena, the kernel scratch, and the slots of
-/// values that live outside the arena (non-f32 or dynamic-shape tensors of fallback nodes).
+/// values that live outside the arena (non-f32 or dynamic-shape tensors, sequences and
+/// optionals of fallback nodes).
 pub(crate) struct State {
     pub arena: Vec<f32>,
     pub scratch: Vec<f32>,
-    pub dyn_vals: Vec<Option<Tensor>>,
+    pub dyn_vals: Vec<Option<RunValue>>,
 }
 
 impl State {
@@ -57,19 +58,50 @@ pub(crate) fn load_inputs(
             (None, Some(d)) => &plan.consts[d],
             (None, None) => return Err(JitError::MissingInput(io.name.clone())),
         };
-        check_input(io, t)?;
-        match io.loc {
-            Loc::Arena { off, len } => {
-                if !crate::decode_f32_into(t, &mut st.arena[off..off + len]) {
+        put_tensor(io, st, t)?;
+    }
+    Ok(())
+}
+
+/// [`load_inputs`] for feeds that may be sequences or optionals (which live outside the arena).
+pub(crate) fn load_value_inputs(
+    plan: &Plan,
+    st: &mut State,
+    feeds: &[(&str, &RunValue)],
+) -> Result<(), JitError> {
+    for io in &plan.inputs {
+        match (feeds.iter().find(|(n, _)| *n == io.name), io.default) {
+            (Some((_, RunValue::Tensor(t))), _) => put_tensor(io, st, t)?,
+            (Some((_, v)), _) => match io.loc {
+                Loc::Dyn(i) => st.dyn_vals[i] = Some((*v).clone()),
+                _ => {
                     return Err(JitError::BadInput {
                         name: io.name.clone(),
-                        msg: "data cannot be decoded as f32".into(),
-                    });
+                        msg: format!("expected a tensor, got {}", v.describe()),
+                    })
                 }
-            }
-            Loc::Dyn(i) => st.dyn_vals[i] = Some(t.clone()),
-            Loc::Const(_) => {}
+            },
+            (None, Some(d)) => put_tensor(io, st, &plan.consts[d])?,
+            (None, None) => return Err(JitError::MissingInput(io.name.clone())),
         }
+    }
+    Ok(())
+}
+
+/// Checks a fed tensor and copies it into place.
+fn put_tensor(io: &Io, st: &mut State, t: &Tensor) -> Result<(), JitError> {
+    check_input(io, t)?;
+    match io.loc {
+        Loc::Arena { off, len } => {
+            if !crate::decode_f32_into(t, &mut st.arena[off..off + len]) {
+                return Err(JitError::BadInput {
+                    name: io.name.clone(),
+                    msg: "data cannot be decoded as f32".into(),
+                });
+            }
+        }
+        Loc::Dyn(i) => st.dyn_vals[i] = Some(RunValue::Tensor(t.clone())),
+        Loc::Const(_) => {}
     }
     Ok(())
 }
@@ -282,15 +314,16 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             n_out,
             captures,
         } => {
-            let mut owned: Vec<Option<Tensor>> = Vec::with_capacity(step.inputs.len());
+            // Sequences and optionals (Loc::Dyn only) pass through as they are.
+            let mut owned: Vec<Option<RunValue>> = Vec::with_capacity(step.inputs.len());
             for (i, l) in step.inputs.iter().enumerate() {
                 owned.push(match l {
                     None => None,
                     Some(Loc::Arena { off, len }) => {
                         let dims = in_dims[i].clone().expect("arena values have static dims");
-                        Some(Tensor::from_f32(dims, &st.arena[*off..off + len]))
+                        Some(Tensor::from_f32(dims, &st.arena[*off..off + len]).into())
                     }
-                    Some(Loc::Const(c)) => Some(plan.consts[*c].clone()),
+                    Some(Loc::Const(c)) => Some(plan.consts[*c].clone().into()),
                     Some(Loc::Dyn(d)) => Some(st.dyn_vals[*d].clone().ok_or_else(|| {
                         JitError::Run(format!(
                             "node `{}`: input {i} was never computed",
@@ -299,28 +332,32 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                     })?),
                 });
             }
-            let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+            let refs: Vec<Option<&RunValue>> = owned.iter().map(Option::as_ref).collect();
             let (ins, captured) = refs.split_at(refs.len() - captures.len());
-            let captured: Vec<(&str, &Tensor)> = captures
+            let captured: Vec<(&str, &RunValue)> = captures
                 .iter()
                 .zip(captured)
                 .filter_map(|(name, t)| Some((name.as_str(), (*t)?)))
                 .collect();
-            let outs = ssc_exec::eval_node_with(desc, plan.opset, ins, *n_out, &captured)?;
-            for (t, l) in outs.into_iter().zip(&step.outputs) {
+            let outs = ssc_exec::eval_node_values(desc, plan.opset, ins, *n_out, &captured)?;
+            for (v, l) in outs.into_iter().zip(&step.outputs) {
                 match l {
                     None => {}
                     Some(Loc::Arena { off, len }) => {
-                        if t.dtype != DataType::Float || t.numel() != *len {
-                            return Err(JitError::Run(format!(
-                                "node `{}` produced {:?} {:?}, but the plan expected f32 with {len} elements",
-                                step.label, t.dtype, t.dims
-                            )));
-                        }
+                        let t = match v {
+                            RunValue::Tensor(t) if t.dtype == DataType::Float && t.numel() == *len => t,
+                            v => {
+                                return Err(JitError::Run(format!(
+                                    "node `{}` produced {}, but the plan expected f32 with {len} elements",
+                                    step.label,
+                                    v.describe()
+                                )))
+                            }
+                        };
                         let v = t.to_f32_vec().expect("f32 tensor decodes");
                         st.arena[*off..off + len].copy_from_slice(&v);
                     }
-                    Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(t),
+                    Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(v),
                     Some(Loc::Const(_)) => {}
                 }
             }
@@ -329,14 +366,27 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
     Ok(())
 }
 
-/// An output as a tensor (allocates).
+/// An output as a tensor (allocates); a sequence or optional output is an error.
 pub(crate) fn output_tensor(plan: &Plan, st: &State, io: &Io) -> Result<Tensor, JitError> {
+    match output_value(plan, st, io)? {
+        RunValue::Tensor(t) => Ok(t),
+        v => Err(JitError::Run(format!(
+            "output `{}` is {}: read it with run_values",
+            io.name,
+            v.describe()
+        ))),
+    }
+}
+
+/// An output of any kind (allocates).
+pub(crate) fn output_value(plan: &Plan, st: &State, io: &Io) -> Result<RunValue, JitError> {
     match io.loc {
         Loc::Arena { off, len } => Ok(Tensor::from_f32(
             io.dims.clone().expect("arena values have static dims"),
             &st.arena[off..off + len],
-        )),
-        Loc::Const(c) => Ok(plan.consts[c].clone()),
+        )
+        .into()),
+        Loc::Const(c) => Ok(plan.consts[c].clone().into()),
         Loc::Dyn(d) => st.dyn_vals[d]
             .clone()
             .ok_or_else(|| JitError::Run(format!("output `{}` was never computed", io.name))),

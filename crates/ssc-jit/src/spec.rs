@@ -33,7 +33,7 @@ impl Activation {
                 }
             }
             Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Silu => x * ssc_exec::mlas::logistic(x),
         }
     }
 }

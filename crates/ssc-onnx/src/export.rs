@@ -159,6 +159,22 @@ fn type_proto(t: &ValueType) -> TypeProto {
     use onnx_proto::type_proto::{Tensor, Value};
     match t {
         ValueType::Opaque(b) => TypeProto::decode(b.clone()).expect("encoded by the importer"),
+        ValueType::Sequence(e) => TypeProto {
+            denotation: None,
+            value: Some(Value::SequenceType(Box::new(
+                onnx_proto::type_proto::Sequence {
+                    elem_type: Some(Box::new(type_proto(e))),
+                },
+            ))),
+        },
+        ValueType::Optional(e) => TypeProto {
+            denotation: None,
+            value: Some(Value::OptionalType(Box::new(
+                onnx_proto::type_proto::Optional {
+                    elem_type: Some(Box::new(type_proto(e))),
+                },
+            ))),
+        },
         ValueType::Tensor(tt) => TypeProto {
             denotation: None,
             value: Some(Value::TensorType(Tensor {

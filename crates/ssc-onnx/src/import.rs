@@ -183,6 +183,24 @@ impl Importer {
             };
             return Ok(ValueType::Tensor(TensorType { elem, shape }));
         }
+        // A sequence or optional of a type the IR holds is parsed (its element recursively);
+        // one with a denotation or no element type stays opaque, so it exports as it came.
+        let inner = match (&t.value, plain) {
+            (Some(Value::SequenceType(s)), true) => s.elem_type.as_deref().map(|e| (e, true)),
+            (Some(Value::OptionalType(o)), true) => o.elem_type.as_deref().map(|e| (e, false)),
+            _ => None,
+        };
+        if let Some((e, seq)) = inner {
+            let elem = self.value_type(e, what)?;
+            if !matches!(elem, ValueType::Opaque(_)) {
+                let elem = Box::new(elem);
+                return Ok(if seq {
+                    ValueType::Sequence(elem)
+                } else {
+                    ValueType::Optional(elem)
+                });
+            }
+        }
         Ok(ValueType::Opaque(encode(t)))
     }
 
@@ -614,4 +632,84 @@ pub fn load_tensor_pb(path: &Path) -> Result<(String, ssc_ir::Tensor), OnnxError
         }
     })?;
     Ok((name, t))
+}
+
+/// Reads one value of a test-data set (`input_0.pb`...) as the declared type `ty` says it is
+/// stored: a `SequenceProto` for a sequence, an `OptionalProto` for an optional, else a
+/// `TensorProto` ([`load_tensor_pb`]). Returns its stored name and the value. Sequences and
+/// optionals hold tensors (or, for an optional, a sequence of tensors); maps and sparse
+/// tensors are refused.
+pub fn load_value_pb(
+    path: &Path,
+    ty: Option<&ValueType>,
+) -> Result<(String, ssc_ir::RunValue), OnnxError> {
+    use ssc_ir::RunValue;
+    if !matches!(ty, Some(ValueType::Sequence(_) | ValueType::Optional(_))) {
+        let (name, t) = load_tensor_pb(path)?;
+        return Ok((name, RunValue::Tensor(t)));
+    }
+    let buf = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |what: String| OnnxError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    };
+    let tensor = |tp: &onnx_proto::TensorProto| {
+        tensor_from_proto(tp, path.parent()).map_err(|e| match e {
+            TensorIssue::Invalid(w) | TensorIssue::External(w) => invalid(w),
+        })
+    };
+    let sequence = |sp: &onnx_proto::SequenceProto, ty: Option<&ValueType>| {
+        let holds_tensors = sp.elem_type.is_none_or(|e| e == 1);
+        let others = sp.sparse_tensor_values.len()
+            + sp.sequence_values.len()
+            + sp.map_values.len()
+            + sp.optional_values.len();
+        if !holds_tensors || others > 0 {
+            return Err(invalid("only sequences of tensors are supported".into()));
+        }
+        let items = sp
+            .tensor_values
+            .iter()
+            .map(tensor)
+            .collect::<Result<Vec<_>, _>>()?;
+        let declared = match ty {
+            Some(ValueType::Sequence(e)) => e.tensor().map(|t| t.elem),
+            _ => None,
+        };
+        let elem = items
+            .first()
+            .map(|t| t.dtype)
+            .or(declared)
+            .ok_or_else(|| invalid("an empty sequence of undeclared element type".into()))?;
+        Ok(RunValue::Sequence { elem, items })
+    };
+    Ok(match ty {
+        Some(ValueType::Sequence(_)) => {
+            let sp = onnx_proto::SequenceProto::decode(Bytes::from(buf))
+                .map_err(|e| OnnxError::decode(path, &e))?;
+            (sp.name.clone().unwrap_or_default(), sequence(&sp, ty)?)
+        }
+        Some(ValueType::Optional(inner)) => {
+            let op = onnx_proto::OptionalProto::decode(Bytes::from(buf))
+                .map_err(|e| OnnxError::decode(path, &e))?;
+            let value = match (&op.tensor_value, &op.sequence_value) {
+                (Some(t), _) => Some(RunValue::Tensor(tensor(t)?)),
+                (None, Some(s)) => Some(sequence(s, Some(inner))?),
+                (None, None) if op.map_value.is_some() || op.optional_value.is_some() => {
+                    return Err(invalid(
+                        "only optional tensors and sequences are supported".into(),
+                    ))
+                }
+                (None, None) => None,
+            };
+            (
+                op.name.clone().unwrap_or_default(),
+                RunValue::Optional(value.map(Box::new)),
+            )
+        }
+        _ => unreachable!("tensors returned above"),
+    })
 }

@@ -18,4 +18,6 @@ pub use export::{
     encode_model, encode_tensor_pb, is_raw, save, to_proto, write_atomic, ExternalData,
     SaveOptions, Saved, DEFAULT_EXTERNAL_THRESHOLD, PROTOBUF_LIMIT,
 };
-pub use import::{decode, load, load_model, load_tensor_pb, Loaded, MAX_KNOWN_IR_VERSION};
+pub use import::{
+    decode, load, load_model, load_tensor_pb, load_value_pb, Loaded, MAX_KNOWN_IR_VERSION,
+};

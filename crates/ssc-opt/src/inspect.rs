@@ -64,7 +64,9 @@ fn summary(g: &Graph, v: ValueId) -> ValueSummary {
                     .collect()
             }),
         ),
-        Some(ValueType::Opaque(_)) => ("(non-tensor)".to_string(), None),
+        Some(ValueType::Opaque(_) | ValueType::Sequence(_) | ValueType::Optional(_)) => {
+            ("(non-tensor)".to_string(), None)
+        }
         None => ("?".to_string(), None),
     };
     ValueSummary {

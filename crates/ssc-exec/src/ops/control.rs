@@ -32,7 +32,7 @@ fn truth(ctx: &Ctx, v: &Val, what: &str) -> Result<bool> {
 fn tensor(ctx: &Ctx, v: Val, what: &str) -> Result<Array> {
     match v {
         Val::Tensor(a) => Ok(a),
-        Val::Seq(..) => Err(ctx.err(format!("{what} must be a tensor, not a sequence"))),
+        v => Err(ctx.err(format!("{what} must be a tensor, not {}", v.kind()))),
     }
 }
 

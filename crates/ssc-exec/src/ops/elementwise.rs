@@ -3,7 +3,7 @@
 //! Clip, PRelu, Where and the logical ops.
 //!
 //! Floats compute in f64 and round once to the element type (except f32 Sigmoid, which is
-//! onnxruntime's f32 arithmetic: `contrib::ort_logistic`); integers compute in i128 and wrap
+//! onnxruntime's f32 arithmetic: `mlas::logistic`); integers compute in i128 and wrap
 //! back (so integer Add/Mul wrap like C, and Div truncates toward zero).
 
 use ssc_ir::DataType;
@@ -52,9 +52,9 @@ fn unary_fn(ctx: &Ctx) -> Result<Unary> {
             i128::signum,
         ),
         "Identity" => both(|x| x, |x| x),
-        // f32 follows onnxruntime's arithmetic bit for bit (see `ort_logistic`).
+        // f32 follows onnxruntime's arithmetic bit for bit (see `mlas::logistic`).
         "Sigmoid" if ctx.input(0)?.dtype() == DataType::Float => {
-            float_only(|x| super::contrib::ort_logistic(x as f32) as f64)
+            float_only(|x| crate::mlas::logistic(x as f32) as f64)
         }
         "Sigmoid" => float_only(sigmoid),
         "Tanh" => float_only(f64::tanh),

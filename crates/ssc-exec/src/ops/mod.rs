@@ -11,6 +11,7 @@ mod index;
 mod matmul;
 mod misc;
 mod norm;
+mod optional;
 mod pool;
 mod quant;
 mod reduce;
@@ -107,6 +108,9 @@ pub(crate) const OPS: &[(&str, Kernel, i64)] = &[
     ("NonMaxSuppression", select::non_max_suppression, 10),
     ("Not", elementwise::not, 1),
     ("OneHot", index::one_hot, 9),
+    ("Optional", optional::optional, 15),
+    ("OptionalGetElement", optional::optional, 15),
+    ("OptionalHasElement", optional::optional, 15),
     ("Or", elementwise::compare, 1),
     ("PRelu", elementwise::prelu, 1),
     ("Pad", shape::pad, 2),

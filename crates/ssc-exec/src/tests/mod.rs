@@ -9,6 +9,7 @@ mod executor;
 mod index;
 mod misc;
 mod norm;
+mod optional;
 mod pool;
 mod quant;
 mod reduce;

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ssc_exec::{check_supported, ExecError};
-use ssc_ir::{DataType, Model, Tensor};
+use ssc_ir::{DataType, Model, RunValue, Tensor};
 
 pub const NORM_RTOL: f64 = 1e-4;
 
@@ -140,10 +140,48 @@ pub fn compare(got: &Tensor, want: &Tensor, doc: Option<Documented>) -> Result<f
     }
 }
 
+/// [`compare`] through sequences (item by item) and optionals (both empty, or both holding
+/// values that compare).
+pub fn compare_value(
+    got: &RunValue,
+    want: &RunValue,
+    doc: Option<Documented>,
+) -> Result<f64, String> {
+    match (got, want) {
+        (RunValue::Tensor(g), RunValue::Tensor(w)) => compare(g, w, doc),
+        (RunValue::Sequence { elem: ge, items: g }, RunValue::Sequence { elem: we, items: w }) => {
+            if ge != we || g.len() != w.len() {
+                return Err(format!("got {}, want {}", got.describe(), want.describe()));
+            }
+            let mut worst = 0f64;
+            for (k, (a, b)) in g.iter().zip(w).enumerate() {
+                worst = worst.max(compare(a, b, doc).map_err(|e| format!("item {k}: {e}"))?);
+            }
+            Ok(worst)
+        }
+        (RunValue::Optional(None), RunValue::Optional(None)) => Ok(0.0),
+        (RunValue::Optional(Some(g)), RunValue::Optional(Some(w))) => compare_value(g, w, doc),
+        _ => Err(format!("got {}, want {}", got.describe(), want.describe())),
+    }
+}
+
 /// Compares a run's outputs, in graph-output order, with `expected`; returns the worst error.
 pub fn compare_outputs(
     out: &[(String, Tensor)],
-    expected: &[Tensor],
+    expected: &[RunValue],
+    doc: Option<Documented>,
+) -> Result<f64, String> {
+    let out: Vec<(String, RunValue)> = out
+        .iter()
+        .map(|(n, t)| (n.clone(), RunValue::Tensor(t.clone())))
+        .collect();
+    compare_value_outputs(&out, expected, doc)
+}
+
+/// [`compare_outputs`] for runs whose outputs may be sequences or optionals.
+pub fn compare_value_outputs(
+    out: &[(String, RunValue)],
+    expected: &[RunValue],
     doc: Option<Documented>,
 ) -> Result<f64, String> {
     if out.len() < expected.len() {
@@ -155,7 +193,7 @@ pub fn compare_outputs(
     }
     let mut worst = 0f64;
     for (k, ((name, got), want)) in out.iter().zip(expected).enumerate() {
-        let e = compare(got, want, doc).map_err(|e| format!("output {k} `{name}`: {e}"))?;
+        let e = compare_value(got, want, doc).map_err(|e| format!("output {k} `{name}`: {e}"))?;
         worst = worst.max(e);
     }
     Ok(worst)
@@ -199,8 +237,18 @@ pub fn run_failure(set: &str, e: &ExecError) -> Outcome {
 pub struct DataSet {
     /// `test_data_set_0`, ... (`dummy` for the light models' generated input).
     pub name: String,
-    pub feeds: Vec<(String, Tensor)>,
-    pub expected: Vec<Tensor>,
+    pub feeds: Vec<(String, RunValue)>,
+    pub expected: Vec<RunValue>,
+}
+
+impl DataSet {
+    /// The feeds as tensors, when every one is (`None` when a sequence or optional is fed).
+    pub fn tensor_feeds(&self) -> Option<Vec<(String, Tensor)>> {
+        self.feeds
+            .iter()
+            .map(|(n, v)| Some((n.clone(), v.tensor()?.clone())))
+            .collect()
+    }
 }
 
 /// A case whose model the reference executor supports, with its data.
@@ -271,15 +319,17 @@ fn load_case_dir(name: &str, dir: &Path) -> Result<Case, Outcome> {
         .collect();
     set_dirs.sort();
     let g = &model.graph;
-    let load = |p: &Path| {
-        ssc_onnx::load_tensor_pb(p)
+    // Each file is read as its graph input's or output's declared type says it is stored.
+    let load = |p: &Path, v: Option<&ssc_ir::ValueId>| {
+        let ty = v.and_then(|&v| g.value(v).ty.as_ref());
+        ssc_onnx::load_value_pb(p, ty)
             .map_err(|e| Outcome::Failed(format!("load {}: {e}", p.display())))
     };
     let mut sets = Vec::new();
     for set in set_dirs {
         let mut feeds = Vec::new();
         for (k, p) in sorted_files(&set, "input_").iter().enumerate() {
-            let (name, t) = load(p)?;
+            let (name, t) = load(p, g.inputs().get(k))?;
             // The runner feeds input_k to graph input k; the stored name, when it names a
             // graph input, says the same.
             let by_name = g.inputs().iter().any(|&v| g.value(v).name == name);
@@ -294,8 +344,8 @@ fn load_case_dir(name: &str, dir: &Path) -> Result<Case, Outcome> {
             feeds.push((name, t));
         }
         let mut expected = Vec::new();
-        for p in sorted_files(&set, "output_") {
-            expected.push(load(&p)?.1);
+        for (k, p) in sorted_files(&set, "output_").iter().enumerate() {
+            expected.push(load(p, g.outputs().get(k))?.1);
         }
         let name = set.file_name().unwrap().to_string_lossy().into_owned();
         sets.push(DataSet {
@@ -352,13 +402,13 @@ fn load_light(name: &str, model_path: &Path, real_dir: &Path) -> Result<Case, Ou
             .unwrap_or_default();
         let n: usize = dims.iter().product();
         let data: Vec<f32> = (0..n).map(|k| (k as f64 / n as f64) as f32).collect();
-        feeds.push((val.name.clone(), Tensor::from_f32(dims, &data)));
+        feeds.push((val.name.clone(), Tensor::from_f32(dims, &data).into()));
     }
     let mut expected = Vec::new();
     for k in 0..g.outputs().len() {
         let p = model_path.with_file_name(format!("{stem}_output_{k}.pb"));
         match ssc_onnx::load_tensor_pb(&p) {
-            Ok((_, t)) => expected.push(t),
+            Ok((_, t)) => expected.push(t.into()),
             Err(e) => return Err(Outcome::Failed(format!("load {}: {e}", p.display()))),
         }
     }

@@ -77,7 +77,8 @@
 //! - **Types.** `float[1,3,?,N]` has known, unknown and symbolic dims; `float[*]` has unknown rank;
 //!   `float[]` is a scalar; element types are [`DataType::name`](crate::DataType::name)s. An op line ends its call with
 //!   `: T, ...`, one type per named (non-`_`) output, whenever any output has a type; `?` marks
-//!   an untyped one. Opaque types print as `<opaque>`.
+//!   an untyped one. `seq(float[5])` and `optional(seq(float[*]))` are sequence and optional
+//!   types; other non-tensor types (maps, sparse) print as `<opaque>`.
 //! - **Attributes.** Ints are `3`, floats always carry a `.`, an exponent or are `inf`/`NaN`
 //!   (Rust's shortest round-trip form, so they parse back bit-exactly; a NaN other than the
 //!   canonical quiet NaN prints as its bits, `nan(0xffc00000)`). Empty lists name their kind

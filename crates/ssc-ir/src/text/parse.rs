@@ -517,7 +517,7 @@ impl<'s> Parser<'s> {
         n > 0 && rest[n..].starts_with('[') && DataType::from_name(&rest[..n]).is_some()
     }
 
-    /// `?`, `<opaque>` (rejected), or `dtype[dims]`.
+    /// `?`, `<opaque>` (rejected), `seq(T)`, `optional(T)` or `dtype[dims]`.
     fn value_type(&mut self) -> Result<Option<ValueType>> {
         self.ws();
         if self.eat('?') {
@@ -526,8 +526,29 @@ impl<'s> Parser<'s> {
         if self.peek() == Some('<') {
             return self.err(
                 self.pos,
-                "opaque types (sequence, map, optional, sparse) have no text form",
+                "opaque types (map, sparse, annotated) have no text form",
             );
+        }
+        for (kw, seq) in [("seq(", true), ("optional(", false)] {
+            if self.rest().starts_with(kw) {
+                self.pos += kw.len() - 1;
+                self.open('(')?;
+                let at = self.pos;
+                let Some(elem) = self.value_type()? else {
+                    return self.err(at, format!("`{kw}...)` needs an element type, not `?`"));
+                };
+                self.ws();
+                if !self.eat(')') {
+                    return self.expected(&self.close_desc());
+                }
+                self.opens.pop();
+                let e = Box::new(elem);
+                return Ok(Some(if seq {
+                    ValueType::Sequence(e)
+                } else {
+                    ValueType::Optional(e)
+                }));
+            }
         }
         let (elem, _) = self.dtype()?;
         self.open('[')?;

@@ -35,6 +35,17 @@ fn type_into(ty: &Option<ValueType>, out: &mut String) {
     match ty {
         None => out.push('?'),
         Some(ValueType::Opaque(_)) => out.push_str("<opaque>"),
+        Some(ValueType::Sequence(e)) | Some(ValueType::Optional(e)) => {
+            let kind = if matches!(ty, Some(ValueType::Sequence(_))) {
+                "seq"
+            } else {
+                "optional"
+            };
+            out.push_str(kind);
+            out.push('(');
+            type_into(&Some((**e).clone()), out);
+            out.push(')');
+        }
         Some(ValueType::Tensor(TensorType { elem, shape })) => {
             out.push_str(&elem.name());
             out.push('[');

@@ -891,7 +891,8 @@ fn parse_errors_point_at_the_problem() {
         ("graph g() -> () {\n  %a = F() {f=-NaN}\n}\n", "2:15: a signed NaN is written as its bits: nan(0x...)"),
         ("graph g() -> () {\n  %a, %b = F() : float[1]\n}\n", "2:18: 1 type(s) for 2 named output(s): write one per output, `?` for none"),
         ("graph g() -> () {\n  %a = F() name=\"x\" name=\"y\"\n}\n", "2:21: `name` is given twice"),
-        ("graph g(%x: <opaque>) -> () {\n}\n", "1:13: opaque types (sequence, map, optional, sparse) have no text form"),
+        ("graph g(%x: <opaque>) -> () {\n}\n", "1:13: opaque types (map, sparse, annotated) have no text form"),
+        ("graph g(%x: seq(?)) -> () {\n}\n", "1:17: `seq(...)` needs an element type, not `?`"),
         ("graph g() -> () {\n  %a = F()\n", "3:1: expected a statement or `}` to close the graph, found end of input"),
         ("graph g() -> () {\n}\nextra\n", "3:1: expected end of input after the graph, found `extra`"),
         ("model ir_version=8 color=\"red\"\ngraph g() -> () {\n}\n", "1:20: unknown model field `color` (known: ir_version, producer_name, producer_version, domain, model_version)"),
@@ -916,7 +917,7 @@ fn parse_errors_point_at_the_problem() {
 /// Valid texts that mutations start from.
 const CORPUS: &[&str] = &[
     "model ir_version=8 producer_name=\"p\"\nopset 17\nopset com.x 1\ngraph g(%x: float[N,3], %\"a b\": int64[*]) -> (%y: float[N,3]) {\n  init %w: float[3] = [0.5, -1e-5, inf]\n  init %s = int64[2] range(0, 1)\n  %t, _ = com.x.Op(%x, _, %w) {a=1, b=[1.5, 2.0], c=\"s\\n\", d=float[1] [1.0], e=ints[]} : float[N,3]\n  %y = Relu(%t) name=\"r\"\n}\n",
-    "graph (%a: bool[2]) -> (%b) {\n  init %k: uint8[4] = seeded(9, 0, 10)\n  init %h: float16[2] = [NaN, nan(0x7e01)]\n  %b = Not(%a) captures=[%k]\n}\n",
+    "graph (%a: bool[2], %q: optional(seq(float[?,3]))) -> (%b) {\n  init %k: uint8[4] = seeded(9, 0, 10)\n  init %h: float16[2] = [NaN, nan(0x7e01)]\n  %b = Not(%a) captures=[%k]\n}\n",
 ];
 
 #[test]
@@ -1030,4 +1031,18 @@ graph (%c: bool[]) -> (%y) {
 "#,
         "3:14: unknown value %nowhere",
     );
+}
+
+/// Sequence and optional types print and parse back, nested and with symbolic dims.
+#[test]
+fn sequence_and_optional_types_round_trip() {
+    let text = "graph g(%s: seq(float[N,3]), %o: optional(seq(int64[*]))) -> (%y: optional(float[2])) {\n  %y = Optional(%s)\n}\n";
+    let m = parse_model(text).unwrap();
+    let g = &m.graph;
+    let ty = |i: usize| g.value(g.inputs()[i]).ty.clone().unwrap();
+    assert!(matches!(ty(0), ValueType::Sequence(e) if e.is_tensor()));
+    assert!(matches!(ty(1), ValueType::Optional(e) if matches!(*e, ValueType::Sequence(_))));
+    let printed = print_model(&m);
+    assert!(printed.contains("%o: optional(seq(int64[*]))"), "{printed}");
+    assert_eq!(print_model(&parse_model(&printed).unwrap()), printed);
 }

@@ -193,7 +193,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     let g = &m.graph;
     let opset = m.onnx_opset();
     let order = g.topo_order().map_err(|e| JitError::Model(e.to_string()))?;
-    check_covered(g, &order)?;
+    check_covered(g)?;
 
     // Value placement classes.
     let mut consts: Vec<Tensor> = Vec::new();
@@ -491,29 +491,16 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     })
 }
 
-/// Refuses what the plan cannot hold: sequence/optional values, non-tensor values. Ops with
-/// subgraphs (If, Loop, Scan) run through the reference executor's fallback kernel, which gets
-/// the values their subgraphs capture as extra inputs.
-fn check_covered(g: &Graph, order: &[OpId]) -> Result<(), JitError> {
-    for &op in order {
-        let o = g.op(op);
-        // Sequence and optional values usually carry no type in the model (they are
-        // intermediates without value_info), so the value check below misses them; the
-        // per-node fallback passes tensors only.
-        let t = o.desc.op_type.as_str();
-        if o.desc.is_onnx()
-            && (t.starts_with("Sequence") || t.ends_with("Sequence") || t.starts_with("Optional"))
-        {
-            return Err(JitError::NotCovered(format!(
-                "node `{}` ({t}) uses sequence or optional values",
-                g.op_label(op)
-            )));
-        }
-    }
+/// Refuses what the plan cannot hold: values of types the executor has no run-time form for
+/// (maps, sparse tensors). Sequences and optionals live outside the arena (`Loc::Dyn`), and the
+/// nodes that make or read them, like ops with subgraphs (If, Loop, Scan), run through the
+/// reference executor's fallback kernel, which gets the values their subgraphs capture as extra
+/// inputs.
+fn check_covered(g: &Graph) -> Result<(), JitError> {
     for v in g.value_ids() {
         if matches!(g.value(v).ty, Some(ValueType::Opaque(_))) {
             return Err(JitError::NotCovered(format!(
-                "value `{}` is not a tensor",
+                "value `{}` is neither a tensor, a sequence nor an optional",
                 g.value(v).name
             )));
         }

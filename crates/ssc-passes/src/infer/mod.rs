@@ -404,7 +404,9 @@ fn merge(
             return Ok(());
         }
         // Sequences, maps and other non-tensor types are outside what inference models.
-        Some(ValueType::Opaque(_)) => return Ok(()),
+        Some(ValueType::Opaque(_) | ValueType::Sequence(_) | ValueType::Optional(_)) => {
+            return Ok(())
+        }
         Some(ValueType::Tensor(t)) => t,
     };
     let elem = match declared.elem {

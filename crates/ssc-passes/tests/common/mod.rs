@@ -113,7 +113,9 @@ impl G {
         match &self.m.graph.value(v).ty {
             None => "-".into(),
             Some(ValueType::Tensor(t)) => fmt_ty(t),
-            Some(ValueType::Opaque(_)) => "opaque".into(),
+            Some(ValueType::Opaque(_) | ValueType::Sequence(_) | ValueType::Optional(_)) => {
+                "opaque".into()
+            }
         }
     }
 
