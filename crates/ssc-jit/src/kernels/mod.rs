@@ -1,6 +1,7 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
 pub(crate) mod chain;
+pub(crate) mod deconv;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -8,6 +9,7 @@ pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
+pub(crate) mod lstm;
 pub(crate) mod norm;
 pub(crate) mod par;
 pub(crate) mod phase;
