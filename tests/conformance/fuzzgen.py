@@ -108,6 +108,10 @@ def apply_kind(w: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
         point = ~full
         if rng.random() < 0.3:
             point &= rng.random(point.shape) < 0.5   # some Z kernels too
+        if kind == "ssc" and ci > 1 and rng.random() < 0.3:
+            # Inputs that feed only their own block: the split's 1x1 remainder has zero
+            # columns, which zero-inputs-sliced slices in turn (rules composing).
+            point[:, rng.choice(ci, int(rng.integers(1, ci)), replace=False)] = False
         centre = _centre_mask(ks)
         w[point] = w[point] * centre
         w[~full & ~point] = 0.0

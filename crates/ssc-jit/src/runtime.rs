@@ -238,9 +238,25 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             axis_len,
             inner,
         } => eltwise::gather(inp(0), out(), idx, *axis_len, *inner),
-        Kernel::Linear(k) => k.run(inp(0), inp(1), opt_in(2), out()),
+        Kernel::Linear(k) => k.run(inp(0), opt_in(1), opt_in(2), out()),
         Kernel::Strided(k) => k.run(inp(0), out()),
         Kernel::Resize(k) => k.run(inp(0), out()),
+        Kernel::ConvTranspose(k) => k.run(inp(0), out(), &mut st.scratch),
+        Kernel::Lstm(k) => {
+            let o = |i: usize| {
+                step.outputs
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|l| write(arena, l))
+            };
+            let out = crate::kernels::lstm::LstmOut {
+                y: o(0),
+                yh: o(1),
+                yc: o(2),
+            };
+            k.run(inp(0), [opt_in(1), opt_in(2)], out, &mut st.scratch)
+        }
         Kernel::Split(parts) => {
             let x = inp(0);
             for (k, l) in parts.iter().zip(&step.outputs) {

@@ -130,6 +130,42 @@ fn no_committed_model_falls_back() {
     }
 }
 
+/// A dense model's plan is the dense-only plan, step for step: the sparse kernels' choice
+/// (`plan::choice`) never touches layers denser than 75%, so the exported dense architectures
+/// (`tests/models/*.onnx`, random weights without zeros) keep their kernels.
+#[test]
+fn dense_models_keep_their_dense_plans() {
+    let dense: Vec<PathBuf> = models()
+        .into_iter()
+        .filter(|p| p.parent() == Some(repo().join("tests/models").as_path()))
+        .collect();
+    assert!(
+        dense.len() >= 20,
+        "dense zoo models are missing: {}",
+        dense.len()
+    );
+    for path in dense {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let m = ssc_onnx::load(&path).unwrap().model;
+        let plan = |dense_only| {
+            let opts = JitOptions {
+                dense_only,
+                ..JitOptions::default()
+            };
+            let c = CompiledModel::compile(&m, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.steps()
+                .into_iter()
+                .map(|s| format!("{}: {}", s.node, s.kernel))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            plan(false),
+            plan(true),
+            "{name}: the plan differs from dense-only"
+        );
+    }
+}
+
 #[test]
 fn gemm_only_path_matches_too() {
     // The dense path alone must be right as well (the kernel choice is a speed decision).

@@ -413,3 +413,286 @@ graph g(%x: float[2,9,37], %w: float[2,9,37], %q: float[2,9,37]) -> (%v: float[2
         "{kernels:?}"
     );
 }
+
+/// A model of one op on `x` with seeded float initializers, the output shape left to inference.
+fn one_op(opset: u32, inputs: &str, inits: &str, outs: &str, call: &str, seed: u64) -> Model {
+    let n_out = outs.split(',').filter(|s| s.trim() != "_").count();
+    let out_decl: Vec<String> = outs
+        .split(',')
+        .map(str::trim)
+        .filter(|s| *s != "_")
+        .map(|s| format!("{s}: float[*]"))
+        .collect();
+    assert_eq!(out_decl.len(), n_out);
+    seeded(
+        &format!(
+            "model ir_version=8\nopset {opset}\ngraph g({inputs}) -> ({}) {{\n{inits}\n  {outs} = {call}\n}}\n",
+            out_decl.join(", ")
+        ),
+        seed,
+    )
+}
+
+#[test]
+fn conv_transpose_every_attribute() {
+    // (input dims, weight dims, attributes): strides, pads, output_padding, dilations, groups,
+    // odd sizes, auto_pad both ways, output_shape larger than the full size, 1-D.
+    let cases: &[(&[usize], &[usize], &str)] = &[
+        (&[1, 24, 5, 7], &[24, 6, 2, 2], "strides=[2, 2]"),
+        (
+            &[2, 3, 5, 4],
+            &[3, 5, 3, 3],
+            "strides=[3, 2], pads=[1, 0, 2, 1]",
+        ),
+        (
+            &[1, 4, 6, 5],
+            &[4, 3, 3, 3],
+            "strides=[2, 2], output_padding=[1, 1], pads=[1, 1, 1, 1]",
+        ),
+        (
+            &[1, 6, 5, 5],
+            &[6, 2, 3, 2],
+            "group=3, dilations=[2, 3], strides=[1, 2]",
+        ),
+        (
+            &[1, 3, 4, 5],
+            &[3, 2, 3, 3],
+            "auto_pad=\"SAME_UPPER\", strides=[2, 2]",
+        ),
+        (
+            &[1, 3, 4, 5],
+            &[3, 2, 4, 3],
+            "auto_pad=\"SAME_LOWER\", strides=[2, 2]",
+        ),
+        (
+            &[1, 2, 3, 3],
+            &[2, 2, 3, 3],
+            "strides=[3, 2], output_shape=[10, 8]",
+        ),
+        (
+            &[1, 1, 3, 3],
+            &[1, 2, 3, 3],
+            "auto_pad=\"SAME_UPPER\", strides=[2, 2], output_shape=[8, 9]",
+        ),
+        (
+            &[2, 3, 9],
+            &[3, 4, 3],
+            "strides=[2], pads=[1, 2], output_padding=[1]",
+        ),
+        (&[1, 1, 1, 1], &[1, 1, 1, 1], ""),
+    ];
+    for (i, (xd, wd, attrs)) in cases.iter().enumerate() {
+        for bias in [false, true] {
+            let fmt = |d: &[usize]| {
+                d.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let c_out = wd[1] * attrs.find("group=3").map_or(1, |_| 3);
+            let (b_init, b_arg) = if bias {
+                (format!("  init %b: float[{c_out}] = zeros"), ", %b")
+            } else {
+                (String::new(), "")
+            };
+            let m = one_op(
+                11,
+                &format!("%x: float[{}]", fmt(xd)),
+                &format!("  init %w: float[{}] = zeros\n{b_init}", fmt(wd)),
+                "%y",
+                &format!("ConvTranspose(%x, %w{b_arg}) {{{attrs}}}"),
+                i as u64 + 7,
+            );
+            check(
+                &format!("convtranspose {i} bias={bias}"),
+                &m,
+                &[("x", xd.to_vec())],
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_matmul_broadcasts_and_promotes() {
+    // (A, B): equal batches, broadcast batch dims both ways, ranks that differ, 1-D operands.
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[2, 3, 4, 5], &[2, 3, 5, 6]),
+        (&[1, 3, 4, 5], &[2, 1, 5, 7]),
+        (&[3, 4, 5], &[2, 3, 5, 1]),
+        (&[5], &[2, 5, 3]),
+        (&[2, 3, 5], &[5]),
+        (&[7], &[7]),
+        (&[4, 1, 3, 8], &[8, 2]),
+    ];
+    for (i, (a, b)) in cases.iter().enumerate() {
+        let fmt = |d: &[usize]| {
+            d.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let m = one_op(
+            13,
+            &format!("%a: float[{}], %b: float[{}]", fmt(a), fmt(b)),
+            "",
+            "%y",
+            "MatMul(%a, %b)",
+            i as u64,
+        );
+        check(
+            &format!("matmul {a:?} x {b:?}"),
+            &m,
+            &[("a", a.to_vec()), ("b", b.to_vec())],
+        );
+    }
+}
+
+#[test]
+fn lstm_directions_layouts_states_and_options() {
+    // (direction, hidden, seq, batch, input, layout, extra attrs, with B/P/lens/initial states).
+    struct Case {
+        dir: &'static str,
+        h: usize,
+        seq: usize,
+        batch: usize,
+        input: usize,
+        layout: usize,
+        attrs: &'static str,
+        full: bool,
+        outs: &'static str,
+    }
+    let cases = [
+        Case { dir: "forward", h: 5, seq: 4, batch: 1, input: 3, layout: 0, attrs: "", full: false, outs: "%y" },
+        Case { dir: "reverse", h: 13, seq: 6, batch: 3, input: 9, layout: 0, attrs: "", full: true, outs: "%y, %yh, %yc" },
+        Case { dir: "bidirectional", h: 8, seq: 5, batch: 2, input: 7, layout: 0, attrs: "", full: true, outs: "%y, %yh" },
+        Case { dir: "bidirectional", h: 7, seq: 3, batch: 2, input: 4, layout: 1, attrs: "", full: true, outs: "%y, %yh, %yc" },
+        // Hidden sizes past the vector width with a tail (the AVX2 matrix-vector loop).
+        Case { dir: "bidirectional", h: 37, seq: 3, batch: 2, input: 20, layout: 0, attrs: "", full: true, outs: "%y, %yh, %yc" },
+        Case { dir: "forward", h: 64, seq: 2, batch: 1, input: 33, layout: 1, attrs: "", full: false, outs: "%y" },
+        Case { dir: "forward", h: 6, seq: 5, batch: 2, input: 3, layout: 0, attrs: ", clip=0.5, input_forget=1", full: true, outs: "_, %yh, %yc" },
+        Case {
+            dir: "bidirectional", h: 4, seq: 4, batch: 1, input: 5, layout: 0,
+            attrs: ", activations=strings[\"Relu\", \"Tanh\", \"Sigmoid\", \"Sigmoid\", \"Relu\", \"Tanh\"]",
+            full: false, outs: "%y, _, %yc",
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let nd = if c.dir == "bidirectional" { 2 } else { 1 };
+        let (g4, h) = (4 * c.h, c.h);
+        let (xd, sd) = if c.layout == 1 {
+            (vec![c.batch, c.seq, c.input], vec![c.batch, nd, h])
+        } else {
+            (vec![c.seq, c.batch, c.input], vec![nd, c.batch, h])
+        };
+        let fmt = |d: &[usize]| {
+            d.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut inits = format!(
+            "  init %w: float[{nd},{g4},{}] = zeros\n  init %r: float[{nd},{g4},{h}] = zeros\n",
+            c.input
+        );
+        let mut inputs = format!("%x: float[{}]", fmt(&xd));
+        let args = if c.full {
+            // Sequence lengths of 0 (first row, when batch > 2), the full length, and between.
+            let lens: Vec<String> = (0..c.batch)
+                .map(|b| match b % 3 {
+                    0 => c.seq,
+                    1 => c.seq - 2,
+                    _ => 0,
+                })
+                .map(|v| v.to_string())
+                .collect();
+            inits += &format!(
+                "  init %b: float[{nd},{}] = zeros\n  init %p: float[{nd},{}] = zeros\n  init %sl: int32[{}] = [{}]\n",
+                2 * g4,
+                3 * h,
+                c.batch,
+                lens.join(", ")
+            );
+            inputs += &format!(", %h0: float[{}], %c0: float[{}]", fmt(&sd), fmt(&sd));
+            "%x, %w, %r, %b, %sl, %h0, %c0, %p"
+        } else {
+            "%x, %w, %r"
+        };
+        let m = one_op(
+            14,
+            &inputs,
+            &inits,
+            c.outs,
+            &format!(
+                "LSTM({args}) {{direction=\"{}\", hidden_size={h}, layout={}{}}}",
+                c.dir, c.layout, c.attrs
+            ),
+            i as u64 + 100,
+        );
+        let mut feeds = vec![("x", xd.clone())];
+        if c.full {
+            feeds.push(("h0", sd.clone()));
+            feeds.push(("c0", sd.clone()));
+        }
+        check(&format!("lstm case {i} ({})", c.dir), &m, &feeds);
+    }
+}
+
+#[test]
+fn conv_weight_computed_from_constants() {
+    // A conv weight given as Reshape(Constant): constant once folded, so the conv is native.
+    let m = one_op(
+        13,
+        "%x: float[1,4,7,6]",
+        "  init %wf: float[72] = zeros\n  init %shp: int64[4] = [6, 4, 1, 3]\n  %w = Reshape(%wf, %shp)",
+        "%y",
+        "Conv(%x, %w) {pads=[0, 1, 0, 1]}",
+        5,
+    );
+    check("conv reshape weight", &m, &[("x", vec![1, 4, 7, 6])]);
+}
+
+#[test]
+fn gemm_with_constant_weights_both_layouts() {
+    // Constant B, transB both ways (a transposed one laid out at compile time), few and many
+    // rows, odd k and n, C broadcast or full, alpha and beta.
+    let cases: &[(usize, usize, usize, &str, &str)] = &[
+        (20, 131, 203, "transB=1", "[203]"),
+        (1, 256, 300, "", "[1,300]"),
+        (7, 129, 130, "transB=1, beta=0.5", "[7,130]"),
+        (32, 64, 257, "", ""),
+        (33, 64, 257, "transB=1", "[257]"),
+        (4, 100, 200, "alpha=2.0, transB=1", "[]"),
+    ];
+    for (i, &(m, k, n, attrs, c)) in cases.iter().enumerate() {
+        let tb = attrs.contains("transB=1");
+        let bd = if tb {
+            format!("{n},{k}")
+        } else {
+            format!("{k},{n}")
+        };
+        let (c_init, c_arg) = if c.is_empty() {
+            (String::new(), "")
+        } else {
+            (format!("\n  init %c: float{c} = zeros"), ", %c")
+        };
+        let m_ = one_op(
+            13,
+            &format!("%a: float[{m},{k}]"),
+            &format!("  init %b: float[{bd}] = zeros{c_init}"),
+            "%y",
+            &format!("Gemm(%a, %b{c_arg}) {{{attrs}}}"),
+            i as u64 + 40,
+        );
+        check(&format!("gemm case {i}"), &m_, &[("a", vec![m, k])]);
+    }
+    // MatMul folding A's leading dims into m, constant B.
+    let m_ = one_op(
+        13,
+        "%a: float[2,5,70]",
+        "  init %b: float[70,300] = zeros",
+        "%y",
+        "MatMul(%a, %b)",
+        9,
+    );
+    check("matmul const b", &m_, &[("a", vec![2, 5, 70])]);
+}

@@ -75,7 +75,16 @@ fn optimize(req: &Value) -> Result<(Vec<String>, Vec<String>), String> {
         .rewrite
         .iter()
         .flat_map(|r| &r.layers)
-        .filter_map(|l| l.rule.clone())
+        .filter_map(|l| {
+            // A composed form counts as its own kind: `ssc-split>zero-inputs-sliced`.
+            let r = l.rule.clone()?;
+            Some(
+                std::iter::once(r)
+                    .chain(l.composed.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(">"),
+            )
+        })
         .collect();
     Ok((warnings, rules))
 }

@@ -1,14 +1,24 @@
 //! The e-class analysis: static shapes for every class, and the weight-structure facts of every
 //! weight leaf, computed once and cached, so appliers can ask "is this conv block-diagonal?"
-//! without rescanning a tensor.
+//! without rescanning a tensor. A weight a rule derived (a [`SscNode::WeightOp`] chain over an
+//! original weight) gets its facts the same way, evaluated once on first use, so rules compose:
+//! a rule matches the convs another rule emitted ([`conv_weight_facts`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use egg::{Analysis, DidMerge, EGraph, Id};
+use egg::{Analysis, DidMerge, EGraph, Id, Language};
 use ssc_ir::{Tensor, ValueId};
 use ssc_structure::{analyze_conv_weight, AnalysisOptions, ConvStructure};
 
 use crate::lang::{ConvAttrs, SscNode, WeightOp};
+use crate::materialize::{apply_weight_op, Dense};
+
+/// The longest chain of symbolic weight ops a rule may match through: a conv whose weight is
+/// deeper is left as it is. Every rule consumes the structure it matches (a sliced column is not
+/// zero any more, a grouped conv is not block-diagonal again), so chains stop on their own; the
+/// bound keeps a custom rule that does not from growing the e-graph until the node limit.
+pub const MAX_WEIGHT_DEPTH: u8 = 6;
 
 /// A value the e-graph refers to by index: its IR id and static shape.
 #[derive(Clone, Debug)]
@@ -48,6 +58,9 @@ pub struct ClassData {
     pub shape: Option<Vec<usize>>,
     /// The weight-table index when the class holds an original weight.
     pub weight: Option<u32>,
+    /// For a symbolic weight ([`SscNode::WeightOp`] chain over an original weight), the number
+    /// of ops in the chain (`1` for one op over an original weight).
+    pub derived: Option<u8>,
 }
 
 /// The analysis: tables the leaves index into, plus the facts cache.
@@ -74,6 +87,13 @@ pub struct SscAnalysis {
     /// The model's default-domain opset: rules that emit other ops check it, since an op's
     /// attributes (and whether the op exists) depend on it.
     pub opset: i64,
+    /// Facts of symbolic weights by (class, group), computed on first use
+    /// ([`conv_weight_facts`]); `None` inside when the weight could not be analysed.
+    pub derived_facts: HashMap<(Id, usize), Option<Arc<ConvStructure>>>,
+    /// Classes of the convs rules may match: the original graph's convs, and the convs inside
+    /// alternatives that passed validation and joined the e-graph (rules compose). A dropped
+    /// alternative's nodes stay in the e-graph, unreachable, and are never matched.
+    pub composable: Vec<Id>,
 }
 
 impl SscAnalysis {
@@ -106,6 +126,119 @@ impl SscAnalysis {
             }
         }
     }
+}
+
+/// Whether a conv whose weight is class `w` may be matched by a rule: an original weight, or a
+/// symbolic weight at most [`MAX_WEIGHT_DEPTH`] ops above one.
+pub fn matchable_weight(egraph: &EGraph<SscNode, SscAnalysis>, w: Id) -> bool {
+    let d = &egraph[w].data;
+    d.weight.is_some() || d.derived.is_some_and(|n| n <= MAX_WEIGHT_DEPTH)
+}
+
+/// Whether rules may match the conv in class `class`: an original conv, or one inside an
+/// accepted alternative ([`SscAnalysis::composable`]).
+pub fn is_composable(egraph: &EGraph<SscNode, SscAnalysis>, class: Id) -> bool {
+    let class = egraph.find(class);
+    egraph
+        .analysis
+        .composable
+        .iter()
+        .any(|&c| egraph.find(c) == class)
+}
+
+/// Records the convs of the accepted alternative rooted at `new` (walking down from it, not
+/// into `stop`, the matched conv's own operands, nor into classes of the original graph) in
+/// [`SscAnalysis::composable`].
+pub fn mark_composable(egraph: &mut EGraph<SscNode, SscAnalysis>, new: Id, stop: &[Id]) {
+    let stop: Vec<Id> = stop.iter().map(|&c| egraph.find(c)).collect();
+    let mut seen: Vec<Id> = Vec::new();
+    let mut stack = vec![egraph.find(new)];
+    let mut found = Vec::new();
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if stop.contains(&c) || seen.contains(&c) {
+            continue;
+        }
+        seen.push(c);
+        for n in &egraph[c].nodes {
+            match n {
+                // The original graph (and its weights) is not part of any alternative.
+                SscNode::Input(_) | SscNode::Opaque { .. } | SscNode::Weight(_) => break,
+                SscNode::Conv(ch) => {
+                    found.push(c);
+                    stack.extend(ch);
+                }
+                other => stack.extend(other.children()),
+            }
+        }
+    }
+    for c in found {
+        if !is_composable(egraph, c) {
+            egraph.analysis.composable.push(c);
+        }
+    }
+}
+
+/// The original weight (table index) a weight class is, or derives from through weight ops.
+pub fn base_weight(egraph: &EGraph<SscNode, SscAnalysis>, w: Id) -> Option<u32> {
+    let mut c = w;
+    for _ in 0..=MAX_WEIGHT_DEPTH {
+        if let Some(idx) = egraph[c].data.weight {
+            return Some(idx);
+        }
+        c = egraph[c].nodes.iter().find_map(|n| match n {
+            SscNode::WeightOp { arg, .. } => Some(arg[0]),
+            _ => None,
+        })?;
+    }
+    None
+}
+
+/// Evaluates weight class `c` (an original weight or a weight-op chain over one) to a dense
+/// f32 tensor; `None` when some op does not apply to its argument's shape (the chain of an
+/// alternative that failed validation) or the weight is not numeric.
+fn eval_weight(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, depth: u8) -> Option<Dense> {
+    if let Some(idx) = egraph[c].data.weight {
+        let t = &egraph.analysis.weights.get(idx as usize)?.tensor;
+        return Some(Dense {
+            dims: t.dims.clone(),
+            data: t.to_f32_vec()?,
+        });
+    }
+    if depth == 0 {
+        return None;
+    }
+    egraph[c].nodes.iter().find_map(|n| match n {
+        SscNode::WeightOp { op, arg } => {
+            let src = eval_weight(egraph, arg[0], depth - 1)?;
+            crate::validate::check_weight_op(op, &src.dims).ok()?;
+            Some(apply_weight_op(op, &src))
+        }
+        _ => None,
+    })
+}
+
+/// The structure facts of weight class `w` as the weight of a conv with `group` groups: an
+/// original weight's from the table cache ([`SscAnalysis::facts`]), a symbolic weight's by
+/// evaluating its chain once and caching the result by class.
+pub fn conv_weight_facts(
+    egraph: &mut EGraph<SscNode, SscAnalysis>,
+    w: Id,
+    group: usize,
+) -> Option<Arc<ConvStructure>> {
+    if let Some(idx) = egraph[w].data.weight {
+        return egraph.analysis.facts(idx, group);
+    }
+    let w = egraph.find(w);
+    if let Some(f) = egraph.analysis.derived_facts.get(&(w, group)) {
+        return f.clone();
+    }
+    let opts = egraph.analysis.options;
+    let f = eval_weight(egraph, w, MAX_WEIGHT_DEPTH)
+        .and_then(|d| analyze_conv_weight(&Tensor::from_f32(d.dims, &d.data), group, &opts).ok())
+        .map(Arc::new);
+    egraph.analysis.derived_facts.insert((w, group), f.clone());
+    f
 }
 
 /// The attrs of a [`SscNode::ConvAttrs`] class.
@@ -192,11 +325,12 @@ impl Analysis<SscNode> for SscAnalysis {
         match enode {
             SscNode::Input(v) | SscNode::Opaque { value: v, .. } => ClassData {
                 shape: a.values.get(*v as usize).and_then(|e| e.shape.clone()),
-                weight: None,
+                ..ClassData::default()
             },
             SscNode::Weight(w) => ClassData {
                 shape: a.weights.get(*w as usize).map(|e| e.tensor.dims.clone()),
                 weight: Some(*w),
+                derived: None,
             },
             SscNode::NoBias | SscNode::ConvAttrs(_) => ClassData::default(),
             SscNode::Conv([at, x, w, _]) => {
@@ -209,27 +343,36 @@ impl Analysis<SscNode> for SscAnalysis {
                 })();
                 ClassData {
                     shape,
-                    weight: None,
+                    ..ClassData::default()
                 }
             }
             SscNode::Add([l, r]) => ClassData {
                 shape: shape_of(*l).or_else(|| shape_of(*r)),
-                weight: None,
+                ..ClassData::default()
             },
             SscNode::Gather { idx, arg } => ClassData {
                 shape: shape_of(arg[0]).and_then(|mut s| {
                     *s.get_mut(1)? = idx.len();
                     Some(s)
                 }),
-                weight: None,
+                ..ClassData::default()
             },
-            SscNode::WeightOp { op, arg } => ClassData {
-                shape: shape_of(arg[0]).and_then(|s| weight_op_shape(op, &s)),
-                weight: None,
-            },
+            SscNode::WeightOp { op, arg } => {
+                let below = &egraph[arg[0]].data;
+                let derived = if below.weight.is_some() {
+                    Some(1)
+                } else {
+                    below.derived.map(|n| n.saturating_add(1))
+                };
+                ClassData {
+                    shape: shape_of(arg[0]).and_then(|s| weight_op_shape(op, &s)),
+                    weight: None,
+                    derived,
+                }
+            }
             SscNode::Literal(l) => ClassData {
                 shape: Some(l.dims.clone()),
-                weight: None,
+                ..ClassData::default()
             },
             SscNode::AvgPool([at, x]) => ClassData {
                 shape: (|| {
@@ -239,11 +382,11 @@ impl Analysis<SscNode> for SscAnalysis {
                     out.extend(attrs.output_spatial(xs.get(2..)?)?);
                     Some(out)
                 })(),
-                weight: None,
+                ..ClassData::default()
             },
             SscNode::Mul([l, _]) => ClassData {
                 shape: shape_of(*l),
-                weight: None,
+                ..ClassData::default()
             },
             SscNode::Concat([l, r]) => ClassData {
                 shape: (|| {
@@ -251,7 +394,7 @@ impl Analysis<SscNode> for SscAnalysis {
                     *a.get_mut(1)? += *b.get(1)?;
                     Some(a)
                 })(),
-                weight: None,
+                ..ClassData::default()
             },
         }
     }
@@ -267,6 +410,16 @@ impl Analysis<SscNode> for SscAnalysis {
             to.weight = from.weight;
             changed = true;
         }
-        DidMerge(changed, to.shape != from.shape || to.weight != from.weight)
+        if from
+            .derived
+            .is_some_and(|f| to.derived.is_none_or(|t| f < t))
+        {
+            to.derived = from.derived;
+            changed = true;
+        }
+        DidMerge(
+            changed,
+            to.shape != from.shape || to.weight != from.weight || to.derived != from.derived,
+        )
     }
 }

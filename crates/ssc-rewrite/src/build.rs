@@ -129,6 +129,7 @@ pub(crate) fn build(
         if let Some((node, out)) = conv_node(g, op, &mut egraph, &value_class) {
             let id = egraph.add(node.clone());
             value_class.insert(out, id);
+            egraph.analysis.composable.push(id);
             sites.push(ConvSite { op, out, node });
             continue;
         }

@@ -9,7 +9,9 @@
 //!    weights are leaves indexing a table outside the e-graph;
 //! 2. **saturate** with the rules ([`rules`]), each a conditional applier guarded by the
 //!    weight facts of [`ssc_structure`] (computed once per weight, cached in [`analysis`]); every
-//!    rule adds at most one alternative per original conv, so the e-graph stays small;
+//!    rule adds at most one alternative per matched conv, and rules compose: they also match
+//!    the convs of another rule's alternative, whose symbolic weights are evaluated for their
+//!    facts (bounded by [`analysis::MAX_WEIGHT_DEPTH`] and the limits of [`RewriteOptions`]);
 //! 3. **extract** with a DAG-aware greedy extractor ([`extract`]) costing nodes with a
 //!    [`CostModel`], counting shared sub-graphs once;
 //! 4. **materialize** the choice: symbolic weight operations become initializers only now.
@@ -178,6 +180,10 @@ pub struct LayerReport {
     pub rewritten: bool,
     /// The rule whose alternative the extraction chose (`None` when not rewritten).
     pub rule: Option<String>,
+    /// Rules whose alternative the extraction chose for a conv *inside* the chosen form (a rule
+    /// composed over [`rule`](Self::rule)'s output, e.g. `zero-inputs-sliced` on the 1x1
+    /// remainder of `ssc-split`), outermost first; empty when one rule's form was taken as is.
+    pub composed: Vec<String>,
 }
 
 /// An alternative a rule offered that failed validation and was dropped (a bug in the rule;

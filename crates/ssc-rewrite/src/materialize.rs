@@ -20,10 +20,11 @@ use crate::extract::{cost_input, Extraction};
 use crate::lang::{SscNode, WeightOp};
 use crate::{DroppedRewrite, LayerReport, RewriteError};
 
-/// A dense f32 tensor being evaluated.
-struct Dense {
-    dims: Vec<usize>,
-    data: Vec<f32>,
+/// A dense f32 tensor being evaluated (also by the analysis, for the facts of a rule's
+/// symbolic weight: see [`crate::analysis::conv_weight_facts`]).
+pub(crate) struct Dense {
+    pub(crate) dims: Vec<usize>,
+    pub(crate) data: Vec<f32>,
 }
 
 struct Ctx<'a> {
@@ -230,7 +231,8 @@ impl Ctx<'_> {
     }
 }
 
-fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
+/// `op` applied to `src` (whose shape [`crate::validate`] checked against `op`).
+pub(crate) fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
     let dims = &src.dims;
     let inner: usize = dims.iter().skip(2).product();
     match op {
@@ -501,6 +503,68 @@ fn describe(
     }
 }
 
+/// The rules that fired on classes inside the form chosen for `root` (not `root` itself),
+/// stopping at `boundary`, in the order they are first reached.
+fn nested_rules(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    fired: &HashMap<Id, Vec<String>>,
+    root: Id,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack: Vec<Id> = choice
+        .get(&root)
+        .map_or(Vec::new(), |n| n.children().to_vec());
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if boundary(c) || !seen.insert(c) {
+            continue;
+        }
+        for r in fired.get(&c).into_iter().flatten() {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        if let Some(n) = choice.get(&c) {
+            stack.extend(n.children().iter().rev());
+        }
+    }
+    out
+}
+
+/// The rules whose alternative was chosen in a class inside the form chosen for `root` (not
+/// `root` itself), stopping at `boundary`, in the order they are first reached.
+fn nested_chosen_rules(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    root: Id,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack: Vec<Id> = choice
+        .get(&root)
+        .map_or(Vec::new(), |n| n.children().iter().rev().copied().collect());
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if boundary(c) || !seen.insert(c) {
+            continue;
+        }
+        let Some(n) = choice.get(&c) else {
+            continue;
+        };
+        if let Some(r) = chosen_rule(egraph, c, n) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        stack.extend(n.children().iter().rev());
+    }
+    out
+}
+
 /// The rule whose alternative is `chosen` in class `c` (`None` for the original conv).
 fn chosen_rule(egraph: &EGraph<SscNode, SscAnalysis>, c: Id, chosen: &SscNode) -> Option<String> {
     let canon = |n: &SscNode| n.clone().map_children(|x| egraph.find(x));
@@ -554,6 +618,22 @@ pub(crate) fn materialize(
     let mut layers = Vec::new();
     let mut dropped = Vec::new();
     let mut removed_inputs = Vec::new();
+    // An alternative dropped on a conv inside another rule's alternative (rules compose) has no
+    // site of its own: report it too, so a broken composition is never silent.
+    let site_classes: std::collections::HashSet<Id> = built
+        .sites
+        .iter()
+        .map(|s| egraph.find(built.value_class[&s.out]))
+        .collect();
+    for (class, rule, reason) in &egraph.analysis.dropped {
+        if !site_classes.contains(&egraph.find(*class)) {
+            dropped.push(DroppedRewrite {
+                node: "(a conv inside another rule's alternative)".into(),
+                rule: rule.to_string(),
+                reason: reason.clone(),
+            });
+        }
+    }
     for site in &built.sites {
         let c = egraph.find(built.value_class[&site.out]);
         for (class, rule, reason) in &egraph.analysis.dropped {
@@ -581,6 +661,14 @@ pub(crate) fn materialize(
         let (mb, pb, fb) = describe(egraph, &ex.choice, &boundary, &orig);
         let (ma, pa, fa) = describe(egraph, &ex.choice, &boundary, &chosen);
         let name = g.op_label(site.op);
+        // Rules that fired on the convs of the chosen form (a rule composed over another's
+        // output) belong to this layer too.
+        let mut rules = rules.clone();
+        for r in nested_rules(egraph, &ex.choice, &boundary, &fired, c) {
+            if !rules.contains(&r) {
+                rules.push(r);
+            }
+        }
         let rule = (chosen != orig).then(|| chosen_rule(egraph, c, &chosen));
         let rule = rule.map(|r| r.unwrap_or_else(|| "(unknown rule)".to_string()));
         layers.push(LayerReport {
@@ -591,9 +679,14 @@ pub(crate) fn materialize(
             macs_after: ma,
             params_before: pb,
             params_after: pa,
-            rules_fired: rules.clone(),
+            rules_fired: rules,
             rewritten: chosen != orig,
             rule: rule.clone(),
+            composed: if chosen != orig {
+                nested_chosen_rules(egraph, &ex.choice, &boundary, c)
+            } else {
+                Vec::new()
+            },
         });
         if chosen == orig {
             continue;

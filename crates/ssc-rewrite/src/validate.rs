@@ -190,7 +190,8 @@ fn check_node(egraph: &EGraph<SscNode, SscAnalysis>, node: &SscNode) -> Result<(
     }
 }
 
-fn check_weight_op(op: &WeightOp, s: &[usize]) -> Result<(), String> {
+/// Whether `op` applies to a weight of shape `s` (indices in range, divisible groups).
+pub(crate) fn check_weight_op(op: &WeightOp, s: &[usize]) -> Result<(), String> {
     let in_range = |idx: &[u32], n: usize| !idx.is_empty() && idx.iter().all(|&i| (i as usize) < n);
     let ok = match op {
         WeightOp::Blocks {

@@ -34,7 +34,7 @@ fn check(name: &str, text: &str) {
     for l in &report.layers {
         writeln!(
             layers,
-            "{}: {} -> {} | macs {} -> {} | params {} -> {} | fired [{}] | {}",
+            "{}: {} -> {} | macs {} -> {} | params {} -> {} | fired [{}] | {}{}",
             l.node,
             l.form_before,
             l.form_after,
@@ -44,6 +44,11 @@ fn check(name: &str, text: &str) {
             l.params_after,
             l.rules_fired.join(", "),
             if l.rewritten { "rewritten" } else { "kept" },
+            if l.composed.is_empty() {
+                String::new()
+            } else {
+                format!(" | composed [{}]", l.composed.join(", "))
+            },
         )
         .unwrap();
     }
@@ -653,5 +658,46 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
     check(
         "d_zero_inputs_near_miss_one_nonzero_weight",
         &with_w(text, [8, 8, 3], |o, i, t| i != 2 || (o == 3 && t == 4)),
+    );
+}
+
+// ----- f. rules that compose (a rule matching another rule's output) -----
+
+#[test]
+fn f_ssc_remainder_zero_columns_are_sliced() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // SSC blocks of 2 (spatial kernels where o / 2 == i / 2), centre taps elsewhere except from
+    // inputs 1 and 5: the split's 1x1 remainder has zero columns 1 and 5, which
+    // `zero-inputs-sliced` then removes (the original weight has no zero column).
+    check(
+        "f_ssc_remainder_zero_columns_are_sliced",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            o / 2 == i / 2 || (t == 4 && i != 1 && i != 5)
+        }),
+    );
+}
+
+#[test]
+fn f_near_miss_remainder_column_with_one_weight() {
+    let text = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // As above with only input 1 free of centre taps, but output 6 reads its centre tap: the
+    // remainder has no zero column, so the split stays as it is.
+    check(
+        "f_near_miss_remainder_column_with_one_weight",
+        &with_w(text, [8, 8, 3], |o, i, t| {
+            o / 2 == i / 2 || (t == 4 && (i != 1 || o == 6))
+        }),
     );
 }

@@ -530,9 +530,16 @@ pub fn run_suite(test: &str, engine: Option<&str>, mut run: impl FnMut(&Case) ->
     let mut total = Tally::default();
     for folder in &folders {
         let folder = folder.as_str();
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(data.join(folder))
-            .into_iter()
-            .flatten()
+        // A folder that cannot be read is a mistake in the setup (a relative or wrong
+        // SSC_EXEC_TESTDATA_DIR), never an empty suite that passes.
+        let dir = data.join(folder);
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{test}: cannot read test-data folder {}: {e}",
+                    dir.display()
+                )
+            })
             .flatten()
             .map(|e| e.path())
             .collect();
@@ -595,6 +602,11 @@ pub fn run_suite(test: &str, engine: Option<&str>, mut run: impl FnMut(&Case) ->
     }
     report.push('\n');
     println!("\n{test} ({})\n{report}", data.display());
+    assert!(
+        only.is_some() || total.passed > 0,
+        "{test}: no case passed under {} (folders {folders:?})",
+        data.display()
+    );
     assert!(
         total.failures.is_empty(),
         "{} supported case(s) failed:\n{report}",

@@ -2,6 +2,7 @@
 
 pub(crate) mod act;
 pub(crate) mod chain;
+pub(crate) mod deconv;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -11,6 +12,7 @@ pub(crate) mod direct;
 pub(crate) mod eltwise;
 pub(crate) mod gemm_conv;
 pub(crate) mod linear;
+pub(crate) mod lstm;
 pub(crate) mod norm;
 pub(crate) mod par;
 pub(crate) mod phase;

@@ -19,7 +19,11 @@
 //! FMAs per vector: a block-sparse weight (MSWU's 4x4 tiles, 8x1 or 16x1 tiles) pays one load per
 //! `B` multiply-adds instead of one per multiply-add. Accumulators start at the bias. The loop
 //! order is tile outer, block inner, so one tile's inputs stay in L1/L2 while every block
-//! walks its columns over them; the weight table streams.
+//! walks its columns over them; the weight table streams. Blocks of one channel run two
+//! unmasked tiles at once (eight vectors per column: one table read and broadcast per 128
+//! positions). The input channels are cut into chunks whose inputs fit L1, with at least
+//! `MIN_CHUNK_COLUMNS` columns per block on average: between chunks each block keeps its
+//! partial sums in scratch.
 //!
 //! *Unified tiles.* A tile of weights over `bo` output channels, `bi` input channels and every
 //! kernel tap that holds one non-zero value `v` (MSWU's one-value unification) adds the same
@@ -51,6 +55,12 @@ use crate::spec::{Activation, ConvGeom, Epilogue};
 
 /// Output positions per tile: four 16-float vectors.
 pub(crate) const TILE: usize = 64;
+/// Columns per block that one chunk of input channels should hold at least, on average
+/// (`bench_spmm`'s probe, 1 thread, 1x1 960 -> 160 on 7x7 at 20%: 17 chunks of 57 channels (11
+/// columns per block) 27 GF/s of non-zero work, 6 chunks of 160 channels 35 GF/s, 1 chunk 31;
+/// 384 -> 64 on 14x14 at 20%: 8 chunks 29, 1 chunk 32; 3x3 layers keep their L1-sized chunks,
+/// which hold 40-80 columns per block).
+const MIN_CHUNK_COLUMNS: usize = 32;
 /// Vectors per tile.
 const TV: usize = TILE / 16;
 /// Bytes of input one chunk of input channels may read per tile (half of Zen 4's 32 KiB L1).
@@ -489,12 +499,20 @@ impl SpmmConv {
             let cols = ((b.w1 - b.w0) / (1 + b.b)) as u64;
             cum.push(cum.last().copied().unwrap_or(0) + cols * b.b as u64 + 4 * b.rows as u64);
         }
-        let columns = blocks.iter().map(|b| (b.w1 - b.w0) / (1 + b.b)).sum();
+        let columns: usize = blocks.iter().map(|b| (b.w1 - b.w0) / (1 + b.b)).sum();
         // Chunks of input channels whose inputs for one tile fill about half of L1: per
         // channel, each phase plane's rows under the tile plus the taps' reach.
-        let reach = TILE + (g.kh - 1) * g.dilation[0] / g.stride[0] * wq + planes.wq;
+        // (Blocks of one channel run two tiles at once.)
+        let span = if arr.block == 1 { 2 * TILE } else { TILE };
+        let reach = span + (g.kh - 1) * g.dilation[0] / g.stride[0] * wq + planes.wq;
         let per_chan = 4 * planes.phases.len() * reach;
-        let kc = L1_CHUNK / per_chan;
+        // ... but with at least `MIN_CHUNK_COLUMNS` columns per block and chunk on average:
+        // between chunks every block stores and reloads its partial sums, which costs more
+        // than L1 saves when a chunk holds only a few columns per block (deep 1x1 layers at
+        // low density).
+        let per_ic = columns as f64 / (blocks.len().max(1) * g.c_in) as f64;
+        let kc_min = (MIN_CHUNK_COLUMNS as f64 / per_ic.max(1e-9)).ceil() as usize;
+        let kc = (L1_CHUNK / per_chan).max(kc_min.min(g.c_in));
         let tap_offs = (0..g.kh)
             .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
             .map(|(ky, kx)| planes.offset(0, ky, kx))
@@ -555,7 +573,7 @@ impl SpmmConv {
     /// f32 elements of scratch one image needs.
     pub(crate) fn scratch_len(&self) -> usize {
         let slots = if self.n_chunks > 1 { self.slots } else { 0 };
-        self.pad_len + slots * self.geom.c_out * TILE
+        self.pad_len + slots * 2 * self.geom.c_out * TILE
     }
 
     /// The kernel's name in step reports: the block size and, with one-value tiles, their
@@ -593,7 +611,8 @@ impl SpmmConv {
         );
         let (scratch, partials) = scratch.split_at_mut(self.pad_len);
         let partials = SendPtr(partials.as_mut_ptr());
-        let slot_len = g.c_out * TILE;
+        // Two tiles' partial sums (blocks of one channel run tile pairs).
+        let slot_len = 2 * g.c_out * TILE;
         let base: usize = if self.direct {
             input.as_ptr() as usize
         } else {
@@ -747,11 +766,11 @@ impl SpmmConv {
             hw,
         };
         let nk = self.n_chunks;
-        for t in t0..t1 {
-            let p0 = t * TILE;
-            // Direct reads: lanes past the last position are masked off the loads.
-            let lmask: [u16; TV] = std::array::from_fn(|v| {
-                let s = p0 + 16 * v;
+        let c_out = g.c_out;
+        // Direct reads: lanes past the last position are masked off the loads.
+        let lmask_of = |t: usize| -> [u16; TV] {
+            std::array::from_fn(|v| {
+                let s = t * TILE + 16 * v;
                 if s >= positions {
                     0
                 } else if s + 16 <= positions {
@@ -759,9 +778,18 @@ impl SpmmConv {
                 } else {
                     (1u16 << (positions - s)) - 1
                 }
-            });
-            let masked = self.direct && p0 + TILE > positions;
-            let chunk = (&self.masks[t * TV..][..TV], &self.dsts[t * TV..][..TV]);
+            })
+        };
+        let masked_at = |t: usize| self.direct && (t + 1) * TILE > positions;
+        let mut t = t0;
+        while t < t1 {
+            // Blocks of one channel run two tiles at once (8 vectors per column: the
+            // column's table words are read once per 128 positions) where both are unmasked.
+            let n = if t + 1 < t1 && !masked_at(t + 1) && !masked_at(t) {
+                2
+            } else {
+                1
+            };
             for k in 0..nk {
                 for (bi, blk) in self.blocks.iter().enumerate().take(b1).skip(b0) {
                     let (c0, c1) = (
@@ -774,32 +802,71 @@ impl SpmmConv {
                     }
                     let words = 1 + blk.b;
                     let tab = &self.table[blk.w0 + c0 * words..blk.w0 + c1 * words];
-                    let step = Step {
+                    let step = |u: usize| Step {
                         bias: &self.bias[blk.oc0..blk.oc0 + blk.rows],
-                        partial: partial.wrapping_add(blk.oc0 * TILE),
+                        partial: partial.wrapping_add(((u - t) * c_out + blk.oc0) * TILE),
                         first,
                         last,
-                        lmask,
+                        lmask: lmask_of(u),
                         out: out.get(),
                         oc0: blk.oc0,
-                        chunk,
+                        chunk: (&self.masks[u * TV..][..TV], &self.dsts[u * TV..][..TV]),
                     };
                     // SAFETY: forwarded.
                     unsafe {
-                        let inp = base.add(p0);
-                        match (blk.b, masked) {
-                            (1, false) => tile::<1, false>(inp, tab, &step, &epi),
-                            (1, true) => tile::<1, true>(inp, tab, &step, &epi),
-                            (2, false) => tile::<2, false>(inp, tab, &step, &epi),
-                            (2, true) => tile::<2, true>(inp, tab, &step, &epi),
-                            (4, false) => tile::<4, false>(inp, tab, &step, &epi),
-                            (4, true) => tile::<4, true>(inp, tab, &step, &epi),
-                            (8, false) => tile::<8, false>(inp, tab, &step, &epi),
-                            (8, true) => tile::<8, true>(inp, tab, &step, &epi),
-                            _ => unreachable!("block sizes are BLOCK_SIZES"),
+                        if n == 2 && blk.b == 1 {
+                            tile_pair(base.add(t * TILE), tab, &step(t), &step(t + 1), &epi);
+                            continue;
+                        }
+                        for u in t..t + n {
+                            let inp = base.add(u * TILE);
+                            let step = step(u);
+                            match (blk.b, masked_at(u)) {
+                                (1, false) => tile::<1, false>(inp, tab, &step, &epi),
+                                (1, true) => tile::<1, true>(inp, tab, &step, &epi),
+                                (2, false) => tile::<2, false>(inp, tab, &step, &epi),
+                                (2, true) => tile::<2, true>(inp, tab, &step, &epi),
+                                (4, false) => tile::<4, false>(inp, tab, &step, &epi),
+                                (4, true) => tile::<4, true>(inp, tab, &step, &epi),
+                                (8, false) => tile::<8, false>(inp, tab, &step, &epi),
+                                (8, true) => tile::<8, true>(inp, tab, &step, &epi),
+                                _ => unreachable!("block sizes are BLOCK_SIZES"),
+                            }
                         }
                     }
                 }
+            }
+            t += n;
+        }
+    }
+}
+
+/// Two consecutive unmasked tiles (128 positions) of a block of one channel: each column is
+/// one table read, one broadcast and eight loads and multiply-adds.
+///
+/// # Safety
+/// As [`tile`] for both steps; `s1`'s tile starts `TILE` positions after `s0`'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_pair(inp: *const f32, tab: &[u32], s0: &Step, s1: &Step, epi: &Epi) {
+    // SAFETY: see the contract above.
+    unsafe {
+        let (i0, i1) = (init::<1, TV>(s0, 1, 0), init::<1, TV>(s1, 1, 0));
+        let init: [[__m512; 2 * TV]; 1] = [std::array::from_fn(|v| {
+            if v < TV {
+                i0[0][v]
+            } else {
+                i1[0][v - TV]
+            }
+        })];
+        let acc = columns::<1, { 2 * TV }, false>(inp, tab, init, [u16::MAX; 2 * TV]);
+        let halves: [[[__m512; TV]; 1]; 2] =
+            std::array::from_fn(|h| [std::array::from_fn(|v| acc[0][h * TV + v])]);
+        for (a, s) in halves.into_iter().zip([s0, s1]) {
+            if s.last {
+                store::<1, TV>(a, 1, s.out, s.oc0, s.chunk, epi);
+            } else {
+                keep::<1, TV>(a, 1, s.partial, 0);
             }
         }
     }

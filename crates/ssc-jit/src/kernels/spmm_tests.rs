@@ -217,9 +217,12 @@ fn pointwise_in_place_with_tails() {
     }
     let mut rng = Rng(0x5eed_0002);
     // 1x1 stride-1 unpadded convs read the input in place: plane sizes around the 64-position
-    // tile (the last tile's loads are masked), and a tiny one.
+    // tile (the last tile's loads are masked), a tiny one, and planes of two whole tiles and
+    // of a tile pair plus a masked tile (blocks of one channel run unmasked pairs).
     for (hw, c_in, c_out) in [
         ((7, 9), 5, 3),
+        ((16, 8), 8, 3),
+        ((9, 15), 6, 5),
         ((8, 8), 16, 16),
         ((5, 13), 33, 17),
         ((1, 1), 4, 2),

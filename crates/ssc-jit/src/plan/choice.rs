@@ -1,18 +1,22 @@
 //! The per-layer choice between the dense conv kernels, the AVX2 table kernel
-//! (`StreamConv`) and the AVX-512 sparse kernel ([`SpmmConv`]), from a cost model of the
-//! sparse kernel calibrated by `kernels::spmm::tests::bench::bench_spmm`.
+//! (`StreamConv`) and the AVX-512 sparse kernel ([`SpmmConv`]), from a cost model of both
+//! calibrated by `kernels::spmm::tests::bench::bench_spmm`.
 //!
-//! The model: the sparse kernel's time is proportional to its column work (a column costs
-//! [`COLUMN_COST`] plus one multiply-add per channel of its block). Dividing the chosen
-//! arrangement's work by the work of the same weights unblocked gives an *effective density*:
-//! the density unstructured weights would need to cost as much. `bench_spmm` (Zen 4, every
-//! ResNet-18 / MobileNetV2 layer shape, interleaved runs) puts unstructured weights at parity
-//! with the dense kernels (Winograd, direct, GEMM) at 30% density (0.96-1.07x, one 0.70x at
-//! 56x56 against Winograd F(4x4)); the sparse kernel is taken at an effective density of at
-//! most [`CROSSOVER`] (a margin of 0.9 below parity). Blocked weights (MSWU 4x4, 8x1 tiles)
-//! reach it at 50% density (effective 0.19; measured 1.2-1.4x the dense kernels).
-//! Below [`TABLE_DENSITY`] the AVX2 table kernel, which measured faster than `SpmmConv` at
-//! 5-10% density on most shapes, keeps the layer as before.
+//! The model: the sparse kernel's time is proportional to its column work over the lanes it
+//! computes (a column costs [`COLUMN_COST`] plus one multiply-add per channel of its block, on
+//! every lane of the 64-position tiles that cover the output at the layout's row pitch).
+//! Dividing the chosen arrangement's work by the work of the same weights unblocked gives an
+//! *effective density*: the density unstructured weights would need to cost as much. The
+//! sparse kernel is taken when its predicted time, at [`SPMM_RATE`] multiply-adds per second
+//! per lane, is at most [`MARGIN`] times the dense kernel's, at the rate of the dense form the
+//! layer would get ([`dense_rate`]: Winograd F(4x4) and F(2x2) count their saved
+//! multiplications). So the crossover density depends on the layer: about 0.15 against
+//! Winograd F(4x4) on 56x56 and 28x28, 0.2 against F(2x2) on 14x14 and 7x7 planes (where a
+//! quarter of each tile's lanes falls outside the 7- or 14-wide rows), 0.3-0.4 against the
+//! direct and GEMM kernels. Blocked weights (MSWU 4x4, 8x1 tiles) reach it at 50% density
+//! (effective 0.19; measured 1.2-1.4x the dense kernels on most shapes).
+//! Below [`TABLE_DENSITY`] the AVX2 table kernel, which measured as fast as `SpmmConv` at
+//! 5-10% density, keeps the layer as before.
 //!
 //! An earlier version timed both kernels at compile time; on the shared 2-core host the
 //! timings under load made the plan change between compiles, so the choice is a model.
@@ -24,10 +28,45 @@ use crate::spec::{ConvGeom, Epilogue};
 
 /// Weight density above which a layer keeps the dense kernels without looking further.
 pub(super) const MAX_DENSITY: f32 = 0.75;
-/// Effective density (see the module docs) at or below which `SpmmConv` is taken.
-pub(super) const CROSSOVER: f64 = 0.27;
 /// Weight density at or below which the AVX2 table kernel (`StreamConv`) keeps the layer.
 pub(super) const TABLE_DENSITY: f32 = 0.12;
+/// The sparse kernel's predicted time over the dense kernel's at or below which it is taken.
+const MARGIN: f64 = 0.9;
+
+/// `SpmmConv`'s rate in unblocked column entries (one multiply-add on every lane of its
+/// tiles), in G/s. `bench_spmm` (1 thread, 2026-12-07, unstructured 20-30% density, blocks of
+/// one channel) measured 19-30 on ResNet-18's 3x3 layers (stride 1 and 2, 56x56 to 7x7) and
+/// 14-22 on 1x1 layers (MobileNetV2's 960 -> 160 on 7x7 22, 384 -> 64 on 14x14 21, 144 -> 24
+/// on 56x56 16, ResNet-18's stride-2 downsample 14); the median of the layers.
+const SPMM_RATE: f64 = 21.0;
+
+/// The dense kernel's rate on `g`, in multiply-adds of the direct conv per ns (G/s), by the
+/// form `DenseConv::new` gives the layer (the same `bench_spmm` run): Winograd F(4x4) 120
+/// (ResNet-18's 3x3 layers on 56x56 and 28x28: 120, 124), F(2x2) and the phase-split stem 80
+/// (14x14: 85, 7x7: 74), the direct, wide and GEMM kernels 50 (3x3 stride 2: 50, 54; 1x1 on
+/// 7x7 to 56x56: 43-54).
+fn dense_rate(g: &ConvGeom, winograd: bool) -> f64 {
+    use crate::kernels::phase::PhaseConv;
+    use crate::kernels::winograd::{Tile, Winograd};
+    if winograd && PhaseConv::suits(g) {
+        return 80.0;
+    }
+    match Winograd::choose(g).filter(|_| winograd) {
+        Some(Tile::F4) => 120.0,
+        Some(_) => 80.0,
+        None => 50.0,
+    }
+}
+
+/// The effective density at or below which the sparse kernel is predicted to take at most
+/// [`MARGIN`] of the dense kernel's time on `g`: `MARGIN * SPMM_RATE / dense_rate`, over the
+/// lanes the sparse kernel computes per output.
+pub(super) fn crossover(g: &ConvGeom, winograd: bool) -> f64 {
+    let wq = crate::kernels::planes::Planes::new(g).wq;
+    let lanes = (g.h_out * wq).div_ceil(spmm::TILE) * spmm::TILE;
+    let fill = (g.h_out * g.w_out) as f64 / lanes.max(1) as f64;
+    MARGIN * SPMM_RATE / dense_rate(g, winograd) * fill
+}
 
 /// What one column costs beyond its multiply-adds, in multiply-adds: its load, its table
 /// words and the loop. With 2, `bench_spmm`'s cases order as measured: unstructured weights
@@ -40,7 +79,7 @@ const COLUMN_COST: usize = 2;
 /// multiply-add per channel of its block), with one-value tiles read as box sums when they
 /// save work; the effective density is its cost over the cost of one column per non-zero
 /// weight, times the density.
-fn arranged(g: &ConvGeom, weights: &[f32]) -> (Arrangement, f64) {
+fn arranged(g: &ConvGeom, weights: &[f32], limit: f64) -> (Arrangement, f64) {
     let unify = spmm::best_unify(g, weights);
     let nnz = weights.iter().filter(|&&w| w != 0.0).count();
     let density = nnz as f64 / weights.len().max(1) as f64;
@@ -52,7 +91,7 @@ fn arranged(g: &ConvGeom, weights: &[f32]) -> (Arrangement, f64) {
         // its columns (which dominated compile time on 50-70% dense layers).
         let bound =
             density * (1.0 + COLUMN_COST as f64 / largest as f64) / (1 + COLUMN_COST) as f64;
-        if bound > CROSSOVER {
+        if bound > limit {
             return (Arrangement { block: 1, unify }, bound);
         }
     }
@@ -92,12 +131,14 @@ pub(super) fn choose(
     epi: &Epilogue,
     residuals: usize,
     threads: usize,
+    winograd: bool,
 ) -> Option<SpmmConv> {
     if !spmm::available() || !spmm::supports(epi.act) || density > MAX_DENSITY {
         return None;
     }
-    let (arr, eff) = arranged(g, weights);
-    (eff <= CROSSOVER).then(|| SpmmConv::new(*g, weights, epi, residuals, arr, threads))
+    let limit = crossover(g, winograd);
+    let (arr, eff) = arranged(g, weights, limit);
+    (eff <= limit).then(|| SpmmConv::new(*g, weights, epi, residuals, arr, threads))
 }
 
 #[cfg(test)]
@@ -115,9 +156,9 @@ mod tests {
         let g = layer();
         let mut rng = Rng(5);
         let w = unstructured(&mut rng, &g, 1.0);
-        assert!(choose(&g, &w, 1.0, &Epilogue::default(), 0, 1).is_none());
+        assert!(choose(&g, &w, 1.0, &Epilogue::default(), 0, 1, true).is_none());
         let w = unstructured(&mut rng, &g, 0.5);
-        assert!(choose(&g, &w, 0.5, &Epilogue::default(), 0, 1).is_none());
+        assert!(choose(&g, &w, 0.5, &Epilogue::default(), 0, 1, true).is_none());
     }
 
     #[test]
@@ -125,14 +166,15 @@ mod tests {
         if !spmm::available() {
             return;
         }
-        let g = geom((64, 64, 1), (14, 14), (3, 3), [1, 1], [1, 1], [1; 4]);
+        // Stride 2: the dense kernel is the direct one (no Winograd).
+        let g = geom((64, 64, 1), (28, 28), (3, 3), [2, 2], [1, 1], [1; 4]);
         let mut rng = Rng(6);
         let w = tiled(&mut rng, &g, (4, 4), 0.5, TileMode::Free);
-        assert!(choose(&g, &w, 0.5, &Epilogue::default(), 1, 1).is_some());
+        assert!(choose(&g, &w, 0.5, &Epilogue::default(), 1, 1, true).is_some());
         let w = unstructured(&mut rng, &g, 0.2);
-        assert!(choose(&g, &w, 0.2, &Epilogue::default(), 0, 1).is_some());
+        assert!(choose(&g, &w, 0.2, &Epilogue::default(), 0, 1, true).is_some());
         // Deterministic: the same weights give the same arrangement.
-        assert_eq!(arranged(&g, &w).0, arranged(&g, &w).0);
+        assert_eq!(arranged(&g, &w, 1.0).0, arranged(&g, &w, 1.0).0);
     }
 
     /// The shortcut for layers too dense to be taken agrees with the full pricing: it only
@@ -141,9 +183,10 @@ mod tests {
     fn the_density_bound_never_hides_a_cheaper_arrangement() {
         let g = geom((64, 64, 1), (8, 8), (3, 3), [1, 1], [1, 1], [1; 4]);
         let mut rng = Rng(9);
-        for density in [0.3, 0.5, 0.66, 0.7] {
+        for density in [0.1, 0.15, 0.3, 0.5, 0.66, 0.7] {
             let w = unstructured(&mut rng, &g, density);
-            let (_, eff) = arranged(&g, &w);
+            let limit = crossover(&g, true);
+            let (_, eff) = arranged(&g, &w, limit);
             let sizes = [1, 2, 4, 8];
             let full = sizes
                 .iter()
@@ -158,12 +201,26 @@ mod tests {
                 eff <= exact + 1e-12,
                 "{density}: bound {eff} above the price {exact}"
             );
-            assert_eq!(
-                eff > CROSSOVER,
-                exact > CROSSOVER,
-                "{density}: {eff} vs {exact}"
-            );
+            assert_eq!(eff > limit, exact > limit, "{density}: {eff} vs {exact}");
         }
+    }
+
+    /// The crossover is lower against a faster dense form and on planes whose rows leave
+    /// tile lanes idle.
+    #[test]
+    fn the_crossover_prices_the_dense_form_and_the_idle_lanes() {
+        let c = |ci, co, hw, k, s| {
+            let g = geom((ci, co, 1), (hw, hw), (k, k), [s, s], [1, 1], [k / 2; 4]);
+            crossover(&g, true)
+        };
+        // Winograd F(4x4) on 56x56 against the direct kernel at stride 2.
+        assert!(c(64, 64, 56, 3, 1) < c(64, 128, 56, 3, 2));
+        // Without Winograd, the same layer gets the direct kernel's crossover.
+        let g = geom((64, 64, 1), (56, 56), (3, 3), [1, 1], [1, 1], [1; 4]);
+        assert!(crossover(&g, false) > crossover(&g, true));
+        // 1x1 on 7x7: 49 of the tile's 64 lanes are outputs; on 56x56 all are.
+        assert!(c(960, 160, 7, 1, 1) < c(144, 24, 56, 1, 1));
+        assert!((c(144, 24, 56, 1, 1) - MARGIN * SPMM_RATE / 50.0).abs() < 1e-9);
     }
 
     #[test]
@@ -171,11 +228,11 @@ mod tests {
         let g = geom((64, 64, 1), (8, 8), (3, 3), [1, 1], [1, 1], [1; 4]);
         let mut rng = Rng(8);
         let w = tiled(&mut rng, &g, (4, 4), 0.5, TileMode::Free);
-        assert_eq!(arranged(&g, &w).0.block, 4);
+        assert_eq!(arranged(&g, &w, 1.0).0.block, 4);
         let w = tiled(&mut rng, &g, (8, 1), 0.5, TileMode::Free);
-        assert_eq!(arranged(&g, &w).0.block, 8);
+        assert_eq!(arranged(&g, &w, 1.0).0.block, 8);
         let w = unstructured(&mut rng, &g, 0.1);
-        assert_eq!(arranged(&g, &w).0.block, 1);
-        assert_eq!(arranged(&g, &w).0.unify, None);
+        assert_eq!(arranged(&g, &w, 1.0).0.block, 1);
+        assert_eq!(arranged(&g, &w, 1.0).0.unify, None);
     }
 }

@@ -1,9 +1,7 @@
 //! Conv lowering: the choice between the sparse-weight kernel and the dense kernels, SSC pairs
 //! planned as one step, and the fused epilogue.
 
-use std::collections::HashSet;
-
-use ssc_ir::{DataType, Graph, OpId, ValueId};
+use ssc_ir::{DataType, OpId};
 
 use super::fuse::fusion_chain;
 use super::util::{act_name, ints, resolve_pads, single_output, static_f32, to_usize};
@@ -23,7 +21,10 @@ struct ConvParts {
     batch: usize,
 }
 
-fn conv_parts(g: &Graph, op: OpId) -> Option<ConvParts> {
+/// Weights and bias are read through [`Cx::constant`], so a weight computed from constants
+/// (`Reshape(Constant)`, a folded `Cast`...) counts as constant.
+fn conv_parts(cx: &Cx, op: OpId) -> Option<ConvParts> {
+    let g = cx.g;
     let o = g.op(op);
     let d = &o.desc;
     let x = o.input(0)?;
@@ -31,7 +32,7 @@ fn conv_parts(g: &Graph, op: OpId) -> Option<ConvParts> {
     let y = o.output(0)?;
     let xs = static_f32(g, x)?;
     let ys = static_f32(g, y)?;
-    let wt = g.constant(w)?;
+    let wt = cx.constant(w)?;
     if xs.len() != 4 || ys.len() != 4 || wt.dtype != DataType::Float || wt.dims.len() != 4 {
         return None;
     }
@@ -62,7 +63,7 @@ fn conv_parts(g: &Graph, op: OpId) -> Option<ConvParts> {
     let bias = match o.input(2) {
         None => None,
         Some(b) => {
-            let t = g.constant(b)?;
+            let t = cx.constant(b)?;
             if t.dtype != DataType::Float || t.numel() != c_out {
                 return None;
             }
@@ -133,13 +134,14 @@ fn use_stream(p: &ConvParts, opts: &JitOptions, density: f32, spmm_ok: bool) -> 
 /// and the other one is not planned yet. The 1x1 conv must read the pixel one of the k x k
 /// taps reads (no padding, the same stride and output), each conv's output must have the Add
 /// as its only reader, and neither conv may want the sparse kernel.
-fn ssc_pair(
-    g: &Graph,
-    op: OpId,
-    opset: i64,
-    opts: &JitOptions,
-    ready: &HashSet<ValueId>,
-) -> Option<Native> {
+fn ssc_pair(cx: &Cx, op: OpId) -> Option<Native> {
+    let Cx {
+        g,
+        opset,
+        opts,
+        ready,
+        ..
+    } = *cx;
     let o = g.op(op);
     let (x, y) = (o.input(0)?, o.output(0)?);
     let (add, _) = g.sole_consumer(y)?;
@@ -167,7 +169,7 @@ fn ssc_pair(
         let gm = &p.geom;
         gm.kh == 1 && gm.kw == 1 && gm.group == 1 && gm.pads == [0; 4]
     };
-    let (pa, pb) = (conv_parts(g, op)?, conv_parts(g, op2)?);
+    let (pa, pb) = (conv_parts(cx, op)?, conv_parts(cx, op2)?);
     let ((a, a_op, a_out), (b, b_op, b_out)) = if pointwise(&pb) && !pointwise(&pa) {
         ((pa, op, y), (pb, op2, other))
     } else if pointwise(&pa) && !pointwise(&pb) {
@@ -265,10 +267,10 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
     } = *cx;
     let o = g.op(op);
     let d = &o.desc;
-    if let Some(n) = ssc_pair(g, op, opset, opts, ready) {
+    if let Some(n) = ssc_pair(cx, op) {
         return Some(n);
     }
-    let parts = conv_parts(g, op)?;
+    let parts = conv_parts(cx, op)?;
     single_output(o)?;
     let chain = fusion_chain(g, op, opset, ready);
     let epi = Epilogue {
@@ -313,7 +315,15 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         other => {
             let threads = opts.threads.max(1);
             let sparse = if candidate && other.is_none() {
-                choice::choose(&gm, &parts.weights, density, &epi, residuals, threads)
+                choice::choose(
+                    &gm,
+                    &parts.weights,
+                    density,
+                    &epi,
+                    residuals,
+                    threads,
+                    opts.winograd,
+                )
             } else {
                 None
             };

@@ -1,6 +1,8 @@
-//! Gemm / MatMul lowering.
+//! Gemm / MatMul lowering: Gemm, MatMul with a 2-D right operand (A's leading dims fold into
+//! M), and batched MatMul of two activations (numpy broadcasting over the batch dims, 1-D
+//! operands as the spec promotes them), as in attention heads.
 
-use ssc_ir::OpId;
+use ssc_ir::{OpId, ValueId};
 
 use super::util::static_f32;
 use super::{Cx, Kernel, Native};
@@ -22,6 +24,9 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
     } else {
         (false, false)
     };
+    if !is_gemm && (sb.len() != 2 || sa.len() < 2) {
+        return lower_batched(a, b, y, &sa, &sb, &sy);
+    }
     if sb.len() != 2 || (is_gemm && sa.len() != 2) || sa.len() < 2 {
         return None;
     }
@@ -43,6 +48,24 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
         (1.0, 1.0)
     };
     let c = if is_gemm { o.input(2) } else { None };
+    // A constant transposed B is laid out k x n now, so the gemm packs it with unit strides;
+    // only when this node is its one reader (a copy per node of a weight that unrolled
+    // recurrent cells share would multiply the memory and push it out of the shared cache).
+    let b_const = cx
+        .constant(b)
+        .filter(|t| tb && t.dtype == ssc_ir::DataType::Float && g.consumers(b).len() == 1)
+        .and_then(|t| t.to_f32_vec())
+        .map(|v| {
+            let mut t = vec![0f32; k * n];
+            for j in 0..n {
+                for p in 0..k {
+                    t[p * n + j] = v[j * k + p];
+                }
+            }
+            t
+        });
+    let tb = tb && b_const.is_none();
+    let b_in = b_const.is_none().then_some(b);
     let c_strides = match c {
         Some(c) => Some(Linear::c_strides(&static_f32(g, c)?, m, n)?),
         None => None,
@@ -58,8 +81,112 @@ pub(super) fn lower_linear(cx: &Cx, op: OpId) -> Option<Native> {
             alpha,
             beta,
             c_strides,
+            batches: vec![],
+            b_const,
         }),
-        inputs: vec![Some(a), Some(b), c],
+        inputs: vec![Some(a), b_in, c],
+        output: y,
+        absorbed: vec![],
+    })
+}
+
+/// MatMul with numpy semantics: a 1-D A is `[1, k]` and a 1-D B `[k, 1]` (the unit dim then
+/// dropped from the output), the batch dims (all but the last two) broadcast.
+fn lower_batched(
+    a: ValueId,
+    b: ValueId,
+    y: ValueId,
+    sa: &[usize],
+    sb: &[usize],
+    sy: &[usize],
+) -> Option<Native> {
+    if sa.is_empty() || sb.is_empty() {
+        return None;
+    }
+    let pa: Vec<usize> = if sa.len() == 1 {
+        vec![1, sa[0]]
+    } else {
+        sa.to_vec()
+    };
+    let pb: Vec<usize> = if sb.len() == 1 {
+        vec![sb[0], 1]
+    } else {
+        sb.to_vec()
+    };
+    let (m, k) = (pa[pa.len() - 2], pa[pa.len() - 1]);
+    let (kb, n) = (pb[pb.len() - 2], pb[pb.len() - 1]);
+    if k != kb {
+        return None;
+    }
+    let (ba, bb) = (&pa[..pa.len() - 2], &pb[..pb.len() - 2]);
+    let r = ba.len().max(bb.len());
+    let pad = |v: &[usize]| -> Vec<usize> {
+        let mut p = vec![1; r - v.len()];
+        p.extend_from_slice(v);
+        p
+    };
+    let (ba, bb) = (pad(ba), pad(bb));
+    let mut batch = Vec::with_capacity(r);
+    for (&x, &z) in ba.iter().zip(&bb) {
+        batch.push(match (x, z) {
+            (x, z) if x == z => x,
+            (1, z) => z,
+            (x, 1) => x,
+            _ => return None,
+        });
+    }
+    // The output's shape must be the batch, then m and n (without the promoted unit dims).
+    let mut want = batch.clone();
+    if sa.len() > 1 {
+        want.push(m);
+    }
+    if sb.len() > 1 {
+        want.push(n);
+    }
+    if want != sy {
+        return None;
+    }
+    // Element strides (in matrices) of each batch dim in A and B; 0 where broadcast.
+    let strides = |dims: &[usize]| -> Vec<usize> {
+        let mut s = vec![0; r];
+        let mut acc = 1;
+        for i in (0..r).rev() {
+            s[i] = if dims[i] == 1 { 0 } else { acc };
+            acc *= dims[i];
+        }
+        s
+    };
+    let (sta, stb) = (strides(&ba), strides(&bb));
+    let count: usize = batch.iter().product();
+    let mut batches = Vec::with_capacity(count);
+    let mut idx = vec![0usize; r];
+    for _ in 0..count {
+        let ao: usize = idx.iter().zip(&sta).map(|(i, s)| i * s).sum();
+        let bo: usize = idx.iter().zip(&stb).map(|(i, s)| i * s).sum();
+        batches.push((ao * m * k, bo * k * n));
+        for d in (0..r).rev() {
+            idx[d] += 1;
+            if idx[d] < batch[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Some(Native {
+        what: format!("MatMul {count}x {m}x{k}x{n}"),
+        kernel: Kernel::Linear(Linear {
+            m,
+            k,
+            n,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 1.0,
+            c_strides: None,
+            batches,
+            b_const: None,
+        }),
+        inputs: vec![Some(a), Some(b)],
         output: y,
         absorbed: vec![],
     })

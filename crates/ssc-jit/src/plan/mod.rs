@@ -10,9 +10,11 @@ mod alias;
 mod chain;
 mod choice;
 mod conv;
+mod deconv;
 mod eltwise;
 mod fuse;
 mod linear;
+mod lstm;
 mod movement;
 mod norm;
 mod pool;
@@ -112,6 +114,10 @@ pub(crate) enum Kernel {
     },
     /// A strided gather (Transpose, Slice).
     Strided(Strided),
+    /// ConvTranspose (GEMM + col2im); the input is `[x]`.
+    ConvTranspose(Box<crate::kernels::deconv::Deconv>),
+    /// LSTM; inputs are `[x, initial_h?, initial_c?]`, outputs `[Y?, Y_h?, Y_c?]`.
+    Lstm(Box<crate::kernels::lstm::Lstm>),
     /// Resize / Upsample over the last two dims.
     Resize(Box<crate::kernels::resize::Resize>),
     /// Split: one strided gather per output.
@@ -294,7 +300,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                     absorbed.insert(*a, ());
                 }
                 // A multi-output kernel writes every output of its op.
-                let o = if matches!(n.kernel, Kernel::Split(_)) {
+                let o = if matches!(n.kernel, Kernel::Split(_) | Kernel::Lstm(_)) {
                     outs.clone()
                 } else {
                     vec![Some(n.output)]
@@ -440,6 +446,8 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             Kernel::DenseConv { k, .. } => k.scratch_len(),
             Kernel::StreamConv { k, .. } => k.scratch_len(),
             Kernel::Spmm { k, .. } => k.scratch_len(),
+            Kernel::ConvTranspose(k) => k.scratch_len(),
+            Kernel::Lstm(k) => k.scratch_len(),
             _ => 0,
         })
         .max()
@@ -653,6 +661,8 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         }
         "Concat" => movement::lower_concat(cx, op),
         "Resize" | "Upsample" => resize::lower_resize(cx, op),
+        "ConvTranspose" => deconv::lower_conv_transpose(cx, op),
+        "LSTM" => lstm::lower_lstm(cx, op),
         _ => None,
     }
 }

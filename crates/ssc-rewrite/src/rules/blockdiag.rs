@@ -1,7 +1,7 @@
 //! Rule family a: a dense conv whose weight is block-diagonal after channel permutations is a
 //! grouped conv between two channel gathers.
 //!
-//! **Matches** `Conv(x, W, b)` with `group = 1` over an original weight.
+//! **Matches** `Conv(x, W, b)` with `group = 1` over an original or a derived weight.
 //! **Fires when** the non-zero kernels form `G > 1` equal-sized components covering every
 //! channel (`BlockDiagonal` present, not padded): then `W'[j, l] = W[out_perm[j],
 //! in_perm[(j / bo) * bi + l]]` holds every non-zero weight.

@@ -1,7 +1,7 @@
 //! Rule family c: kernel shape. Taps no kernel uses are cut away: centre-only kernels (all P)
 //! become a 1x1 conv, a zero ring a smaller kernel.
 //!
-//! **Matches** `Conv(x, W, b)` (any group) over an original weight.
+//! **Matches** `Conv(x, W, b)` (any group) over an original or a derived weight.
 //! **Fires when** the union of used taps has a bounding box `begin..end` smaller than the
 //! kernel on some axis, and every pad stays non-negative after removing `begin * dilation`
 //! from the start and `(k - end) * dilation` from the end of its axis. Output position `y`

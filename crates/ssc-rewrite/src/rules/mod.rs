@@ -1,13 +1,16 @@
-//! The rule families and what they share: a searcher that finds every Conv e-node over an
-//! original weight, the guard data ([`ConvMatch`]) every rule starts from, and the
-//! [`ConvRewrite`] trait whose [`ConvApplier`] adapter holds the match-and-commit logic once.
+//! The rule families and what they share: a searcher that finds every Conv e-node a rule may
+//! match, the guard data ([`ConvMatch`]) every rule starts from, and the [`ConvRewrite`] trait
+//! whose [`ConvApplier`] adapter holds the match-and-commit logic once.
 //!
 //! Invariants every rule keeps (as in Cranelift's `opts/README.md`):
 //! - **exact**: an alternative computes the same function in real arithmetic (facts are exact
 //!   unless the user gave an epsilon, which the report marks);
-//! - **one alternative per matched conv**: rules match only convs whose weight is an original
-//!   initializer, and the alternatives they add have symbolic weights, so no rule ever matches
-//!   another rule's output and saturation takes two iterations;
+//! - **one alternative per matched conv**, and rules compose: a rule matches any conv whose
+//!   weight is an original initializer or a symbolic weight another rule derived from one (at
+//!   most [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep), so, e.g.,
+//!   the 1x1 remainder of an SSC split has its zero columns sliced by `zero-inputs-sliced`.
+//!   Saturation stays bounded: each rule consumes the structure it matched, and the node,
+//!   iteration and time limits of [`crate::RewriteOptions`] stop a rule that does not;
 //! - **never densify**: no rule produces a conv with fewer groups than it matched.
 
 use std::sync::Arc;
@@ -16,7 +19,10 @@ use egg::{Applier, EGraph, Id, PatternAst, Rewrite, SearchMatches, Searcher, Sub
 use ssc_ir::DataType;
 use ssc_structure::ConvStructure;
 
-use crate::analysis::{attrs_of, SscAnalysis};
+use crate::analysis::{
+    attrs_of, base_weight, conv_weight_facts, is_composable, mark_composable, matchable_weight,
+    SscAnalysis,
+};
 use crate::lang::{ConvAttrs, Indices, SscNode, WeightOp};
 
 pub mod blockdiag;
@@ -45,8 +51,11 @@ pub fn conv_vars() -> [Var; 4] {
     ["?attrs", "?x", "?w", "?b"].map(|v| v.parse().expect("valid variable"))
 }
 
-/// Finds every `Conv(attrs, x, w, b)` whose weight class holds an original (table) weight;
-/// binds [`conv_vars`]. Public so other crates can write facts-driven conv rules.
+/// Finds every `Conv(attrs, x, w, b)` of the original graph or of an accepted alternative
+/// ([`is_composable`]) whose weight class holds an original (table) weight or a
+/// symbolic weight derived from one by another rule (at most
+/// [`MAX_WEIGHT_DEPTH`](crate::analysis::MAX_WEIGHT_DEPTH) weight ops deep); binds
+/// [`conv_vars`]. Public so other crates can write facts-driven conv rules.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConvSearcher;
 
@@ -62,7 +71,9 @@ impl Searcher<SscNode, SscAnalysis> for ConvSearcher {
             .nodes
             .iter()
             .filter_map(|n| match n {
-                SscNode::Conv(c) if egraph[c[2]].data.weight.is_some() => {
+                SscNode::Conv(c)
+                    if matchable_weight(egraph, c[2]) && is_composable(egraph, eclass) =>
+                {
                     let mut s = Subst::with_capacity(4);
                     for (v, id) in vars.iter().zip(c) {
                         s.insert(*v, *id);
@@ -92,7 +103,8 @@ pub struct ConvMatch {
     pub attrs: ConvAttrs,
     /// Input class.
     pub x: Id,
-    /// Weight class (an original weight).
+    /// Weight class: an original weight, or a symbolic weight another rule derived from one
+    /// (build new weight ops over it either way; materialization evaluates the chain).
     pub w: Id,
     /// Bias class ([`SscNode::NoBias`] when absent).
     pub b: Id,
@@ -106,27 +118,26 @@ pub struct ConvMatch {
 
 impl ConvMatch {
     /// Collects the match, or `None` when a shared guard fails: the input shape must be static
-    /// (costs need it), the weight (and bias) must be f32 constants, the kernel rank must match
-    /// the input, and the facts must be computable.
+    /// (costs need it), the weight (and bias) must be f32 constants or symbolic weights over
+    /// them, the kernel rank must match the input, and the facts must be computable.
     pub fn new(egraph: &mut EGraph<SscNode, SscAnalysis>, subst: &Subst) -> Option<ConvMatch> {
         let [va, vx, vw, vb] = conv_vars();
         let (a, x, w, b) = (subst[va], subst[vx], subst[vw], subst[vb]);
         let attrs = attrs_of(egraph, a)?.clone();
         let x_shape = egraph[x].data.shape.clone()?;
-        let widx = egraph[w].data.weight?;
-        if egraph.analysis.weights[widx as usize].tensor.dtype != DataType::Float
-            || x_shape.len() != attrs.kernel.len() + 2
-        {
+        let is_f32 = |c: Id| {
+            base_weight(egraph, c).is_some_and(|idx| {
+                egraph.analysis.weights[idx as usize].tensor.dtype == DataType::Float
+            })
+        };
+        if !matchable_weight(egraph, w) || !is_f32(w) || x_shape.len() != attrs.kernel.len() + 2 {
             return None;
         }
         let has_bias = !egraph[b].nodes.iter().any(|n| matches!(n, SscNode::NoBias));
-        if has_bias {
-            let bidx = egraph[b].data.weight?;
-            if egraph.analysis.weights[bidx as usize].tensor.dtype != DataType::Float {
-                return None;
-            }
+        if has_bias && !is_f32(b) {
+            return None;
         }
-        let facts = egraph.analysis.facts(widx, attrs.group)?;
+        let facts = conv_weight_facts(egraph, w, attrs.group)?;
         Some(ConvMatch {
             attrs,
             x,
@@ -207,7 +218,8 @@ pub(crate) fn grouped_branch(
     gather_channels(egraph, y, &blocks.output_unperm())
 }
 
-/// A facts-driven conv rewrite: given a matched original conv, add at most one alternative.
+/// A facts-driven conv rewrite: given a matched conv (over an original or a derived weight),
+/// add at most one alternative.
 /// Public so other crates can write conv rules; [`conv_rule`] turns one into an egg rewrite.
 pub trait ConvRewrite: Send + Sync + 'static {
     /// The rule's name, in egg and in reports.
@@ -257,6 +269,8 @@ impl<R: ConvRewrite> Applier<SscNode, SscAnalysis> for ConvApplier<R> {
             return Vec::new();
         }
         let root = egraph[new].nodes.first().cloned();
+        // Only now, validated, may other rules match the convs inside it (rules compose).
+        mark_composable(egraph, new, &[m.x, m.w, m.b]);
         if egraph.union(eclass, new) {
             egraph.analysis.fired.push((eclass, rule));
             if let Some(root) = root {

@@ -2,7 +2,7 @@
 //! block-diagonal after permutation, with point kernels (centre tap only) elsewhere, is a
 //! grouped `k x k` conv plus a dense 1x1 conv on the centre taps.
 //!
-//! **Matches** `Conv(x, W, b)` with `group = 1` over an original weight.
+//! **Matches** `Conv(x, W, b)` with `group = 1` over an original or a derived weight.
 //! **Fires when** the SSC facts are present (spatial and point kernels mixed, some point
 //! kernels outside the spatial blocks), the spatial components are `G > 1` equal blocks covering
 //! every channel, and the centre crop is exact: every kernel axis is odd and each pad is at

@@ -2,7 +2,7 @@
 //! centre row or the centre column of an odd kernel is a `k x 1` conv over the centre column
 //! plus dilated `1 x n` convs over the rest of the centre row, which skip the centre tap.
 //!
-//! **Matches** `Conv(x, W, b)` (any group) over an original weight with a 2-D kernel.
+//! **Matches** `Conv(x, W, b)` (any group) over an original or a derived weight with a 2-D kernel.
 //! **Fires when** both kernel axes are odd, every tap in the union over all kernels lies on the
 //! centre row `ch = kh/2` or the centre column `cw = kw/2`, the union has a tap off the centre
 //! row *and* one off the centre column (a row, a column or the centre alone is a box, which

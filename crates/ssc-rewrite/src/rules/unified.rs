@@ -3,7 +3,7 @@
 //!
 //! # Constant kernels ([`const_kernel_rule`])
 //!
-//! **Matches** `Conv(x, W, b)` (any group) over an original weight.
+//! **Matches** `Conv(x, W, b)` (any group) over an original or a derived weight.
 //! **Fires when** every kernel is constant, `W[o, i, :] = a[o, i]` (`all_kernels_constant`,
 //! zero kernels included, more than one tap), every dilation is 1, every pad is smaller
 //! than its kernel axis (what ONNX runtimes accept for pooling), and the model's opset is at
@@ -21,7 +21,7 @@
 //!
 //! # Equal input channels ([`input_classes_rule`])
 //!
-//! **Matches** `Conv(x, W, b)` with `group = 1` over an original weight.
+//! **Matches** `Conv(x, W, b)` with `group = 1` over an original or a derived weight.
 //! **Fires when** some input channels have identical columns `W[:, i, taps]` (`input_classes`
 //! non-empty, bitwise-equal values in exact mode). Then `Σ_i W[o, i] * x[i] = Σ_c W[o, rep(c)] *
 //! Σ_{i in c} x[i]`; zero input columns (`zero_inputs`) are dropped.
@@ -36,7 +36,7 @@
 //!
 //! # Duplicate / negated filters ([`output_classes_rule`])
 //!
-//! **Matches** `Conv(x, W, b)` with `group = 1` over an original weight.
+//! **Matches** `Conv(x, W, b)` with `group = 1` over an original or a derived weight.
 //! **Fires when** some non-zero filters are equal up to sign (`output_classes` non-empty,
 //! exact equality). Member `o` of the class of `r` computes `±(y_r - b[r]) + b[o]`; all zero
 //! filters share one (zero) unique filter.

@@ -4,7 +4,7 @@
 //!
 //! # Zero input columns ([`zero_inputs_rule`])
 //!
-//! **Matches** `Conv(x, W, b)` with `group = 1` over an original weight.
+//! **Matches** `Conv(x, W, b)` with `group = 1` over an original or a derived weight.
 //! **Fires when** some but not all input columns `W[:, i]` are entirely zero (`zero_inputs`):
 //! those channels contribute nothing.
 //! **Adds** `Conv(Gather(x, nonzero), W[:, nonzero], b)`.
