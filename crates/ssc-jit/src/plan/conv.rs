@@ -60,16 +60,7 @@ fn conv_parts(cx: &Cx, op: OpId) -> Option<ConvParts> {
         [dil[0], dil[1]],
         false,
     )?;
-    let bias = match o.input(2) {
-        None => None,
-        Some(b) => {
-            let t = cx.constant(b)?;
-            if t.dtype != DataType::Float || t.numel() != c_out {
-                return None;
-            }
-            Some(t.to_f32_vec()?)
-        }
-    };
+    let bias = cx.optional_f32(o.input(2), c_out)?;
     Some(ConvParts {
         geom: ConvGeom {
             c_in: xs[1],

@@ -72,16 +72,7 @@ pub(super) fn lower_conv_transpose(cx: &Cx, op: OpId) -> Option<Native> {
         };
     }
     let two = |v: &[usize]| if n == 1 { [1, v[0]] } else { [v[0], v[1]] };
-    let bias = match o.input(2) {
-        None => None,
-        Some(b) => {
-            let t = cx.constant(b)?;
-            if t.dtype != DataType::Float || t.numel() != c_out {
-                return None;
-            }
-            Some(t.to_f32_vec()?)
-        }
-    };
+    let bias = cx.optional_f32(o.input(2), c_out)?;
     let k = Deconv {
         batch: xs[0],
         c_in,

@@ -633,6 +633,18 @@ impl Cx<'_> {
             .constant(v)
             .or_else(|| self.const_of.get(&v).map(|&c| &self.consts[c]))
     }
+
+    /// An optional input that must be a constant f32 vector of `len` elements (a bias):
+    /// `Some(None)` when it is absent, `None` (the lowering does not take the op) when it is
+    /// present but not such a constant.
+    pub fn optional_f32(&self, v: Option<ValueId>, len: usize) -> Option<Option<Vec<f32>>> {
+        let Some(v) = v else { return Some(None) };
+        let t = self.constant(v)?;
+        if t.dtype != DataType::Float || t.numel() != len {
+            return None;
+        }
+        Some(Some(t.to_f32_vec()?))
+    }
 }
 
 /// The native lowering of `op`, if its op family has one that takes it.
