@@ -653,8 +653,8 @@ fn conv_weight_computed_from_constants() {
 
 #[test]
 fn gemm_with_constant_weights_both_layouts() {
-    // Constant B, transB both ways (a transposed one laid out at compile time), few and many
-    // rows, odd k and n, C broadcast or full, alpha and beta.
+    // Constant B, transB both ways (a transposed one laid out at compile time for more than one
+    // row, read as it is for one), few and many rows, odd k and n, C broadcast or full, alpha and beta.
     let cases: &[(usize, usize, usize, &str, &str)] = &[
         (20, 131, 203, "transB=1", "[203]"),
         (1, 256, 300, "", "[1,300]"),
@@ -662,6 +662,7 @@ fn gemm_with_constant_weights_both_layouts() {
         (32, 64, 257, "", ""),
         (33, 64, 257, "transB=1", "[257]"),
         (4, 100, 200, "alpha=2.0, transB=1", "[]"),
+        (1, 129, 131, "transB=1", "[131]"),
     ];
     for (i, &(m, k, n, attrs, c)) in cases.iter().enumerate() {
         let tb = attrs.contains("transB=1");
