@@ -503,6 +503,39 @@ fn describe(
     }
 }
 
+/// The classes inside the form chosen for `root` (not `root` itself), depth first in the order
+/// of the chosen nodes' children, stopping at `boundary`; each class once.
+fn nested_classes(
+    egraph: &EGraph<SscNode, SscAnalysis>,
+    choice: &HashMap<Id, SscNode>,
+    boundary: &dyn Fn(Id) -> bool,
+    root: Id,
+) -> Vec<Id> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack: Vec<Id> = choice
+        .get(&root)
+        .map_or(Vec::new(), |n| n.children().iter().rev().copied().collect());
+    while let Some(c) = stack.pop() {
+        let c = egraph.find(c);
+        if boundary(c) || !seen.insert(c) {
+            continue;
+        }
+        out.push(c);
+        if let Some(n) = choice.get(&c) {
+            stack.extend(n.children().iter().rev());
+        }
+    }
+    out
+}
+
+/// Appends `r` to `out` unless it is there already (first-reached order).
+fn push_once(out: &mut Vec<String>, r: String) {
+    if !out.contains(&r) {
+        out.push(r);
+    }
+}
+
 /// The rules that fired on classes inside the form chosen for `root` (not `root` itself),
 /// stopping at `boundary`, in the order they are first reached.
 fn nested_rules(
@@ -512,23 +545,10 @@ fn nested_rules(
     fired: &HashMap<Id, Vec<String>>,
     root: Id,
 ) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::from([root]);
-    let mut stack: Vec<Id> = choice
-        .get(&root)
-        .map_or(Vec::new(), |n| n.children().to_vec());
-    while let Some(c) = stack.pop() {
-        let c = egraph.find(c);
-        if boundary(c) || !seen.insert(c) {
-            continue;
-        }
+    let mut out = Vec::new();
+    for c in nested_classes(egraph, choice, boundary, root) {
         for r in fired.get(&c).into_iter().flatten() {
-            if !out.contains(r) {
-                out.push(r.clone());
-            }
-        }
-        if let Some(n) = choice.get(&c) {
-            stack.extend(n.children().iter().rev());
+            push_once(&mut out, r.clone());
         }
     }
     out
@@ -542,25 +562,11 @@ fn nested_chosen_rules(
     boundary: &dyn Fn(Id) -> bool,
     root: Id,
 ) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::from([root]);
-    let mut stack: Vec<Id> = choice
-        .get(&root)
-        .map_or(Vec::new(), |n| n.children().iter().rev().copied().collect());
-    while let Some(c) = stack.pop() {
-        let c = egraph.find(c);
-        if boundary(c) || !seen.insert(c) {
-            continue;
+    let mut out = Vec::new();
+    for c in nested_classes(egraph, choice, boundary, root) {
+        if let Some(r) = choice.get(&c).and_then(|n| chosen_rule(egraph, c, n)) {
+            push_once(&mut out, r);
         }
-        let Some(n) = choice.get(&c) else {
-            continue;
-        };
-        if let Some(r) = chosen_rule(egraph, c, n) {
-            if !out.contains(&r) {
-                out.push(r);
-            }
-        }
-        stack.extend(n.children().iter().rev());
     }
     out
 }
