@@ -514,11 +514,7 @@ pub fn resize_taps(
     x_shape: &[usize],
     inputs: &[Option<&Tensor>],
 ) -> Result<crate::ops::resize::ResizeTaps, ExecError> {
-    let label = if desc.name.is_empty() {
-        desc.op_type.clone()
-    } else {
-        desc.name.clone()
-    };
+    let label = desc.label();
     let node_err = |msg: String| ExecError::Node {
         node: label.clone(),
         op_type: desc.op_type.clone(),
@@ -582,11 +578,7 @@ pub fn eval_node_with(
         .map(|v| match v {
             RunValue::Tensor(t) => Ok(t),
             other => Err(ExecError::Node {
-                node: if desc.name.is_empty() {
-                    desc.op_type.clone()
-                } else {
-                    desc.name.clone()
-                },
+                node: desc.label(),
                 op_type: desc.op_type.clone(),
                 msg: format!("{} output cannot be returned as a tensor", other.describe()),
             }),
@@ -603,11 +595,7 @@ pub fn eval_node_values(
     num_outputs: usize,
     captured: &[(&str, &RunValue)],
 ) -> Result<Vec<RunValue>, ExecError> {
-    let label = if desc.name.is_empty() {
-        desc.op_type.clone()
-    } else {
-        desc.name.clone()
-    };
+    let label = desc.label();
     let mut bad = Vec::new();
     crate::support::check_desc(desc, opset, &label, &mut bad);
     if !bad.is_empty() {

@@ -119,11 +119,7 @@ impl crate::OpDesc {
             Some(a) => pick(&a.value)
                 .map(Some)
                 .ok_or_else(|| crate::IrError::AttrKind {
-                    node: if self.name.is_empty() {
-                        self.op_type.clone()
-                    } else {
-                        self.name.clone()
-                    },
+                    node: self.label(),
                     attr: name.to_string(),
                     expected,
                     found: a.kind_name(),

@@ -81,6 +81,15 @@ impl OpDesc {
         self
     }
 
+    /// The name messages call the node by: its name, or its op type when it has none.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            self.op_type.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// True for ops of the default ONNX domain.
     pub fn is_onnx(&self) -> bool {
         self.domain.is_empty() || self.domain == "ai.onnx"
