@@ -1,6 +1,6 @@
 //! Running a whole model: a plan built once per graph (support check, topological order, value
-//! slots, decoded initializers, last uses, and the same for every subgraph), then any number of
-//! runs over it.
+//! slots, decoded initializers, the steps the outputs depend on, last uses, and the same for
+//! every subgraph), then any number of runs over it.
 //!
 //! A subgraph (If's branches, Loop's and Scan's body) is a [`Plan`] of its own. It reads the
 //! values of the graphs around it through its free values: the op holding it captures them
@@ -194,6 +194,30 @@ impl<'g> Plan<'g> {
                 return Err(ExecError::Undefined(name.clone()));
             }
         }
+        // Only the steps an output depends on run: a node no output reads (an exporter's
+        // leftover, a debug branch) costs nothing and cannot fail the run. The walk goes
+        // backwards over the topological order; a subgraph's reads from this graph are its
+        // op's captures.
+        let mut needed = vec![false; slots];
+        for (_, s) in &outputs {
+            needed[*s] = true;
+        }
+        let mut live = vec![false; steps.len()];
+        for (i, st) in steps.iter().enumerate().rev() {
+            if st.outputs.iter().flatten().any(|&s| needed[s]) {
+                live[i] = true;
+                let reads = st
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .chain(st.captures.iter().map(|(_, s)| s));
+                for &s in reads {
+                    needed[s] = true;
+                }
+            }
+        }
+        let mut live = live.into_iter();
+        steps.retain(|_| live.next() == Some(true));
         // Last uses: free a slot after its last reader (captures read too), unless it is a
         // graph output.
         let mut last: Vec<Option<usize>> = vec![None; slots];

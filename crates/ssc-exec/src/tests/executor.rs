@@ -185,3 +185,47 @@ fn sequences_flow_inside_a_graph() {
     assert_eq!(out[0].1, super::i(&[], &[2]));
     assert_eq!(out[1].1, f(&[1, 4], &[1., 2., 3., 4.]));
 }
+
+/// `chain()` plus `Add(a, bad)` with `bad` a `[3]` constant that does not broadcast against
+/// `a` (`[n, 2]`): a node that fails whenever it runs. Its output `z` is a graph output only
+/// when `z_is_output`.
+fn chain_with_failing_branch(z_is_output: bool) -> Model {
+    let mut m = chain();
+    let g = &mut m.graph;
+    let a = g.value_by_name("a").unwrap();
+    let bad = g.add_value("bad", float_ty(&[Dim::Known(3)])).unwrap();
+    g.set_initializer(bad, f(&[3], &[1., 2., 3.]));
+    let z = g.add_value("z", None).unwrap();
+    g.add_op(
+        OpDesc::new("Add").with_name("dead_add"),
+        vec![Some(a), Some(bad)],
+        vec![Some(z)],
+    )
+    .unwrap();
+    if z_is_output {
+        let mut outs = g.outputs().to_vec();
+        outs.push(z);
+        g.set_outputs(outs);
+    }
+    m
+}
+
+#[test]
+fn nodes_no_output_reads_do_not_run() {
+    let x = f(&[1, 2], &[-1., 2.]);
+    // Off every output path, the failing Add is not run: the outputs are those of `chain()`.
+    let m = chain_with_failing_branch(false);
+    let out = Executor::new(&m)
+        .unwrap()
+        .run(&[("x".into(), x.clone())])
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].1, f(&[1, 2], &[10., 18.]));
+    // The same node on an output path runs, and fails naming itself.
+    let m = chain_with_failing_branch(true);
+    let e = Executor::new(&m)
+        .unwrap()
+        .run(&[("x".into(), x)])
+        .unwrap_err();
+    assert!(e.to_string().contains("dead_add"), "{e}");
+}
