@@ -78,6 +78,10 @@ pub struct JitOptions {
     /// multiplies; results within ~1e-5 relative of the direct sum, see
     /// `kernels::winograd`); off means im2col + GEMM for them.
     pub winograd: bool,
+    /// Run fused elementwise chains of two or more generated instructions as Cranelift code
+    /// (`codegen::chain`; measured 1.1-5x faster than the Rust form, see `docs/benchmarks.md`);
+    /// off means the Rust form for every chain.
+    pub cranelift_chains: bool,
 }
 
 impl Default for JitOptions {
@@ -88,6 +92,7 @@ impl Default for JitOptions {
             sparse_threshold: DEFAULT_SPARSE_THRESHOLD,
             dense_only: false,
             winograd: true,
+            cranelift_chains: true,
         }
     }
 }

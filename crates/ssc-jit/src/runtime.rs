@@ -2,6 +2,7 @@
 
 use ssc_ir::{DataType, RunValue, Tensor};
 
+use crate::kernels::chain::MAX_INPUTS as MAX_CHAIN_INPUTS;
 use crate::kernels::{eltwise, norm, pool};
 use crate::plan::{Io, Kernel, Loc, Plan, Step};
 use crate::JitError;
@@ -176,6 +177,21 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             .map(|l| read(plan, arena, l))
     };
     let out = || write(arena, step.outputs[0].expect("native output"));
+    // A chain's inputs, on the stack.
+    let chain_ins = || {
+        let mut ins: [&[f32]; MAX_CHAIN_INPUTS] = [&[]; MAX_CHAIN_INPUTS];
+        let n = step.inputs.len();
+        if n > ins.len() {
+            return Err(JitError::Run(format!(
+                "node `{}`: chain of {n} inputs",
+                step.label
+            )));
+        }
+        for (i, slot) in ins.iter_mut().enumerate().take(n) {
+            *slot = inp(i);
+        }
+        Ok((ins, n))
+    };
     match &step.kernel {
         Kernel::DenseConv {
             k,
@@ -264,17 +280,11 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             }
         }
         Kernel::Chain(c) => {
-            let mut ins: [&[f32]; 8] = [&[]; 8];
-            let n = step.inputs.len();
-            if n > ins.len() {
-                return Err(JitError::Run(format!(
-                    "node `{}`: chain of {n} inputs",
-                    step.label
-                )));
-            }
-            for (i, slot) in ins.iter_mut().enumerate().take(n) {
-                *slot = inp(i);
-            }
+            let (ins, n) = chain_ins()?;
+            c.run(&ins[..n], out());
+        }
+        Kernel::ChainCode(c) => {
+            let (ins, n) = chain_ins()?;
             c.run(&ins[..n], out());
         }
         Kernel::LayerNorm {

@@ -414,6 +414,90 @@ graph g(%x: float[2,9,37], %w: float[2,9,37], %q: float[2,9,37]) -> (%v: float[2
     );
 }
 
+#[test]
+fn algebraic_chains_run_as_cranelift_code() {
+    // A layer scale (per channel) and residual add with HardSwish (three instructions), a
+    // PRelu / LeakyRelu / HardSigmoid / Clip / Div chain with a bias on the last axis and a
+    // scalar, and a lone HardSwish (one instruction: stays the Rust form). 3 x 5 x 7 x 11
+    // leaves vector and scalar tails.
+    let m = seeded(
+        r#"
+model ir_version=8
+opset 17
+graph g(%x: float[3,5,7,11], %r: float[3,5,7,11]) -> (%y: float[3,5,7,11], %z: float[3,5,7,11], %h: float[3,5,7,11]) {
+  init %gamma: float[5,1,1] = zeros
+  init %slope: float[] = zeros
+  init %col: float[11] = zeros
+  init %s: float[] = zeros
+  %a = Mul(%x, %gamma)
+  %b = Add(%a, %r)
+  %y = HardSwish(%b)
+  %c = Sub(%r, %col)
+  %d = PRelu(%c, %slope)
+  %e = LeakyRelu(%d) {alpha=0.2}
+  %f = HardSigmoid(%e) {alpha=0.3, beta=0.4}
+  %g2 = Div(%f, %s)
+  %z = Clip(%g2, %s)
+  %h = HardSwish(%x)
+}
+"#,
+        11,
+    );
+    check(
+        "chains",
+        &m,
+        &[("x", vec![3, 5, 7, 11]), ("r", vec![3, 5, 7, 11])],
+    );
+    let kernels = |cranelift_chains: bool| -> Vec<String> {
+        let opts = JitOptions {
+            cranelift_chains,
+            ..JitOptions::default()
+        };
+        let c = CompiledModel::compile(&m, &opts).unwrap();
+        c.steps().into_iter().map(|s| s.kernel).collect()
+    };
+    let on = kernels(true);
+    let generated = on.iter().filter(|k| k.contains("cranelift")).count();
+    assert_eq!(generated, 2, "{on:?}");
+    assert!(
+        on.iter()
+            .any(|k| k.starts_with("chain Mul+Add+HardSwish") && k.contains("cranelift")),
+        "{on:?}"
+    );
+    assert!(
+        on.iter().any(|k| k == "chain HardSwish (1 x 1155)"),
+        "{on:?}"
+    );
+    assert!(kernels(false).iter().all(|k| !k.contains("cranelift")));
+    // Both forms compute the same bits.
+    let mut seed = 5u64;
+    let feeds: Vec<(String, Tensor)> = ["x", "r"]
+        .iter()
+        .map(|n| {
+            let v: Vec<f32> = xorshift(&mut seed, 1155).iter().map(|x| 4.0 * x).collect();
+            (n.to_string(), Tensor::from_f32(vec![3, 5, 7, 11], &v))
+        })
+        .collect();
+    let run = |cranelift_chains: bool| {
+        let opts = JitOptions {
+            cranelift_chains,
+            threads: 1,
+            ..JitOptions::default()
+        };
+        CompiledModel::compile(&m, &opts)
+            .unwrap()
+            .run(&feeds)
+            .unwrap()
+    };
+    for ((n, a), (_, b)) in run(true).iter().zip(&run(false)) {
+        let (a, b) = (a.to_f32_vec().unwrap(), b.to_f32_vec().unwrap());
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{n}"
+        );
+    }
+}
+
 /// A model of one op on `x` with seeded float initializers, the output shape left to inference.
 fn one_op(opset: u32, inputs: &str, inits: &str, outs: &str, call: &str, seed: u64) -> Model {
     let n_out = outs.split(',').filter(|s| s.trim() != "_").count();

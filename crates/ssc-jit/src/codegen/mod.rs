@@ -1,5 +1,5 @@
 //! Cranelift code generation for weight-specialised kernels: the host ISA, code-memory ownership
-//! and the kernels built on them ([`StreamConv`]).
+//! and the kernels built on them ([`StreamConv`], and `chain::ChainCode` for elementwise chains).
 //!
 //! # Ownership of generated code
 //!
@@ -16,6 +16,7 @@
 //! [`Jit::has_fma`]). Cranelift emits 128-bit vectors only, so all kernels use `f32x4`.
 #![allow(unsafe_code)] // Calling JIT-compiled code and freeing its memory; each use is justified.
 
+pub(crate) mod chain;
 mod emit;
 mod stream;
 #[cfg(test)]

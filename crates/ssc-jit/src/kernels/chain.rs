@@ -167,10 +167,13 @@ pub(crate) enum Instr {
     Un(UnFn, Src, Option<usize>),
 }
 
+/// Most inputs a chain may read (the runtime passes them on the stack).
+pub(crate) const MAX_INPUTS: usize = 8;
+
 /// Most registers a chain may use (each a chunk of `CHUNK` floats on the stack).
 pub(crate) const MAX_REGS: usize = 6;
 /// Elements per chunk: a chunk's registers and inputs stay in L1.
-const CHUNK: usize = 512;
+pub(crate) const CHUNK: usize = 512;
 
 /// A fused chain over an output of `rows x inner` elements.
 #[derive(Clone, Debug, PartialEq)]
@@ -217,8 +220,27 @@ impl Chain {
 
     /// Runs the chain: `ins[i]` is input `i` (its length matching its [`Bcast`]).
     pub(crate) fn run(&self, ins: &[&[f32]], out: &mut [f32]) {
+        self.drive(
+            ins,
+            out,
+            #[inline(always)]
+            |r, j0, y, regs| self.chunk(ins, r, j0, y.len(), y, regs),
+        );
+    }
+
+    /// Checks the program and the operands' lengths, then calls `f(row, j0, y, regs)` for every
+    /// chunk `y` of the output (at most [`CHUNK`] elements of row `row` from column `j0`), the
+    /// chunks shared out over the threads, each thread with its own registers. Every backend
+    /// of the chain runs through here.
+    pub(crate) fn drive(
+        &self,
+        ins: &[&[f32]],
+        out: &mut [f32],
+        f: impl Fn(usize, usize, &mut [f32], &mut [[f32; CHUNK]; MAX_REGS]) + Sync + Send,
+    ) {
         assert_eq!(out.len(), self.rows * self.inner);
         assert!(self.valid(), "malformed chain");
+        assert_eq!(ins.len(), self.inputs.len(), "chain input count");
         for (x, b) in ins.iter().zip(&self.inputs) {
             let need = match b {
                 Bcast::Full => self.rows * self.inner,
@@ -245,7 +267,7 @@ impl Chain {
                     let at = r * inner + j0;
                     // SAFETY: tasks own disjoint chunks `at..at + n` of the output.
                     let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(at), n) };
-                    self.chunk(ins, r, j0, n, y, &mut regs);
+                    f(r, j0, y, &mut regs);
                 }
             },
         );

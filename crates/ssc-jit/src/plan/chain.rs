@@ -1,6 +1,7 @@
 //! Elementwise-chain lowering: a run of elementwise ops whose intermediates each have one
 //! reader becomes one [`Chain`] step (GELU's five ops, HardSwish, layer scale + residual add),
-//! or a Cranelift-compiled form of it where that measured faster (`codegen::chain`).
+//! or a Cranelift-compiled form of it where that measured faster (`codegen::chain`: chains of
+//! two or more algebraic instructions, `ChainCode::prefer`).
 
 use std::collections::HashMap;
 
@@ -9,7 +10,9 @@ use ssc_ir::{DataType, Graph, OpId, ValueId};
 use super::fuse::activation_of;
 use super::util::{single_output, static_f32};
 use super::{Cx, Kernel, Native};
-use crate::kernels::chain::{Bcast, Chain, Instr, Src, UnFn, MAX_REGS};
+use crate::codegen::chain::ChainCode;
+use crate::codegen::Jit;
+use crate::kernels::chain::{Bcast, Chain, Instr, Src, UnFn, MAX_INPUTS, MAX_REGS};
 use crate::kernels::eltwise::BinOp;
 use crate::spec::Activation;
 
@@ -195,7 +198,7 @@ fn gelu_at(g: &Graph, x: ValueId) -> Option<(Vec<OpId>, ValueId)> {
 }
 
 /// The chain starting at `op`, when it has at least `min_ops` ops (or a op only chains run).
-pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
+pub(super) fn lower_chain(cx: &Cx, jit: &Jit, op: OpId) -> Option<Native> {
     let g = cx.g;
     // Ops of fused patterns (GELU) beyond the one each chain entry names.
     let mut extra: Vec<OpId> = Vec::new();
@@ -296,7 +299,7 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
             inputs.push(v);
         }
     }
-    if inputs.len() > 8 {
+    if inputs.len() > MAX_INPUTS {
         return None;
     }
     // The split: the first axis at which every input classifies (the widest rows).
@@ -386,9 +389,18 @@ pub(super) fn lower_chain(cx: &Cx, op: OpId) -> Option<Native> {
             _ => g.op(*o).desc.op_type.as_str(),
         })
         .collect();
+    // Cranelift code where `bench_chain` measured it faster (`ChainCode::prefer`); a chain
+    // the generator refuses keeps the Rust form.
+    let code = (cx.opts.cranelift_chains && ChainCode::prefer(&chain))
+        .then(|| ChainCode::compile(jit, &chain).ok())
+        .flatten();
+    let (kernel, backend) = match code {
+        Some(c) => (Kernel::ChainCode(Box::new(c)), ", cranelift"),
+        None => (Kernel::Chain(chain), ""),
+    };
     Some(Native {
-        what: format!("chain {} ({} x {})", names.join("+"), rows, inner),
-        kernel: Kernel::Chain(chain),
+        what: format!("chain {} ({} x {}{backend})", names.join("+"), rows, inner),
+        kernel,
         inputs: inputs.into_iter().map(Some).collect(),
         output: cur,
         absorbed: ops[1..].iter().map(|(o, _, _)| *o).chain(extra).collect(),

@@ -124,6 +124,8 @@ pub(crate) enum Kernel {
     Split(Vec<Strided>),
     /// A fused elementwise chain; inputs are the chain's inputs in order.
     Chain(Chain),
+    /// The same, as Cranelift code (`codegen::chain`, where it measured faster).
+    ChainCode(Box<crate::codegen::chain::ChainCode>),
     /// LayerNormalization over `n` of `outer x n x inner` (`inner` is 1).
     LayerNorm {
         ax: Axes,
@@ -654,11 +656,11 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "PRelu" | "Pow" => {
-            chain::lower_chain(cx, op).or_else(|| eltwise::lower_binary(cx, op))
+            chain::lower_chain(cx, jit, op).or_else(|| eltwise::lower_binary(cx, op))
         }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
-        | "HardSigmoid" => chain::lower_chain(cx, op).or_else(|| eltwise::lower_unary(cx, op)),
-        "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, op),
+        | "HardSigmoid" => chain::lower_chain(cx, jit, op).or_else(|| eltwise::lower_unary(cx, op)),
+        "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, jit, op),
         "Transpose" => movement::lower_transpose(cx, op),
         "Slice" => movement::lower_slice(cx, op),
         "Split" => movement::lower_split(cx, op),
