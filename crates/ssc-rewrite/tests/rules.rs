@@ -148,6 +148,61 @@ fn ssc_near_miss_same_upper_is_not_modelled() {
     check(&conv_model(w, true, &a, [1, 16, 9, 9]), None);
 }
 
+/// Unequal SSC blocks (block `b` of outputs reads block `b` of inputs with full kernels), what
+/// a filter-pruned SSC conv looks like after channel removal: outputs in blocks of 7, 5, 6, 5
+/// plus output 23 with point kernels only; inputs in blocks of 6, 7, 6, 5; input 24 (when
+/// `hub`) a carrier column with full kernels into every output but 23. Point kernels elsewhere.
+fn ssc_unequal(hub: bool) -> impl Fn(usize, usize, usize) -> bool {
+    let out_block = |o: usize| [7, 12, 18, 23].iter().position(|&e| o < e);
+    let in_block = |i: usize| [6, 13, 19, 24].iter().position(|&e| i < e);
+    move |o, i, t| {
+        t == 4
+            || (out_block(o).is_some() && out_block(o) == in_block(i))
+            || (hub && i == 24 && o != 23)
+    }
+}
+
+#[test]
+fn ssc_unequal_blocks_and_a_hub_column_split_into_three_branches() {
+    let w = weight(24, 25, 3, 40, ssc_unequal(true));
+    let a = Attrs {
+        strides: vec![2, 2],
+        ..Attrs::default()
+    };
+    let (after, r) = check(
+        &conv_model(w, true, &a, [2, 25, 11, 11]),
+        Some("gather·Conv 3x3 G=4·gather + Conv 1x1 dense·gather + Conv 3x3 dense·gather"),
+    );
+    // Grouped over 4 x (7 out x 7 in) padded slots, the 1x1 over the 24 non-hub inputs, the
+    // hub's 3x3 over one input, and two Adds; 6 x 6 output pixels, batch 2.
+    let l = &r.layers[0];
+    assert_eq!(
+        l.macs_after,
+        2 * (28 * 7 * 9 + 24 * 24 + 24 * 9 + 2 * 24) * 36
+    );
+    assert!(l.params_after < l.params_before);
+    assert_eq!(op_types(&after).iter().filter(|t| *t == "Conv").count(), 3);
+}
+
+#[test]
+fn ssc_unequal_blocks_without_hub_pad_the_blocks() {
+    let w = weight(24, 25, 3, 41, ssc_unequal(false));
+    check(
+        &conv_model(w, false, &Attrs::default(), [1, 25, 9, 9]),
+        Some("gather·Conv 3x3 G=4·gather + Conv 1x1 dense"),
+    );
+}
+
+#[test]
+fn ssc_unequal_near_miss_asymmetric_pads() {
+    let w = weight(24, 25, 3, 42, ssc_unequal(true));
+    let a = Attrs {
+        pads: vec![1, 1, 0, 1],
+        ..Attrs::default()
+    };
+    check(&conv_model(w, true, &a, [1, 25, 9, 9]), None);
+}
+
 // ----- c. kernel shape -----
 
 #[test]
