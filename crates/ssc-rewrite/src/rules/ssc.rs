@@ -20,14 +20,15 @@
 //! block): the components left after setting aside hub columns are padded to equal blocks
 //! ([`ssc_structure::PaddedBlocks`]). Then `Add(Add(G, P), H)`: `G` the grouped conv over the
 //! padded slots (pad slots have zero weights; its output gathered back by slot), `P` the 1x1
-//! remainder over the non-hub inputs with the bias, and `H` the `k x k` conv of the hub columns
-//! (absent without hubs). Exact: every non-hub spatial kernel lies in a block, so what `P` crops
+//! remainder with the bias and the hub columns zeroed (so it reads `x` without a gather;
+//! `zero-inputs-sliced` offers the sliced form on top), and `H` the `k x k` conv of the hub
+//! columns (absent without hubs). Exact: every non-hub spatial kernel lies in a block, so what `P` crops
 //! is centre taps only, and `G + P + H` adds each weight entry exactly once.
 //!
 //! ```text
 //! Conv 16->16 3x3, F in 4 diagonal blocks, P elsewhere   =>   Add(Conv 3x3 g=4, Conv 1x1)
 //! Conv 47->46 3x3, F in blocks of 11-13 + 1 hub column   =>   Add(Add(Conv 3x3 g=4 (52 slots),
-//!                                                                Conv 1x1 on 45), Conv 3x3 on 1)
+//!                                                                Conv 1x1), Conv 3x3 on 1)
 //! ```
 
 use egg::{EGraph, Id, Rewrite};
@@ -88,7 +89,7 @@ impl ConvRewrite for SscSplit {
 }
 
 /// The unequal-block form (module docs): grouped conv over padded slots, the 1x1 remainder of
-/// the non-hub inputs (with the bias), and the hub columns' own `k x k` conv.
+/// every input (with the bias; hub columns zeroed), and the hub columns' own `k x k` conv.
 fn padded_split(
     egraph: &mut EGraph<SscNode, SscAnalysis>,
     m: &ConvMatch,
@@ -128,11 +129,6 @@ fn padded_split(
     let yg = egraph.add(SscNode::Conv([ga, xin, wg, nb]));
     let grouped = gather_channels(egraph, yg, &slot_of);
 
-    let mut is_hub = vec![false; ci];
-    for &h in &p.hubs {
-        *is_hub.get_mut(h as usize)? = true;
-    }
-    let rest: Vec<u32> = (0..ci as u32).filter(|&i| !is_hub[i as usize]).collect();
     let off = weight_op(
         egraph,
         WeightOp::MaskBlocks {
@@ -142,22 +138,25 @@ fn padded_split(
         },
         m.w,
     );
+    // The hub columns are zeroed, not gathered away: the 1x1 keeps reading all of `x` (no
+    // activation copy for a Gather), and `zero-inputs-sliced` offers the sliced form on top
+    // (rules compose), so the cost model picks. One block over every output with the hubs as
+    // its inputs is exactly "zero these columns".
     let off = if p.hubs.is_empty() {
         off
     } else {
-        weight_op(
-            egraph,
-            WeightOp::Gather1 {
-                idx: Indices::from(&rest[..]),
-            },
-            off,
-        )
+        let all: Vec<u32> = (0..co as u32).collect();
+        let cols = WeightOp::MaskBlocks {
+            groups: 1,
+            out_perm: Indices::from(&all[..]),
+            in_perm: Indices::from(&p.hubs[..]),
+        };
+        weight_op(egraph, cols, off)
     };
     let centre = weight_op(egraph, WeightOp::Crop { begin, end }, off);
-    let xp = gather_channels(egraph, m.x, &rest);
     let pa = egraph.add(SscNode::ConvAttrs(Box::new(point_attrs)));
     let pb = if m.has_bias { m.b } else { nb };
-    let point = egraph.add(SscNode::Conv([pa, xp, centre, pb]));
+    let point = egraph.add(SscNode::Conv([pa, m.x, centre, pb]));
     let sum = egraph.add(SscNode::Add([grouped, point]));
     if p.hubs.is_empty() {
         return Some(sum);
