@@ -203,6 +203,56 @@ fn ssc_unequal_near_miss_asymmetric_pads() {
     check(&conv_model(w, true, &a, [1, 25, 9, 9]), None);
 }
 
+#[test]
+fn ssc_unequal_blocks_random_layouts_stay_exact() {
+    // Seeded layouts: 2-5 blocks of 1-6 outputs and 1-6 inputs, 0-2 point-only outputs, 0-2
+    // hub columns into most outputs, odd input sizes, stride 1-2, dilation 1-2 with pads to
+    // match (sometimes one more). Every rewrite must compute the same function, and most
+    // layouts must split.
+    let mut split = 0;
+    for seed in 0..24u64 {
+        let mut r = Lcg(1000 + seed);
+        let mut pick = |n: usize| ((r.next_f32() + 1.0) * 0.5 * n as f32) as usize % n;
+        let groups = 2 + pick(4);
+        let (mut out_b, mut in_b) = (Vec::new(), Vec::new());
+        for b in 0..groups {
+            out_b.extend(std::iter::repeat_n(Some(b), 1 + pick(6)));
+            in_b.extend(std::iter::repeat_n(Some(b), 1 + pick(6)));
+        }
+        out_b.extend(std::iter::repeat_n(None, pick(3)));
+        let hubs = pick(3);
+        in_b.extend(std::iter::repeat_n(None, hubs));
+        let (co, ci) = (out_b.len(), in_b.len());
+        let dil = 1 + pick(2);
+        let pad = dil + pick(2);
+        let a = Attrs {
+            strides: vec![1 + pick(2) as i64; 2],
+            dilations: vec![dil as i64; 2],
+            pads: vec![pad as i64; 4],
+            ..Attrs::default()
+        };
+        let size = 7 + 2 * pick(3);
+        let w = weight(co, ci, 3, 50 + seed, |o, i, t| {
+            let hub = in_b[i].is_none() && out_b[o].is_some() && o % 5 != 4;
+            t == 4 || (out_b[o].is_some() && out_b[o] == in_b[i]) || hub
+        });
+        let model = conv_model(w, seed % 2 == 0, &a, [1, ci, size, size]);
+        let mut after = model.clone();
+        let report = rewrite_model(&mut after, &mac_opts()).unwrap();
+        ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+        assert_same_function(&model, &after, seed);
+        assert!(
+            report.dropped.is_empty(),
+            "seed {seed}: {:?}",
+            report.dropped
+        );
+        split += usize::from(fired(&report).iter().any(|f| f == "ssc-split"));
+    }
+    // 17 of 24 split; the others' hubs reach too few outputs (not above 1.5x the median
+    // degree) in these small layers, so their blocks stay joined.
+    assert!(split >= 16, "only {split} of 24 layouts split");
+}
+
 // ----- c. kernel shape -----
 
 #[test]

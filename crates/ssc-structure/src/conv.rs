@@ -67,8 +67,9 @@ pub struct SscSplit {
     /// those left after setting aside hub input columns, laid out as padded equal blocks. A hub
     /// is an input whose spatial kernels reach more than 1.5x the median number of outputs
     /// (e.g. the carrier column of channel removal, which sums removed channels' full kernels
-    /// into every block); its kernels go to a branch of their own. Present only when at least
-    /// two blocks result.
+    /// into every block; at most `Ci/4` of them); its kernels go to a branch of their own. Of
+    /// the layouts with and without hubs, the one with fewer spatial MACs (`G bo bi` slots plus
+    /// `Co` per hub). Present only when at least two blocks result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub padded: Option<PaddedBlocks>,
 }
@@ -370,12 +371,10 @@ fn padded_blocks(s: &Scan, d: &Dims, spatial: &Connectivity) -> Option<PaddedBlo
         .filter(|&i| 2 * degree[i] > 3 * median)
         .map(|i| i as u32)
         .collect();
-    if hubs.is_empty() {
-        return PaddedBlocks::new(spatial, hubs);
-    }
+    let plain = PaddedBlocks::new(spatial, Vec::new());
     // Hubs are few by definition; many means there is no block structure to find.
-    if hubs.len() * 8 > ci {
-        return None;
+    if hubs.is_empty() || hubs.len() * 4 > ci {
+        return plain;
     }
     let mut uf = UnionFind::new(co + ci);
     let (mut out_edge, mut in_edge) = (vec![false; co], vec![false; ci]);
@@ -391,7 +390,13 @@ fn padded_blocks(s: &Scan, d: &Dims, spatial: &Connectivity) -> Option<PaddedBlo
         }
     }
     let conn = Connectivity::build(&mut uf, co, ci, &out_edge, &in_edge);
-    PaddedBlocks::new(&conn, hubs)
+    // A large block's columns can look like hubs too: keep whichever layout computes fewer
+    // spatial MACs (slots plus the hubs' own conv), the plain one on a tie.
+    let slots = |p: &PaddedBlocks| p.groups * p.block_outputs * p.block_inputs + p.hubs.len() * co;
+    match (plain, PaddedBlocks::new(&conn, hubs)) {
+        (Some(a), Some(b)) => Some(if slots(&b) < slots(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 fn constant_values<T: Elem>(w: &[T], d: &Dims, km: &KernelMap, approx: bool) -> Vec<f64> {
