@@ -252,12 +252,17 @@ pub fn attrs_of(egraph: &EGraph<SscNode, SscAnalysis>, id: Id) -> Option<&ConvAt
 /// The shape a weight op produces from its argument's shape.
 pub fn weight_op_shape(op: &WeightOp, arg: &[usize]) -> Option<Vec<usize>> {
     match op {
-        WeightOp::Blocks { groups, .. } => {
+        WeightOp::Blocks {
+            groups,
+            out_perm,
+            in_perm,
+        } => {
             let mut s = arg.to_vec();
-            if s.len() < 2 || *groups == 0 || !s[1].is_multiple_of(*groups) {
+            if s.len() < 2 || *groups == 0 || !in_perm.len().is_multiple_of(*groups) {
                 return None;
             }
-            s[1] /= groups;
+            s[0] = out_perm.len();
+            s[1] = in_perm.len() / groups;
             Some(s)
         }
         WeightOp::MaskBlocks { .. } => Some(arg.to_vec()),

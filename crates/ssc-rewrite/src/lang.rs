@@ -108,9 +108,11 @@ impl ConvAttrs {
 /// A symbolic operation on a weight tensor; evaluated by `materialize` after extraction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WeightOp {
-    /// Dense `W[Co, Ci, k..]` to grouped `W'[Co, Ci/G, k..]`, keeping the diagonal blocks after
-    /// permutation: `W'[j, l] = W[out_perm[j], in_perm[(j / bo) * bi + l]]` with `bo = Co/G`,
-    /// `bi = Ci/G` (the [`ssc_structure::BlockDiagonal`] convention).
+    /// Dense `W[Co, Ci, k..]` to grouped `W'[G bo, bi, k..]`, keeping the diagonal blocks after
+    /// permutation: `W'[j, l] = W[out_perm[j], in_perm[(j / bo) * bi + l]]` with
+    /// `bo = out_perm.len() / G`, `bi = in_perm.len() / G` (the [`ssc_structure::BlockDiagonal`]
+    /// convention, where `bo = Co/G` and `bi = Ci/G`). An index [`ssc_structure::PAD`] is a
+    /// zero slot (the [`ssc_structure::PaddedBlocks`] layout of unequal blocks): the entry is 0.
     Blocks {
         /// The number of diagonal blocks.
         groups: usize,
@@ -119,8 +121,9 @@ pub enum WeightOp {
         /// Gather indices over inputs.
         in_perm: Indices,
     },
-    /// Zeroes every entry inside the diagonal blocks (same convention as `Blocks`), keeping the
-    /// shape: what remains is the off-block part.
+    /// Zeroes every entry inside the diagonal blocks (same convention as `Blocks`, pads
+    /// included: a pad slot zeroes nothing), keeping the shape: what remains is the off-block
+    /// part.
     MaskBlocks {
         /// The number of diagonal blocks.
         groups: usize,

@@ -13,6 +13,7 @@ use egg::{EGraph, Id, Language};
 use ssc_ir::{
     Attribute, DataType, Dim, Graph, Model, OpDesc, OpId, Tensor, TensorType, ValueId, ValueType,
 };
+use ssc_structure::PAD;
 
 use crate::analysis::{attrs_of, SscAnalysis};
 use crate::build::Built;
@@ -241,18 +242,22 @@ pub(crate) fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             out_perm,
             in_perm,
         } => {
-            let (co, ci) = (dims[0], dims[1]);
-            let (bo, bi) = (co / groups, ci / groups);
-            let mut data = Vec::with_capacity(co * bi * inner);
-            for j in 0..co {
-                let o = out_perm[j] as usize;
+            let ci = dims[1];
+            let (bo, bi) = (out_perm.len() / groups, in_perm.len() / groups);
+            let mut data = Vec::with_capacity(out_perm.len() * bi * inner);
+            for (j, &o) in out_perm.iter().enumerate() {
                 for l in 0..bi {
-                    let i = in_perm[(j / bo) * bi + l] as usize;
-                    let at = (o * ci + i) * inner;
+                    let i = in_perm[(j / bo) * bi + l];
+                    if o == PAD || i == PAD {
+                        data.resize(data.len() + inner, 0.0);
+                        continue;
+                    }
+                    let at = (o as usize * ci + i as usize) * inner;
                     data.extend_from_slice(&src.data[at..at + inner]);
                 }
             }
             let mut nd = dims.clone();
+            nd[0] = out_perm.len();
             nd[1] = bi;
             Dense { dims: nd, data }
         }
@@ -261,14 +266,16 @@ pub(crate) fn apply_weight_op(op: &WeightOp, src: &Dense) -> Dense {
             out_perm,
             in_perm,
         } => {
-            let (co, ci) = (dims[0], dims[1]);
-            let (bo, bi) = (co / groups, ci / groups);
+            let ci = dims[1];
+            let (bo, bi) = (out_perm.len() / groups, in_perm.len() / groups);
             let mut data = src.data.clone();
-            for j in 0..co {
-                let o = out_perm[j] as usize;
+            for (j, &o) in out_perm.iter().enumerate() {
                 for l in 0..bi {
-                    let i = in_perm[(j / bo) * bi + l] as usize;
-                    let at = (o * ci + i) * inner;
+                    let i = in_perm[(j / bo) * bi + l];
+                    if o == PAD || i == PAD {
+                        continue;
+                    }
+                    let at = (o as usize * ci + i as usize) * inner;
                     data[at..at + inner].fill(0.0);
                 }
             }

@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use egg::{EGraph, Id, Language};
+use ssc_structure::PAD;
 
 use crate::analysis::{attrs_of, SscAnalysis};
 use crate::lang::{ConvAttrs, SscNode, WeightOp};
@@ -204,14 +205,16 @@ pub(crate) fn check_weight_op(op: &WeightOp, s: &[usize]) -> Result<(), String> 
             out_perm,
             in_perm,
         } => {
+            // Pads (`ssc_structure::PAD`) are zero slots; every other index is in range.
+            let slots = |idx: &[u32], n: usize| {
+                !idx.is_empty() && idx.iter().all(|&i| i == PAD || (i as usize) < n)
+            };
             s.len() >= 2
                 && *groups > 0
-                && s[0].is_multiple_of(*groups)
-                && s[1].is_multiple_of(*groups)
-                && out_perm.len() == s[0]
-                && in_perm.len() == s[1]
-                && in_range(out_perm, s[0])
-                && in_range(in_perm, s[1])
+                && out_perm.len().is_multiple_of(*groups)
+                && in_perm.len().is_multiple_of(*groups)
+                && slots(out_perm, s[0])
+                && slots(in_perm, s[1])
         }
         WeightOp::Crop { begin, end } => {
             s.len() == begin.len() + 2

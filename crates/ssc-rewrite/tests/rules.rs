@@ -148,6 +148,111 @@ fn ssc_near_miss_same_upper_is_not_modelled() {
     check(&conv_model(w, true, &a, [1, 16, 9, 9]), None);
 }
 
+/// Unequal SSC blocks (block `b` of outputs reads block `b` of inputs with full kernels), what
+/// a filter-pruned SSC conv looks like after channel removal: outputs in blocks of 7, 5, 6, 5
+/// plus output 23 with point kernels only; inputs in blocks of 6, 7, 6, 5; input 24 (when
+/// `hub`) a carrier column with full kernels into every output but 23. Point kernels elsewhere.
+fn ssc_unequal(hub: bool) -> impl Fn(usize, usize, usize) -> bool {
+    let out_block = |o: usize| [7, 12, 18, 23].iter().position(|&e| o < e);
+    let in_block = |i: usize| [6, 13, 19, 24].iter().position(|&e| i < e);
+    move |o, i, t| {
+        t == 4
+            || (out_block(o).is_some() && out_block(o) == in_block(i))
+            || (hub && i == 24 && o != 23)
+    }
+}
+
+#[test]
+fn ssc_unequal_blocks_and_a_hub_column_split_into_three_branches() {
+    let w = weight(24, 25, 3, 40, ssc_unequal(true));
+    let a = Attrs {
+        strides: vec![2, 2],
+        ..Attrs::default()
+    };
+    let (after, r) = check(
+        &conv_model(w, true, &a, [2, 25, 11, 11]),
+        Some("gather·Conv 3x3 G=4·gather + Conv 1x1 dense·gather + Conv 3x3 dense·gather"),
+    );
+    // Grouped over 4 x (7 out x 7 in) padded slots, the 1x1 over the 24 non-hub inputs, the
+    // hub's 3x3 over one input, and two Adds; 6 x 6 output pixels, batch 2.
+    let l = &r.layers[0];
+    assert_eq!(
+        l.macs_after,
+        2 * (28 * 7 * 9 + 24 * 24 + 24 * 9 + 2 * 24) * 36
+    );
+    assert!(l.params_after < l.params_before);
+    assert_eq!(op_types(&after).iter().filter(|t| *t == "Conv").count(), 3);
+}
+
+#[test]
+fn ssc_unequal_blocks_without_hub_pad_the_blocks() {
+    let w = weight(24, 25, 3, 41, ssc_unequal(false));
+    check(
+        &conv_model(w, false, &Attrs::default(), [1, 25, 9, 9]),
+        Some("gather·Conv 3x3 G=4·gather + Conv 1x1 dense"),
+    );
+}
+
+#[test]
+fn ssc_unequal_near_miss_asymmetric_pads() {
+    let w = weight(24, 25, 3, 42, ssc_unequal(true));
+    let a = Attrs {
+        pads: vec![1, 1, 0, 1],
+        ..Attrs::default()
+    };
+    check(&conv_model(w, true, &a, [1, 25, 9, 9]), None);
+}
+
+#[test]
+fn ssc_unequal_blocks_random_layouts_stay_exact() {
+    // Seeded layouts: 2-5 blocks of 1-6 outputs and 1-6 inputs, 0-2 point-only outputs, 0-2
+    // hub columns into most outputs, odd input sizes, stride 1-2, dilation 1-2 with pads to
+    // match (sometimes one more). Every rewrite must compute the same function, and most
+    // layouts must split.
+    let mut split = 0;
+    for seed in 0..24u64 {
+        let mut r = Lcg(1000 + seed);
+        let mut pick = |n: usize| ((r.next_f32() + 1.0) * 0.5 * n as f32) as usize % n;
+        let groups = 2 + pick(4);
+        let (mut out_b, mut in_b) = (Vec::new(), Vec::new());
+        for b in 0..groups {
+            out_b.extend(std::iter::repeat_n(Some(b), 1 + pick(6)));
+            in_b.extend(std::iter::repeat_n(Some(b), 1 + pick(6)));
+        }
+        out_b.extend(std::iter::repeat_n(None, pick(3)));
+        let hubs = pick(3);
+        in_b.extend(std::iter::repeat_n(None, hubs));
+        let (co, ci) = (out_b.len(), in_b.len());
+        let dil = 1 + pick(2);
+        let pad = dil + pick(2);
+        let a = Attrs {
+            strides: vec![1 + pick(2) as i64; 2],
+            dilations: vec![dil as i64; 2],
+            pads: vec![pad as i64; 4],
+            ..Attrs::default()
+        };
+        let size = 7 + 2 * pick(3);
+        let w = weight(co, ci, 3, 50 + seed, |o, i, t| {
+            let hub = in_b[i].is_none() && out_b[o].is_some() && o % 5 != 4;
+            t == 4 || (out_b[o].is_some() && out_b[o] == in_b[i]) || hub
+        });
+        let model = conv_model(w, seed % 2 == 0, &a, [1, ci, size, size]);
+        let mut after = model.clone();
+        let report = rewrite_model(&mut after, &mac_opts()).unwrap();
+        ssc_passes::infer_shapes(&mut after, &[]).unwrap();
+        assert_same_function(&model, &after, seed);
+        assert!(
+            report.dropped.is_empty(),
+            "seed {seed}: {:?}",
+            report.dropped
+        );
+        split += usize::from(fired(&report).iter().any(|f| f == "ssc-split"));
+    }
+    // 17 of 24 split; the others' hubs reach too few outputs (not above 1.5x the median
+    // degree) in these small layers, so their blocks stay joined.
+    assert!(split >= 16, "only {split} of 24 layouts split");
+}
+
 // ----- c. kernel shape -----
 
 #[test]

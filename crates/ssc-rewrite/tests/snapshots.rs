@@ -289,6 +289,30 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 }
 
 #[test]
+fn b_unequal_blocks_and_a_hub_column() {
+    let text = r#"
+graph main(%x: float[1,8,7,7]) -> (%y) {
+  init %w: float[7,8,3,3] = $W
+  init %b: float[7] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+    // What channel removal leaves of a filter-pruned SSC conv: outputs in spatial blocks
+    // {0,1,2} {3,4} {5} reading inputs {0,1,2} {3,4} {5,6}; output 6 has point kernels only;
+    // input 7 is a carrier with full kernels into outputs 0..5, joining every block. Point
+    // kernels elsewhere. Split: 3 groups padded to 3 x 3 slots, the 1x1 remainder over inputs
+    // 0..6 with the bias, and input 7's own 3x3 conv.
+    let ob = |o: usize| [3, 5, 6].iter().position(|&e| o < e);
+    let ib = |i: usize| [3, 5, 7].iter().position(|&e| i < e);
+    check(
+        "b_unequal_blocks_and_a_hub_column",
+        &with_w(text, [7, 8, 3], |o, i, t| {
+            t == 4 || (ob(o).is_some() && ob(o) == ib(i)) || (i == 7 && o < 6)
+        }),
+    );
+}
+
+#[test]
 fn b_near_miss_off_block_kernel_uses_a_corner() {
     let text = r#"
 graph main(%x: float[1,8,6,6]) -> (%y) {

@@ -52,6 +52,90 @@ impl BlockDiagonal {
     }
 }
 
+/// A slot that holds no channel in a [`PaddedBlocks`] layout (its weights are zero).
+pub const PAD: u32 = u32::MAX;
+
+/// Unequal components laid out as `groups` equal blocks of `block_outputs x block_inputs`
+/// slots, the short ones padded with zero slots ([`PAD`]), so that a `Conv(group = groups)`
+/// computes them exactly: slot `j` of the grouped conv's output is original output
+/// `out_slots[j]` (block `j / block_outputs`), and input slot `j` reads original input
+/// `in_slots[j]`; a weight entry is zero when either slot is a pad. Outputs with no edge are
+/// spread over the blocks with the fewest outputs (they are zero rows there), so every output
+/// has exactly one slot. `hubs` are input channels set aside before the components were
+/// formed (see [`crate::SscSplit::padded`]); they are in no block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaddedBlocks {
+    /// The number of blocks (the grouped conv's `group`).
+    pub groups: usize,
+    /// Output slots per block (the largest component's outputs, or more).
+    pub block_outputs: usize,
+    /// Input slots per block (the largest component's inputs).
+    pub block_inputs: usize,
+    /// `groups * block_outputs` output slots: an original output channel or [`PAD`].
+    pub out_slots: Vec<u32>,
+    /// `groups * block_inputs` input slots: an original input channel or [`PAD`].
+    pub in_slots: Vec<u32>,
+    /// Input channels left out of every block, ascending.
+    pub hubs: Vec<u32>,
+}
+
+impl PaddedBlocks {
+    /// Lays out `conn`'s components (at least two) as padded blocks; `None` with fewer.
+    pub fn new(conn: &Connectivity, hubs: Vec<u32>) -> Option<PaddedBlocks> {
+        let groups = conn.components.len();
+        if groups < 2 {
+            return None;
+        }
+        let mut outs: Vec<Vec<u32>> = conn.components.iter().map(|c| c.outputs.clone()).collect();
+        for &o in &conn.isolated_outputs {
+            // The first block with the fewest outputs: deterministic.
+            let (b, _) = outs
+                .iter()
+                .enumerate()
+                .min_by_key(|(b, v)| (v.len(), *b))
+                .expect("at least two blocks");
+            outs[b].push(o);
+        }
+        let bo = outs.iter().map(Vec::len).max().unwrap_or(0);
+        let bi = conn
+            .components
+            .iter()
+            .map(|c| c.inputs.len())
+            .max()
+            .unwrap_or(0);
+        let out_slots = outs.iter().flat_map(|v| padded(v, bo)).collect();
+        let in_slots = conn
+            .components
+            .iter()
+            .flat_map(|c| padded(&c.inputs, bi))
+            .collect();
+        Some(PaddedBlocks {
+            groups,
+            block_outputs: bo,
+            block_inputs: bi,
+            out_slots,
+            in_slots,
+            hubs,
+        })
+    }
+
+    /// For each original output (of `outputs`), its slot: `Y = Gather(Y', output_slot_of)`.
+    pub fn output_slot_of(&self, outputs: usize) -> Option<Vec<u32>> {
+        let mut at = vec![PAD; outputs];
+        for (j, &o) in self.out_slots.iter().enumerate() {
+            if o != PAD {
+                *at.get_mut(o as usize)? = j as u32;
+            }
+        }
+        (!at.contains(&PAD)).then_some(at)
+    }
+}
+
+/// `v` followed by [`PAD`]s up to `n` entries.
+fn padded(v: &[u32], n: usize) -> impl Iterator<Item = u32> + '_ {
+    v.iter().copied().chain(std::iter::repeat(PAD)).take(n)
+}
+
 /// The inverse of a permutation given as gather indices.
 pub fn invert(perm: &[u32]) -> Vec<u32> {
     let mut inv = vec![0u32; perm.len()];

@@ -6,7 +6,7 @@ use serde::Serialize;
 use ssc_ir::Tensor;
 
 use crate::classes::{channel_classes, filter_classes, plain_classes, FilterClass};
-use crate::connectivity::Connectivity;
+use crate::connectivity::{Connectivity, PaddedBlocks};
 use crate::decode::{check_channels, with_values};
 use crate::elem::Elem;
 use crate::kernels::{KernelClass, KernelCounts, KernelMap};
@@ -14,6 +14,7 @@ use crate::report::{conn_str, pct, unified_str, ChannelSummary};
 use crate::scan::{Dims, Layout, Scan};
 use crate::sparsity::{self, SparsityFacts};
 use crate::tapset::{shape_str, AxisExtent, TapSet};
+use crate::unionfind::UnionFind;
 use crate::{AnalysisOptions, StructureError};
 
 /// Which taps the weight uses, over all kernels.
@@ -62,6 +63,15 @@ pub struct SscSplit {
     pub pointwise_density: f64,
     /// Point kernels inside a spatial block, computed by the grouped conv instead.
     pub absorbed_point_kernels: u64,
+    /// When `spatial` has no unpadded equal blocks (`group = 1` only): its components, or
+    /// those left after setting aside hub input columns, laid out as padded equal blocks. A hub
+    /// is an input whose spatial kernels reach more than 1.5x the median number of outputs
+    /// (e.g. the carrier column of channel removal, which sums removed channels' full kernels
+    /// into every block; at most `Ci/4` of them); its kernels go to a branch of their own. Of
+    /// the layouts with and without hubs, the one with fewer spatial MACs (`G bo bi` slots plus
+    /// `Co` per hub). Present only when at least two blocks result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub padded: Option<PaddedBlocks>,
 }
 
 /// Equal-valued (unified, MSWU) and pruned structure.
@@ -324,16 +334,69 @@ fn ssc_split(s: &mut Scan, d: &Dims) -> Option<SscSplit> {
         }
     }
     let pointwise = c.point - absorbed;
-    if pointwise == 0 {
-        // Every point kernel sits inside a spatial block: the plain connectivity says it all.
+    let equal = spatial.blocks.as_ref().is_some_and(|b| !b.padded);
+    let padded = (!equal && d.groups == 1)
+        .then(|| padded_blocks(s, d, &spatial))
+        .flatten();
+    if pointwise == 0 && padded.as_ref().is_none_or(|p| p.hubs.is_empty()) {
+        // Every point kernel sits inside a spatial block (and no hub column joins the blocks
+        // into one): the plain connectivity says it all.
         return None;
     }
     Some(SscSplit {
         spatial,
+        padded,
         pointwise_kernels: pointwise,
         pointwise_density: pointwise as f64 / c.total() as f64,
         absorbed_point_kernels: absorbed,
     })
+}
+
+/// The padded-block layout of [`SscSplit::padded`] (`group = 1`): hub input columns set aside,
+/// the remaining spatial kernels' components padded to equal blocks.
+fn padded_blocks(s: &Scan, d: &Dims, spatial: &Connectivity) -> Option<PaddedBlocks> {
+    let (co, ci) = (d.co, d.ci());
+    let spatial_at = |o: usize, i: usize| s.kernels.class_at(o * ci + i).is_spatial();
+    let degree: Vec<usize> = (0..ci)
+        .map(|i| (0..co).filter(|&o| spatial_at(o, i)).count())
+        .collect();
+    let mut live: Vec<usize> = degree.iter().copied().filter(|&n| n > 0).collect();
+    if live.is_empty() {
+        return None;
+    }
+    live.sort_unstable();
+    let median = live[live.len() / 2];
+    // degree > 1.5 x median, in integers.
+    let hubs: Vec<u32> = (0..ci)
+        .filter(|&i| 2 * degree[i] > 3 * median)
+        .map(|i| i as u32)
+        .collect();
+    let plain = PaddedBlocks::new(spatial, Vec::new());
+    // Hubs are few by definition; many means there is no block structure to find.
+    if hubs.is_empty() || hubs.len() * 4 > ci {
+        return plain;
+    }
+    let mut uf = UnionFind::new(co + ci);
+    let (mut out_edge, mut in_edge) = (vec![false; co], vec![false; ci]);
+    let mut is_hub = vec![false; ci];
+    for &h in &hubs {
+        is_hub[h as usize] = true;
+    }
+    for (o, edge) in out_edge.iter_mut().enumerate() {
+        for i in (0..ci).filter(|&i| !is_hub[i] && spatial_at(o, i)) {
+            uf.union(o as u32, (co + i) as u32);
+            *edge = true;
+            in_edge[i] = true;
+        }
+    }
+    let conn = Connectivity::build(&mut uf, co, ci, &out_edge, &in_edge);
+    // A large block's columns can look like hubs too: keep whichever layout computes fewer
+    // spatial MACs (slots plus the hubs' own conv), the plain one on a tie.
+    let slots = |p: &PaddedBlocks| p.groups * p.block_outputs * p.block_inputs + p.hubs.len() * co;
+    match (plain, PaddedBlocks::new(&conn, hubs)) {
+        (Some(a), Some(b)) => Some(if slots(&b) < slots(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 fn constant_values<T: Elem>(w: &[T], d: &Dims, km: &KernelMap, approx: bool) -> Vec<f64> {
@@ -386,6 +449,17 @@ impl fmt::Display for ConvStructure {
                 conn_str(&ssc.spatial, "G=1"),
                 pct(ssc.pointwise_density)
             )?;
+            if let Some(p) = &ssc.padded {
+                write!(
+                    f,
+                    " (padded G={} of {}x{}",
+                    p.groups, p.block_outputs, p.block_inputs
+                )?;
+                match p.hubs.len() {
+                    0 => write!(f, ")")?,
+                    n => write!(f, ", {n} hub{})", if n == 1 { "" } else { "s" })?,
+                }
+            }
         }
         let t = &self.taps;
         if self.taps_per_kernel() > 1 && !t.union.is_empty() {

@@ -70,7 +70,7 @@ mod unionfind;
 
 pub use channels::{channel_dataflow, ChannelDataflow, ChannelFact, ChannelOp};
 pub use classes::{FilterClass, SignedChannel};
-pub use connectivity::{invert, BlockDiagonal, Component, Connectivity};
+pub use connectivity::{invert, BlockDiagonal, Component, Connectivity, PaddedBlocks, PAD};
 pub use conv::{analyze_conv_weight, ConvStructure, SscSplit, TapSupport, Unified};
 pub use error::StructureError;
 pub use kernels::{KernelClass, KernelCounts, KernelMap};

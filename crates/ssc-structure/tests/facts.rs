@@ -4,7 +4,7 @@
 use ssc_ir::{DataType, Tensor};
 use ssc_structure::{
     analyze_conv_weight, analyze_matrix, analyze_matrix_transposed, AnalysisOptions, AxisExtent,
-    ConvStructure, KernelClass, StructureError, TapSet,
+    ConvStructure, KernelClass, StructureError, TapSet, PAD,
 };
 
 type K3 = [f32; 9];
@@ -439,6 +439,57 @@ fn ssc_with_unequal_spatial_components() {
     let ssc = check(&w, 1).ssc.unwrap();
     assert_eq!(ssc.spatial.components.len(), 2);
     assert!(ssc.spatial.blocks.is_none());
+    // Padded to two blocks of 3 x 3 slots.
+    let p = ssc.padded.as_ref().unwrap();
+    assert_eq!((p.groups, p.block_outputs, p.block_inputs), (2, 3, 3));
+    assert_eq!(p.out_slots, vec![0, 1, 2, 3, PAD, PAD]);
+    assert_eq!(p.in_slots, vec![0, 1, 2, 3, PAD, PAD]);
+    assert!(p.hubs.is_empty());
+    assert_eq!(p.output_slot_of(4), Some(vec![0, 1, 2, 3]));
+}
+
+#[test]
+fn ssc_hub_column_is_set_aside_and_isolated_outputs_fill_short_blocks() {
+    // Outputs in blocks 0..4, 4..7, 7..10, 10; output 11 has point kernels only. Inputs in
+    // blocks 0..4, 4..7, 7..10, 10..12; input 12 has full kernels into outputs 0..11: a hub
+    // that joins every block into one spatial component.
+    let ob = |o: usize| [4, 7, 10, 11].iter().position(|&e| o < e);
+    let ib = |i: usize| [4, 7, 10, 12].iter().position(|&e| i < e);
+    let w = conv3(12, 13, |o, i| {
+        if (ob(o).is_some() && ob(o) == ib(i)) || (i == 12 && o < 11) {
+            full(o + i)
+        } else {
+            point(1.0)
+        }
+    });
+    let s = check(&w, 1);
+    let ssc = s.ssc.as_ref().unwrap();
+    assert_eq!(ssc.spatial.components.len(), 1);
+    let p = ssc.padded.as_ref().unwrap();
+    assert_eq!((p.groups, p.block_outputs, p.block_inputs), (4, 4, 4));
+    assert_eq!(p.hubs, vec![12]);
+    let x = PAD;
+    assert_eq!(
+        p.out_slots,
+        vec![0, 1, 2, 3, 4, 5, 6, x, 7, 8, 9, x, 10, 11, x, x]
+    );
+    assert_eq!(
+        p.in_slots,
+        vec![0, 1, 2, 3, 4, 5, 6, x, 7, 8, 9, x, 10, 11, x, x]
+    );
+    assert!(s.to_string().contains("(padded G=4 of 4x4, 1 hub)"), "{s}");
+    // Near miss: the same column into one block's outputs only is an ordinary member of that
+    // block (degree 4 is not above 1.5 x the median 3): nothing is set aside, block 0 reads 5.
+    let w = conv3(12, 13, |o, i| {
+        if (ob(o).is_some() && ob(o) == ib(i)) || (i == 12 && o < 4) {
+            full(o + i)
+        } else {
+            point(1.0)
+        }
+    });
+    let p = check(&w, 1).ssc.unwrap().padded.unwrap();
+    assert!(p.hubs.is_empty());
+    assert_eq!((p.groups, p.block_inputs), (4, 5));
 }
 
 // ----- unified weights -----
