@@ -50,12 +50,12 @@ def parse(text):
     spmm = []
     samples = []
     for line in text.splitlines():
-        m = re.match(r"^CAL dense (\w+) (\S+) ([0-9.]+)$", line.strip())
+        m = re.search(r"CAL dense (\w+) (\S+) ([0-9.]+)$", line.strip())
         if m:
             dense[m.group(1)].append(float(m.group(3)))
             samples.append(f"dense {m.group(1)} {m.group(2)}: {m.group(3)}")
             continue
-        m = re.match(r"^CAL spmm (\S+) ([0-9.]+) ([0-9.]+)$", line.strip())
+        m = re.search(r"CAL spmm (\S+) ([0-9.]+) ([0-9.]+)$", line.strip())
         if m:
             spmm.append(float(m.group(3)))
             samples.append(f"spmm {m.group(1)} at {m.group(2)}: {m.group(3)}")
