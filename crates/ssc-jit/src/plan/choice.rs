@@ -1,6 +1,7 @@
 //! The per-layer choice between the dense conv kernels, the AVX2 table kernel
 //! (`StreamConv`) and the AVX-512 sparse kernel ([`SpmmConv`]), from a cost model of both
-//! calibrated by `kernels::spmm::tests::bench::bench_spmm`.
+//! whose rates come from the committed calibration table `plan::calibration` (written by
+//! `scripts/calibrate_jit.py` from the ignored test `calibrate_jit` below).
 //!
 //! The model: the sparse kernel's time is proportional to its column work over the lanes it
 //! computes (a column costs [`COLUMN_COST`] plus one multiply-add per channel of its block, on
@@ -10,11 +11,12 @@
 //! sparse kernel is taken when its predicted time, at [`SPMM_RATE`] multiply-adds per second
 //! per lane, is at most [`MARGIN`] times the dense kernel's, at the rate of the dense form the
 //! layer would get ([`dense_rate`]: Winograd F(4x4) and F(2x2) count their saved
-//! multiplications). So the crossover density depends on the layer: about 0.15 against
-//! Winograd F(4x4) on 56x56 and 28x28, 0.2 against F(2x2) on 14x14 and 7x7 planes (where a
-//! quarter of each tile's lanes falls outside the 7- or 14-wide rows), 0.3-0.4 against the
-//! direct and GEMM kernels. Blocked weights (MSWU 4x4, 8x1 tiles) reach it at 50% density
-//! (effective 0.19; measured 1.2-1.4x the dense kernels on most shapes).
+//! multiplications). So the crossover density depends on the layer: with the table of
+//! 2026-12-07 about 0.16 against Winograd F(4x4) on 56x56 and 28x28, 0.22 against F(2x2) on
+//! 14x14 and 7x7 planes (where a quarter of each tile's lanes falls outside the 7- or 14-wide
+//! rows), 0.3-0.36 against the direct and GEMM kernels. Blocked weights (MSWU 4x4, 8x1 tiles)
+//! reach it at 50% density (effective 0.19; measured 1.2-1.4x the dense kernels on most
+//! shapes).
 //! Below [`TABLE_DENSITY`] the AVX2 table kernel, which measured as fast as `SpmmConv` at
 //! 5-10% density, keeps the layer as before.
 //!
@@ -23,6 +25,7 @@
 //! Layers denser than [`MAX_DENSITY`] (every layer of a dense model) are never considered: a
 //! dense model's plan is unchanged.
 
+use super::calibration::{COLUMN_COST, DENSE_RATE_DIRECT, DENSE_RATE_F2, DENSE_RATE_F4, SPMM_RATE};
 use crate::kernels::spmm::{self, Arrangement, SpmmConv, BLOCK_SIZES};
 use crate::spec::{ConvGeom, Epilogue};
 
@@ -33,46 +36,69 @@ pub(super) const TABLE_DENSITY: f32 = 0.12;
 /// The sparse kernel's predicted time over the dense kernel's at or below which it is taken.
 const MARGIN: f64 = 0.9;
 
-/// `SpmmConv`'s rate in unblocked column entries (one multiply-add on every lane of its
-/// tiles), in G/s. `bench_spmm` (1 thread, 2026-12-07, unstructured 20-30% density, blocks of
-/// one channel) measured 19-30 on ResNet-18's 3x3 layers (stride 1 and 2, 56x56 to 7x7) and
-/// 14-22 on 1x1 layers (MobileNetV2's 960 -> 160 on 7x7 22, 384 -> 64 on 14x14 21, 144 -> 24
-/// on 56x56 16, ResNet-18's stride-2 downsample 14); the median of the layers.
-const SPMM_RATE: f64 = 21.0;
+/// The dense form `DenseConv::new` gives a layer, as far as its rate goes (the calibration
+/// table has one rate per form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DenseForm {
+    /// Winograd F(4x4).
+    F4,
+    /// Winograd F(2x2) or F(3x3, 4x4), and the phase-split stem.
+    F2,
+    /// The direct, wide and GEMM kernels.
+    Direct,
+}
 
-/// The dense kernel's rate on `g`, in multiply-adds of the direct conv per ns (G/s), by the
-/// form `DenseConv::new` gives the layer (the same `bench_spmm` run): Winograd F(4x4) 120
-/// (ResNet-18's 3x3 layers on 56x56 and 28x28: 120, 124), F(2x2) and the phase-split stem 80
-/// (14x14: 85, 7x7: 74), the direct, wide and GEMM kernels 50 (3x3 stride 2: 50, 54; 1x1 on
-/// 7x7 to 56x56: 43-54).
+impl DenseForm {
+    /// The form `DenseConv::new` picks for `g` (`winograd`: Winograd forms allowed).
+    pub(crate) fn of(g: &ConvGeom, winograd: bool) -> DenseForm {
+        use crate::kernels::phase::PhaseConv;
+        use crate::kernels::winograd::{Tile, Winograd};
+        if winograd && PhaseConv::suits(g) {
+            return DenseForm::F2;
+        }
+        match Winograd::choose(g).filter(|_| winograd) {
+            Some(Tile::F4) => DenseForm::F4,
+            Some(_) => DenseForm::F2,
+            None => DenseForm::Direct,
+        }
+    }
+
+    /// The form's name in `calibrate_jit`'s output and the calibration script.
+    #[cfg(test)]
+    fn key(self) -> &'static str {
+        match self {
+            DenseForm::F4 => "f4",
+            DenseForm::F2 => "f2",
+            DenseForm::Direct => "direct",
+        }
+    }
+}
+
+/// The dense kernel's rate on `g`, in multiply-adds of the direct conv per ns (G/s), from the
+/// calibration table (`plan::calibration`) by the form the layer would get.
 fn dense_rate(g: &ConvGeom, winograd: bool) -> f64 {
-    use crate::kernels::phase::PhaseConv;
-    use crate::kernels::winograd::{Tile, Winograd};
-    if winograd && PhaseConv::suits(g) {
-        return 80.0;
+    match DenseForm::of(g, winograd) {
+        DenseForm::F4 => DENSE_RATE_F4,
+        DenseForm::F2 => DENSE_RATE_F2,
+        DenseForm::Direct => DENSE_RATE_DIRECT,
     }
-    match Winograd::choose(g).filter(|_| winograd) {
-        Some(Tile::F4) => 120.0,
-        Some(_) => 80.0,
-        None => 50.0,
-    }
+}
+
+/// The lanes `SpmmConv` computes per output channel of `g`: the 64-position tiles that cover
+/// the output at the input layout's row pitch.
+pub(crate) fn spmm_lanes(g: &ConvGeom) -> usize {
+    let wq = crate::kernels::planes::Planes::new(g).wq;
+    (g.h_out * wq).div_ceil(spmm::TILE) * spmm::TILE
 }
 
 /// The effective density at or below which the sparse kernel is predicted to take at most
 /// [`MARGIN`] of the dense kernel's time on `g`: `MARGIN * SPMM_RATE / dense_rate`, over the
 /// lanes the sparse kernel computes per output.
 pub(super) fn crossover(g: &ConvGeom, winograd: bool) -> f64 {
-    let wq = crate::kernels::planes::Planes::new(g).wq;
-    let lanes = (g.h_out * wq).div_ceil(spmm::TILE) * spmm::TILE;
+    let lanes = spmm_lanes(g);
     let fill = (g.h_out * g.w_out) as f64 / lanes.max(1) as f64;
     MARGIN * SPMM_RATE / dense_rate(g, winograd) * fill
 }
-
-/// What one column costs beyond its multiply-adds, in multiply-adds: its load, its table
-/// words and the loop. With 2, `bench_spmm`'s cases order as measured: unstructured weights
-/// at 30-50% cost about the same in blocks of 1 and 2 (measured 1.0-1.2x apart), blocks of 8
-/// with mostly-zero entries do not look cheap, and 4x4 / 8x1 tiles go to blocks of 4 / 8.
-const COLUMN_COST: usize = 2;
 
 /// The arrangement of `weights` the sparse kernel would run fastest, and its effective
 /// density: the block size whose columns cost least (a column costs [`COLUMN_COST`] plus one
@@ -220,7 +246,7 @@ mod tests {
         assert!(crossover(&g, false) > crossover(&g, true));
         // 1x1 on 7x7: 49 of the tile's 64 lanes are outputs; on 56x56 all are.
         assert!(c(960, 160, 7, 1, 1) < c(144, 24, 56, 1, 1));
-        assert!((c(144, 24, 56, 1, 1) - MARGIN * SPMM_RATE / 50.0).abs() < 1e-9);
+        assert!((c(144, 24, 56, 1, 1) - MARGIN * SPMM_RATE / DENSE_RATE_DIRECT).abs() < 1e-9);
     }
 
     #[test]
@@ -234,5 +260,67 @@ mod tests {
         let w = unstructured(&mut rng, &g, 0.1);
         assert_eq!(arranged(&g, &w, 1.0).0.block, 1);
         assert_eq!(arranged(&g, &w, 1.0).0.unify, None);
+    }
+
+    /// The calibration run behind `plan::calibration` (`scripts/calibrate_jit.py` runs it and
+    /// writes the table): on ResNet-18's and MobileNetV2's layer shapes, 1 thread, the dense
+    /// kernel each layer gets (`CAL dense FORM LAYER RATE`, direct multiply-adds per ns) and
+    /// `SpmmConv` on unstructured weights at 20% and 30% density in blocks of one channel
+    /// (`CAL spmm LAYER DENSITY RATE`, column entries per ns over `spmm_lanes`).
+    #[test]
+    #[ignore]
+    fn calibrate_jit() {
+        use crate::kernels::dense::DenseConv;
+        use crate::spec::Activation;
+        use crate::testutil::interleaved_ms;
+        if !spmm::available() {
+            return;
+        }
+        let c = |ci, co, hw, k, s| {
+            let p = k / 2;
+            geom((ci, co, 1), (hw, hw), (k, k), [s, s], [1, 1], [p; 4])
+        };
+        let layers = [
+            ("r18-l1-64-3x3-56", c(64, 64, 56, 3, 1)),
+            ("r18-l2-128-3x3-28", c(128, 128, 28, 3, 1)),
+            ("r18-l3-256-3x3-14", c(256, 256, 14, 3, 1)),
+            ("r18-l4-512-3x3-7", c(512, 512, 7, 3, 1)),
+            ("r18-l2.0-64-128-s2", c(64, 128, 56, 3, 2)),
+            ("r18-l4.0-256-512-s2", c(256, 512, 14, 3, 2)),
+            ("r18-ds-128-256-1x1-s2", c(128, 256, 28, 1, 2)),
+            ("mb2-1x1-144-24-56", c(144, 24, 56, 1, 1)),
+            ("mb2-1x1-32-192-28", c(32, 192, 28, 1, 1)),
+            ("mb2-1x1-384-64-14", c(384, 64, 14, 1, 1)),
+            ("mb2-1x1-960-320-7", c(960, 320, 7, 1, 1)),
+        ];
+        for (name, g) in layers {
+            let mut rng = Rng(1);
+            let x: Vec<f32> = (0..g.c_in * g.h * g.w).map(|_| rng.unit()).collect();
+            let mut out = vec![0f32; g.c_out * g.h_out * g.w_out];
+            let e = Epilogue {
+                bias: Some(vec![0.1; g.c_out]),
+                residual: false,
+                act: Activation::Relu,
+            };
+            let macs = (g.c_out * g.cin_g() * g.kh * g.kw * g.h_out * g.w_out) as f64;
+            let dense = DenseConv::new(g, unstructured(&mut rng, &g, 1.0), e.clone(), 1, true);
+            let mut ds = vec![0f32; dense.scratch_len()];
+            let [td] = interleaved_ms::<1>(9, |_| dense.run(&x, None, None, &mut out, &mut ds));
+            let form = DenseForm::of(&g, true).key();
+            println!("CAL dense {form} {name} {:.2}", macs / td / 1e6);
+            for density in [0.2, 0.3] {
+                let w = unstructured(&mut rng, &g, density);
+                let nnz = w.iter().filter(|&&v| v != 0.0).count();
+                let arr = Arrangement {
+                    block: 1,
+                    unify: None,
+                };
+                let k = SpmmConv::new(g, &w, &e, 0, arr, 1);
+                let mut s = vec![0f32; k.scratch_len()];
+                let [t] = interleaved_ms::<1>(9, |_| k.run(&x, [None, None], &mut out, &mut s));
+                let entries = (nnz * spmm_lanes(&g)) as f64;
+                println!("CAL spmm {name} {density} {:.2}", entries / t / 1e6);
+            }
+        }
     }
 }

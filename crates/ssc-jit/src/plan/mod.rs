@@ -7,6 +7,7 @@
 //! in its own module.
 
 mod alias;
+mod calibration;
 mod chain;
 mod choice;
 mod conv;
