@@ -52,7 +52,13 @@ pub(crate) struct Pointwise<'a> {
 ///   0.52 -> 0.31) and at stride 1 on 7x7 (0.89 -> 0.61); dense stride-2 3x3 layers (1.23 ->
 ///   1.09, 1.26 -> 1.11, 1.53 -> 1.35). Also 1x1 layers of at most 14x14 outputs and 256
 ///   input channels or more (512 -> 512 on 7x7 0.30 -> 0.25, 960 -> 160 0.19 -> 0.14, 384 ->
-///   64 on 14x14 0.12 -> 0.09; with 128 inputs, 0.146 -> 0.156, so not those).
+///   64 on 14x14 0.12 -> 0.09; with 128 inputs, 0.146 -> 0.156, so not those), and at stride 1
+///   the mobile architectures' 1x1 layers on 14x14 and 7x7 planes with 64-255 inputs
+///   (`bench_mobile_pointwise`, session 4, quiet: 192 -> 64 on 14x14 0.147 -> 0.046, 64 ->
+///   384 0.132 -> 0.106, 160 -> 960 on 7x7 0.187 -> 0.158, 192 -> 1152 0.266 -> 0.221; level
+///   on 96 -> 576, 80 -> 480 and 112 -> 672 on 14x14, 0.223/0.162/0.302 -> 0.222/0.159/0.298).
+///   Not on 28x28 and larger planes, where `gemm` is 5-50% faster, nor on the 1x1 planes of
+///   squeeze-and-excitation convs (not measured).
 /// - With AVX2 (blocks of 6 pixels through a scatter), k x k layers with 16+ input channels per
 ///   group (the 7x7 stem went from 2.50 to 2.67) whose group's padded input fits in 256 KiB,
 ///   as every block of 16 output channels reads it all again: the grouped layers above (0.42 ->
@@ -66,7 +72,9 @@ fn direct_suits(g: &ConvGeom) -> bool {
     }
     let taps = g.kh * g.kw;
     if has_avx512f() {
-        taps > 1 || (g.h_out * g.w_out <= 196 && k >= 256)
+        let outs = g.h_out * g.w_out;
+        let mobile = g.stride == [1, 1] && outs >= 49;
+        taps > 1 || (outs <= 196 && (k >= 256 || mobile))
     } else {
         let padded = (g.h + g.pads[0] + g.pads[2]) * (g.w + g.pads[1] + g.pads[3]);
         taps > 1 && g.cin_g() >= 16 && 4 * g.cin_g() * padded <= 256 * 1024
@@ -243,6 +251,100 @@ impl DenseConv {
             #[cfg(target_arch = "x86_64")]
             DenseConv::Wide(k) => k.run(input, [residual, residual2], output, scratch),
             DenseConv::Phase(k) => k.run(input, [residual, residual2], output, scratch),
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::spec::Activation;
+    use crate::testutil::{conv_geom, interleaved_ms, pattern};
+
+    /// The 1x1 layers `direct_suits` gives the direct kernel on AVX-512 hosts: mobile layers on
+    /// 14x14 and 7x7 planes at stride 1, not on larger planes, at stride 2 with few inputs, or on
+    /// a squeeze-and-excitation conv's single pixel.
+    #[test]
+    fn mobile_pointwise_layers_take_the_direct_kernel() {
+        if !has_avx512f() || !crate::kernels::par::has_avx2_fma() {
+            return;
+        }
+        let kind = |(ci, co): (usize, usize), hw: usize, s: usize| {
+            let g = conv_geom((ci, co, 1), (hw, hw), (1, s, 1), [0; 4]);
+            let w = pattern(co * ci, 53, 97, 0.01);
+            DenseConv::new(g, w, Epilogue::default(), 1, true).kind()
+        };
+        assert_eq!(kind((160, 960), 7, 1), "direct");
+        assert_eq!(kind((64, 384), 14, 1), "direct");
+        assert_eq!(kind((192, 64), 14, 1), "direct");
+        assert_eq!(kind((16, 96), 112, 1), "gemm");
+        assert_eq!(kind((96, 24), 56, 1), "gemm");
+        assert_eq!(kind((128, 256), 28, 2), "gemm");
+        assert_eq!(kind((120, 480), 1, 1), "gemm");
+        assert_eq!(kind((512, 128), 7, 1), "direct");
+    }
+
+    /// The 1x1 kernels on the mobile architectures' pointwise shapes, interleaved in one
+    /// process: `cargo test --release -p ssc-jit bench_mobile_pointwise -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_mobile_pointwise() {
+        if !has_avx512f() {
+            return;
+        }
+        let shapes = [
+            (32, 16, 112),
+            (16, 96, 112),
+            (96, 24, 56),
+            (24, 144, 56),
+            (144, 24, 56),
+            (144, 32, 28),
+            (32, 192, 28),
+            (192, 32, 28),
+            (192, 64, 14),
+            (64, 384, 14),
+            (384, 64, 14),
+            (384, 96, 14),
+            (96, 576, 14),
+            (576, 96, 14),
+            (576, 160, 7),
+            (160, 960, 7),
+            (960, 160, 7),
+            (960, 320, 7),
+            (320, 1280, 7),
+            (40, 240, 28),
+            (240, 40, 28),
+            (80, 480, 14),
+            (112, 672, 14),
+            (672, 112, 14),
+            (192, 1152, 7),
+        ];
+        for (ci, co, hw) in shapes {
+            let g = conv_geom((ci, co, 1), (hw, hw), (1, 1, 1), [0; 4]);
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            let w = pattern(g.c_out * g.c_in, 53, 97, 0.01);
+            let epi = Epilogue {
+                bias: Some(vec![0.1; g.c_out]),
+                residual: false,
+                act: Activation::Clip(0.0, 6.0),
+            };
+            let gc = GemmConv::new(g, w.clone(), epi.clone(), 1);
+            let wc = WideConv::new(g, &w, epi.clone(), 1);
+            let dc = DirectConv::new(g, &w, epi.clone(), 1);
+            let n = gc.scratch_len().max(wc.scratch_len()).max(dc.scratch_len());
+            let mut scratch = vec![0.0; n];
+            let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
+            let [a, b, c] = interleaved_ms(25, |i| match i {
+                0 => gc.run(&x, None, None, &mut y, &mut scratch),
+                1 => wc.run(&x, [None, None], &mut y, &mut scratch),
+                _ => dc.run(&x, [None, None], &mut y, &mut scratch),
+            });
+            let gf = |ms: f64| 2.0 * g.macs() as f64 / ms / 1e6;
+            eprintln!(
+                "{ci:>4}->{co:<4} {hw:>3}x{hw:<3}: gemm {a:.3} ms ({:.0} GF/s)  wide {b:.3} ({:.0})  direct {c:.3} ({:.0})",
+                gf(a), gf(b), gf(c)
+            );
         }
     }
 }

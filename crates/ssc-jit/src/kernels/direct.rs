@@ -516,6 +516,9 @@ mod tests {
             geom((4, 16, 1), (45, 40), (3, 1, 1), [1; 4]),
             geom((40, 24, 1), (7, 6), (1, 1, 1), [0; 4]),
             geom((40, 24, 1), (7, 6), (1, 2, 1), [0; 4]),
+            // A mobile 1x1 layer `kernels::dense` gives the direct kernel: 72 inputs, a
+            // partial block of output channels, 13x11 pixels (tails of the 24-pixel blocks).
+            geom((72, 40, 1), (13, 11), (1, 1, 1), [0; 4]),
         ];
         for g in cases {
             let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
