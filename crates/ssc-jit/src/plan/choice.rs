@@ -68,6 +68,20 @@ pub(super) fn crossover(g: &ConvGeom, winograd: bool) -> f64 {
     MARGIN * SPMM_RATE / dense_rate(g, winograd) * fill
 }
 
+/// The fraction of the dense form's product work left on `weights`: Winograd's block-sparse
+/// products skip the blocks of four output channels x one input channel that are zero over
+/// all taps (`Winograd::kept_for`, e.g. MSWU's pruned 4x4 tiles), so its time, and the
+/// crossover against it, scale with the fraction they keep; 1 for the other dense forms.
+fn dense_kept(g: &ConvGeom, weights: &[f32], winograd: bool) -> f64 {
+    use crate::kernels::phase::PhaseConv;
+    use crate::kernels::winograd::Winograd;
+    if winograd && !PhaseConv::suits(g) && Winograd::choose(g).is_some() {
+        Winograd::kept_for(g, weights)
+    } else {
+        1.0
+    }
+}
+
 /// What one column costs beyond its multiply-adds, in multiply-adds: its load, its table
 /// words and the loop. With 2, `bench_spmm`'s cases order as measured: unstructured weights
 /// at 30-50% cost about the same in blocks of 1 and 2 (measured 1.0-1.2x apart), blocks of 8
@@ -136,7 +150,7 @@ pub(super) fn choose(
     if !spmm::available() || !spmm::supports(epi.act) || density > MAX_DENSITY {
         return None;
     }
-    let limit = crossover(g, winograd);
+    let limit = crossover(g, winograd) * dense_kept(g, weights, winograd);
     let (arr, eff) = arranged(g, weights, limit);
     (eff <= limit).then(|| SpmmConv::new(*g, weights, epi, residuals, arr, threads))
 }
