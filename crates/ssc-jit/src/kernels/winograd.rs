@@ -358,7 +358,8 @@ impl Winograd {
 
     /// The fraction of the multiply-adds of Winograd's products on `g` that the kernel `new`
     /// builds for `weights` would keep: below 1 where it skips zero blocks of channels
-    /// (`plan::choice` prices the dense form with it).
+    /// (the tests check [`Winograd::kept_for`] against it).
+    #[cfg(test)]
     pub(crate) fn kept_products(&self) -> f64 {
         self.sparse.as_ref().map_or(1.0, BlockRows::kept)
     }
