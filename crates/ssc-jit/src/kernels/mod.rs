@@ -1,6 +1,7 @@
 //! The plain-Rust and `gemm`-backed kernels of the JIT (the Cranelift ones are in `codegen`).
 
 pub(crate) mod act;
+pub(crate) mod block_sparse;
 pub(crate) mod chain;
 pub(crate) mod deconv;
 pub(crate) mod dense;

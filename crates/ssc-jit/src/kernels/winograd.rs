@@ -56,6 +56,7 @@ use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
 
+use crate::kernels::block_sparse::{self, BlockRows};
 use crate::kernels::par::{for_ranges, has_avx2_fma, simd, SendPtr};
 use crate::kernels::{epilogue, epilogue_in_place, sgemm, split_line};
 use crate::spec::{Activation, ConvGeom, Epilogue};
@@ -174,7 +175,24 @@ pub(crate) struct Winograd {
     /// `epi`): added to each block's output rows once all groups have written them, before the
     /// residuals and the activation (see [`Winograd::with_pointwise`]).
     pointwise: Option<Vec<f32>>,
+    /// The transformed filters in blocks of output rows with the input channels they read,
+    /// when enough of them are zero for the block-sparse products to pay
+    /// ([`Winograd::block_sparse`]); the products then go through it on whole blocks per
+    /// thread, as with `small_k`.
+    sparse: Option<BlockRows>,
 }
+
+/// Largest fraction of the multiply-adds the block-sparse products may keep for shallow
+/// groups (`c_in / group` up to [`SMALL_K`], against the dense small-K loop) and for deeper
+/// ones (against the `gemm` crate). `bench_block_sparse` below (1 thread, 2026-12-07, MSWU
+/// 4x4 tiles, dense products on the same weights -> block-sparse, ms): 64->64 on 56x56
+/// (F(4x4)) 50% pruned 0.97 -> 0.64, 75% 0.94 -> 0.54; 128->128 on 28x28 (F(4x4)) 1.24 ->
+/// 0.64, 1.21 -> 0.45; 256->256 on 14x14 (F(2x2)) 1.85 -> 0.99, 1.80 -> 0.57; 512->512 on
+/// 7x7 (F(2x2)) 5.0 -> 2.5, 5.2 -> 1.3. The products run at the dense loops' rate per kept
+/// multiply-add or faster (the `gemm` crate's included), so both limits leave a margin for
+/// the index loads rather than mark a measured crossover.
+const SPARSE_KEPT_SMALL: f64 = 0.9;
+const SPARSE_KEPT_DEEP: f64 = 0.8;
 
 impl Winograd {
     /// The tile that computes `g` fastest, if Winograd beats the other kernels on it at all.
@@ -250,7 +268,8 @@ impl Winograd {
         let m = tile.m();
         let th = geom.h_out.div_ceil(m);
         let tw = geom.w_out.div_ceil(m);
-        let small_k = has_avx2_fma() && ci <= SMALL_K;
+        let sparse = Winograd::block_sparse(&u, np, &geom);
+        let small_k = has_avx2_fma() && (ci <= SMALL_K || sparse.is_some());
         let threads = threads.max(1);
         let budget = if small_k {
             SMALL_BLOCK_BYTES
@@ -296,7 +315,53 @@ impl Winograd {
             shift,
             cols,
             pointwise: None,
+            sparse,
         }
+    }
+
+    /// The block-sparse layout of the transformed filters `u` of `g` (`positions` of them),
+    /// where the host runs it and it keeps at most [`Winograd::sparse_limit`] of the
+    /// multiply-adds.
+    fn block_sparse(u: &[f32], positions: usize, g: &ConvGeom) -> Option<BlockRows> {
+        // A cheap look first: a dense layer has no zero weight to skip.
+        if !has_avx2_fma() || !u.contains(&0.0) {
+            return None;
+        }
+        let rows = BlockRows::new(u, positions, g.c_out, g.cin_g(), g.group);
+        (rows.kept() <= Winograd::sparse_limit(g)).then_some(rows)
+    }
+
+    /// Largest fraction of the multiply-adds the block-sparse products may keep on `g`:
+    /// [`SPARSE_KEPT_SMALL`] for shallow groups, [`SPARSE_KEPT_DEEP`] for deeper ones.
+    fn sparse_limit(g: &ConvGeom) -> f64 {
+        if g.cin_g() <= SMALL_K {
+            SPARSE_KEPT_SMALL
+        } else {
+            SPARSE_KEPT_DEEP
+        }
+    }
+
+    /// The fraction of the products' multiply-adds `Winograd::new` keeps for `weights`
+    /// (ONNX's `[c_out, c_in/group, 3, 3]`) on `g`, without transforming them: below 1 where
+    /// it will skip zero blocks of channels (`plan::choice` prices the dense form with it).
+    pub(crate) fn kept_for(g: &ConvGeom, weights: &[f32]) -> f64 {
+        if !has_avx2_fma() || !weights.contains(&0.0) {
+            return 1.0;
+        }
+        let kept = block_sparse::kept_of(weights, g.c_out, g.cin_g(), g.group);
+        if kept <= Winograd::sparse_limit(g) {
+            kept
+        } else {
+            1.0
+        }
+    }
+
+    /// The fraction of the multiply-adds of Winograd's products on `g` that the kernel `new`
+    /// builds for `weights` would keep: below 1 where it skips zero blocks of channels
+    /// (the tests check [`Winograd::kept_for`] against it).
+    #[cfg(test)]
+    pub(crate) fn kept_products(&self) -> f64 {
+        self.sparse.as_ref().map_or(1.0, BlockRows::kept)
     }
 
     /// The SSC pair `Add(this conv, 1x1 conv)` on one input as one kernel: `weights` are the 1x1
@@ -612,6 +677,22 @@ impl Winograd {
                     let rhs = &v[xi * vs..][..ci * tb];
                     let dst = xi * ms;
                     debug_assert!(dst + co * tb <= m.len());
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(bs) = &self.sparse {
+                        // SAFETY: AVX2 and FMA were detected (`block_sparse`); `rhs` and the
+                        // destination rows as for `small_k` below.
+                        unsafe {
+                            bs.products(
+                                xi,
+                                grp,
+                                rhs.as_ptr(),
+                                mp.get().add(dst),
+                                tb,
+                                nt.next_multiple_of(8),
+                            );
+                        }
+                        continue;
+                    }
                     #[cfg(target_arch = "x86_64")]
                     if self.small_k {
                         // SAFETY: AVX2 and FMA were detected (`small_k`); `lhs` is co x ci,
@@ -1077,6 +1158,16 @@ mod tests {
         fn through_gemm_crate(mut self) -> Winograd {
             self.small_k = false;
             self.slots = 1;
+            self.sparse = None;
+            self
+        }
+
+        /// The same kernel with dense products (the small-K loop where it applies, else the
+        /// `gemm` crate), however many of its weights are zero.
+        fn without_blocks(mut self) -> Winograd {
+            if self.sparse.take().is_some() && self.geom.cin_g() > SMALL_K {
+                self = self.through_gemm_crate();
+            }
             self
         }
     }
@@ -1234,6 +1325,106 @@ mod tests {
                 "{:>3}->{:<3} g{} {:>2}x{:<2}: im2col {a:.3} ms ({:.0} GF/s)  F2 {b:.3} ({:.0})  F4 {c:.3} ({:.0})  F4 via gemm {d:.3}  choose {:?}",
                 g.c_in, g.c_out, g.group, g.h, g.w, gf(a), gf(b), gf(c), Winograd::choose(&g)
             );
+        }
+    }
+
+    /// Block-sparse products ([`BlockRows`]) against the reference convolution: MSWU 4x4 and
+    /// 8x1 tiles half pruned, shallow (small-K) and deep (`gemm`-sized) groups, output
+    /// channels not a multiple of 4 (single-row blocks), groups, one stray non-zero weight in
+    /// a pruned tile, a tile pruned in all but one tap, 1 and 2 threads, both tiles.
+    #[test]
+    fn block_sparse_products_match_the_reference() {
+        use crate::kernels::spmm::tests::{tiled, TileMode};
+        use crate::testutil::Rng;
+        if !has_avx2_fma() {
+            return;
+        }
+        let cases = [
+            (geom(16, 16, 1, 8, 8, [1; 4]), (4, 4)),
+            (geom(32, 18, 1, 9, 7, [1, 2, 1, 0]), (4, 4)),
+            (geom(64, 64, 1, 30, 29, [1; 4]), (8, 1)),
+            (geom(128, 96, 1, 13, 14, [1; 4]), (4, 4)),
+            (geom(64, 64, 2, 11, 12, [0, 1, 2, 0]), (4, 4)),
+        ];
+        let mut rng = Rng(41);
+        for (g, tile_shape) in cases {
+            let (x, _, res) = conv_data(&g, 9);
+            let mut w = tiled(&mut rng, &g, tile_shape, 0.5, TileMode::Free);
+            let mut variants = vec![w.clone()];
+            // One stray non-zero in a pruned tile (a zero weight of a tap of channel pair
+            // (k, c) whose tile is otherwise all zero).
+            let ci = g.cin_g();
+            if let Some(i) = w.iter().position(|&v| v == 0.0) {
+                w[i] = 0.37;
+                variants.push(w.clone());
+            }
+            for w in variants {
+                for (threads, residual, act) in
+                    [(1, false, Activation::None), (2, true, Activation::Relu)]
+                {
+                    let epi = ramp_epilogue(g.c_out, residual, act);
+                    let r = [residual.then_some(&res[..]), None];
+                    let want = reference_conv(&g, &x, &w, &epi, r);
+                    for (tile, bound) in [(Tile::F2, 1e-5), (Tile::F4, 2e-5)] {
+                        let k = Winograd::new(g, &w, epi.clone(), tile, threads);
+                        let kept = k.kept_products();
+                        assert_eq!(kept, Winograd::kept_for(&g, &w));
+                        assert!(
+                            k.sparse.is_some() && kept < 0.75,
+                            "{g:?} {tile_shape:?}: kept {kept}"
+                        );
+                        let e = rel_err(&run_on_nan(&k, &x, r, threads), &want);
+                        assert!(
+                            e < bound,
+                            "{g:?} {tile:?} {tile_shape:?} ci {ci}: rel err {e:e}"
+                        );
+                    }
+                }
+            }
+        }
+        // Dense weights keep the dense products.
+        let g = geom(16, 16, 1, 8, 8, [1; 4]);
+        let (_, w, _) = conv_data(&g, 9);
+        let k = Winograd::new(g, &w, Epilogue::default(), Tile::F4, 1);
+        assert!(k.sparse.is_none() && k.kept_products() == 1.0);
+    }
+
+    /// Block-sparse products against the dense ones on the same weights (MSWU 4x4 tiles,
+    /// half and three quarters pruned), on the layer shapes of ResNet-18 that get Winograd
+    /// (`cargo test --release -p ssc-jit bench_block_sparse -- --ignored --nocapture`):
+    /// medians of 15 interleaved rounds, single thread, and the rate in G direct
+    /// multiply-adds (of the dense conv) per second.
+    #[test]
+    #[ignore]
+    fn bench_block_sparse() {
+        use crate::kernels::spmm::tests::{tiled, TileMode};
+        use crate::testutil::Rng;
+        let mut rng = Rng(7);
+        for g in [
+            geom(64, 64, 1, 56, 56, [1; 4]),
+            geom(128, 128, 1, 28, 28, [1; 4]),
+            geom(256, 256, 1, 14, 14, [1; 4]),
+            geom(512, 512, 1, 7, 7, [1; 4]),
+        ] {
+            let tile = Winograd::choose(&g).expect("ResNet-18's layers get Winograd");
+            let x = pattern(g.c_in * g.h * g.w, 37, 101, 0.02);
+            for pruned in [0.5, 0.75] {
+                let w = tiled(&mut rng, &g, (4, 4), pruned, TileMode::Free);
+                let epi = Epilogue::default();
+                let sparse = Winograd::new(g, &w, epi.clone(), tile, 1);
+                let dense = Winograd::new(g, &w, epi.clone(), tile, 1).without_blocks();
+                let mut scratch = vec![0.0; sparse.scratch_len().max(dense.scratch_len())];
+                let mut y = vec![0.0; g.c_out * g.h_out * g.w_out];
+                let [a, b] = interleaved_ms(15, |i| match i {
+                    0 => dense.run(&x, [None, None], &mut y, &mut scratch),
+                    _ => sparse.run(&x, [None, None], &mut y, &mut scratch),
+                });
+                let gm = |ms: f64| g.macs() as f64 / ms / 1e6;
+                eprintln!(
+                    "{:>3}->{:<3} {:>2}x{:<2} {tile:?} {:.0}% pruned: dense {a:.3} ms ({:.0} G/s)  block-sparse {b:.3} ms ({:.0} G/s, kept {:.2}, used {})  {:.2}x",
+                    g.c_in, g.c_out, g.h, g.w, pruned * 100.0, gm(a), gm(b), sparse.kept_products(), sparse.sparse.is_some(), a / b
+                );
+            }
         }
     }
 }

@@ -100,6 +100,25 @@ pub(super) fn crossover(g: &ConvGeom, winograd: bool) -> f64 {
     MARGIN * SPMM_RATE / dense_rate(g, winograd) * fill
 }
 
+/// The dense form's time on `weights` over its time on dense weights: Winograd's
+/// block-sparse products skip the blocks of four output channels x one input channel that
+/// are zero over all taps (`Winograd::kept_for`, e.g. MSWU's pruned 4x4 tiles), so the
+/// products' share of its time scales with the fraction they keep and the transforms' share
+/// (F(4x4) about 0.3, F(2x2) about none) stays. `bench_block_sparse` (MSWU 4x4 tiles, time
+/// over the dense products' at kept 0.46-0.50 / 0.26-0.31): F(4x4) 64 channels on 56x56 0.66
+/// / 0.58, 128 on 28x28 0.51 / 0.38; F(2x2) 256 on 14x14 0.54 / 0.32, 512 on 7x7 0.50 /
+/// 0.25. 1 for the other dense forms.
+fn dense_kept(g: &ConvGeom, weights: &[f32], winograd: bool) -> f64 {
+    use crate::kernels::phase::PhaseConv;
+    use crate::kernels::winograd::Winograd;
+    let fixed = match DenseForm::of(g, winograd) {
+        DenseForm::F4 => 0.3,
+        DenseForm::F2 if !PhaseConv::suits(g) => 0.0,
+        _ => return 1.0,
+    };
+    fixed + (1.0 - fixed) * Winograd::kept_for(g, weights)
+}
+
 /// The arrangement of `weights` the sparse kernel would run fastest, and its effective
 /// density: the block size whose columns cost least (a column costs [`COLUMN_COST`] plus one
 /// multiply-add per channel of its block), with one-value tiles read as box sums when they
@@ -162,7 +181,7 @@ pub(super) fn choose(
     if !spmm::available() || !spmm::supports(epi.act) || density > MAX_DENSITY {
         return None;
     }
-    let limit = crossover(g, winograd);
+    let limit = crossover(g, winograd) * dense_kept(g, weights, winograd);
     let (arr, eff) = arranged(g, weights, limit);
     (eff <= limit).then(|| SpmmConv::new(*g, weights, epi, residuals, arr, threads))
 }
@@ -247,6 +266,25 @@ mod tests {
         // 1x1 on 7x7: 49 of the tile's 64 lanes are outputs; on 56x56 all are.
         assert!(c(960, 160, 7, 1, 1) < c(144, 24, 56, 1, 1));
         assert!((c(144, 24, 56, 1, 1) - MARGIN * SPMM_RATE / DENSE_RATE_DIRECT).abs() < 1e-9);
+    }
+
+    /// Pruned 4x4 tiles lower the crossover on layers Winograd takes (its block-sparse
+    /// products skip them), and only there; dense weights leave it as it was.
+    #[test]
+    fn pruned_tiles_speed_up_the_winograd_form() {
+        let g = geom((64, 64, 1), (56, 56), (3, 3), [1, 1], [1, 1], [1; 4]);
+        let mut rng = Rng(10);
+        let dense = unstructured(&mut rng, &g, 1.0);
+        assert_eq!(dense_kept(&g, &dense, true), 1.0);
+        let w = tiled(&mut rng, &g, (4, 4), 0.5, TileMode::Free);
+        let k = dense_kept(&g, &w, true);
+        if crate::kernels::par::has_avx2_fma() {
+            assert!(k > 0.3 && k < 0.8, "{k}");
+        }
+        assert_eq!(dense_kept(&g, &w, false), 1.0);
+        let s2 = geom((64, 64, 1), (56, 56), (3, 3), [2, 2], [1, 1], [1; 4]);
+        let w2 = tiled(&mut rng, &s2, (4, 4), 0.5, TileMode::Free);
+        assert_eq!(dense_kept(&s2, &w2, true), 1.0);
     }
 
     #[test]
