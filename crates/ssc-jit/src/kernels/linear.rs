@@ -22,6 +22,10 @@ pub(crate) struct Linear {
     /// laid out). Only for a B this node alone reads: a copy per node of a weight that unrolled
     /// recurrent cells share (captcha_crnn) made that model 1.8x slower.
     pub b_const: Option<Vec<f32>>,
+    /// A constant B packed once for the AVX-512 kernel of `kernels::packed_gemm` (then
+    /// `trans_a` is false, `alpha` is 1 and the step's B input is not read).
+    #[cfg(target_arch = "x86_64")]
+    pub packed: Option<crate::kernels::packed_gemm::PackedB>,
 }
 
 impl Linear {
@@ -42,6 +46,11 @@ impl Linear {
     }
 
     pub(crate) fn run(&self, a: &[f32], b: Option<&[f32]>, c: Option<&[f32]>, y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = &self.packed {
+            let read_dst = self.preload(c, y);
+            return p.gemm(self.m, a, self.k, y, read_dst);
+        }
         let b = self
             .b_const
             .as_deref()
@@ -61,9 +70,10 @@ impl Linear {
         }
     }
 
-    fn run_one(&self, a: &[f32], b: &[f32], c: Option<&[f32]>, y: &mut [f32]) {
-        let (m, k, n) = (self.m, self.k, self.n);
-        let read_dst = match (c, self.c_strides) {
+    /// Writes `beta * C` into `y` when there is a C to add; whether it did.
+    fn preload(&self, c: Option<&[f32]>, y: &mut [f32]) -> bool {
+        let (m, n) = (self.m, self.n);
+        match (c, self.c_strides) {
             (Some(c), Some([sm, sn])) if self.beta != 0.0 => {
                 for i in 0..m {
                     for j in 0..n {
@@ -73,7 +83,12 @@ impl Linear {
                 true
             }
             _ => false,
-        };
+        }
+    }
+
+    fn run_one(&self, a: &[f32], b: &[f32], c: Option<&[f32]>, y: &mut [f32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let read_dst = self.preload(c, y);
         // Element (i, p) of op(A) is at a[i*k + p], or a[p*m + i] when transposed.
         let (a_rs, a_cs) = if self.trans_a { (1, m) } else { (k, 1) };
         let (b_rs, b_cs) = if self.trans_b { (1, k) } else { (n, 1) };

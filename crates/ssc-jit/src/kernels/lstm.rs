@@ -55,6 +55,10 @@ pub(crate) struct Lstm {
     pub r: Vec<f32>,
     pub bias: Vec<f32>,
     pub peep: Option<Vec<f32>>,
+    /// Per direction, W^T packed once for `kernels::packed_gemm` (AVX-512 hosts, more than
+    /// one projected row; empty otherwise, then `w` goes through the `gemm` crate).
+    #[cfg(target_arch = "x86_64")]
+    pub w_packed: Vec<crate::kernels::packed_gemm::PackedB>,
 }
 
 /// Output buffers of one run (each optional, as the node's outputs are).
@@ -182,6 +186,25 @@ impl Lstm {
         }
     }
 
+    /// `proj += X W^T` through the `gemm` crate (`wd` is this direction's W^T, `inp x 4h`).
+    fn project(&self, x: &[f32], wd: &[f32], proj: &mut [f32], threads: usize) {
+        let (inp, gh) = (self.input, 4 * self.hidden);
+        let rows = self.seq * self.batch;
+        // SAFETY: the strides describe in-bounds matrices of `x`, `wd` and `proj`.
+        unsafe {
+            crate::kernels::sgemm(
+                (rows, gh, inp),
+                proj.as_mut_ptr(),
+                gh,
+                true,
+                (x.as_ptr(), inp, 1),
+                (wd.as_ptr(), gh, 1),
+                1.0,
+                threads,
+            );
+        }
+    }
+
     /// # Safety
     /// The output pointers, when present, point to buffers of the output shapes, and no other
     /// thread writes direction `d`'s parts of them.
@@ -208,19 +231,14 @@ impl Lstm {
             row.copy_from_slice(bd);
         }
         // proj += X W^T: X is rows x inp, W^T stored inp x gh.
-        // SAFETY: the strides describe in-bounds matrices of `x`, `wd` and `proj`.
-        unsafe {
-            crate::kernels::sgemm(
-                (rows, gh, inp),
-                proj.as_mut_ptr(),
-                gh,
-                true,
-                (x.as_ptr(), inp, 1),
-                (wd.as_ptr(), gh, 1),
-                1.0,
-                threads,
-            );
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = self.w_packed.get(d) {
+            p.gemm(rows, x, inp, proj, true);
+        } else {
+            self.project(x, wd, proj, threads);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.project(x, wd, proj, threads);
         let zero = vec![0f32; 3 * h];
         let p = self
             .peep

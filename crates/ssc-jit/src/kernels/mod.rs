@@ -15,6 +15,8 @@ pub(crate) mod gemm_conv;
 pub(crate) mod linear;
 pub(crate) mod lstm;
 pub(crate) mod norm;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod packed_gemm;
 pub(crate) mod par;
 pub(crate) mod phase;
 mod phases;

@@ -151,6 +151,16 @@ pub(super) fn lower_lstm(cx: &Cx, op: OpId) -> Option<Native> {
     }
     let first = outs.iter().flatten().next().copied()?;
     let (w, r) = Lstm::pack(&w, &r, nd, input, hidden);
+    // The input projection's W^T packed once (see `kernels::packed_gemm`).
+    #[cfg(target_arch = "x86_64")]
+    let w_packed = if seq * batch > 1 && crate::kernels::par::has_avx512f() {
+        let gh = 4 * hidden;
+        w.chunks_exact(gh * input)
+            .map(|wd| crate::kernels::packed_gemm::PackedB::new(wd, (input, gh), (gh, 1)))
+            .collect()
+    } else {
+        vec![]
+    };
     let k = Lstm {
         seq,
         batch,
@@ -166,6 +176,8 @@ pub(super) fn lower_lstm(cx: &Cx, op: OpId) -> Option<Native> {
         r,
         bias,
         peep,
+        #[cfg(target_arch = "x86_64")]
+        w_packed,
     };
     Some(Native {
         what: format!("lstm {nd}x seq {seq} batch {batch} {input}->{hidden}"),
