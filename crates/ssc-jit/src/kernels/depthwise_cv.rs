@@ -38,8 +38,10 @@ impl DepthwiseCv {
     /// `bench_depthwise_cv` (1 thread, ms, row kernel -> this one, in a quiet run): 7x7 kernels
     /// on planes of at most 14x14 outputs (ConvNeXt's 384 channels on 14x14 0.277 -> 0.235, 768
     /// on 7x7 0.240 -> 0.142) and 5x5 ones on 7x7 (MobileNetV3's 960 channels 0.118 -> 0.093).
-    /// Not 3x3 kernels (384 on 14x14 0.053 -> 0.099: too few taps to pay for the two
-    /// transposes), nor larger planes (7x7 on 28x28 0.480 -> 0.485, on 56x56 0.698 -> 0.847;
+    /// Not 3x3 kernels (too few taps to pay for the two transposes): `bench_depthwise_3x3`
+    /// (session 4, quiet) on MobileNetV2/V3's and EfficientNet-B0's 3x3 layers, stride 1 and 2,
+    /// finds the row kernel faster on every one, 1.7-3.6x on 112x112..14x14 planes (384 on
+    /// 14x14 0.051 -> 0.098) and 1.14x on 960 channels on 7x7 (0.055 -> 0.063); nor larger planes (7x7 on 28x28 0.480 -> 0.485, on 56x56 0.698 -> 0.847;
     /// 5x5 on 14x14 0.202 -> 0.219).
     pub(crate) fn suits(g: &ConvGeom) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -313,6 +315,12 @@ mod tests {
             (40, 7, 7, 1, 1, [0; 4]),
             (9, 8, 5, 4, 2, [1, 2, 2, 1]),
             (1, 3, 1, 3, 1, [1; 4]),
+            // 3x3 as in MobileNets, near misses: stride 2 from odd planes, channels off 16,
+            // one-sided pads, a 7x7 plane with a partial pixel block.
+            (35, 15, 15, 3, 2, [1; 4]),
+            (24, 14, 13, 3, 2, [0, 0, 1, 1]),
+            (47, 7, 7, 3, 1, [1; 4]),
+            (18, 11, 9, 3, 1, [1, 0, 1, 2]),
         ];
         for (c, h, w, k, s, pads) in cases {
             let g = conv_geom((c, c, c), (h, w), (k, s, 1), pads);
@@ -390,6 +398,58 @@ mod tests {
                 _ => cv.run(&x, [None, None], &mut y, &mut scratch),
             });
             eprintln!("{c:>4} ch {h:>3}x{h:<3} k{k} s{s}: rows {a:.3} ms  channels-last {b:.3} ms");
+        }
+    }
+
+    /// The row kernel against this one on the 3x3 depthwise layers of MobileNetV2/V3 and
+    /// EfficientNet-B0 (112x112 to 7x7 planes, 16 to 960 channels, stride 1 and 2):
+    /// `cargo test --release -p ssc-jit bench_depthwise_3x3 -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_depthwise_3x3() {
+        if !crate::kernels::par::has_avx512f() {
+            return;
+        }
+        for (c, h, s) in [
+            (32, 112, 1),
+            (16, 112, 1),
+            (96, 112, 2),
+            (64, 112, 2),
+            (144, 56, 1),
+            (72, 56, 1),
+            (144, 56, 2),
+            (192, 28, 1),
+            (240, 28, 1),
+            (192, 28, 2),
+            (240, 28, 2),
+            (384, 14, 1),
+            (576, 14, 1),
+            (480, 14, 1),
+            (200, 14, 1),
+            (184, 14, 1),
+            (576, 14, 2),
+            (960, 7, 1),
+        ] {
+            let g = conv_geom((c, c, c), (h, h), (3, s, 1), [1; 4]);
+            let x = pattern(c * h * h, 37, 101, 0.02);
+            let w = pattern(c * 9, 53, 97, 0.01);
+            let epi = Epilogue {
+                bias: Some(vec![0.1; c]),
+                residual: false,
+                act: Activation::Clip(0.0, 6.0),
+            };
+            let rows = Depthwise::new(g, w.clone(), epi.clone());
+            let cv = DepthwiseCv::new(g, &w, epi);
+            let mut scratch = vec![0.0; cv.scratch_len()];
+            let mut y = vec![0.0; c * g.h_out * g.w_out];
+            let [a, b] = interleaved_ms(30, |i| match i {
+                0 => rows.run(&x, [None, None], &mut y, &mut []),
+                _ => cv.run(&x, [None, None], &mut y, &mut scratch),
+            });
+            eprintln!(
+                "{c:>4} ch {h:>3}x{h:<3} k3 s{s}: rows {a:.3} ms  channels-last {b:.3} ms  ({:.2}x)",
+                b / a
+            );
         }
     }
 }
