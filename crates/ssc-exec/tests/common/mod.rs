@@ -5,7 +5,7 @@
 //! The data ships inside the `onnx` Python package; the Python is `$SSC_OPT_PYTHON`, else the
 //! workspace `.venv`, else `/tmp/venvtest/v`. Without it a test prints a loud SKIP and passes.
 //! `SSC_EXEC_TESTDATA_DIR` points at another tree of the same layout (for example node cases
-//! written by onnx's case generators), `SSC_EXEC_TESTDATA_FOLDERS=node,simple` picks other
+//! written by onnx's case generators; a relative path is read from the workspace root), `SSC_EXEC_TESTDATA_FOLDERS=node,simple` picks other
 //! folders (the `node` folder holds the per-operator cases), `SSC_EXEC_TESTDATA_ONLY=substr`
 //! filters cases by name.
 //!
@@ -516,8 +516,10 @@ pub fn run_suite(test: &str, engine: Option<&str>, mut run: impl FnMut(&Case) ->
         eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
         return;
     };
+    // A relative directory is read from the workspace root: cargo runs each test binary in
+    // its crate's directory, not where `cargo test` was typed.
     let data = std::env::var("SSC_EXEC_TESTDATA_DIR")
-        .map(PathBuf::from)
+        .map(|d| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(d))
         .unwrap_or_else(|_| onnx.join("backend/test/data"));
     let only = std::env::var("SSC_EXEC_TESTDATA_ONLY").ok();
     let folders: Vec<String> = match std::env::var("SSC_EXEC_TESTDATA_FOLDERS") {
