@@ -31,6 +31,17 @@ struct Step<'g> {
     subgraphs: Vec<(&'g str, Plan<'g>)>,
 }
 
+impl Step<'_> {
+    /// The slots the step reads: its inputs, and the captures its subgraphs read.
+    fn reads(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inputs
+            .iter()
+            .flatten()
+            .chain(self.captures.iter().map(|(_, s)| s))
+            .copied()
+    }
+}
+
 /// A graph input: where it goes and what type it declares.
 struct InputSpec {
     name: String,
@@ -175,12 +186,7 @@ impl<'g> Plan<'g> {
                 .unwrap_or_default()
         };
         for st in &steps {
-            let reads = st
-                .inputs
-                .iter()
-                .flatten()
-                .chain(st.captures.iter().map(|(_, s)| s));
-            for &s in reads {
+            for s in st.reads() {
                 if !defined[s] {
                     return Err(ExecError::Undefined(name_of(s)));
                 }
@@ -206,12 +212,7 @@ impl<'g> Plan<'g> {
         for (i, st) in steps.iter().enumerate().rev() {
             if st.outputs.iter().flatten().any(|&s| needed[s]) {
                 live[i] = true;
-                let reads = st
-                    .inputs
-                    .iter()
-                    .flatten()
-                    .chain(st.captures.iter().map(|(_, s)| s));
-                for &s in reads {
+                for s in st.reads() {
                     needed[s] = true;
                 }
             }
@@ -222,12 +223,7 @@ impl<'g> Plan<'g> {
         // graph output.
         let mut last: Vec<Option<usize>> = vec![None; slots];
         for (i, st) in steps.iter().enumerate() {
-            let reads = st
-                .inputs
-                .iter()
-                .flatten()
-                .chain(st.captures.iter().map(|(_, s)| s));
-            for &s in reads {
+            for s in st.reads() {
                 last[s] = Some(i);
             }
         }
