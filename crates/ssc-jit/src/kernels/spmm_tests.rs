@@ -103,7 +103,7 @@ pub(crate) fn geom(
 
 /// Builds the kernel for `arr`, runs it on `threads` threads with NaN-filled scratch and
 /// output, and compares with the reference conv; returns the kernel.
-fn check(
+pub(crate) fn check(
     rng: &mut Rng,
     g: &ConvGeom,
     w: &[f32],

@@ -189,7 +189,7 @@ pub(super) fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::spmm::tests::{geom, tiled, unstructured, TileMode};
+    use crate::kernels::spmm::tests::{check, geom, tiled, unstructured, TileMode};
     use crate::testutil::Rng;
 
     fn layer() -> ConvGeom {
@@ -247,6 +247,64 @@ mod tests {
                 "{density}: bound {eff} above the price {exact}"
             );
             assert_eq!(eff > limit, exact > limit, "{density}: {eff} vs {exact}");
+        }
+    }
+
+    /// Density exactly at the crossover: the densest weights (non-zeros added in one fixed
+    /// random order) the model still gives to `SpmmConv`, and one non-zero more. The first are
+    /// taken and computed exactly (against the reference, 1 and 2 threads), the second are
+    /// not. Taking is monotone in the non-zero count (a non-zero only adds columns), so the
+    /// boundary is found by bisection.
+    #[test]
+    fn density_exactly_at_the_crossover() {
+        if !spmm::available() {
+            return;
+        }
+        // Stride 2 (the direct kernel's form) and stride 1 (Winograd's), odd plane sizes.
+        for g in [
+            geom((40, 24, 1), (15, 13), (3, 3), [2, 2], [1, 1], [1; 4]),
+            geom((24, 32, 1), (17, 17), (3, 3), [1, 1], [1, 1], [1; 4]),
+        ] {
+            let mut rng = Rng(11);
+            let total = g.c_out * g.cin_g() * g.kh * g.kw;
+            let mut order: Vec<usize> = (0..total).collect();
+            for i in (1..total).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+            let vals: Vec<f32> = (0..total).map(|_| 0.25 + 0.75 * rng.unit().abs()).collect();
+            let weights = |n: usize| {
+                let mut w = vec![0f32; total];
+                for &i in &order[..n] {
+                    w[i] = vals[i];
+                }
+                w
+            };
+            let epi = Epilogue::default();
+            let taken = |n: usize| {
+                let density = n as f32 / total as f32;
+                choose(&g, &weights(n), density, &epi, 0, 1, true).is_some()
+            };
+            let (mut lo, mut hi) = (1, total);
+            assert!(taken(lo) && !taken(hi), "{g:?}");
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if taken(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            assert_eq!(hi, lo + 1);
+            // The boundary is a real mid-range density, not an end of the walk.
+            let at = lo as f32 / total as f32;
+            assert!((0.1..MAX_DENSITY).contains(&at), "{g:?}: crossover at {at}");
+            let w = weights(lo);
+            let limit = crossover(&g, true) * dense_kept(&g, &w, true);
+            let (arr, eff) = arranged(&g, &w, limit);
+            assert!(eff <= limit, "{g:?}: {eff} > {limit}");
+            for threads in [1, 2] {
+                check(&mut rng, &g, &w, &epi, 0, arr, threads);
+            }
         }
     }
 
