@@ -65,6 +65,16 @@ fn check(name: &str, text: &str) {
     });
 }
 
+/// The layer most rule snapshots plant their weights in: a biased 3x3 conv, 8 -> 8 channels,
+/// pads 1, on a 6x6 input (`$W` filled by [`with_w`]).
+const CONV_3X3_8X8: &str = r#"
+graph main(%x: float[1,8,6,6]) -> (%y) {
+  init %w: float[8,8,3,3] = $W
+  init %b: float[8] = seeded(2)
+  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
+}
+"#;
+
 /// Fills the `$W` placeholder of `text` with an explicit weight list of shape
 /// `[co, ci, k, k]`: seeded non-zero values where `keep(o, i, tap)`, zeros elsewhere (taps are
 /// row-major, so `4` is the centre of a 3x3 kernel).
@@ -117,13 +127,7 @@ fn table(n: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn a_identity_blocks_become_grouped() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     check(
         "a_identity_blocks_become_grouped",
         &with_w(text, [8, 8, 3], |o, i, _| o / 4 == i / 4),
@@ -161,13 +165,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn a_near_miss_one_coupling_weight() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // One weight outside the blocks (output 0, input 7, top-left tap) couples them.
     check(
         "a_near_miss_one_coupling_weight",
@@ -179,13 +177,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn a_near_miss_unequal_blocks() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Blocks of 2 and 6 channels: a grouped conv needs equal groups.
     check(
         "a_near_miss_unequal_blocks",
@@ -214,13 +206,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn b_group_blocks_split_into_grouped_plus_pointwise() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     check(
         "b_group_blocks_split_into_grouped_plus_pointwise",
         &with_w(text, [8, 8, 3], |o, i, t| o / 4 == i / 4 || t == 4),
@@ -229,13 +215,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn b_hetconv_shift_uses_permutations() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Spatial kernels on the shifted diagonals i - o = 0 mod 4, centre taps elsewhere.
     check(
         "b_hetconv_shift_uses_permutations",
@@ -314,13 +294,7 @@ graph main(%x: float[1,8,7,7]) -> (%y) {
 
 #[test]
 fn b_near_miss_off_block_kernel_uses_a_corner() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // One off-block kernel (output 0, input 5) is centre plus a corner: not a point kernel, so
     // the spatial kernels no longer form blocks.
     check(
@@ -382,13 +356,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn c_plus_taps_split_into_column_and_row() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // '+' taps (centre row and column): a 3x1 conv with the bias plus a 1x2 conv with dilation 2
     // over the row's two outer taps (the centre is the column's).
     check(
@@ -399,13 +367,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn c_plus_near_miss_one_corner_tap() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // '+' taps, but one kernel (output 2, input 6) also uses a corner: nothing fires.
     check(
         "c_plus_near_miss_one_corner_tap",
@@ -433,13 +395,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn c_near_miss_corner_taps_span_the_kernel() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Centre-only kernels, except two with opposite corner taps: together they span the box.
     check(
         "c_near_miss_corner_taps_span_the_kernel",
@@ -462,13 +418,7 @@ fn const_kernel(a: &[f32], o: usize, i: usize) -> f32 {
 
 #[test]
 fn d_const_kernels_become_sumpool_then_pointwise() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     let a = table(64, 3);
     check(
         "d_const_kernels_become_sumpool_then_pointwise",
@@ -493,13 +443,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_const_near_miss_one_tap_differs() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Kernel (3, 2) has one tap (bottom centre) 0.5 above the others: no longer constant.
     let a = table(64, 5);
     check(
@@ -531,13 +475,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_equal_input_blocks_summed_by_grouped_ones() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Input channel i reads column i / 4: two classes of four contiguous channels.
     let t = table(8 * 8 * 9, 7);
     check(
@@ -564,13 +502,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_equal_inputs_near_miss_one_output_differs() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Columns equal in blocks of four, except that output 5 shifts each column's centre tap
     // differently: no two columns are equal any more.
     let t = table(8 * 8 * 9, 9);
@@ -607,13 +539,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_negated_filters_get_signs_and_the_bias_after() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Filter o + 4 is minus filter o.
     let t = table(8 * 8 * 9, 11);
     check(
@@ -631,13 +557,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_duplicate_near_miss_scaled_by_two() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Filter o + 4 is twice filter o: equal up to a scale, not up to sign.
     let t = table(8 * 8 * 9, 12);
     check(
@@ -655,13 +575,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_zero_input_columns_are_sliced_away() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Input column 2 is entirely zero.
     check(
         "d_zero_input_columns_are_sliced_away",
@@ -671,13 +585,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn d_zero_inputs_near_miss_one_nonzero_weight() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // Input column 2 is zero except the centre tap of output 3.
     check(
         "d_zero_inputs_near_miss_one_nonzero_weight",
@@ -689,13 +597,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn f_ssc_remainder_zero_columns_are_sliced() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // SSC blocks of 2 (spatial kernels where o / 2 == i / 2), centre taps elsewhere except from
     // inputs 1 and 5: the split's 1x1 remainder has zero columns 1 and 5, which
     // `zero-inputs-sliced` then removes (the original weight has no zero column).
@@ -709,13 +611,7 @@ graph main(%x: float[1,8,6,6]) -> (%y) {
 
 #[test]
 fn f_near_miss_remainder_column_with_one_weight() {
-    let text = r#"
-graph main(%x: float[1,8,6,6]) -> (%y) {
-  init %w: float[8,8,3,3] = $W
-  init %b: float[8] = seeded(2)
-  %y = Conv(%x, %w, %b) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]} name="conv"
-}
-"#;
+    let text = CONV_3X3_8X8;
     // As above with only input 1 free of centre taps, but output 6 reads its centre tap: the
     // remainder has no zero column, so the split stays as it is.
     check(
