@@ -22,7 +22,8 @@ use crate::PassError;
 /// 8. `fold_eval`: any other op on constants, through the reference executor, size-limited.
 /// 9. `fold_bn`: `BatchNormalization` into the preceding `Conv`.
 /// 10. `fold_conv_mul_add`: per-channel `Mul`/`Add` into the preceding `Conv`.
-/// 11. `dce`: dead ops, unused initializers, dangling values.
+/// 11. `unit_window_strides`: a Conv axis with exactly one window gets stride 1.
+/// 12. `dce`: dead ops, unused initializers, dangling values.
 pub const PHASES: &[&str] = &[
     "fold_constant",
     "eliminate_identity",
@@ -34,6 +35,7 @@ pub const PHASES: &[&str] = &[
     "fold_eval",
     "fold_bn",
     "fold_conv_mul_add",
+    "unit_window_strides",
     "dce",
 ];
 
@@ -51,6 +53,7 @@ fn phase_fn(name: &str) -> Option<PhaseFn> {
         "fold_eval" => passes::fold_eval::run,
         "fold_bn" => passes::fold_bn::run,
         "fold_conv_mul_add" => passes::fold_conv_mul_add::run,
+        "unit_window_strides" => passes::unit_window_strides::run,
         "dce" => passes::dce::run,
         _ => return None,
     })

@@ -12,6 +12,7 @@ pub(crate) mod fold_conv_mul_add;
 pub(crate) mod fold_eval;
 pub(crate) mod fold_shape;
 pub(crate) mod fold_shape_arith;
+pub(crate) mod unit_window_strides;
 
 use ssc_ir::{DataType, Graph, OpId, Tensor, ValueId};
 
