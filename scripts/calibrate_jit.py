@@ -12,6 +12,15 @@ gets and SpmmConv on unstructured weights at 20% and 30% density), reads its `CA
 writes the medians:
     SPMM_RATE           median over every (layer, density) of column entries per ns
     DENSE_RATE_F4/F2/DIRECT   median per dense form of direct multiply-adds per ns
+and, from `plan::choice::linear::tests::calibrate_jit_linear` (Gemm / MatMul with a constant
+B: classifier heads, MLP, recurrent and token-mixing shapes; the dense product the planner
+gives each shape and kernels::sparse_linear at 10/20/30% density):
+    DENSE_GEMM_RATE     median of the packed dense product's multiply-adds per ns (m > 1)
+    DENSE_GEMV_RATE     median of the one-row dense product's weights per ns
+    SPARSE_LINEAR_RATE  median of the sparse product's non-zero x row-lane FMAs per ns
+    SPARSE_ROW_RATE     median of the one-row sparse product's non-zeros per ns
+SPARSE_TRANSPOSE_RATE (the transpose of A, elements per ns) is a model parameter like
+COLUMN_COST (--transpose-rate, default 1).
 COLUMN_COST is a model parameter, not a rate: it is carried from --column-cost (default 2,
 the value the per-layer check of scripts/bench_sparse.sh accepted; see docs/benchmarks.md (f)).
 Rates are rounded to whole G/s so that re-running on a quiet machine rarely changes the file
@@ -33,6 +42,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(REPO, "crates", "ssc-jit", "src", "plan", "calibration.rs")
 FORMS = {"f4": "DENSE_RATE_F4", "f2": "DENSE_RATE_F2", "direct": "DENSE_RATE_DIRECT"}
+LINEAR = {"splin": "SPARSE_LINEAR_RATE", "sprow": "SPARSE_ROW_RATE",
+          "gemm": "DENSE_GEMM_RATE", "gemv": "DENSE_GEMV_RATE"}
 
 
 def run_test():
@@ -59,13 +70,22 @@ def parse(text):
         if m:
             spmm.append(float(m.group(3)))
             samples.append(f"spmm {m.group(1)} at {m.group(2)}: {m.group(3)}")
-    if not spmm or any(not v for v in dense.values()):
+    linear = {k: [] for k in LINEAR}
+    for line in text.splitlines():
+        m = re.search(r"CAL (gemm|gemv|splin|sprow) (\S+) (?:([0-9.]+) )?([0-9.]+)(?: \(.*\))?$",
+                      line.strip())
+        if m:
+            linear[m.group(1)].append(float(m.group(4)))
+            at = f" at {m.group(3)}" if m.group(3) else ""
+            samples.append(f"{m.group(1)} {m.group(2)}{at}: {m.group(4)}")
+    if not spmm or any(not v for v in dense.values()) or any(not v for v in linear.values()):
         sys.exit(f"calibrate_jit: missing samples (spmm {len(spmm)}, dense "
-                 f"{ {k: len(v) for k, v in dense.items()} })")
-    return dense, spmm, samples
+                 f"{ {k: len(v) for k, v in dense.items()} }, linear "
+                 f"{ {k: len(v) for k, v in linear.items()} })")
+    return dense, spmm, linear, samples
 
 
-def render(dense, spmm, samples, column_cost):
+def render(dense, spmm, linear, samples, column_cost, transpose_rate):
     r = lambda v: f"{round(statistics.median(v)):.1f}"
     lines = [
         "//! The JIT's own kernel-cost table, the calibration `plan::choice` prices layers with: written",
@@ -91,6 +111,18 @@ def render(dense, spmm, samples, column_cost):
         "/// table words, the loop): a model parameter the script carries (`--column-cost`), chosen",
         "/// against the per-layer check of `scripts/bench_sparse.sh` (see `plan::choice`).",
         f"pub(super) const COLUMN_COST: usize = {column_cost};",
+        "/// `kernels::sparse_linear`'s rate in FMAs of one non-zero on one row lane of A per ns",
+        "/// (G/s; rows padded to its 16-row vectors): the median over the linear calibration shapes",
+        "/// at 10-30% density, after the transpose term.",
+        f"pub(super) const SPARSE_LINEAR_RATE: f64 = {r(linear['splin'])};",
+        "/// Its rate for a single row of A, in non-zeros per ns.",
+        f"pub(super) const SPARSE_ROW_RATE: f64 = {r(linear['sprow'])};",
+        "/// Its transpose of A, in elements per ns (a model parameter, `--transpose-rate`).",
+        f"pub(super) const SPARSE_TRANSPOSE_RATE: f64 = {transpose_rate:.1f};",
+        "/// The dense product of several rows (`kernels::packed_gemm`), multiply-adds per ns.",
+        f"pub(super) const DENSE_GEMM_RATE: f64 = {r(linear['gemm'])};",
+        "/// The dense product of one row (the `gemm` crate on the transposed weights), weights per ns.",
+        f"pub(super) const DENSE_GEMV_RATE: f64 = {r(linear['gemv'])};",
         "",
     ]
     return "\n".join(lines)
@@ -100,10 +132,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="src", help="read CAL lines from this file instead of running the test")
     ap.add_argument("--column-cost", type=int, default=2)
+    ap.add_argument("--transpose-rate", type=float, default=1.0)
     ap.add_argument("--dry-run", action="store_true", help="print the table, do not write it")
     a = ap.parse_args()
     text = open(a.src).read() if a.src else run_test()
-    table = render(*parse(text), a.column_cost)
+    table = render(*parse(text), a.column_cost, a.transpose_rate)
     if a.dry_run:
         print(table)
     else:

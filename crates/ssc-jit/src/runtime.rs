@@ -254,7 +254,7 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             axis_len,
             inner,
         } => eltwise::gather(inp(0), out(), idx, *axis_len, *inner),
-        Kernel::Linear(k) => k.run(inp(0), opt_in(1), opt_in(2), out()),
+        Kernel::Linear(k) => k.run(inp(0), opt_in(1), opt_in(2), out(), &mut st.scratch),
         Kernel::Strided(k) => k.run(inp(0), out()),
         Kernel::Resize(k) => k.run(inp(0), out()),
         Kernel::ConvTranspose(k) => k.run(inp(0), out(), &mut st.scratch),

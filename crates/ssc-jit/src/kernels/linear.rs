@@ -26,6 +26,10 @@ pub(crate) struct Linear {
     /// `trans_a` is false, `alpha` is 1 and the step's B input is not read).
     #[cfg(target_arch = "x86_64")]
     pub packed: Option<crate::kernels::packed_gemm::PackedB>,
+    /// A constant sparse B compressed once for `kernels::sparse_linear` where `plan::choice`
+    /// prices it below the dense product (same conditions as `packed`, which it replaces).
+    #[cfg(target_arch = "x86_64")]
+    pub sparse: Option<crate::kernels::sparse_linear::SparseB>,
 }
 
 impl Linear {
@@ -45,7 +49,30 @@ impl Linear {
         Some([sm, sn])
     }
 
-    pub(crate) fn run(&self, a: &[f32], b: Option<&[f32]>, c: Option<&[f32]>, y: &mut [f32]) {
+    /// f32 elements of scratch [`Linear::run`] needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = &self.sparse {
+            return s.scratch_len(self.m);
+        }
+        0
+    }
+
+    pub(crate) fn run(
+        &self,
+        a: &[f32],
+        b: Option<&[f32]>,
+        c: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = &self.sparse {
+            let read_dst = self.preload(c, y);
+            return s.gemm(self.m, a, y, read_dst, scratch);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = scratch;
         #[cfg(target_arch = "x86_64")]
         if let Some(p) = &self.packed {
             let read_dst = self.preload(c, y);

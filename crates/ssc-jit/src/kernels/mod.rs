@@ -26,6 +26,8 @@ pub(crate) mod resize;
 pub(crate) mod rows;
 pub(crate) mod small_k;
 pub(crate) mod sparse;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod sparse_linear;
 pub(crate) mod spmm;
 pub(crate) mod strided;
 #[cfg(target_arch = "x86_64")]

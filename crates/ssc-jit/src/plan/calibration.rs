@@ -36,6 +36,30 @@
 //! - dense direct mb2-1x1-960-320-7: 54.03
 //! - spmm mb2-1x1-960-320-7 at 0.2: 21.67
 //! - spmm mb2-1x1-960-320-7 at 0.3: 22.59
+//! - gemv r18-fc: 18.73
+//! - sprow r18-fc at 0.1: 2.98
+//! - sprow r18-fc at 0.2: 3.08
+//! - sprow r18-fc at 0.3: 3.03
+//! - gemv mb2-fc: 18.87
+//! - sprow mb2-fc at 0.1: 3.00
+//! - sprow mb2-fc at 0.2: 3.05
+//! - sprow mb2-fc at 0.3: 3.02
+//! - gemm mlp-fc1: 57.79
+//! - splin mlp-fc1 at 0.1: 12.07
+//! - splin mlp-fc1 at 0.2: 13.51
+//! - splin mlp-fc1 at 0.3: 14.82
+//! - gemm mlp-fc2: 52.79
+//! - splin mlp-fc2 at 0.1: 16.00
+//! - splin mlp-fc2 at 0.2: 21.07
+//! - splin mlp-fc2 at 0.3: 21.33
+//! - gemm crnn-20: 58.19
+//! - splin crnn-20 at 0.1: 19.85
+//! - splin crnn-20 at 0.2: 20.62
+//! - splin crnn-20 at 0.3: 19.90
+//! - gemm tok-64: 58.07
+//! - splin tok-64 at 0.1: 12.73
+//! - splin tok-64 at 0.2: 16.80
+//! - splin tok-64 at 0.3: 18.47
 
 /// `SpmmConv`'s rate in unblocked column entries per ns (G/s): the median over the
 /// calibration layers of unstructured weights at 20% and 30% density, blocks of one channel.
@@ -51,3 +75,15 @@ pub(super) const DENSE_RATE_DIRECT: f64 = 52.0;
 /// table words, the loop): a model parameter the script carries (`--column-cost`), chosen
 /// against the per-layer check of `scripts/bench_sparse.sh` (see `plan::choice`).
 pub(super) const COLUMN_COST: usize = 2;
+/// `kernels::sparse_linear`'s rate in FMAs of one non-zero on one row lane of A per ns
+/// (G/s; rows padded to its 16-row vectors): the median over the linear calibration shapes
+/// at 10-30% density, after the transpose term.
+pub(super) const SPARSE_LINEAR_RATE: f64 = 18.0;
+/// Its rate for a single row of A, in non-zeros per ns.
+pub(super) const SPARSE_ROW_RATE: f64 = 3.0;
+/// Its transpose of A, in elements per ns (a model parameter, `--transpose-rate`).
+pub(super) const SPARSE_TRANSPOSE_RATE: f64 = 1.0;
+/// The dense product of several rows (`kernels::packed_gemm`), multiply-adds per ns.
+pub(super) const DENSE_GEMM_RATE: f64 = 58.0;
+/// The dense product of one row (the `gemm` crate on the transposed weights), weights per ns.
+pub(super) const DENSE_GEMV_RATE: f64 = 19.0;

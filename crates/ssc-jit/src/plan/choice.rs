@@ -29,6 +29,9 @@ use super::calibration::{COLUMN_COST, DENSE_RATE_DIRECT, DENSE_RATE_F2, DENSE_RA
 use crate::kernels::spmm::{self, Arrangement, SpmmConv, BLOCK_SIZES};
 use crate::spec::{ConvGeom, Epilogue};
 
+#[cfg(target_arch = "x86_64")]
+pub(super) mod linear;
+
 /// Weight density above which a layer keeps the dense kernels without looking further.
 pub(super) const MAX_DENSITY: f32 = 0.75;
 /// Weight density at or below which the AVX2 table kernel (`StreamConv`) keeps the layer.

@@ -451,6 +451,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             Kernel::Spmm { k, .. } => k.scratch_len(),
             Kernel::ConvTranspose(k) => k.scratch_len(),
             Kernel::Lstm(k) => k.scratch_len(),
+            Kernel::Linear(k) => k.scratch_len(),
             _ => 0,
         })
         .max()
