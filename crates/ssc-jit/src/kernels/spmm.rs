@@ -23,7 +23,8 @@
 //! unmasked tiles at once (eight vectors per column: one table read and broadcast per 128
 //! positions). The input channels are cut into chunks whose inputs fit L1, with at least
 //! `MIN_CHUNK_COLUMNS` columns per block on average: between chunks each block keeps its
-//! partial sums in scratch.
+//! partial sums in scratch. A k x k layer whose output fits one tile is not cut (7x7 planes:
+//! the partial sums' round trips cost more than L1 saves there).
 //!
 //! *Unified tiles.* A tile of weights over `bo` output channels, `bi` input channels and every
 //! kernel tap that holds one non-zero value `v` (MSWU's one-value unification) adds the same
@@ -512,7 +513,15 @@ impl SpmmConv {
         // low density).
         let per_ic = columns as f64 / (blocks.len().max(1) * g.c_in) as f64;
         let kc_min = (MIN_CHUNK_COLUMNS as f64 / per_ic.max(1e-9)).ceil() as usize;
-        let kc = (L1_CHUNK / per_chan).max(kc_min.min(g.c_in));
+        // A k x k layer whose output fits one tile (7x7 planes) is not cut: `probe_spmm`,
+        // paired, 3x3 512 -> 512 on 7x7 at 22% density, one chunk 0.85x the time of 20 chunks
+        // (the partial sums' round trips cost more than L1 saves; 1x1 layers keep their
+        // chunks: MobileNetV2's 960 -> 320 on 7x7 ran 35 GF/s in 6 chunks, 31 in one).
+        let kc = if n_tiles == 1 && g.kh * g.kw > 1 {
+            g.c_in
+        } else {
+            (L1_CHUNK / per_chan).max(kc_min.min(g.c_in))
+        };
         let tap_offs = (0..g.kh)
             .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
             .map(|(ky, kx)| planes.offset(0, ky, kx))
