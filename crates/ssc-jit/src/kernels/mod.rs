@@ -28,6 +28,7 @@ pub(crate) mod small_k;
 pub(crate) mod sparse;
 pub(crate) mod spmm;
 pub(crate) mod strided;
+pub(crate) mod unified;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod wide;
 pub(crate) mod winograd;
