@@ -214,6 +214,17 @@ impl DenseConv {
         }
     }
 
+    /// What the step report adds to [`DenseConv::kind`]: the one-value tiles Winograd reads
+    /// as box sums, if any.
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            DenseConv::Winograd(k) => k
+                .unified()
+                .map_or(String::new(), |u| format!(" {}", u.describe())),
+            _ => String::new(),
+        }
+    }
+
     /// f32 elements of scratch one image needs.
     pub(crate) fn scratch_len(&self) -> usize {
         match self {

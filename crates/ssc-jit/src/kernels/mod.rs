@@ -30,6 +30,7 @@ pub(crate) mod sparse;
 pub(crate) mod sparse_linear;
 pub(crate) mod spmm;
 pub(crate) mod strided;
+pub(crate) mod unified;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod wide;
 pub(crate) mod winograd;

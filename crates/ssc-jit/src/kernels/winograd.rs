@@ -58,6 +58,7 @@ use rayon::prelude::*;
 
 use crate::kernels::block_sparse::{self, BlockRows};
 use crate::kernels::par::{for_ranges, has_avx2_fma, simd, SendPtr};
+use crate::kernels::unified::Unified;
 use crate::kernels::{epilogue, epilogue_in_place, sgemm, split_line};
 use crate::spec::{Activation, ConvGeom, Epilogue};
 
@@ -75,6 +76,17 @@ const BLOCK_BYTES: usize = 512 * 1024;
 /// rows (0.99 against 1.04-1.10 for 7-14), which this budget gives it. (It was 192 KiB, 3
 /// rows: the SSC model's Winograd layers went from 0.52-0.61 to 0.40-0.50 ms.)
 const SMALL_BLOCK_BYTES: usize = 768 * 1024;
+
+/// With block-sparse products, a block's `V` and `M` may take this share of the kept
+/// transformed filters' bytes when that is more than [`SMALL_BLOCK_BYTES`]: each block streams
+/// all of them, and on the deep layers of small planes they dwarf the block (ResNet-18's
+/// layer4, 512 channels on 7x7 at F(2x2): 8 MiB kept of 16, against 0.25 MiB per tile row,
+/// was cut into two blocks that each read it). `ssc-opt bench --kernels`, MSWU models,
+/// alternating runs (ms, 768 KiB -> this share): the three layer4 convs 2.4-2.6 -> 1.4-1.8
+/// (one-value, 50% quota), 2.0-2.4 -> 1.3-1.6 (50% pruned, sign-kept), 0.7-1.2 -> 0.55-0.9
+/// (75% pruned); the whole models 24.3 -> 21.1, 20.3 -> 17.9, 12.1 -> 11.4. A share of 1
+/// (one block for layer3 too) measured level with 1/2.
+const SPARSE_BLOCK_SHARE: f64 = 0.5;
 
 /// Fewest tiles per block for the `gemm` crate (unless the image has fewer): the GEMMs' `n`,
 /// below which `gemm`'s packing and call overhead dominate.
@@ -180,6 +192,10 @@ pub(crate) struct Winograd {
     /// ([`Winograd::block_sparse`]); the products then go through it on whole blocks per
     /// thread, as with `small_k`.
     sparse: Option<BlockRows>,
+    /// One-value tiles taken out of the weights and added as shared box sums after each
+    /// block's output transform, before the residuals and the activation (see
+    /// [`kernels::unified`](crate::kernels::unified)); the transformed filters hold the rest.
+    unified: Option<Unified>,
 }
 
 /// Largest fraction of the multiply-adds the block-sparse products may keep for shallow
@@ -255,6 +271,11 @@ impl Winograd {
         debug_assert!(Winograd::applies(&geom, tile.r()));
         debug_assert!(tile.positions() <= 36);
         let (co, ci, np) = (geom.c_out, geom.cin_g(), tile.positions());
+        let split = Winograd::split_unified(&geom, weights, tile);
+        let (unified, weights) = match &split {
+            Some((un, free, _)) => (Some(un.clone()), &free[..]),
+            None => (None, weights),
+        };
         let mut u = vec![0.0f32; np * co * ci];
         for k in 0..co {
             for c in 0..ci {
@@ -272,7 +293,11 @@ impl Winograd {
         let small_k = has_avx2_fma() && (ci <= SMALL_K || sparse.is_some());
         let threads = threads.max(1);
         let budget = if small_k {
-            SMALL_BLOCK_BYTES
+            // Block-sparse filters are read once per block: see [`SPARSE_BLOCK_SHARE`].
+            let kept_u = sparse
+                .as_ref()
+                .map_or(0.0, |s| s.kept() * (np * co * ci * 4) as f64);
+            SMALL_BLOCK_BYTES.max((kept_u * SPARSE_BLOCK_SHARE) as usize)
         } else {
             BLOCK_BYTES
         };
@@ -316,7 +341,27 @@ impl Winograd {
             cols,
             pointwise: None,
             sparse,
+            unified,
         }
+    }
+
+    /// The one-value tiles [`Unified::split`] takes out of `weights` for `tile` (F(2x2) and
+    /// F(4x4) only), with the rest of the weights and the products' kept fraction.
+    fn split_unified(
+        g: &ConvGeom,
+        weights: &[f32],
+        tile: Tile,
+    ) -> Option<(Unified, Vec<f32>, f64)> {
+        if tile == Tile::F3K4 {
+            return None;
+        }
+        let before = Winograd::kept_dense(g, weights);
+        Unified::split(g, weights, before, Winograd::sparse_limit(g))
+    }
+
+    /// The kernel's one-value tiles, for step reports.
+    pub(crate) fn unified(&self) -> Option<&Unified> {
+        self.unified.as_ref()
     }
 
     /// The block-sparse layout of the transformed filters `u` of `g` (`positions` of them),
@@ -345,6 +390,15 @@ impl Winograd {
     /// (ONNX's `[c_out, c_in/group, 3, 3]`) on `g`, without transforming them: below 1 where
     /// it will skip zero blocks of channels (`plan::choice` prices the dense form with it).
     pub(crate) fn kept_for(g: &ConvGeom, weights: &[f32]) -> f64 {
+        let tile = Winograd::choose(g).unwrap_or(Tile::F4);
+        match Winograd::split_unified(g, weights, tile) {
+            Some((_, _, kept)) => kept,
+            None => Winograd::kept_dense(g, weights),
+        }
+    }
+
+    /// [`Winograd::kept_for`] without taking one-value tiles out.
+    fn kept_dense(g: &ConvGeom, weights: &[f32]) -> f64 {
         if !has_avx2_fma() || !weights.contains(&0.0) {
             return 1.0;
         }
@@ -361,7 +415,8 @@ impl Winograd {
     /// (the tests check [`Winograd::kept_for`] against it).
     #[cfg(test)]
     pub(crate) fn kept_products(&self) -> f64 {
-        self.sparse.as_ref().map_or(1.0, BlockRows::kept)
+        let tail = self.unified.as_ref().map_or(0.0, Unified::product_share);
+        self.sparse.as_ref().map_or(1.0, BlockRows::kept) + tail
     }
 
     /// The SSC pair `Add(this conv, 1x1 conv)` on one input as one kernel: `weights` are the 1x1
@@ -412,7 +467,13 @@ impl Winograd {
     /// Floats of one block buffer: one group's split input for the block, then its `V` and
     /// `M`.
     fn block_len(&self) -> usize {
-        self.geom.cin_g() * self.split_len() + self.tile.positions() * (self.v_pos() + self.m_pos())
+        let tail = self
+            .unified
+            .as_ref()
+            .map_or(0, |un| un.scratch_len(self.tile.m() * self.rows));
+        self.geom.cin_g() * self.split_len()
+            + self.tile.positions() * (self.v_pos() + self.m_pos())
+            + tail
     }
 
     /// f32 elements of scratch one image needs: one block buffer per slot.
@@ -495,6 +556,7 @@ impl Winograd {
         let (sl, ci) = (self.split_len(), g.cin_g());
         let (split, buf) = buf.split_at_mut(ci * sl);
         let (v, m) = buf.split_at_mut(self.tile.positions() * self.v_pos());
+        let (m, tail_buf) = m.split_at_mut(self.tile.positions() * self.m_pos());
         let r0 = self.tile.m() * ty0;
         // One group at a time, so the working set is one group's split rows, `V`, `M` and
         // filters.
@@ -519,10 +581,12 @@ impl Winograd {
             );
             self.input_block(split, ty0, ty1, v, parallel);
             self.products(grp, v, m, (ty1 - ty0) * self.tw, parallel);
-            // With a pointwise tail, the residuals and the activation come after it.
-            let (r, pw) = match self.pointwise {
-                Some(_) => ([None, None], true),
-                None => (res, false),
+            // With a tail, the residuals and the activation come after it.
+            let tail = self.pointwise.is_some() || self.unified.is_some();
+            let (r, pw) = if tail {
+                ([None, None], true)
+            } else {
+                (res, false)
             };
             match self.tile {
                 Tile::F2 => self.output_block::<4, 2>(grp, m, ty0, ty1, r, out, parallel, pw),
@@ -530,8 +594,8 @@ impl Winograd {
                 Tile::F3K4 => self.output_block::<6, 3>(grp, m, ty0, ty1, r, out, parallel, pw),
             }
         }
-        if let Some(w) = &self.pointwise {
-            self.pointwise_rows(w, input, ty0, ty1, res, out, parallel);
+        if self.pointwise.is_some() || self.unified.is_some() {
+            self.tail_rows(input, ty0, ty1, res, out, parallel, tail_buf);
         }
     }
 
@@ -730,46 +794,55 @@ impl Winograd {
         );
     }
 
-    /// The pointwise tail of tile rows `ty0..ty1`: `out[k][p] += Σ_c w[k][c] input[c][p]` over
-    /// the block's output pixels `p` (all channels; the input has the output's size), then the
+    /// The tails of tile rows `ty0..ty1`: the pointwise one, `out[k][p] += Σ_c w[k][c]
+    /// input[c][p]` over the block's output pixels `p` (all channels; the input has the
+    /// output's size), and the one-value tiles' box sums (`tail_buf` their scratch), then the
     /// residuals and the activation in place.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn pointwise_rows(
+    fn tail_rows(
         &self,
-        w: &[f32],
         input: &[f32],
         ty0: usize,
         ty1: usize,
         res: [Option<&[f32]>; 2],
         out: SendPtr,
         parallel: bool,
+        tail_buf: &mut [f32],
     ) {
         let g = self.geom;
         let plane = g.h_out * g.w_out;
         let m = self.tile.m();
-        let (p0, p1) = (m * ty0 * g.w_out, (m * ty1).min(g.h_out) * g.w_out);
-        assert!(input.len() >= g.c_in * plane && w.len() == g.c_out * g.c_in && p1 <= plane);
+        let (y0, y1) = (m * ty0, (m * ty1).min(g.h_out));
+        let (p0, p1) = (y0 * g.w_out, y1 * g.w_out);
         let threads = if parallel {
             rayon::current_num_threads()
         } else {
             1
         };
-        // SAFETY: `dst` rows `k * plane + p0 ..` `+ (p1 - p0)` lie inside the output (`c_out`
-        // planes) and belong to this block alone (tasks own whole blocks, or the block runs
-        // alone with `parallel`); `lhs` is `c_out x c_in` and `rhs` reads `c_in` rows of
-        // `p1 - p0` inside the input, both as asserted above.
-        unsafe {
-            sgemm(
-                (g.c_out, p1 - p0, g.c_in),
-                out.get().add(p0),
-                plane,
-                true,
-                (w.as_ptr(), g.c_in, 1),
-                (input.as_ptr().add(p0), plane, 1),
-                1.0,
-                threads,
-            );
+        if let Some(un) = &self.unified {
+            // SAFETY: rows `y0..y1` of every output channel belong to this block alone (tasks
+            // own whole blocks, or the block runs alone with `parallel`).
+            unsafe { un.add_rows(input, y0, y1, out.get(), tail_buf, threads) };
+        }
+        if let Some(w) = &self.pointwise {
+            assert!(input.len() >= g.c_in * plane && w.len() == g.c_out * g.c_in && p1 <= plane);
+            // SAFETY: `dst` rows `k * plane + p0 ..` `+ (p1 - p0)` lie inside the output
+            // (`c_out` planes) and belong to this block alone (as above); `lhs` is `c_out x
+            // c_in` and `rhs` reads `c_in` rows of `p1 - p0` inside the input, both as
+            // asserted.
+            unsafe {
+                sgemm(
+                    (g.c_out, p1 - p0, g.c_in),
+                    out.get().add(p0),
+                    plane,
+                    true,
+                    (w.as_ptr(), g.c_in, 1),
+                    (input.as_ptr().add(p0), plane, 1),
+                    1.0,
+                    threads,
+                );
+            }
         }
         let act = self.epi.act;
         spread(
@@ -1387,6 +1460,127 @@ mod tests {
         let (_, w, _) = conv_data(&g, 9);
         let k = Winograd::new(g, &w, Epilogue::default(), Tile::F4, 1);
         assert!(k.sparse.is_none() && k.kept_products() == 1.0);
+    }
+
+    /// One-value tiles as shared box sums ([`Unified`]) against the reference convolution:
+    /// MSWU 4x4 one-value tiles on a quota of half the tiles (the other half free), output rows
+    /// scaled one by one (a folded BatchNorm: the tiles become 1 x 4), rows dropped and
+    /// shuffled (ssc-opt's duplicate-filter gather: the blocks of four rows must be regrouped),
+    /// a quarter of the tiles pruned, with the near misses: one weight of a one-value tile
+    /// changed (that row's tile is free again) and one stray non-zero in a pruned tile; odd
+    /// sizes, asymmetric pads, an SSC pair's pointwise tail, a residual and an activation, 1
+    /// and 2 threads, both tiles and both product paths, NaN-filled scratch and output.
+    #[test]
+    fn one_value_tiles_as_box_sums_match_the_reference() {
+        use crate::kernels::spmm::tests::{tiled, TileMode};
+        use crate::testutil::Rng;
+        if !has_avx2_fma() {
+            return;
+        }
+        let cases = [
+            (geom(16, 16, 1, 8, 8, [1; 4]), 0.0),
+            (geom(32, 20, 1, 9, 7, [1, 2, 1, 0]), 0.25),
+            (geom(64, 64, 1, 30, 29, [1; 4]), 0.0),
+            (geom(128, 96, 1, 13, 14, [1; 4]), 0.25),
+            (geom(64, 48, 1, 11, 12, [0, 1, 2, 0]), 0.0),
+        ];
+        let mut rng = Rng(57);
+        for (g, pruned) in cases {
+            let (x, _, res) = conv_data(&g, 9);
+            let (ci, taps) = (g.c_in, 9);
+            let base = tiled(&mut rng, &g, (4, 4), pruned, TileMode::OneValue);
+            let mut variants = vec![("4x4", base.clone())];
+            // Each output row scaled by its own factor.
+            let mut scaled = base.clone();
+            for (k, row) in scaled.chunks_mut(ci * taps).enumerate() {
+                let s = 0.5 + 0.07 * k as f32;
+                row.iter_mut().for_each(|w| *w *= s);
+            }
+            variants.push(("rows scaled", scaled.clone()));
+            // Rows shuffled (a fixed permutation), with the last 3 rows copies of row 0.
+            let mut shuffled = vec![0.0; scaled.len()];
+            for k in 0..g.c_out {
+                let from = if k + 3 >= g.c_out {
+                    0
+                } else {
+                    (k * 7 + 3) % (g.c_out - 3)
+                };
+                shuffled[k * ci * taps..][..ci * taps]
+                    .copy_from_slice(&scaled[from * ci * taps..][..ci * taps]);
+            }
+            variants.push(("rows shuffled", shuffled.clone()));
+            // Near misses: one weight of a one-value tile off, one stray non-zero.
+            let one = (0..scaled.len() / taps)
+                .find(|&kc| {
+                    let k = &scaled[kc * taps..][..taps];
+                    k[0] != 0.0 && k.iter().all(|&w| w == k[0])
+                })
+                .expect("a one-value tile");
+            let mut off = scaled.clone();
+            off[one * taps + 4] *= 1.0 + 1e-3;
+            variants.push(("one weight off", off));
+            if let Some(i) = scaled.iter().position(|&w| w == 0.0) {
+                let mut stray = scaled.clone();
+                stray[i] = 0.37;
+                variants.push(("stray non-zero", stray));
+            }
+            for (what, w) in variants {
+                for (threads, residual, act, pointwise) in [
+                    (1, false, Activation::None, false),
+                    (2, true, Activation::Relu, false),
+                    (1, true, Activation::Silu, true),
+                ] {
+                    let epi = ramp_epilogue(g.c_out, residual, act);
+                    let r = [residual.then_some(&res[..]), None];
+                    let same = g.h_out == g.h && g.w_out == g.w && g.pads[0] < 3 && g.pads[1] < 3;
+                    let pw = (pointwise && same).then(|| pattern(g.c_out * g.c_in, 13, 29, 0.05));
+                    let mut want = reference_conv(&g, &x, &w, &epi, r);
+                    if let Some(pw) = &pw {
+                        // The 1x1 conv's product goes in before the residuals and the
+                        // activation: the reference of both convs summed.
+                        let mut w3 = w.clone();
+                        let tap = g.pads[0] * 3 + g.pads[1];
+                        for k in 0..g.c_out {
+                            for c in 0..ci {
+                                w3[(k * ci + c) * taps + tap] += pw[k * ci + c];
+                            }
+                        }
+                        want = reference_conv(&g, &x, &w3, &epi, r);
+                    }
+                    for (tile, bound) in [(Tile::F2, 1e-5), (Tile::F4, 2e-5)] {
+                        let mut k = Winograd::new(g, &w, epi.clone(), tile, threads);
+                        if let Some(pw) = &pw {
+                            k = k.with_pointwise(pw.clone());
+                        }
+                        assert!(
+                            k.unified.is_some() && k.sparse.is_some(),
+                            "{g:?} {what}: split {}, kept {}",
+                            k.unified.is_some(),
+                            k.kept_products()
+                        );
+                        assert_eq!(k.kept_products(), Winograd::kept_for(&g, &w));
+                        let dense = Winograd::new(g, &w, epi.clone(), tile, threads);
+                        let dense = match &pw {
+                            Some(pw) => dense.with_pointwise(pw.clone()),
+                            None => dense,
+                        };
+                        for k in [k, dense.through_gemm_crate()] {
+                            let e = rel_err(&run_on_nan(&k, &x, r, threads), &want);
+                            assert!(
+                                e < bound,
+                                "{g:?} {tile:?} {what} threads {threads} {act:?}: rel err {e:e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Weights without one-value tiles keep their form.
+        let g = geom(16, 16, 1, 8, 8, [1; 4]);
+        let (_, w, _) = conv_data(&g, 9);
+        assert!(Winograd::new(g, &w, Epilogue::default(), Tile::F4, 1)
+            .unified
+            .is_none());
     }
 
     /// Block-sparse products against the dense ones on the same weights (MSWU 4x4 tiles,

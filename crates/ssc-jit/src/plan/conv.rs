@@ -229,8 +229,9 @@ fn ssc_pair(cx: &Cx, op: OpId) -> Option<Native> {
     absorbed.push(op2);
     Some(Native {
         what: format!(
-            "conv {} {}x{} g={} + 1x1 (SSC pair){tail}",
+            "conv {}{} {}x{} g={} + 1x1 (SSC pair){tail}",
             k.kind(),
+            k.detail(),
             ga.kh,
             ga.kw,
             ga.group
@@ -332,7 +333,7 @@ pub(super) fn lower_conv(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
                 None => {
                     let k = DenseConv::new(gm, parts.weights, epi, threads, opts.winograd);
                     (
-                        k.kind().to_string(),
+                        k.kind().to_string() + &k.detail(),
                         Kernel::DenseConv {
                             k: Box::new(k),
                             batch: parts.batch,
