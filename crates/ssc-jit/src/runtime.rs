@@ -548,6 +548,35 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
             let x = int_bytes(ints, step.inputs[0].expect("native input"));
             int_bytes(ints, step.outputs[0].expect("native output")).copy_from_slice(x);
         }
+        Kernel::DqLstm {
+            desc,
+            products,
+            in_dims,
+            n_out,
+        } => {
+            let owned: Vec<Option<Tensor>> = step
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l {
+                    Some(Loc::Arena { off, len }) => Some(Tensor::from_f32(
+                        in_dims[i].clone().expect("arena values have static dims"),
+                        &st.arena[*off..off + len],
+                    )),
+                    Some(Loc::Const(c)) => Some(plan.consts[*c].clone()),
+                    _ => None,
+                })
+                .collect();
+            let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+            let outs = ssc_exec::dynamic_quantize_lstm_with(
+                desc,
+                plan.opset,
+                &refs,
+                *n_out,
+                products.as_ref(),
+            )?;
+            store_outputs(st, step, outs.into_iter().map(RunValue::Tensor).collect())?;
+        }
         Kernel::Fallback {
             desc,
             in_dims,
@@ -584,44 +613,50 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                 .filter_map(|(name, t)| Some((name.as_str(), (*t)?)))
                 .collect();
             let outs = ssc_exec::eval_node_values(desc, plan.opset, ins, *n_out, &captured)?;
-            for (v, l) in outs.into_iter().zip(&step.outputs) {
-                match l {
-                    None => {}
-                    Some(Loc::Arena { off, len }) => {
-                        let t = match v {
-                            RunValue::Tensor(t) if t.dtype == DataType::Float && t.numel() == *len => t,
-                            v => {
-                                return Err(JitError::Run(format!(
-                                    "node `{}` produced {}, but the plan expected f32 with {len} elements",
-                                    step.label,
-                                    v.describe()
-                                )))
-                            }
-                        };
-                        let v = t.to_f32_vec().expect("f32 tensor decodes");
-                        st.arena[*off..off + len].copy_from_slice(&v);
+            store_outputs(st, step, outs)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a reference-computed step's outputs into their places (f32 and integer arenas,
+/// tensor slots).
+fn store_outputs(st: &mut State, step: &Step, outs: Vec<RunValue>) -> Result<(), JitError> {
+    let ints = st.ints.as_mut_ptr();
+    for (v, l) in outs.into_iter().zip(&step.outputs) {
+        match l {
+            None => {}
+            Some(Loc::Arena { off, len }) => {
+                let t = match v {
+                    RunValue::Tensor(t) if t.dtype == DataType::Float && t.numel() == *len => t,
+                    v => {
+                        return Err(JitError::Run(format!(
+                            "node `{}` produced {}, but the plan expected f32 with {len} elements",
+                            step.label,
+                            v.describe()
+                        )))
                     }
-                    Some(l @ Loc::Int { len, ty, .. }) => {
-                        let raw = match &v {
-                            RunValue::Tensor(t) if t.dtype == ty.dtype() && t.numel() == *len => {
-                                t.raw()
-                            }
-                            _ => None,
-                        };
-                        let Some(raw) = raw else {
-                            return Err(JitError::Run(format!(
-                                "node `{}` produced {}, but the plan expected {} with {len} elements",
-                                step.label,
-                                v.describe(),
-                                ty.name()
-                            )));
-                        };
-                        int_bytes(ints, *l).copy_from_slice(raw);
-                    }
-                    Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(v),
-                    Some(Loc::Const(_)) => {}
-                }
+                };
+                let v = t.to_f32_vec().expect("f32 tensor decodes");
+                st.arena[*off..off + len].copy_from_slice(&v);
             }
+            Some(l @ Loc::Int { len, ty, .. }) => {
+                let raw = match &v {
+                    RunValue::Tensor(t) if t.dtype == ty.dtype() && t.numel() == *len => t.raw(),
+                    _ => None,
+                };
+                let Some(raw) = raw else {
+                    return Err(JitError::Run(format!(
+                        "node `{}` produced {}, but the plan expected {} with {len} elements",
+                        step.label,
+                        v.describe(),
+                        ty.name()
+                    )));
+                };
+                int_bytes(ints, *l).copy_from_slice(raw);
+            }
+            Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(v),
+            Some(Loc::Const(_)) => {}
         }
     }
     Ok(())

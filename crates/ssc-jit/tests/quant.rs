@@ -311,3 +311,51 @@ graph g(%x: float[3,7]) -> (%a: float[3,7], %b: float[3,7], %c: int32[3,7], %d: 
     let feeds = vec![("x".to_string(), Tensor::from_f32(vec![3, 7], &x))];
     check("casts", &m, &feeds);
 }
+
+/// The models `scripts/make_quant_models.py` writes with onnxruntime's `quantize_dynamic`
+/// (uint8 and int8 weights: ConvInteger, MatMulInteger, a bidirectional DynamicQuantizeLSTM),
+/// on seeded inputs and on a constant one, bit-identical to the reference.
+#[test]
+fn quantize_dynamic_models() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/quant");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        4,
+        "tests/models/quant: run scripts/make_quant_models.py"
+    );
+    let mut rng = Rng(0x51ed_270b_27a1_f1a3);
+    for p in &names {
+        let m = ssc_onnx::load(p).unwrap().model;
+        let g = &m.graph;
+        let x = g.inputs()[0];
+        let dims = g
+            .value(x)
+            .ty
+            .as_ref()
+            .unwrap()
+            .tensor()
+            .unwrap()
+            .static_shape()
+            .unwrap();
+        let n: usize = dims.iter().product();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        for (i, v) in [
+            rng.floats(n, -1.0, 1.0),
+            rng.floats(n, -3.0, 0.5),
+            rng.floats(n, 0.0, 2.0),
+            vec![0.3; n],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let feeds = vec![(g.value(x).name.clone(), Tensor::from_f32(dims.clone(), v))];
+            check(&format!("{name} input {i}"), &m, &feeds);
+        }
+    }
+}

@@ -391,6 +391,32 @@ impl MatMulInteger {
     }
 }
 
+/// DynamicQuantizeLSTM's integer products (`ssc_exec::LstmProducts`): per direction, `W` and
+/// `R` minus their zero points, packed as [`MatMulInteger`]'s B.
+pub(crate) struct LstmProducts {
+    /// `[direction][0: W, 1: R]`.
+    pub w: Vec<[MatMulInteger; 2]>,
+}
+
+impl ssc_exec::LstmProducts for LstmProducts {
+    fn product(&self, d: usize, recurrent: bool, qa: &[i32], rows: usize, acc: &mut [i32]) {
+        let k = &self.w[d][recurrent as usize];
+        let mut pa = vec![0u32; rows * k.kp];
+        for (i, row) in qa.chunks_exact(k.k).enumerate().take(rows) {
+            for q in 0..k.kp {
+                let e = |t: usize| row.get(t).copied().unwrap_or(0);
+                pa[i * k.kp + q] = pair(e(2 * q), e(2 * q + 1));
+            }
+        }
+        PairGemm {
+            m: rows,
+            n: k.n,
+            kp: k.kp,
+        }
+        .run(&pa, &k.b, acc);
+    }
+}
+
 /// DynamicQuantizeLinear: the u8 quantisation of `x` over `[min(x, 0), max(x, 0)]`; returns the
 /// scale and zero point written to the step's other outputs.
 pub(crate) fn dynamic_quantize(x: &[f32], y: &mut [u8]) -> (f32, u8) {

@@ -215,6 +215,15 @@ pub(crate) enum Kernel {
     },
     /// A reshape-like of an integer value.
     IntCopy,
+    /// com.microsoft DynamicQuantizeLSTM: the reference's step with the JIT's integer GEMMs;
+    /// inputs are the op's, outputs `[Y?, Y_h?, Y_c?]`.
+    DqLstm {
+        desc: Box<OpDesc>,
+        products: Box<crate::kernels::quant::LstmProducts>,
+        /// Static dims of each input in the arena.
+        in_dims: Vec<Option<Vec<usize>>>,
+        n_out: usize,
+    },
     /// The reference executor's implementation, on tensors.
     Fallback {
         desc: Box<OpDesc>,
@@ -382,6 +391,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 jit,
                 op,
             )
+        } else if d.domain == "com.microsoft" && d.op_type == "DynamicQuantizeLSTM" {
+            quant::lower_dq_lstm(
+                &Cx {
+                    g,
+                    opset,
+                    opts,
+                    ready: &ready,
+                    consts: &consts,
+                    const_of: &const_of,
+                },
+                op,
+            )
         } else {
             None
         };
@@ -393,7 +414,7 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 // A multi-output kernel writes every output of its op.
                 let o = if matches!(
                     n.kernel,
-                    Kernel::Split(_) | Kernel::Lstm(_) | Kernel::DynQuant
+                    Kernel::Split(_) | Kernel::Lstm(_) | Kernel::DynQuant | Kernel::DqLstm { .. }
                 ) {
                     outs.clone()
                 } else {

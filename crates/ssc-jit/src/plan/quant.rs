@@ -7,7 +7,7 @@ use ssc_ir::{DataType, OpId, Tensor, ValueId};
 use super::util::{ints, resolve_pads, single_output, static_f32, to_usize};
 use super::{Cx, IntTy, Kernel, Native};
 use crate::kernels::eltwise::{BinOp, Binary};
-use crate::kernels::quant::{ConvInteger, MatMulInteger};
+use crate::kernels::quant::{ConvInteger, LstmProducts, MatMulInteger};
 
 /// The static dims of an integer value of the arena's types.
 pub(super) fn static_int(cx: &Cx, v: ValueId) -> Option<(IntTy, Vec<usize>)> {
@@ -257,6 +257,89 @@ pub(super) fn lower_int_copy(cx: &Cx, op: OpId) -> Option<Native> {
         kernel: Kernel::IntCopy,
         inputs: vec![Some(x)],
         output: y,
+        absorbed: vec![],
+    })
+}
+
+/// com.microsoft DynamicQuantizeLSTM: the reference's step (`ssc_exec::dynamic_quantize_lstm_with`,
+/// onnxruntime's arithmetic) with its integer GEMMs on the packed kernels of
+/// [`MatMulInteger`]. `W` and `R` (`[dirs, k, 4 hidden]`) and their zero points (one per
+/// direction, or per column and then all equal) must be constants.
+pub(super) fn lower_dq_lstm(cx: &Cx, op: OpId) -> Option<Native> {
+    let o = cx.g.op(op);
+    if o.inputs().len() < 12 {
+        return None;
+    }
+    let mut prods = Vec::new();
+    let x = o.input(0)?;
+    static_f32(cx.g, x)?;
+    let mut dirs = 0;
+    for (wi, zi) in [(1, 9), (2, 11)] {
+        let w = cx.constant(o.input(wi)?)?;
+        let z = cx.constant(o.input(zi)?)?;
+        if w.dims.len() != 3 || !is_8bit(IntTy::of(w.dtype)?) || z.dtype != w.dtype {
+            return None;
+        }
+        let (nd, k, n) = (w.dims[0], w.dims[1], w.dims[2]);
+        let per = match z.dims.as_slice() {
+            [d] if *d == nd => 1,
+            [d, m] if *d == nd && *m == n => n,
+            _ => return None,
+        };
+        let wv = const_ints(w)?;
+        let zv = const_ints(z)?;
+        dirs = nd;
+        for d in 0..nd {
+            let m = MatMulInteger::new(k, n, &wv[d * k * n..(d + 1) * k * n], &[zv[d * per]]);
+            if wi == 1 {
+                prods.push(vec![m]);
+            } else {
+                prods.get_mut(d)?.push(m);
+            }
+        }
+    }
+    if dirs == 0 || prods.len() != dirs {
+        return None;
+    }
+    let w = prods
+        .into_iter()
+        .map(|mut v| {
+            let r = v.pop()?;
+            let w = v.pop()?;
+            Some([w, r])
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut inputs: Vec<Option<ValueId>> = o.inputs().to_vec();
+    while inputs.last() == Some(&None) {
+        inputs.pop();
+    }
+    // Every input but X must be known at compile time or already computed (f32 in the arena).
+    for v in inputs.iter().flatten() {
+        if cx.constant(*v).is_none() && (static_f32(cx.g, *v).is_none() || !cx.ready.contains(v)) {
+            return None;
+        }
+    }
+    let outs = o.outputs().iter().flatten().count();
+    if o.outputs()
+        .iter()
+        .flatten()
+        .any(|&v| static_f32(cx.g, v).is_none())
+    {
+        return None;
+    }
+    Some(Native {
+        what: "dynamic quantize lstm (integer GEMMs on i16 pairs)".into(),
+        kernel: Kernel::DqLstm {
+            desc: Box::new(o.desc.clone()),
+            products: Box::new(LstmProducts { w }),
+            in_dims: inputs
+                .iter()
+                .map(|v| v.and_then(|v| static_f32(cx.g, v)))
+                .collect(),
+            n_out: o.outputs().len().min(3).max(outs),
+        },
+        inputs,
+        output: o.outputs().iter().flatten().copied().next()?,
         absorbed: vec![],
     })
 }
