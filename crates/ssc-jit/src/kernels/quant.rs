@@ -295,33 +295,54 @@ impl ConvInteger {
                         continue;
                     }
                     let rb = base + iy as usize * iw;
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        let ix = (ox * self.stride[1] + kx * self.dil[1]) as isize
-                            - self.pad[1] as isize;
-                        *v = if ix < 0 || ix as usize >= iw {
-                            0
-                        } else {
-                            x.at(rb + ix as usize) - x_zp
-                        };
+                    // Output columns whose input column is inside the image: `ix = ox * s +
+                    // off` with `0 <= ix < iw`.
+                    let (sx, off) = (
+                        self.stride[1],
+                        (kx * self.dil[1]) as isize - self.pad[1] as isize,
+                    );
+                    let lo = if off >= 0 {
+                        0
+                    } else {
+                        ((-off) as usize).div_ceil(sx)
+                    };
+                    let hi = if (iw as isize) <= off {
+                        0
+                    } else {
+                        ((iw as isize - off) as usize).div_ceil(sx).min(ow)
+                    };
+                    let lo = lo.min(hi);
+                    d[..lo].fill(0);
+                    d[hi..].fill(0);
+                    let first = (rb as isize + (lo * sx) as isize + off) as usize;
+                    let d = &mut d[lo..hi];
+                    match x {
+                        Bytes8::U8(v) => centre_row(v, first, sx, x_zp, d),
+                        Bytes8::I8(v) => centre_row(v, first, sx, x_zp, d),
                     }
                 }
             };
             let cp = SendPtr(col.as_mut_ptr() as *mut f32);
-            for_ranges(self.kp, 8, move |b, e| {
-                let mut lo = vec![0i32; p];
-                let mut hi = vec![0i32; p];
-                for q in b..e {
-                    entry(2 * q, &mut lo);
-                    entry(2 * q + 1, &mut hi);
-                    // SAFETY: row `q` of the columns, disjoint between tasks.
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut((cp.get() as *mut u32).add(q * p), p)
-                    };
-                    for ((r, &a), &b) in row.iter_mut().zip(&lo).zip(&hi) {
-                        *r = pair(a, b);
+            for_ranges(
+                self.kp,
+                8,
+                #[inline(always)]
+                move |b, e| {
+                    let mut lo = vec![0i32; p];
+                    let mut hi = vec![0i32; p];
+                    for q in b..e {
+                        entry(2 * q, &mut lo);
+                        entry(2 * q + 1, &mut hi);
+                        // SAFETY: row `q` of the columns, disjoint between tasks.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut((cp.get() as *mut u32).add(q * p), p)
+                        };
+                        for ((r, &a), &b) in row.iter_mut().zip(&lo).zip(&hi) {
+                            *r = pair(a, b);
+                        }
                     }
-                }
-            });
+                },
+            );
             let yg = &mut y[g * cog * p..(g + 1) * cog * p];
             PairGemm {
                 m: cog,
@@ -329,6 +350,24 @@ impl ConvInteger {
                 kp: self.kp,
             }
             .run(&self.w[g], col, yg);
+        }
+    }
+}
+
+/// `d[i] = x[first + i * step] - zp`: one row of a pair column, in the image.
+#[inline(always)]
+fn centre_row<T: Copy + Into<i32>>(x: &[T], first: usize, step: usize, zp: i32, d: &mut [i32]) {
+    if d.is_empty() {
+        return;
+    }
+    if step == 1 {
+        let n = d.len();
+        for (o, &v) in d.iter_mut().zip(&x[first..first + n]) {
+            *o = v.into() - zp;
+        }
+    } else {
+        for (i, o) in d.iter_mut().enumerate() {
+            *o = x[first + i * step].into() - zp;
         }
     }
 }
@@ -442,17 +481,23 @@ pub(crate) fn dynamic_quantize(x: &[f32], y: &mut [u8]) -> (f32, u8) {
     let (scale, zp) = ssc_exec::dynamic_quant_params(min, max);
     let zf = zp as f32;
     let yp = SendPtr(y.as_mut_ptr() as *mut f32);
-    for_ranges(x.len(), 1 << 14, move |b, e| {
-        // SAFETY: `y` has `x.len()` elements; tasks write disjoint ranges.
-        let y = unsafe { std::slice::from_raw_parts_mut((yp.get() as *mut u8).add(b), e - b) };
-        for (o, &v) in y.iter_mut().zip(&x[b..e]) {
-            // `round(v / scale) + zp`, saturated: the sum of a rounded value and an integer is
-            // exact in f32 here (|q| <= 2^24 before the clamp matters), NaN goes to the zero
-            // point as in the reference.
-            let q = (v / scale).round_ties_even();
-            let q = if q.is_nan() { zf } else { q + zf };
-            *o = q.clamp(0.0, 255.0) as u8;
-        }
-    });
+    for_ranges(
+        x.len(),
+        1 << 14,
+        #[inline(always)]
+        move |b, e| {
+            // SAFETY: `y` has `x.len()` elements; tasks write disjoint ranges.
+            let y = unsafe { std::slice::from_raw_parts_mut((yp.get() as *mut u8).add(b), e - b) };
+            for (o, &v) in y.iter_mut().zip(&x[b..e]) {
+                // `round(v / scale) + zp`, saturated: the sum of a rounded value and an integer is
+                // exact in f32 here (|q| <= 2^24 before the clamp matters), NaN goes to the zero
+                // point as in the reference.
+                let q = (v / scale).round_ties_even();
+                let q = if q.is_nan() { zf } else { q + zf };
+                // In range after the clamp, so the i32 conversion is exact (and vectorises).
+            *o = q.clamp(0.0, 255.0) as i32 as u8;
+            }
+        },
+    );
     (scale, zp)
 }
