@@ -151,21 +151,24 @@ fn seed_conv(m: &mut Model, rng: &mut Rng, c_out: usize, w_len: usize, wdt: Data
     set(m, "bias", Tensor::from_f32(vec![c_out], &b));
 }
 
+/// (c_in, c_out, hw, k, stride, pads, dilation, group, per-channel zp)
+type ConvCase = (
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+    usize,
+    [usize; 4],
+    usize,
+    usize,
+    bool,
+);
+
 #[test]
 fn conv_integer_near_misses() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     // (c_in, c_out, hw, k, stride, pads, dilation, group, per-channel zp)
-    let cases: &[(
-        usize,
-        usize,
-        [usize; 2],
-        [usize; 2],
-        usize,
-        [usize; 4],
-        usize,
-        usize,
-        bool,
-    )] = &[
+    let cases: &[ConvCase] = &[
         (1, 24, [16, 21], [3, 3], 2, [1, 1, 1, 1], 1, 1, false), // a stem: 9-entry reduction
         (3, 5, [9, 11], [3, 3], 1, [1, 1, 1, 1], 1, 1, false),   // K = 27, odd
         (7, 9, [13, 10], [1, 1], 1, [0, 0, 0, 0], 1, 1, false),  // 1x1, K = 7

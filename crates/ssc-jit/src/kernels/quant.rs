@@ -495,7 +495,7 @@ pub(crate) fn dynamic_quantize(x: &[f32], y: &mut [u8]) -> (f32, u8) {
                 let q = (v / scale).round_ties_even();
                 let q = if q.is_nan() { zf } else { q + zf };
                 // In range after the clamp, so the i32 conversion is exact (and vectorises).
-            *o = q.clamp(0.0, 255.0) as i32 as u8;
+                *o = q.clamp(0.0, 255.0) as i32 as u8;
             }
         },
     );
