@@ -606,6 +606,52 @@ pub fn eval_node_with(
         .collect()
 }
 
+/// com.microsoft DynamicQuantizeLSTM with its integer products supplied by `products` (the
+/// JIT's packed kernels); everything else is the reference's arithmetic, so the outputs are
+/// [`eval_node`]'s.
+pub fn dynamic_quantize_lstm_with(
+    desc: &OpDesc,
+    opset: i64,
+    inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+    products: &dyn crate::LstmProducts,
+) -> Result<Vec<Tensor>, ExecError> {
+    let label = desc.label();
+    let vals: Vec<Option<Val>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.map(|t| crate::value::Array::from_tensor(t).map(Val::Tensor))
+                .transpose()
+                .map_err(|e| ExecError::Node {
+                    node: label.clone(),
+                    op_type: desc.op_type.clone(),
+                    msg: format!("input {i}: {e}"),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<Option<&Val>> = vals.iter().map(Option::as_ref).collect();
+    let ctx = Ctx {
+        desc,
+        label: &label,
+        opset,
+        inputs: &refs,
+        n_out: num_outputs,
+        subgraphs: None,
+    };
+    crate::ops::contrib::dynamic_quantize_lstm_with(&ctx, Some(products))?
+        .into_iter()
+        .map(|v| match v {
+            Val::Tensor(a) => Ok(a.to_tensor()),
+            _ => Err(ExecError::Node {
+                node: label.clone(),
+                op_type: desc.op_type.clone(),
+                msg: "an output is not a tensor".into(),
+            }),
+        })
+        .collect()
+}
+
 /// [`eval_node_with`] on values of any kind: tensors, sequences and optionals in and out (the
 /// JIT's fallback for the nodes that make or read sequences and optionals).
 pub fn eval_node_values(

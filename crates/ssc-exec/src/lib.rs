@@ -44,7 +44,12 @@ mod value;
 mod tests;
 
 pub use error::{ExecError, Unsupported};
-pub use executor::{eval_node, eval_node_values, eval_node_with, resize_taps, run_model, Executor};
+pub use executor::{
+    dynamic_quantize_lstm_with, eval_node, eval_node_values, eval_node_with, resize_taps,
+    run_model, Executor,
+};
+pub use ops::contrib::LstmProducts;
+pub use ops::quant::dynamic_quant_params;
 pub use ops::resize::{ResizeTaps, Taps as ResizeDimTaps};
 pub use support::check_supported;
 

@@ -225,7 +225,7 @@ impl CompiledModel {
     /// Bytes of the planned activation arena (every intermediate f32 tensor) plus the largest
     /// kernel scratch.
     pub fn peak_activation_bytes(&self) -> usize {
-        (self.plan.arena_len + self.plan.scratch_len) * 4
+        (self.plan.arena_len + self.plan.int_len + self.plan.scratch_len) * 4
     }
 
     /// Bytes that must be live at once at the plan's busiest step: the lower bound for any
@@ -394,7 +394,7 @@ impl<M: Deref<Target = CompiledModel>> SessionOf<M> {
         match io.loc {
             Loc::Arena { off, len } => Some(&self.state.arena[off..off + len]),
             Loc::Const(c) => Some(&self.model.plan.consts_f32[c]),
-            Loc::Dyn(_) => None,
+            Loc::Int { .. } | Loc::Dyn(_) => None,
         }
     }
 }

@@ -3,8 +3,9 @@
 use ssc_ir::{DataType, RunValue, Tensor};
 
 use crate::kernels::chain::MAX_INPUTS as MAX_CHAIN_INPUTS;
+use crate::kernels::quant::{self, Bytes8};
 use crate::kernels::{eltwise, norm, pool};
-use crate::plan::{Io, Kernel, Loc, Plan, Step};
+use crate::plan::{IntTy, Io, Kernel, Loc, Plan, Step};
 use crate::JitError;
 
 /// Per-session mutable state: the activation arena, the kernel scratch, and the slots of
@@ -12,6 +13,8 @@ use crate::JitError;
 /// optionals of fallback nodes).
 pub(crate) struct State {
     pub arena: Vec<f32>,
+    /// The integer arena (`Loc::Int` values; 8-bit values pack four to a word).
+    pub ints: Vec<i32>,
     pub scratch: Vec<f32>,
     pub dyn_vals: Vec<Option<RunValue>>,
 }
@@ -20,6 +23,7 @@ impl State {
     pub(crate) fn new(plan: &Plan) -> State {
         State {
             arena: vec![0.0; plan.arena_len],
+            ints: vec![0; plan.int_len],
             scratch: vec![0.0; plan.scratch_len],
             dyn_vals: vec![None; plan.n_dyn],
         }
@@ -34,7 +38,131 @@ fn read(plan: &Plan, arena: *const f32, loc: Loc) -> &[f32] {
         // from them. The arena outlives the step.
         Loc::Arena { off, len } => unsafe { std::slice::from_raw_parts(arena.add(off), len) },
         Loc::Const(i) => &plan.consts_f32[i],
-        Loc::Dyn(_) => unreachable!("native kernels only read arena or constant f32 values"),
+        Loc::Int { .. } | Loc::Dyn(_) => {
+            unreachable!("native kernels only read arena or constant f32 values")
+        }
+    }
+}
+
+/// An integer value as a typed slice.
+enum Ints<'a> {
+    U8(&'a mut [u8]),
+    I8(&'a mut [i8]),
+    I32(&'a mut [i32]),
+}
+
+/// The bytes of an integer-arena value.
+fn int_bytes<'a>(ints: *mut i32, loc: Loc) -> &'a mut [u8] {
+    match loc {
+        // SAFETY: as for `read`: the integer arena gives every live value its own range of
+        // `ty.words(len)` words starting at `off`.
+        Loc::Int { off, len, ty } => unsafe {
+            std::slice::from_raw_parts_mut(ints.add(off) as *mut u8, len * ty.bytes())
+        },
+        _ => unreachable!("an integer-arena value"),
+    }
+}
+
+fn int_slice<'a>(ints: *mut i32, loc: Loc) -> Ints<'a> {
+    let Loc::Int { off, len, ty } = loc else {
+        unreachable!("an integer-arena value")
+    };
+    // SAFETY: see `int_bytes`; the arena is i32-aligned and 8-bit views are byte views of it.
+    unsafe {
+        match ty {
+            IntTy::U8 => Ints::U8(std::slice::from_raw_parts_mut(
+                ints.add(off) as *mut u8,
+                len,
+            )),
+            IntTy::I8 => Ints::I8(std::slice::from_raw_parts_mut(
+                ints.add(off) as *mut i8,
+                len,
+            )),
+            IntTy::I32 => Ints::I32(std::slice::from_raw_parts_mut(ints.add(off), len)),
+        }
+    }
+}
+
+fn i32s<'a>(ints: *mut i32, loc: Loc) -> &'a mut [i32] {
+    match int_slice(ints, loc) {
+        Ints::I32(v) => v,
+        _ => unreachable!("an int32 value"),
+    }
+}
+
+fn bytes8<'a>(ints: *mut i32, loc: Loc) -> Bytes8<'a> {
+    match int_slice(ints, loc) {
+        Ints::U8(v) => Bytes8::U8(v),
+        Ints::I8(v) => Bytes8::I8(v),
+        Ints::I32(_) => unreachable!("an 8-bit value"),
+    }
+}
+
+/// A one-element zero point: absent (0), a constant, or an integer-arena value.
+fn zero_point(plan: &Plan, ints: *mut i32, loc: Option<Loc>) -> i32 {
+    match loc {
+        None => 0,
+        Some(Loc::Const(c)) => plan.consts[c]
+            .to_i64_vec()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0) as i32,
+        Some(l) => bytes8(ints, l).at(0),
+    }
+}
+
+/// ONNX Cast between f32 and the integer arena's types, elementwise.
+fn cast(from: Ints, to: Ints) {
+    macro_rules! conv {
+        ($src:expr, $dst:expr) => {
+            crate::kernels::par::simd(
+                #[inline(always)]
+                || {
+                    for (o, &v) in $dst.iter_mut().zip($src.iter()) {
+                        *o = v as _;
+                    }
+                },
+            )
+        };
+    }
+    match (from, to) {
+        (Ints::U8(a), Ints::U8(b)) => b.copy_from_slice(a),
+        (Ints::I8(a), Ints::I8(b)) => b.copy_from_slice(a),
+        (Ints::I32(a), Ints::I32(b)) => b.copy_from_slice(a),
+        (Ints::U8(a), Ints::I8(b)) => conv!(a, b),
+        (Ints::U8(a), Ints::I32(b)) => conv!(a, b),
+        (Ints::I8(a), Ints::U8(b)) => conv!(a, b),
+        (Ints::I8(a), Ints::I32(b)) => conv!(a, b),
+        (Ints::I32(a), Ints::U8(b)) => conv!(a, b),
+        (Ints::I32(a), Ints::I8(b)) => conv!(a, b),
+    }
+}
+
+fn cast_from_f32(x: &[f32], to: Ints) {
+    // `as` truncates toward zero and saturates (NaN to 0), as the reference's `f64 as T`.
+    match to {
+        Ints::U8(y) => {
+            crate::kernels::par::simd(|| y.iter_mut().zip(x).for_each(|(o, &v)| *o = v as u8))
+        }
+        Ints::I8(y) => {
+            crate::kernels::par::simd(|| y.iter_mut().zip(x).for_each(|(o, &v)| *o = v as i8))
+        }
+        Ints::I32(y) => {
+            crate::kernels::par::simd(|| y.iter_mut().zip(x).for_each(|(o, &v)| *o = v as i32))
+        }
+    }
+}
+
+fn cast_to_f32(x: Ints, y: &mut [f32]) {
+    match x {
+        Ints::U8(x) => crate::kernels::par::simd(|| {
+            y.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v as f32)
+        }),
+        Ints::I8(x) => crate::kernels::par::simd(|| {
+            y.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v as f32)
+        }),
+        Ints::I32(x) => crate::kernels::par::simd(|| {
+            y.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v as f32)
+        }),
     }
 }
 
@@ -101,10 +229,32 @@ fn put_tensor(io: &Io, st: &mut State, t: &Tensor) -> Result<(), JitError> {
                 });
             }
         }
+        Loc::Int { .. } => {
+            let dst = int_bytes(st.ints.as_mut_ptr(), io.loc);
+            match t.raw() {
+                Some(b) if b.len() == dst.len() => dst.copy_from_slice(b),
+                _ => {
+                    return Err(JitError::BadInput {
+                        name: io.name.clone(),
+                        msg: "data does not hold the tensor's elements".into(),
+                    })
+                }
+            }
+        }
         Loc::Dyn(i) => st.dyn_vals[i] = Some(RunValue::Tensor(t.clone())),
         Loc::Const(_) => {}
     }
     Ok(())
+}
+
+/// An integer-arena value as a tensor (allocates).
+fn int_tensor(st: &State, loc: Loc, dims: Vec<usize>) -> Tensor {
+    let Loc::Int { ty, .. } = loc else {
+        unreachable!("an integer-arena value")
+    };
+    let b = int_bytes(st.ints.as_ptr() as *mut i32, loc);
+    Tensor::from_raw(ty.dtype(), dims, b.to_vec().into())
+        .expect("the arena range holds the value's bytes")
 }
 
 fn check_input(io: &Io, t: &Tensor) -> Result<(), JitError> {
@@ -168,6 +318,7 @@ fn per_image(
 
 fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
     let arena = st.arena.as_mut_ptr();
+    let ints = st.ints.as_mut_ptr();
     let inp = |i: usize| read(plan, arena, step.inputs[i].expect("native input"));
     let opt_in = |i: usize| {
         step.inputs
@@ -318,6 +469,114 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                 at += b;
             }
         }
+        Kernel::DynQuant => {
+            let y = match int_slice(ints, step.outputs[0].expect("quantized output")) {
+                Ints::U8(y) => y,
+                _ => unreachable!("DynamicQuantizeLinear writes u8"),
+            };
+            let (scale, zp) = quant::dynamic_quantize(inp(0), y);
+            if let Some(l) = step.outputs.get(1).copied().flatten() {
+                write(arena, l)[0] = scale;
+            }
+            if let Some(l) = step.outputs.get(2).copied().flatten() {
+                int_bytes(ints, l)[0] = zp;
+            }
+        }
+        Kernel::ConvInteger {
+            k,
+            batch,
+            in_len,
+            out_len,
+        } => {
+            let x = bytes8(ints, step.inputs[0].expect("native input"));
+            let zp = zero_point(plan, ints, step.inputs.get(1).copied().flatten());
+            let y = i32s(ints, step.outputs[0].expect("native output"));
+            // SAFETY: the scratch holds `scratch_words` 4-byte words for the widest step.
+            let col = unsafe {
+                std::slice::from_raw_parts_mut(
+                    st.scratch.as_mut_ptr() as *mut u32,
+                    st.scratch.len(),
+                )
+            };
+            for n in 0..*batch {
+                let xi = match x {
+                    Bytes8::U8(v) => Bytes8::U8(&v[n * in_len..(n + 1) * in_len]),
+                    Bytes8::I8(v) => Bytes8::I8(&v[n * in_len..(n + 1) * in_len]),
+                };
+                k.run(xi, zp, &mut y[n * out_len..(n + 1) * out_len], col);
+            }
+        }
+        Kernel::MatMulInteger(k) => {
+            let a = bytes8(ints, step.inputs[0].expect("native input"));
+            let zp = zero_point(plan, ints, step.inputs.get(1).copied().flatten());
+            let y = i32s(ints, step.outputs[0].expect("native output"));
+            // SAFETY: as for ConvInteger.
+            let pa = unsafe {
+                std::slice::from_raw_parts_mut(
+                    st.scratch.as_mut_ptr() as *mut u32,
+                    st.scratch.len(),
+                )
+            };
+            k.run(a, zp, y, pa);
+        }
+        Kernel::Cast { from, to } => {
+            let (x, y) = (
+                step.inputs[0].expect("native input"),
+                step.outputs[0].expect("native output"),
+            );
+            match (from, to) {
+                (None, Some(_)) => cast_from_f32(read(plan, arena, x), int_slice(ints, y)),
+                (Some(_), None) => cast_to_f32(int_slice(ints, x), write(arena, y)),
+                _ => cast(int_slice(ints, x), int_slice(ints, y)),
+            }
+        }
+        Kernel::IntBinary { k, consts } => {
+            let opnd = |i: usize| -> &[i32] {
+                match (&consts[i], step.inputs[i]) {
+                    (Some(c), _) => c,
+                    (None, Some(l)) => i32s(ints, l),
+                    (None, None) => unreachable!("an int32 operand"),
+                }
+            };
+            k.run_i32(
+                opnd(0),
+                opnd(1),
+                i32s(ints, step.outputs[0].expect("native output")),
+            );
+        }
+        Kernel::IntCopy => {
+            let x = int_bytes(ints, step.inputs[0].expect("native input"));
+            int_bytes(ints, step.outputs[0].expect("native output")).copy_from_slice(x);
+        }
+        Kernel::DqLstm {
+            desc,
+            products,
+            in_dims,
+            n_out,
+        } => {
+            let owned: Vec<Option<Tensor>> = step
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l {
+                    Some(Loc::Arena { off, len }) => Some(Tensor::from_f32(
+                        in_dims[i].clone().expect("arena values have static dims"),
+                        &st.arena[*off..off + len],
+                    )),
+                    Some(Loc::Const(c)) => Some(plan.consts[*c].clone()),
+                    _ => None,
+                })
+                .collect();
+            let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+            let outs = ssc_exec::dynamic_quantize_lstm_with(
+                desc,
+                plan.opset,
+                &refs,
+                *n_out,
+                products.as_ref(),
+            )?;
+            store_outputs(st, step, outs.into_iter().map(RunValue::Tensor).collect())?;
+        }
         Kernel::Fallback {
             desc,
             in_dims,
@@ -334,6 +593,10 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                         Some(Tensor::from_f32(dims, &st.arena[*off..off + len]).into())
                     }
                     Some(Loc::Const(c)) => Some(plan.consts[*c].clone().into()),
+                    Some(l @ Loc::Int { .. }) => {
+                        let dims = in_dims[i].clone().expect("arena values have static dims");
+                        Some(int_tensor(st, *l, dims).into())
+                    }
                     Some(Loc::Dyn(d)) => Some(st.dyn_vals[*d].clone().ok_or_else(|| {
                         JitError::Run(format!(
                             "node `{}`: input {i} was never computed",
@@ -350,27 +613,50 @@ fn run_step(plan: &Plan, st: &mut State, step: &Step) -> Result<(), JitError> {
                 .filter_map(|(name, t)| Some((name.as_str(), (*t)?)))
                 .collect();
             let outs = ssc_exec::eval_node_values(desc, plan.opset, ins, *n_out, &captured)?;
-            for (v, l) in outs.into_iter().zip(&step.outputs) {
-                match l {
-                    None => {}
-                    Some(Loc::Arena { off, len }) => {
-                        let t = match v {
-                            RunValue::Tensor(t) if t.dtype == DataType::Float && t.numel() == *len => t,
-                            v => {
-                                return Err(JitError::Run(format!(
-                                    "node `{}` produced {}, but the plan expected f32 with {len} elements",
-                                    step.label,
-                                    v.describe()
-                                )))
-                            }
-                        };
-                        let v = t.to_f32_vec().expect("f32 tensor decodes");
-                        st.arena[*off..off + len].copy_from_slice(&v);
+            store_outputs(st, step, outs)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a reference-computed step's outputs into their places (f32 and integer arenas,
+/// tensor slots).
+fn store_outputs(st: &mut State, step: &Step, outs: Vec<RunValue>) -> Result<(), JitError> {
+    let ints = st.ints.as_mut_ptr();
+    for (v, l) in outs.into_iter().zip(&step.outputs) {
+        match l {
+            None => {}
+            Some(Loc::Arena { off, len }) => {
+                let t = match v {
+                    RunValue::Tensor(t) if t.dtype == DataType::Float && t.numel() == *len => t,
+                    v => {
+                        return Err(JitError::Run(format!(
+                            "node `{}` produced {}, but the plan expected f32 with {len} elements",
+                            step.label,
+                            v.describe()
+                        )))
                     }
-                    Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(v),
-                    Some(Loc::Const(_)) => {}
-                }
+                };
+                let v = t.to_f32_vec().expect("f32 tensor decodes");
+                st.arena[*off..off + len].copy_from_slice(&v);
             }
+            Some(l @ Loc::Int { len, ty, .. }) => {
+                let raw = match &v {
+                    RunValue::Tensor(t) if t.dtype == ty.dtype() && t.numel() == *len => t.raw(),
+                    _ => None,
+                };
+                let Some(raw) = raw else {
+                    return Err(JitError::Run(format!(
+                        "node `{}` produced {}, but the plan expected {} with {len} elements",
+                        step.label,
+                        v.describe(),
+                        ty.name()
+                    )));
+                };
+                int_bytes(ints, *l).copy_from_slice(raw);
+            }
+            Some(Loc::Dyn(d)) => st.dyn_vals[*d] = Some(v),
+            Some(Loc::Const(_)) => {}
         }
     }
     Ok(())
@@ -397,6 +683,12 @@ pub(crate) fn output_value(plan: &Plan, st: &State, io: &Io) -> Result<RunValue,
         )
         .into()),
         Loc::Const(c) => Ok(plan.consts[c].clone().into()),
+        Loc::Int { .. } => Ok(int_tensor(
+            st,
+            io.loc,
+            io.dims.clone().expect("arena values have static dims"),
+        )
+        .into()),
         Loc::Dyn(d) => st.dyn_vals[d]
             .clone()
             .ok_or_else(|| JitError::Run(format!("output `{}` was never computed", io.name))),

@@ -42,7 +42,14 @@ struct QWeights {
 impl QWeights {
     /// Direction `d` of `w` (`[dirs, k, n]`) with its `scale` and `zero_point` (`[dirs]` or
     /// `[dirs, n]`), checked as onnxruntime checks them.
-    fn new(ctx: &Ctx, what: &str, w: &Array, scale: &Array, zp: &Array, d: usize) -> Result<Self> {
+    /// Without `centred`, the weights themselves are left out (the products are supplied).
+    fn new(
+        ctx: &Ctx,
+        what: &str,
+        (w, scale, zp): (&Array, &Array, &Array),
+        d: usize,
+        centred: bool,
+    ) -> Result<Self> {
         let (dirs, k, n) = (w.shape[0], w.shape[1], w.shape[2]);
         let signed = match w.dtype() {
             DataType::Int8 => true,
@@ -87,12 +94,18 @@ impl QWeights {
             }
         }
         let zpd = zps[d * zp.shape.get(1).copied().unwrap_or(1)];
-        let ws = w.to_i64_vec().expect("integer weights");
+        let ws = if centred {
+            w.to_i64_vec().expect("integer weights")
+        } else {
+            Vec::new()
+        };
         let scales: Vec<f32> = scale.to_f64_vec().iter().map(|&v| v as f32).collect();
         Ok(QWeights {
             k,
             n,
-            w: ws[d * k * n..(d + 1) * k * n]
+            w: ws
+                .get(d * k * n..(d + 1) * k * n)
+                .unwrap_or_default()
                 .iter()
                 .map(|&v| (v - zpd) as i32)
                 .collect(),
@@ -100,8 +113,9 @@ impl QWeights {
         })
     }
 
-    /// `out (+)= a W` for `a` of `m` rows, with `a` quantised to uint8 as one tensor.
-    fn gemm(&self, a: &[f32], out: &mut [f32], accumulate: bool) {
+    /// `out (+)= a W` for `a` of `m` rows, with `a` quantised to uint8 as one tensor; the
+    /// integer product runs through `product` when given (the JIT's kernels), else here.
+    fn gemm(&self, a: &[f32], out: &mut [f32], accumulate: bool, product: Option<ProductFn>) {
         let (k, n) = (self.k, self.n);
         let af: Vec<f64> = a.iter().map(|&v| v as f64).collect();
         let (a_scale, a_zp) = dynamic_params(&af);
@@ -110,17 +124,24 @@ impl QWeights {
             .map(|&v| (quantize_u8(v, a_scale, a_zp) - a_zp) as i32)
             .collect();
         let mult: Vec<f32> = self.scale.iter().map(|&s| a_scale as f32 * s).collect();
-        let mut acc = vec![0i32; n];
-        for (arow, orow) in qa.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-            acc.fill(0);
-            for (&av, wrow) in arow.iter().zip(self.w.chunks_exact(n)) {
-                if av != 0 {
-                    for (c, &wv) in acc.iter_mut().zip(wrow) {
-                        *c = c.wrapping_add(av * wv);
+        let rows = qa.len() / k.max(1);
+        let mut acc = vec![0i32; rows * n];
+        match product {
+            Some(p) => p(&qa, rows, &mut acc),
+            None => {
+                for (arow, crow) in qa.chunks_exact(k).zip(acc.chunks_exact_mut(n)) {
+                    for (&av, wrow) in arow.iter().zip(self.w.chunks_exact(n)) {
+                        if av != 0 {
+                            for (c, &wv) in crow.iter_mut().zip(wrow) {
+                                *c = c.wrapping_add(av * wv);
+                            }
+                        }
                     }
                 }
             }
-            for (j, (o, &c)) in orow.iter_mut().zip(&acc).enumerate() {
+        }
+        for (crow, orow) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            for (j, (o, &c)) in orow.iter_mut().zip(crow).enumerate() {
                 let v = c as f32 * mult[if mult.len() == 1 { 0 } else { j }];
                 *o = if accumulate { *o + v } else { v };
             }
@@ -128,8 +149,28 @@ impl QWeights {
     }
 }
 
+/// One integer product of DynamicQuantizeLSTM: `acc[r][j] = sum_k qa[r][k] w[k][j]` (wrapping)
+/// over `rows` rows of the zero-point-centred quantised operand `qa`, with `w` one direction's
+/// `W` or `R` minus its zero point.
+pub type ProductFn<'a> = &'a dyn Fn(&[i32], usize, &mut [i32]);
+
+/// Supplies DynamicQuantizeLSTM's integer products: `product(d, recurrent)` for direction
+/// `d`'s `W` (`recurrent` false) or `R`. The JIT passes its packed kernels; the products are
+/// exact, so the result is the reference's.
+pub trait LstmProducts {
+    fn product(&self, d: usize, recurrent: bool, qa: &[i32], rows: usize, acc: &mut [i32]);
+}
+
 /// com.microsoft DynamicQuantizeLSTM (float32 only, as in onnxruntime).
 pub(crate) fn dynamic_quantize_lstm(ctx: &Ctx) -> Result<Vec<Val>> {
+    dynamic_quantize_lstm_with(ctx, None)
+}
+
+/// [`dynamic_quantize_lstm`] with the integer products supplied from outside.
+pub(crate) fn dynamic_quantize_lstm_with(
+    ctx: &Ctx,
+    products: Option<&dyn LstmProducts>,
+) -> Result<Vec<Val>> {
     let (x, w, r) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
     let b = ctx.opt_input(3)?;
     let (h0, c0, p) = (ctx.opt_input(5)?, ctx.opt_input(6)?, ctx.opt_input(7)?);
@@ -180,12 +221,27 @@ pub(crate) fn dynamic_quantize_lstm(ctx: &Ctx) -> Result<Vec<Val>> {
     let mut yc = vec![0f32; nd * batch * h];
     let max_len = l.lens.iter().copied().max().unwrap_or(0);
     for d in 0..nd {
-        let wq = QWeights::new(ctx, "W", w, w_scale, w_zp, d)?;
-        let rq = QWeights::new(ctx, "R", r, r_scale, r_zp, d)?;
+        let centred = products.is_none();
+        let wq = QWeights::new(ctx, "W", (w, w_scale, w_zp), d, centred)?;
+        let rq = QWeights::new(ctx, "R", (r, r_scale, r_zp), d, centred)?;
         // X W over the first max_len steps (rows are `t * batch + b`).
         let rows = max_len * batch;
         let mut gx = vec![0f32; rows * 4 * h];
-        wq.gemm(&xs[..rows * l.input], &mut gx, false);
+        let wp = |qa: &[i32], r: usize, acc: &mut [i32]| {
+            if let Some(p) = products {
+                p.product(d, false, qa, r, acc)
+            }
+        };
+        let rp = |qa: &[i32], r: usize, acc: &mut [i32]| {
+            if let Some(p) = products {
+                p.product(d, true, qa, r, acc)
+            }
+        };
+        let (wp, rp): (Option<ProductFn>, Option<ProductFn>) = match products {
+            Some(_) => (Some(&wp), Some(&rp)),
+            None => (None, None),
+        };
+        wq.gemm(&xs[..rows * l.input], &mut gx, false, wp);
         // Wb + Rb, summed once in f32.
         let bias: Option<Vec<f32>> = bs.as_ref().map(|v| {
             let bd = &v[d * 8 * h..(d + 1) * 8 * h];
@@ -214,7 +270,7 @@ pub(crate) fn dynamic_quantize_lstm(ctx: &Ctx) -> Result<Vec<Val>> {
                     *t = Some(tt);
                 }
             }
-            rq.gemm(&hs, &mut gates, true);
+            rq.gemm(&hs, &mut gates, true, rp);
             for (bi, t) in ts.iter().enumerate() {
                 let hrow = &mut hs[bi * h..(bi + 1) * h];
                 let Some(t) = *t else {

@@ -13,7 +13,7 @@ mod misc;
 mod norm;
 mod optional;
 mod pool;
-mod quant;
+pub(crate) mod quant;
 mod reduce;
 pub(crate) mod resize;
 mod rnn;

@@ -296,13 +296,21 @@ pub(crate) fn dequantize_linear(ctx: &Ctx) -> Result<Vec<Val>> {
 /// GEMMs) give f32 values `xs`: the range `[min(x, 0), max(x, 0)]` over 255 steps, every step
 /// rounded to f32 as the spec's formula is written.
 pub(crate) fn dynamic_params(xs: &[f64]) -> (f64, i64) {
-    let f = |v: f64| v as f32 as f64;
     let max = xs.iter().copied().fold(0f64, f64::max);
     let min = xs.iter().copied().fold(0f64, f64::min);
+    let (scale, zp) = dynamic_quant_params(min as f32, max as f32);
+    (scale as f64, zp as i64)
+}
+
+/// [`dynamic_params`] from the range's ends (`min <= 0 <= max`, f32 values): the one home of
+/// the formula, which the JIT's DynamicQuantizeLinear kernel calls too.
+pub fn dynamic_quant_params(min: f32, max: f32) -> (f32, u8) {
+    let f = |v: f64| v as f32 as f64;
+    let (min, max) = (min as f64, max as f64);
     let scale = if max == min { 1.0 } else { f(max - min) };
     let scale = f(scale / 255.0);
-    let zp = f(0.0 - f(min / scale)).clamp(0.0, 255.0).round_ties_even() as i64;
-    (scale, zp)
+    let zp = f(0.0 - f(min / scale)).clamp(0.0, 255.0).round_ties_even();
+    (scale as f32, zp as u8)
 }
 
 /// `saturate(round(v / scale) + zp)` to uint8, the quotient rounded to f32.

@@ -82,6 +82,10 @@ pub(crate) enum UnOp {
     Sqrt,
     Exp,
     HardSigmoid(f32, f32),
+    Floor,
+    Ceil,
+    /// Round half to even (ONNX Round).
+    Round,
 }
 
 impl UnOp {
@@ -97,6 +101,9 @@ impl UnOp {
             UnOp::Neg => -x,
             UnOp::Abs => x.abs(),
             UnOp::Sqrt => x.sqrt(),
+            UnOp::Floor => x.floor(),
+            UnOp::Ceil => x.ceil(),
+            UnOp::Round => x.round_ties_even(),
             UnOp::Exp => (x as f64).exp() as f32,
             UnOp::HardSigmoid(alpha, beta) => (alpha * x + beta).clamp(0.0, 1.0),
         }
@@ -208,6 +215,9 @@ pub(crate) fn unary(op: UnOp, x: &[f32], out: &mut [f32]) {
         UnOp::Abs => map(x, out, f32::abs),
         UnOp::Sqrt => map(x, out, f32::sqrt),
         UnOp::Exp => map(x, out, |v| UnOp::Exp.apply(v)),
+        UnOp::Floor => map(x, out, f32::floor),
+        UnOp::Ceil => map(x, out, f32::ceil),
+        UnOp::Round => map(x, out, f32::round_ties_even),
         UnOp::HardSigmoid(a, b) => map(x, out, move |v| UnOp::HardSigmoid(a, b).apply(v)),
     }
 }
@@ -289,11 +299,21 @@ impl Binary {
         }
     }
 
-    fn run_with<F: Fn(f32, f32) -> f32 + Sync + Send + Copy>(
+    /// The int32 forms of Add, Sub and Mul (wrapping, as the reference's int32 arithmetic).
+    pub(crate) fn run_i32(&self, a: &[i32], b: &[i32], out: &mut [i32]) {
+        match self.op {
+            BinOp::Add => self.run_with(a, b, out, |x: i32, y| x.wrapping_add(y)),
+            BinOp::Sub => self.run_with(a, b, out, |x: i32, y| x.wrapping_sub(y)),
+            BinOp::Mul => self.run_with(a, b, out, |x: i32, y| x.wrapping_mul(y)),
+            _ => unreachable!("only Add, Sub and Mul are lowered for int32"),
+        }
+    }
+
+    fn run_with<T: Copy + Send + Sync, F: Fn(T, T) -> T + Sync + Send + Copy>(
         &self,
-        a: &[f32],
-        b: &[f32],
-        out: &mut [f32],
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
         op: F,
     ) {
         let n = out.len();

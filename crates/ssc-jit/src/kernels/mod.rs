@@ -22,6 +22,7 @@ pub(crate) mod phase;
 mod phases;
 pub(crate) mod planes;
 pub(crate) mod pool;
+pub(crate) mod quant;
 pub(crate) mod resize;
 pub(crate) mod rows;
 pub(crate) mod small_k;

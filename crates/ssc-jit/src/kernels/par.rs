@@ -120,11 +120,11 @@ pub(crate) fn for_tasks(n: usize, slots: usize, f: impl Fn(usize, usize) + Sync 
 /// least `min_units` units) and runs `f(first_unit, part)` on each in parallel, or `f(0, out)`
 /// on one thread or a small `out`: the safe form of a kernel's parallel loop over rows,
 /// channels or elements of its output.
-pub(crate) fn par_units(
-    out: &mut [f32],
+pub(crate) fn par_units<T: Send>(
+    out: &mut [T],
     unit: usize,
     min_units: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
     let unit = unit.max(1);
     let n = out.len() / unit;

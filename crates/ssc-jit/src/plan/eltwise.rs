@@ -80,6 +80,9 @@ pub(super) fn lower_unary(cx: &Cx, op: OpId) -> Option<Native> {
         "Abs" => UnOp::Abs,
         "Sqrt" => UnOp::Sqrt,
         "Exp" => UnOp::Exp,
+        "Floor" => UnOp::Floor,
+        "Ceil" => UnOp::Ceil,
+        "Round" => UnOp::Round,
         "HardSigmoid" => UnOp::HardSigmoid(
             d.get_float("alpha").ok()?.unwrap_or(0.2),
             d.get_float("beta").ok()?.unwrap_or(0.5),

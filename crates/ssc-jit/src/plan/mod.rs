@@ -19,6 +19,7 @@ mod lstm;
 mod movement;
 mod norm;
 mod pool;
+mod quant;
 mod resize;
 mod util;
 
@@ -45,8 +46,58 @@ pub(crate) enum Loc {
     Arena { off: usize, len: usize },
     /// An initializer, by index into [`Plan::consts`].
     Const(usize),
+    /// A static-shape u8, i8 or i32 tensor of `len` elements in the integer arena, starting at
+    /// word `off` (8-bit values pack four to a word).
+    Int { off: usize, len: usize, ty: IntTy },
     /// Anything else (other element types, dynamic shapes): a tensor slot filled at run time.
     Dyn(usize),
+}
+
+/// The element types the integer arena holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IntTy {
+    U8,
+    I8,
+    I32,
+}
+
+impl IntTy {
+    pub(crate) fn of(t: DataType) -> Option<IntTy> {
+        match t {
+            DataType::Uint8 => Some(IntTy::U8),
+            DataType::Int8 => Some(IntTy::I8),
+            DataType::Int32 => Some(IntTy::I32),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn dtype(self) -> DataType {
+        match self {
+            IntTy::U8 => DataType::Uint8,
+            IntTy::I8 => DataType::Int8,
+            IntTy::I32 => DataType::Int32,
+        }
+    }
+
+    pub(crate) fn bytes(self) -> usize {
+        match self {
+            IntTy::U8 | IntTy::I8 => 1,
+            IntTy::I32 => 4,
+        }
+    }
+
+    /// Words of the integer arena `len` elements take.
+    pub(crate) fn words(self, len: usize) -> usize {
+        (len * self.bytes()).div_ceil(4)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IntTy::U8 => "u8",
+            IntTy::I8 => "i8",
+            IntTy::I32 => "i32",
+        }
+    }
 }
 
 /// A kernel and the per-image sizes it works on.
@@ -141,10 +192,43 @@ pub(crate) enum Kernel {
         ax: Axes,
         scale: f32,
     },
+    /// DynamicQuantizeLinear: outputs `[y u8, scale f32, zero point u8]`.
+    DynQuant,
+    /// ConvInteger; inputs are `[x, x_zero_point?]` (the weights are packed in the kernel).
+    ConvInteger {
+        k: Box<crate::kernels::quant::ConvInteger>,
+        batch: usize,
+        in_len: usize,
+        out_len: usize,
+    },
+    /// MatMulInteger with a constant B; inputs are `[a, a_zero_point?]`.
+    MatMulInteger(Box<crate::kernels::quant::MatMulInteger>),
+    /// Cast between f32 (`None`) and the integer arena's types.
+    Cast {
+        from: Option<IntTy>,
+        to: Option<IntTy>,
+    },
+    /// Add/Sub/Mul of int32 values; a `None` input is the constant kept here.
+    IntBinary {
+        k: Binary,
+        consts: Box<[Option<Vec<i32>>; 2]>,
+    },
+    /// A reshape-like of an integer value.
+    IntCopy,
+    /// com.microsoft DynamicQuantizeLSTM: the reference's step with the JIT's integer GEMMs;
+    /// inputs are the op's, outputs `[Y?, Y_h?, Y_c?]`.
+    DqLstm {
+        desc: Box<OpDesc>,
+        products: Box<crate::kernels::quant::LstmProducts>,
+        /// Static dims of each input in the arena.
+        in_dims: Vec<Option<Vec<usize>>>,
+        n_out: usize,
+    },
     /// The reference executor's implementation, on tensors.
     Fallback {
         desc: Box<OpDesc>,
-        /// Static dims of each input that lives in the arena (to rebuild tensors).
+        /// Static dims of each input that lives in the f32 or integer arena (to rebuild
+        /// tensors).
         in_dims: Vec<Option<Vec<usize>>>,
         n_out: usize,
         /// Names of the values the op's subgraphs read from the graph (If, Loop, Scan): the
@@ -183,6 +267,8 @@ pub(crate) struct Plan {
     pub consts_f32: Vec<Vec<f32>>,
     pub n_dyn: usize,
     pub arena_len: usize,
+    /// Words of the integer arena (`Loc::Int` values, placed like the f32 arena's).
+    pub int_len: usize,
     /// The most f32 elements simultaneously live: no placement can use a smaller arena.
     pub live_bound: usize,
     pub scratch_len: usize,
@@ -214,6 +300,8 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
     let mut arena_vals: Vec<ValueId> = Vec::new();
     let mut arena_idx: HashMap<ValueId, usize> = HashMap::new();
     let mut dyn_idx: HashMap<ValueId, usize> = HashMap::new();
+    let mut int_vals: Vec<(ValueId, IntTy, usize)> = Vec::new();
+    let mut int_idx: HashMap<ValueId, usize> = HashMap::new();
     let mut classify = |v: ValueId| -> Loc {
         if let Some(&c) = const_of.get(&v) {
             return Loc::Const(c);
@@ -224,11 +312,20 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         if let Some(&i) = dyn_idx.get(&v) {
             return Loc::Dyn(i);
         }
+        if let Some(&i) = int_idx.get(&v) {
+            let (_, ty, len) = int_vals[i];
+            return Loc::Int { off: i, len, ty };
+        }
         if static_f32(g, v).is_some() {
             let i = arena_vals.len();
             arena_vals.push(v);
             arena_idx.insert(v, i);
             Loc::Arena { off: i, len: 0 }
+        } else if let Some((ty, len)) = static_int_of(g, v) {
+            let i = int_vals.len();
+            int_vals.push((v, ty, len));
+            int_idx.insert(v, i);
+            Loc::Int { off: i, len, ty }
         } else {
             let i = dyn_idx.len();
             dyn_idx.insert(v, i);
@@ -294,6 +391,18 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 jit,
                 op,
             )
+        } else if d.domain == "com.microsoft" && d.op_type == "DynamicQuantizeLSTM" {
+            quant::lower_dq_lstm(
+                &Cx {
+                    g,
+                    opset,
+                    opts,
+                    ready: &ready,
+                    consts: &consts,
+                    const_of: &const_of,
+                },
+                op,
+            )
         } else {
             None
         };
@@ -303,7 +412,10 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                     absorbed.insert(*a, ());
                 }
                 // A multi-output kernel writes every output of its op.
-                let o = if matches!(n.kernel, Kernel::Split(_) | Kernel::Lstm(_)) {
+                let o = if matches!(
+                    n.kernel,
+                    Kernel::Split(_) | Kernel::Lstm(_) | Kernel::DynQuant | Kernel::DqLstm { .. }
+                ) {
                     outs.clone()
                 } else {
                     vec![Some(n.output)]
@@ -316,7 +428,12 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
                 in_vals.extend(o.captures().iter().map(|&v| Some(v)));
                 let in_dims = in_vals
                     .iter()
-                    .map(|v| v.and_then(|v| static_f32(g, v)))
+                    .map(|v| {
+                        v.and_then(|v| {
+                            static_f32(g, v)
+                                .or_else(|| static_int_of(g, v).and_then(|_| value_dims(g, v)?.1))
+                        })
+                    })
                     .collect();
                 (
                     Kernel::Fallback {
@@ -417,10 +534,54 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         })
         .collect();
     let placement = place(&intervals);
+    // The integer arena: the same greedy placement over the integer values' lifetimes.
+    let mut ifirst = vec![usize::MAX; int_vals.len()];
+    let mut ilast = vec![0usize; int_vals.len()];
+    for io in &inputs {
+        if let Loc::Int { off: i, .. } = io.loc {
+            ifirst[i] = 0;
+        }
+    }
+    for (s, (r, w)) in reads.iter().zip(&writes).enumerate() {
+        for v in w.iter().chain(r) {
+            if let Some(&i) = int_idx.get(v) {
+                ifirst[i] = ifirst[i].min(s);
+                ilast[i] = ilast[i].max(s);
+            }
+        }
+    }
+    for io in &outputs {
+        if let Loc::Int { off: i, .. } = io.loc {
+            ifirst[i] = ifirst[i].min(n);
+            ilast[i] = n;
+        }
+    }
+    let iintervals: Vec<Interval> = int_vals
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, ty, len))| {
+            let f = if ifirst[i] == usize::MAX {
+                0
+            } else {
+                ifirst[i]
+            };
+            Interval {
+                len: ty.words(len),
+                first: f,
+                last: ilast[i].max(f),
+            }
+        })
+        .collect();
+    let iplacement = place(&iintervals);
     let fix = |l: Loc| match l {
         Loc::Arena { off: i, .. } => Loc::Arena {
             off: placement.offsets[roots[i].0] + roots[i].1,
             len: lens[i],
+        },
+        Loc::Int { off: i, len, ty } => Loc::Int {
+            off: iplacement.offsets[i],
+            len,
+            ty,
         },
         other => other,
     };
@@ -452,6 +613,14 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
             Kernel::ConvTranspose(k) => k.scratch_len(),
             Kernel::Lstm(k) => k.scratch_len(),
             Kernel::Linear(k) => k.scratch_len(),
+            Kernel::ConvInteger { k, .. } => k.scratch_words(),
+            Kernel::MatMulInteger(k) => {
+                let rows = match s.inputs[0] {
+                    Some(Loc::Int { len, .. }) => len / k.k.max(1),
+                    _ => 0,
+                };
+                k.scratch_words(rows)
+            }
             _ => 0,
         })
         .max()
@@ -487,12 +656,20 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         consts_f32,
         n_dyn: dyn_idx.len(),
         arena_len: placement.arena_len,
+        int_len: iplacement.arena_len,
         live_bound: live_lower_bound(&intervals),
         scratch_len,
         inputs,
         outputs,
         opset,
     })
+}
+
+/// The integer arena's type and element count of `v`, when it is a static-shape u8, i8 or
+/// i32 tensor.
+fn static_int_of(g: &Graph, v: ValueId) -> Option<(IntTy, usize)> {
+    let (dt, dims) = value_dims(g, v)?;
+    Some((IntTy::of(dt)?, dims?.iter().product()))
 }
 
 /// Refuses what the plan cannot hold: values of types the executor has no run-time form for
@@ -658,10 +835,14 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "MaxPool" | "AveragePool" => pool::lower_pool(cx, op),
         "GlobalAveragePool" | "GlobalMaxPool" => pool::lower_global_pool(cx, op),
         "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" | "PRelu" | "Pow" => {
-            chain::lower_chain(cx, jit, op).or_else(|| eltwise::lower_binary(cx, op))
+            chain::lower_chain(cx, jit, op)
+                .or_else(|| eltwise::lower_binary(cx, op))
+                .or_else(|| quant::lower_int_binary(cx, op))
         }
         "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Neg" | "Abs" | "Sqrt" | "Exp"
-        | "HardSigmoid" => chain::lower_chain(cx, jit, op).or_else(|| eltwise::lower_unary(cx, op)),
+        | "HardSigmoid" | "Floor" | "Ceil" | "Round" => {
+            chain::lower_chain(cx, jit, op).or_else(|| eltwise::lower_unary(cx, op))
+        }
         "Erf" | "HardSwish" | "Reciprocal" => chain::lower_chain(cx, jit, op),
         "Transpose" => movement::lower_transpose(cx, op),
         "Slice" => movement::lower_slice(cx, op),
@@ -673,8 +854,12 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "Gemm" | "MatMul" => linear::lower_linear(cx, op),
         "Gather" => movement::lower_gather(cx, op),
         "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" | "Dropout" => {
-            movement::lower_copy(cx, op)
+            movement::lower_copy(cx, op).or_else(|| quant::lower_int_copy(cx, op))
         }
+        "DynamicQuantizeLinear" => quant::lower_dynamic_quantize(cx, op),
+        "ConvInteger" => quant::lower_conv_integer(cx, op),
+        "MatMulInteger" => quant::lower_matmul_integer(cx, op),
+        "Cast" => quant::lower_cast(cx, op),
         "Concat" => movement::lower_concat(cx, op),
         "Resize" | "Upsample" => resize::lower_resize(cx, op),
         "ConvTranspose" => deconv::lower_conv_transpose(cx, op),
