@@ -153,26 +153,33 @@ enum Side {
     Producer,
 }
 
-/// A Conv with constant float weights (and bias) of matching channel count whose groups the
-/// permutation `p` maps onto themselves.
+/// A Conv with constant float weights (and bias) of matching channel count, read by it alone,
+/// whose groups the permutation `p` maps onto themselves.
 fn absorbs(g: &Graph, op: OpId, p: &[usize], side: Side) -> bool {
     let o = g.op(op);
     if o.desc.op_type != "Conv" {
         return false;
     }
     let group = conv_group(g, op);
-    let weights = o.input(1).and_then(|w| g.constant(w)).is_some_and(|t| {
-        matches!(t.dtype, DataType::Float)
-            && t.dims.len() >= 3
-            && match side {
-                Side::Reader => t.dims[1] * group == p.len(),
-                Side::Producer => t.dims[0] == p.len(),
-            }
-    });
+    // A weight or bias another op shares would be copied, growing the file: never.
+    let own = |v: ValueId| g.consumers(v).len() == 1 && !g.is_graph_output(v);
+    let weights = o
+        .input(1)
+        .filter(|&w| own(w))
+        .and_then(|w| g.constant(w))
+        .is_some_and(|t| {
+            matches!(t.dtype, DataType::Float)
+                && t.dims.len() >= 3
+                && match side {
+                    Side::Reader => t.dims[1] * group == p.len(),
+                    Side::Producer => t.dims[0] == p.len(),
+                }
+        });
     let bias = o.input(2).is_none_or(|b| {
-        g.constant(b).is_some_and(|t| {
-            matches!(t.dtype, DataType::Float) && (side == Side::Reader || t.numel() == p.len())
-        })
+        (side == Side::Reader || own(b))
+            && g.constant(b).is_some_and(|t| {
+                matches!(t.dtype, DataType::Float) && (side == Side::Reader || t.numel() == p.len())
+            })
     });
     let per = p.len() / group.max(1);
     weights
