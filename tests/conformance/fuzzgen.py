@@ -27,8 +27,10 @@ Tensor 0 is the graph input; node i produces tensor i + 1. Nodes:
   {"op": "gap", "x": t}         GlobalAveragePool
   {"op": "head", "x": t, "n": int, "wseed": int}   Flatten + Gemm
 Weight structures ("kinds", applied in order to a He-scaled normal weight): dense, sparse,
-zero_filters, zero_inputs, blockdiag, ssc, hetconv, box (taps in a sub-box), plus,
-const_kernel, equal_inputs, dup_filters. Each kind adapts to any weight shape (a block count
+zero_filters, zero_inputs, blockdiag, ssc, ssc_unequal (SSC over blocks of unequal sizes, the
+form filter pruning leaves, sometimes with a hub column in every block's spatial support and
+outputs without any spatial kernel), hetconv, box (taps in a sub-box), plus, const_kernel,
+equal_inputs, dup_filters. Each kind adapts to any weight shape (a block count
 that does not divide the channels falls back to one that does), so every shrunk spec still
 builds.
 """
@@ -43,7 +45,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 KINDS = ["dense", "sparse", "zero_filters", "zero_inputs", "blockdiag", "ssc", "hetconv", "box",
-         "plus", "const_kernel", "equal_inputs", "dup_filters"]
+         "plus", "const_kernel", "equal_inputs", "dup_filters", "ssc_unequal"]
 ACTS = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh"]
 
 
@@ -69,6 +71,22 @@ def _blocks(co: int, ci: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     if rng.random() < 0.5:
         ob, ib = rng.permutation(ob), rng.permutation(ib)
     return ob, ib, g
+
+
+def _unequal_blocks(co: int, ci: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Block ids of outputs and inputs for 2..min(co, ci) blocks of random, unequal sizes (every
+    block non-empty), under random permutations half the time; one block when a side has 1."""
+    g = int(rng.integers(2, min(co, ci) + 1)) if min(co, ci) >= 2 else 1
+
+    def ids(n: int) -> np.ndarray:
+        cuts = np.sort(rng.choice(np.arange(1, n), g - 1, replace=False)) if g > 1 else []
+        sizes = np.diff(np.concatenate([[0], cuts, [n]])).astype(int)
+        return np.repeat(np.arange(g), sizes)
+
+    ob, ib = ids(co), ids(ci)
+    if rng.random() < 0.5:
+        ob, ib = rng.permutation(ob), rng.permutation(ib)
+    return ob, ib
 
 
 def _centre_mask(kshape: tuple[int, ...]) -> np.ndarray:
@@ -98,17 +116,24 @@ def apply_kind(w: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
     elif kind == "blockdiag":
         ob, ib, _ = _blocks(co, ci, rng)
         w[ob[:, None] != ib[None, :]] = 0.0
-    elif kind == "ssc" or kind == "hetconv":
+    elif kind in ("ssc", "ssc_unequal", "hetconv"):
         if kind == "ssc":
             ob, ib, _ = _blocks(co, ci, rng)
             full = ob[:, None] == ib[None, :]
+        elif kind == "ssc_unequal":
+            ob, ib = _unequal_blocks(co, ci, rng)
+            full = ob[:, None] == ib[None, :]
+            if ci > 1 and rng.random() < 0.3:
+                full[:, int(rng.integers(ci))] = True       # a hub column
+            if co > 1 and rng.random() < 0.3:
+                full[int(rng.integers(co))] = False         # an output with no spatial kernel
         else:
             p = int(rng.integers(2, 5))
             full = (np.arange(ci)[None, :] - np.arange(co)[:, None]) % p == 0
         point = ~full
         if rng.random() < 0.3:
             point &= rng.random(point.shape) < 0.5   # some Z kernels too
-        if kind == "ssc" and ci > 1 and rng.random() < 0.3:
+        if kind != "hetconv" and ci > 1 and rng.random() < 0.3:
             # Inputs that feed only their own block: the split's 1x1 remainder has zero
             # columns, which zero-inputs-sliced slices in turn (rules composing).
             point[:, rng.choice(ci, int(rng.integers(1, ci)), replace=False)] = False

@@ -25,8 +25,9 @@
 //!
 //! # Narrowed producers (groups that stay)
 //!
-//! A `group = 1` Conv whose output channel is constant but whose group is pinned (a pruned
-//! filter of a conv writing into a residual stream whose other writers are live) computes only
+//! A `group = 1` Conv whose output channel is constant but whose group stays (pinned: a pruned
+//! filter of a conv writing into a residual stream whose other writers are live; or kept as a
+//! carrier, or to keep its value a whole number of channel blocks) computes only
 //! its other filters plus one zero filter `z`; the pointwise ops after it (Relu, pools, ...)
 //! run on the narrow tensor, and where the channels meet the rest of the group a
 //! `Gather(axis = 1)` puts every channel back in place (the removed ones reading `z`) and an
@@ -262,14 +263,14 @@ fn kept(mask: &[bool]) -> Vec<usize> {
 }
 
 /// A float tensor from f64 values, rounded once.
-fn f32_tensor(dims: Vec<usize>, vals: &[f64]) -> Tensor {
+pub(crate) fn f32_tensor(dims: Vec<usize>, vals: &[f64]) -> Tensor {
     let v: Vec<f32> = vals.iter().map(|&x| x as f32).collect();
     Tensor::from_f32(dims, &v)
 }
 
 /// Points input `slot` of `op` at a constant holding `t`: in place when only `op` reads the
 /// old constant, else a new initializer named after the old one (or `base`).
-fn set_const(g: &mut Graph, op: OpId, slot: usize, t: Tensor, base: &str) {
+pub(crate) fn set_const(g: &mut Graph, op: OpId, slot: usize, t: Tensor, base: &str) {
     let ty = Some(ValueType::Tensor(TensorType {
         elem: t.dtype,
         shape: Some(t.dims.iter().map(|&d| Dim::Known(d)).collect()),
@@ -312,7 +313,7 @@ fn set_channels(g: &mut Graph, v: ValueId, n: usize) {
 }
 
 /// Gathers `t` along `axis` at `idx`.
-fn gather_axis(t: &[f64], dims: &[usize], axis: usize, idx: &[usize]) -> Vec<f64> {
+pub(crate) fn gather_axis(t: &[f64], dims: &[usize], axis: usize, idx: &[usize]) -> Vec<f64> {
     let outer: usize = dims[..axis].iter().product();
     let inner: usize = dims[axis + 1..].iter().product();
     let n = dims[axis];
@@ -725,7 +726,6 @@ fn point_cost_input(g: &Graph, op: OpId, elems: u64, in_elems: u64) -> NodeCostI
 fn narrow_producers(
     g: &mut Graph,
     df: &ChannelDataflow,
-    status: &[Status],
     cost: &dyn CostModel,
 ) -> Result<Vec<NarrowedProducer>, RewriteError> {
     let mut out = Vec::new();
@@ -746,13 +746,11 @@ fn narrow_producers(
             continue;
         };
         let co = facts.len();
+        // Every constant output is narrowable: a pinned group's, and equally a removable one
+        // that `remove_groups` kept (a carrier, or restored to keep its value block-aligned):
+        // the gather and the constants put the same tensor back either way.
         let mut removed: Vec<usize> = (0..co)
-            .filter(|&c| {
-                matches!(facts[c], ChannelFact::Const(_))
-                    && df
-                        .group(output, c as u32)
-                        .is_some_and(|gid| status[gid as usize] == Status::Pinned)
-            })
+            .filter(|&c| matches!(facts[c], ChannelFact::Const(_)))
             .collect();
         // An aligned conv stays aligned (its kept filters and the zero one fill whole blocks).
         let block = cost.channel_block();
@@ -1012,8 +1010,7 @@ pub fn remove_channels(
     }
     // Producers under pinned groups, on the narrowed graph.
     let df2 = ssc_structure::channels::channel_dataflow(g, opset)?;
-    let (status2, _) = classify(g, &df2);
-    report.producers_narrowed = narrow_producers(g, &df2, &status2, cost)?;
+    report.producers_narrowed = narrow_producers(g, &df2, cost)?;
     // Constants only the rewritten ops read are gone now.
     for v in g.initializer_ids() {
         if !g.is_used(v) && !g.is_graph_input(v) {

@@ -59,6 +59,7 @@ pub mod cost;
 pub mod extract;
 pub mod lang;
 mod materialize;
+pub mod permute;
 pub mod rules;
 mod validate;
 
@@ -231,6 +232,8 @@ pub struct RewriteReport {
     pub approximate: bool,
     /// What channel removal did (before and after the e-graph).
     pub channels: channels::ChannelReport,
+    /// Channel permutations folded into neighbouring convs (after extraction).
+    pub permutations: permute::PermuteReport,
     /// Alternatives dropped because they failed validation (bugs in rules, not in the model).
     pub dropped: Vec<DroppedRewrite>,
 }
@@ -260,6 +263,30 @@ fn run_channels(
                 reason: e.to_string(),
             });
             channels::ChannelReport::default()
+        }
+    }
+}
+
+/// Folds channel permutations into neighbouring convs; a failure (a bug in the pass) leaves the
+/// model as it was and is reported in `dropped`.
+fn run_permutations(
+    model: &mut Model,
+    dropped: &mut Vec<DroppedRewrite>,
+) -> permute::PermuteReport {
+    if !permute::any_permutation(&model.graph) {
+        return permute::PermuteReport::default();
+    }
+    let backup = model.clone();
+    match permute::fold_permutations(model) {
+        Ok(r) => r,
+        Err(e) => {
+            *model = backup;
+            dropped.push(DroppedRewrite {
+                node: "(graph)".into(),
+                rule: permute::NAME.into(),
+                reason: e.to_string(),
+            });
+            permute::PermuteReport::default()
         }
     }
 }
@@ -322,10 +349,14 @@ pub fn rewrite_model(
     if layers.iter().any(|l| l.rewritten) {
         channels.merge(run_channels(model, opts, &mut dropped_channels));
     }
+    // The block permutations the rewrites emitted (and any in the input) go into the convs
+    // next to them where one can absorb them.
+    let permutations = run_permutations(model, &mut dropped_channels);
     let mut dropped = dropped;
     dropped.extend(dropped_channels);
     let mut report = RewriteReport {
         channels,
+        permutations,
         egraph_nodes: built.egraph.total_size(),
         egraph_classes: built.egraph.number_of_classes(),
         iterations,
