@@ -17,6 +17,13 @@ Observed with openvino 2026.4.1 (CPU plugin, INFERENCE_PRECISION_HINT=f32), onnx
   the same with pads [0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0] or none: ok
   3x3 input, or a [1, 2] kernel with pads [0, 1, 0, 1]:                ok
 
+The same crash in 1-D (the long fuzz run, seed 5396): y = Conv(x[1, 1, L], W[1, 1, 1], b) with
+pads [p0, p1] crashes when p1 - p0 is L - 1 or L (L = 4: pads [0, 3], [0, 4], [1, 4], [1, 5]);
+with 15 input channels it crashes at p1 - p0 = L + k - 1 for kernels k = 1, 2, 3 too, so the
+region is wider than one-tap kernels and not characterised further. kernel-crop can produce
+such convs from ones OpenVINO runs (k = 3, dilation 3, pads [3, 5] on L = 3 -> k = 1, pads
+[0, 2]); ssc-opt does not avoid this yet.
+
 Run: python docs/openvino_conv1x1_pad_crash.py   (needs numpy, onnx, onnxruntime, openvino)
 Exit status 1 when the crash is present, 0 when OpenVINO computes every case like ORT.
 """
