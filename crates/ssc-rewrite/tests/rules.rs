@@ -292,6 +292,18 @@ fn one_sided_crop_moves_only_one_pad() {
 }
 
 #[test]
+fn corner_tap_crop_keeps_windows_on_the_input() {
+    // Only the top-left tap is used. Cut to 1x1 the conv would keep pads [1, 1, 0, 0], so its
+    // first output row and column would read padding alone, which the original 3x3 never
+    // does (OpenVINO crashes on such padded one-tap convs with a bias): the crop stops at 2x2.
+    let w = weight(8, 8, 3, 24, |_, _, t| t == 0);
+    let (m, _) = check(&conv(w, &Attrs::default()), Some("Conv 2x2 dense"));
+    let g = &m.graph;
+    let op = g.op(g.op_ids()[0]);
+    assert_eq!(op.desc.get_ints("pads").unwrap().unwrap(), &[1, 1, 0, 0]);
+}
+
+#[test]
 fn crop_keeps_groups() {
     let w = weight(8, 8, 3, 16, |_, _, t| t == 4);
     let a = Attrs {
