@@ -42,6 +42,10 @@ pub(crate) struct Pool {
     pub kind: PoolKind,
     /// For a max pool the row-blocked kernel takes: its plane geometry and column blocks.
     rows: Option<(PlaneGeom, Vec<Block>)>,
+    /// For a stride-1 average pool whose every window touches the image (`avg_s1_plane`): per
+    /// output column, how many of its window's columns lie inside the image (the divisor's
+    /// column factor without `count_include_pad`), then eight ones.
+    avg_s1: Option<Vec<f32>>,
 }
 
 impl Pool {
@@ -57,7 +61,36 @@ impl Pool {
             && plane.supported()
             && plane.windows_touch_image())
         .then(|| (plane, plane.blocks()));
-        Pool { geom, kind, rows }
+        // Stride 1, no dilation, and no ceil-mode windows past the padded extent; pads below the
+        // window size, so every window has a row and a column inside the image.
+        let avg_s1 = (matches!(kind, PoolKind::Avg { .. })
+            && g.stride == [1, 1]
+            && g.dilation == [1, 1]
+            && g.h > 0
+            && g.w > 0
+            && g.pads[0] < g.kh
+            && g.pads[2] < g.kh
+            && g.pads[1] < g.kw
+            && g.pads[3] < g.kw
+            && g.h + g.pads[0] + g.pads[2] + 1 == g.h_out + g.kh
+            && g.w + g.pads[1] + g.pads[3] + 1 == g.w_out + g.kw)
+            .then(|| {
+                (0..g.w_out)
+                    .map(|ox| {
+                        let x0 = ox as isize - g.pads[1] as isize;
+                        let hi = (g.w as isize - x0).min(g.kw as isize);
+                        (hi - (-x0).max(0)) as f32
+                    })
+                    // Eight past the end: the tail's whole vector divides its unused lanes by 1.
+                    .chain([1.0; 8])
+                    .collect()
+            });
+        Pool {
+            geom,
+            kind,
+            rows,
+            avg_s1,
+        }
     }
 
     /// One image: `input` is `[c, h, w]`, `output` is `[c, h_out, w_out]`.
@@ -74,9 +107,20 @@ impl Pool {
                 // The separable path's column buffer, once per task (every use writes before
                 // it reads).
                 let mut cols = [0.0f32; COLS_LEN];
+                // The stride-1 average's zero-bordered row, once per task (the borders stay
+                // zero; every row writes the middle before it reads it).
+                let mut row = match &self.avg_s1 {
+                    Some(_) => vec![0.0f32; g.pads[1] + g.w + g.pads[3] + 8],
+                    None => Vec::new(),
+                };
                 for (i, out) in out.chunks_exact_mut(op).enumerate() {
                     let c = b + i;
                     let plane = &input[c * ip..(c + 1) * ip];
+                    if let (Some(col_n), PoolKind::Avg { count_include_pad }) = (&self.avg_s1, kind)
+                    {
+                        avg_s1_plane(&g, count_include_pad, col_n, plane, out, &mut row);
+                        continue;
+                    }
                     // The fast max is `maxss` (branch-free, but it drops a NaN operand); a plane
                     // holding a NaN takes the NaN-propagating path, as the reference computes it.
                     let nan = kind == PoolKind::Max && has_nan(plane);
@@ -157,6 +201,120 @@ mod avx2 {
                 // SAFETY: y < h_out.
                 unsafe { store::<S>(m, y, g.w_out, b, out) };
             }
+        }
+    }
+}
+
+/// One channel of a stride-1 average pool whose every window touches the image (`Pool::avg_s1`
+/// is set; `col_n` is it). Per output row, the window's input rows are summed into the middle of
+/// `row` (zero borders of the left and right pads), then each output is the sum of `kw`
+/// neighbouring entries of `row`, divided by the window size (`count_include_pad`: stride 1
+/// without ceil-mode windows puts every tap inside the padded extent) or by its taps inside the
+/// image. Every loop is over contiguous slices, so it vectorises; the sum is reassociated (rows
+/// first) against the reference's tap order.
+#[inline(always)]
+fn avg_s1_plane(
+    g: &PoolGeom,
+    count_include_pad: bool,
+    col_n: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    row: &mut [f32],
+) {
+    let (w, w_out, kw) = (g.w, g.w_out, g.kw);
+    let full = (g.kh * kw) as f32;
+    for oy in 0..g.h_out {
+        let y0 = oy as isize - g.pads[0] as isize;
+        let lo = (-y0).max(0) as usize;
+        let hi = (g.h as isize - y0).min(g.kh as isize) as usize;
+        let first = (y0 + lo as isize) as usize;
+        let taps = &x[first * w..(first + hi - lo) * w];
+        let mid = &mut row[g.pads[1]..g.pads[1] + w];
+        // The rows' sums in one pass, eight columns per step through a local array (no copy
+        // of the first row, no in-place adds: both cost more per row than the sums on these
+        // short rows).
+        let mut j = 0;
+        while j + 8 <= w {
+            let mut a: [f32; 8] = taps[j..j + 8].try_into().expect("8 inputs");
+            for r in taps.chunks_exact(w).skip(1) {
+                let v: &[f32; 8] = r[j..j + 8].try_into().expect("8 inputs");
+                for (a, &v) in a.iter_mut().zip(v) {
+                    *a += v;
+                }
+            }
+            mid[j..j + 8].copy_from_slice(&a);
+            j += 8;
+        }
+        for (i, m) in mid.iter_mut().enumerate().skip(j) {
+            let mut a = taps[i];
+            for r in taps.chunks_exact(w).skip(1) {
+                a += r[i];
+            }
+            *m = a;
+        }
+        let dst = &mut out[oy * w_out..(oy + 1) * w_out];
+        // The window's column sums and the divisor in one pass, eight outputs per step (a
+        // fixed-length body, so it becomes one 256-bit vector per term).
+        let rows = (hi - lo) as f32;
+        let mut j = 0;
+        while j + 8 <= w_out {
+            let d: &mut [f32; 8] = (&mut dst[j..j + 8]).try_into().expect("8 outputs");
+            window8(
+                d,
+                &row[j..j + 7 + kw],
+                kw,
+                count_include_pad,
+                full,
+                rows,
+                &col_n[j..j + 8],
+            );
+            j += 8;
+        }
+        if j < w_out {
+            // The tail as a whole vector too: `row` and `col_n` run 8 entries past the last
+            // window (zeros and ones), and only the real outputs are kept.
+            let mut d = [0.0f32; 8];
+            window8(
+                &mut d,
+                &row[j..j + 7 + kw],
+                kw,
+                count_include_pad,
+                full,
+                rows,
+                &col_n[j..j + 8],
+            );
+            dst[j..].copy_from_slice(&d[..w_out - j]);
+        }
+    }
+}
+
+/// Eight outputs of `avg_s1_plane`: `d[i] = sum(r[i..i + kw]) / n[i]`, `r` holding `7 + kw`.
+#[inline(always)]
+fn window8(
+    d: &mut [f32; 8],
+    r: &[f32],
+    kw: usize,
+    count_include_pad: bool,
+    full: f32,
+    rows: f32,
+    col_n: &[f32],
+) {
+    let mut acc = [0.0f32; 8];
+    acc.copy_from_slice(&r[..8]);
+    for t in 1..kw {
+        let v: &[f32; 8] = r[t..t + 8].try_into().expect("8 inputs");
+        for (a, &v) in acc.iter_mut().zip(v) {
+            *a += v;
+        }
+    }
+    if count_include_pad {
+        for (d, &a) in d.iter_mut().zip(&acc) {
+            *d = a / full;
+        }
+    } else {
+        let n: &[f32; 8] = col_n.try_into().expect("8 divisors");
+        for ((d, &a), &n) in d.iter_mut().zip(&acc).zip(n) {
+            *d = a / (rows * n);
         }
     }
 }
@@ -453,6 +611,20 @@ mod tests {
             (2, 9, 21, 2, 2, [0; 4], true),
             (2, 10, 19, 2, 1, [0, 1, 1, 0], false),
             (2, 4, 3, 3, 1, [1; 4], false),
+            // Stride-1 averages (`avg_s1_plane`): the sum-pool's 3x3 pads 1 on odd and tiny
+            // planes, one row or column, asymmetric and zero pads, 2x2 / 4x4 / 5x5 windows,
+            // rows longer than a vector's multiple, a window as large as the padded plane.
+            (3, 7, 7, 3, 1, [1; 4], false),
+            (2, 1, 1, 3, 1, [1; 4], false),
+            (2, 1, 9, 3, 1, [1; 4], false),
+            (2, 9, 1, 3, 1, [1; 4], false),
+            (2, 13, 17, 3, 1, [0, 1, 2, 0], false),
+            (2, 6, 5, 3, 1, [0; 4], false),
+            (2, 11, 37, 2, 1, [1, 0, 0, 1], false),
+            (2, 9, 10, 4, 1, [3, 1, 2, 3], false),
+            (1, 5, 5, 5, 1, [2; 4], false),
+            (1, 3, 3, 5, 1, [1; 4], false),
+            (1, 4, 1030, 3, 1, [1; 4], false),
         ];
         for (c, h, w, k, s, pads, ceil) in cases {
             let out = |n: usize, p: usize| {
@@ -481,14 +653,22 @@ mod tests {
                     },
                     "AveragePool",
                 ),
+                (
+                    PoolKind::Avg {
+                        count_include_pad: true,
+                    },
+                    "AveragePool",
+                ),
             ] {
                 let mut y = vec![f32::NAN; c * h_out * w_out];
                 let pool = Pool::new(g, kind);
-                let row_blocked = kind == PoolKind::Max && s <= 2;
+                let row_blocked = kind == PoolKind::Max && s <= 2 && k <= 3;
                 assert_eq!(
                     pool.rows.is_some(),
                     row_blocked && crate::kernels::par::has_avx2_fma()
                 );
+                let avg = matches!(kind, PoolKind::Avg { .. });
+                assert_eq!(pool.avg_s1.is_some(), avg && s == 1 && !ceil);
                 pool.run(&x, &mut y);
                 let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
                 let mut desc = OpDesc::new(op);
@@ -498,6 +678,12 @@ mod tests {
                     Attribute::ints("pads", i(&pads)),
                     Attribute::int("ceil_mode", i64::from(ceil)),
                 ];
+                if let PoolKind::Avg { count_include_pad } = kind {
+                    desc.attrs.push(Attribute::int(
+                        "count_include_pad",
+                        i64::from(count_include_pad),
+                    ));
+                }
                 let xt = Tensor::from_f32(vec![1, c, h, w], &x);
                 let want = ssc_exec::eval_node(&desc, 17, &[Some(&xt)], 1).unwrap();
                 assert_eq!(want[0].dims, vec![1, c, h_out, w_out]);
@@ -505,7 +691,7 @@ mod tests {
                 for (n, (&a, &b)) in y.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-6,
-                        "{op} {c}x{h}x{w} k{k} s{s} {pads:?} ceil {ceil} at {n}: {a} vs {b}"
+                        "{kind:?} {c}x{h}x{w} k{k} s{s} {pads:?} ceil {ceil} at {n}: {a} vs {b}"
                     );
                 }
             }
