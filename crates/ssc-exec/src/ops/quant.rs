@@ -302,8 +302,9 @@ pub(crate) fn dynamic_params(xs: &[f64]) -> (f64, i64) {
     (scale as f64, zp as i64)
 }
 
-/// [`dynamic_params`] from the range's ends (`min <= 0 <= max`, f32 values): the one home of
-/// the formula, which the JIT's DynamicQuantizeLinear kernel calls too.
+/// DynamicQuantizeLinear's scale and zero point (what `dynamic_params` computes) from the
+/// range's ends (`min <= 0 <= max`, f32 values): the one home of the formula, which the JIT's
+/// DynamicQuantizeLinear kernel calls too.
 pub fn dynamic_quant_params(min: f32, max: f32) -> (f32, u8) {
     let f = |v: f64| v as f32 as f64;
     let (min, max) = (min as f64, max as f64);
