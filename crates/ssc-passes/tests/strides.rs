@@ -61,10 +61,30 @@ fn a_stride_on_a_one_window_axis_becomes_one() {
 }
 
 #[test]
+fn an_unread_end_pad_is_trimmed_to_make_one_window_exact() {
+    // W = 2 padded by 3 + 3 is 8, one window of 7 at stride 3: the last padded position is
+    // never read, so the end pad drops to 2 and the stride to 1 (the fuzzer's seed 10256).
+    let attrs = vec![
+        Attribute::ints("strides", vec![1, 3]),
+        Attribute::ints("pads", vec![0, 3, 0, 3]),
+    ];
+    let (n, s, same) = conv(5, 2, [3, 7], attrs);
+    assert_eq!((n, s.as_slice(), same), (1, &[1, 1][..], true));
+}
+
+#[test]
 fn near_misses_keep_their_strides() {
-    // One more input column: two windows at stride 1, one at stride 2; the stride matters.
+    // One more input column: two windows at stride 1, one at stride 2, and the unread column
+    // is input, not padding: the stride stays.
     let (n, s, _) = conv(4, 4, [2, 3], vec![Attribute::ints("strides", vec![1, 2])]);
     assert_eq!((n, s.as_slice()), (0, &[1, 2][..]));
+    // Two windows (rest 2 >= stride 2): not one window, left alone.
+    let attrs = vec![
+        Attribute::ints("strides", vec![1, 2]),
+        Attribute::ints("pads", vec![0, 0, 0, 2]),
+    ];
+    let (n, _, _) = conv(4, 3, [2, 3], attrs);
+    assert_eq!(n, 0);
     // auto_pad decides the padding itself: left alone.
     let attrs = vec![
         Attribute::ints("strides", vec![1, 2]),

@@ -3,14 +3,17 @@
 //! axis wrongly (`docs/openvino_conv_quirks.py`); with stride 1 it computes them right.
 //!
 //! Guard: a `Conv` in the default domain with explicit padding (`auto_pad` absent or
-//! `NOTSET`), the input's spatial extents known, the weight's rank known, and on some axis
-//! `L + pad_begin + pad_end - dilation * (k - 1) - 1 == 0`: the padded input is exactly one
-//! dilated kernel long, so the output has one position on that axis for any stride, and it
-//! reads the same input positions (`0, d, .., d (k - 1)` of the padded axis) whatever the
-//! stride is.
+//! `NOTSET`), the input's spatial extents known, the weight's rank known, and on some axis a
+//! stride `s > 1` with `0 <= r < s`, where `r = L + pad_begin + pad_end - dilation * (k - 1) - 1`
+//! is what the padded input holds beyond the first dilated window: the output has one position
+//! on that axis, reading padded positions `0, d, .., d (k - 1)`. The `r` positions after them
+//! are never read; when the end pad covers them (`pad_end >= r`) it shrinks by `r`, after which
+//! the padded input is exactly one window long, and the stride becomes 1. Both keep every read
+//! position and the output length (1), so the result is bit-identical.
 //!
 //! Before: `Conv(x[1, 1, 4, 3], W[10, 1, 2, 3], strides = [1, 2])` (output `[1, 10, 3, 1]`);
-//! after: the same with `strides = [1, 1]`.
+//! after: the same with `strides = [1, 1]`. Before: `Conv(x[.., 2], W[.., 7], pads = [3, 3],
+//! strides = [3])` (`r = 1`); after: `pads = [3, 2]`, `strides = [1]`.
 
 use ssc_ir::{Attribute, Dim, Graph, Model, OpId};
 
@@ -23,16 +26,18 @@ pub(crate) fn run(m: &mut Model, _: &PassOptions, r: &mut PassReport) -> Result<
         if !is_onnx_op(g, op, "Conv") {
             continue;
         }
-        if let Some(strides) = unit_window_strides(g, op) {
+        if let Some((strides, pads)) = unit_window_strides(g, op) {
             g.desc_mut(op).set_attr(Attribute::ints("strides", strides));
+            g.desc_mut(op).set_attr(Attribute::ints("pads", pads));
             r.add("unit_window_strides", 1);
         }
     }
     Ok(())
 }
 
-/// The conv's strides with every one-window axis set to 1, when that changes some stride.
-fn unit_window_strides(g: &Graph, op: OpId) -> Option<Vec<i64>> {
+/// The conv's strides and pads with every one-window axis at stride 1 (its unread end pad
+/// trimmed), when that changes some stride.
+fn unit_window_strides(g: &Graph, op: OpId) -> Option<(Vec<i64>, Vec<i64>)> {
     let o = g.op(op);
     let d = &o.desc;
     let auto_pad = d.get_string("auto_pad").ok()?.unwrap_or_default();
@@ -58,7 +63,7 @@ fn unit_window_strides(g: &Graph, op: OpId) -> Option<Vec<i64>> {
     };
     let mut strides = ints("strides", 1, n)?;
     let dilations = ints("dilations", 1, n)?;
-    let pads = ints("pads", 0, 2 * n)?;
+    let mut pads = ints("pads", 0, 2 * n)?;
     let kernel: Vec<i64> = match d.get_ints("kernel_shape").ok()? {
         Some(k) if k.len() == n => k.to_vec(),
         Some(_) => return None,
@@ -72,11 +77,12 @@ fn unit_window_strides(g: &Graph, op: OpId) -> Option<Vec<i64>> {
         let Some(l) = x[2 + i].known() else {
             continue;
         };
-        let span = l as i64 + pads[i] + pads[n + i] - dilations[i] * (kernel[i] - 1) - 1;
-        if span == 0 && strides[i] > 1 {
+        let rest = l as i64 + pads[i] + pads[n + i] - dilations[i] * (kernel[i] - 1) - 1;
+        if strides[i] > 1 && (0..strides[i]).contains(&rest) && pads[n + i] >= rest {
+            pads[n + i] -= rest;
             strides[i] = 1;
             changed = true;
         }
     }
-    changed.then_some(strides)
+    changed.then_some((strides, pads))
 }
