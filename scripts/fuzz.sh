@@ -19,6 +19,10 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+case "${1:-}" in
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    ''|*[!0-9]*) [[ -z "${1:-}" ]] || { echo "fuzz.sh: SECONDS must be a number (got '$1'); see --help" >&2; exit 2; } ;;
+esac
 secs="${1:-600}"
 max_len="${FUZZ_MAX_LEN:-65536}"
 corpus="$repo/fuzz/corpus/import"
