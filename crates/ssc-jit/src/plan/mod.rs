@@ -495,28 +495,17 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
 
     // Liveness of arena values, in step indices; graph inputs live from the start and graph
     // outputs to the end.
-    let n = steps.len();
-    let mut first = vec![usize::MAX; arena_vals.len()];
-    let mut last = vec![0usize; arena_vals.len()];
-    for io in &inputs {
-        if let Loc::Arena { off: i, .. } = io.loc {
-            first[i] = 0;
-        }
-    }
-    for (s, (r, w)) in reads.iter().zip(&writes).enumerate() {
-        for v in w.iter().chain(r) {
-            if let Some(&i) = arena_idx.get(v) {
-                first[i] = first[i].min(s);
-                last[i] = last[i].max(s);
-            }
-        }
-    }
-    for io in &outputs {
-        if let Loc::Arena { off: i, .. } = io.loc {
-            first[i] = first[i].min(n);
-            last[i] = n;
-        }
-    }
+    let arena_of = |l: Loc| match l {
+        Loc::Arena { off, .. } => Some(off),
+        _ => None,
+    };
+    let (mut first, mut last) = lifetimes(
+        arena_vals.len(),
+        &arena_idx,
+        (&reads, &writes),
+        inputs.iter().filter_map(|io| arena_of(io.loc)),
+        outputs.iter().filter_map(|io| arena_of(io.loc)),
+    );
     // A value placed inside another extends its root's lifetime; only roots take space.
     let roots: Vec<(usize, usize)> = (0..arena_vals.len()).map(|i| aliases.root(i)).collect();
     for i in 0..arena_vals.len() {
@@ -535,27 +524,17 @@ pub(crate) fn lower(m: &ssc_ir::Model, opts: &JitOptions, jit: &mut Jit) -> Resu
         .collect();
     let placement = place(&intervals);
     // The integer arena: the same greedy placement over the integer values' lifetimes.
-    let mut ifirst = vec![usize::MAX; int_vals.len()];
-    let mut ilast = vec![0usize; int_vals.len()];
-    for io in &inputs {
-        if let Loc::Int { off: i, .. } = io.loc {
-            ifirst[i] = 0;
-        }
-    }
-    for (s, (r, w)) in reads.iter().zip(&writes).enumerate() {
-        for v in w.iter().chain(r) {
-            if let Some(&i) = int_idx.get(v) {
-                ifirst[i] = ifirst[i].min(s);
-                ilast[i] = ilast[i].max(s);
-            }
-        }
-    }
-    for io in &outputs {
-        if let Loc::Int { off: i, .. } = io.loc {
-            ifirst[i] = ifirst[i].min(n);
-            ilast[i] = n;
-        }
-    }
+    let int_of = |l: Loc| match l {
+        Loc::Int { off, .. } => Some(off),
+        _ => None,
+    };
+    let (ifirst, ilast) = lifetimes(
+        int_vals.len(),
+        &int_idx,
+        (&reads, &writes),
+        inputs.iter().filter_map(|io| int_of(io.loc)),
+        outputs.iter().filter_map(|io| int_of(io.loc)),
+    );
     let iintervals: Vec<Interval> = int_vals
         .iter()
         .enumerate()
@@ -866,4 +845,36 @@ fn lower_native(cx: &Cx, jit: &mut Jit, op: OpId) -> Option<Native> {
         "LSTM" => lstm::lower_lstm(cx, op),
         _ => None,
     }
+}
+
+/// First and last step indices at which each of `count` values (`idx` maps a value to its
+/// index) is live, one home for the f32 and the integer arenas: graph inputs (`inputs`, by
+/// index) live from step 0, graph outputs (`outputs`) to the end, `usize::MAX` marks a value no
+/// step touches.
+fn lifetimes(
+    count: usize,
+    idx: &HashMap<ValueId, usize>,
+    (reads, writes): (&[Vec<ValueId>], &[Vec<ValueId>]),
+    inputs: impl Iterator<Item = usize>,
+    outputs: impl Iterator<Item = usize>,
+) -> (Vec<usize>, Vec<usize>) {
+    let n = reads.len();
+    let mut first = vec![usize::MAX; count];
+    let mut last = vec![0usize; count];
+    for i in inputs {
+        first[i] = 0;
+    }
+    for (s, (r, w)) in reads.iter().zip(writes).enumerate() {
+        for v in w.iter().chain(r) {
+            if let Some(&i) = idx.get(v) {
+                first[i] = first[i].min(s);
+                last[i] = last[i].max(s);
+            }
+        }
+    }
+    for i in outputs {
+        first[i] = first[i].min(n);
+        last[i] = n;
+    }
+    (first, last)
 }
